@@ -1,0 +1,49 @@
+"""The `shardstore` command line. It only parses arguments into typed configs and calls library functions.
+
+Each area registers its commands from its own module (`tokenizer_cmds`, `store_cmds`, `build_cmds`, `mix_cmds`,
+`cache_cmds`, `demo_cmds`). Any `ShardStoreError` becomes one clear line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from shardstore.errors import ShardStoreError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="shardstore")
+def cli() -> None:
+    """Turn raw text corpora into verified, memory-mapped training shards and exact, resumable batches."""
+
+
+def _register() -> None:
+    from shardstore.cli import build_cmds, cache_cmds, demo_cmds, mix_cmds, store_cmds, tokenizer_cmds
+
+    for module in (tokenizer_cmds, build_cmds, store_cmds, mix_cmds, cache_cmds, demo_cmds):
+        module.register(cli)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `shardstore` console script; returns the process exit code."""
+    _register()
+    try:
+        cli.main(args=argv, prog_name="shardstore", standalone_mode=False)
+    except ShardStoreError as exc:
+        click.echo(f"shardstore: error: {exc}", err=True)
+        return 1
+    except click.exceptions.Abort:
+        click.echo("shardstore: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

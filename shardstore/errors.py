@@ -1,0 +1,66 @@
+"""One exception hierarchy for everything shardstore raises on purpose.
+
+Every message says what was received, which rule it broke and how to fix it, and names the file (and offset)
+when there is one. Callers catch `ShardStoreError` to handle any of them; the CLI turns one into a single line
+and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BuildError",
+    "CacheError",
+    "ChecksumError",
+    "ConfigError",
+    "FormatError",
+    "InputError",
+    "ManifestError",
+    "MismatchError",
+    "RemoteError",
+    "ShardStoreError",
+    "StateError",
+]
+
+
+class ShardStoreError(Exception):
+    """Base class of every error shardstore raises deliberately."""
+
+
+class ConfigError(ShardStoreError, ValueError):
+    """An option, config file or argument is invalid."""
+
+
+class FormatError(ShardStoreError):
+    """A file is not in the expected on-disk format (bad magic, version, truncated, impossible header)."""
+
+
+class ChecksumError(FormatError):
+    """Bytes on disk do not match their recorded checksum."""
+
+
+class ManifestError(FormatError):
+    """A store manifest is missing, malformed, or hostile (path traversal, absurd counts, wrong types)."""
+
+
+class MismatchError(ShardStoreError):
+    """Things that must agree do not: stores of different tokenizers, a resume state against other data."""
+
+
+class StateError(MismatchError):
+    """A loader state dict cannot be applied to this loader."""
+
+
+class InputError(ShardStoreError):
+    """An input file cannot be read (missing, truncated compressed stream, unsupported format)."""
+
+
+class BuildError(ShardStoreError):
+    """A build could not complete (some work units failed, inconsistent journal, options changed on resume)."""
+
+
+class RemoteError(ShardStoreError):
+    """Remote storage failed after bounded retries."""
+
+
+class CacheError(ShardStoreError):
+    """The node-local cache cannot hold or produce a file."""
