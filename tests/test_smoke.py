@@ -5,7 +5,6 @@ import shardstore
 
 
 def test_import_is_lazy_and_cli_help_runs() -> None:
-    assert "shardstore.store" not in sys.modules or True  # import of the package itself must not fail
     assert shardstore.__version__
     out = subprocess.run([sys.executable, "-m", "shardstore", "--help"], capture_output=True, text=True, check=True)
     assert "Usage" in out.stdout
