@@ -1,0 +1,567 @@
+"""Store: random access by token and by document over a store's memory-mapped shards, verified as it reads.
+
+Design and trade-offs:
+- `Store.open` reads and validates only the manifest (one file): no per-shard stat, open or listing, so a store of
+  10,000 shards opens in well under a second even on a network file system. Each shard is mapped lazily on first
+  use; mapping checks the file size against the manifest (truncation), the header (magic, version, checksum,
+  section table against the counts), and the checksums of the document index and block table. Consequently a
+  truncated or corrupt shard is reported when it is first touched, naming the file, not at open (unless
+  `verify="full"`, which checks every byte of every shard at open). Nothing wrong is ever returned.
+- verify="touch" (default): a 1 MiB payload block is hashed (xxh3_64) the first time this process reads from it;
+  the per-block bitmap survives unmapping, and is cleared in a forked child, which re-maps and re-verifies rather
+  than trusting its parent's mappings. verify="off" skips block checks (benchmarks only).
+- At most `max_open_shards` (256) mappings are held (LRU); evicting one calls `locator.release(i)` so a node-local
+  cache may delete the file. Arrays already handed out keep their mapping alive (CPython unmaps when the last view
+  dies), so eviction never invalidates memory in use.
+- `read_into` is the hot path: bisect over cumulative shard token offsets, a bitmap check, one numpy copy per shard
+  crossed. Single-shard `tokens()`/`doc()` return zero-copy read-only views of the mapping.
+- The locator decides where shard files come from: `LocalLocator` for directories and file:// URLs; for any other
+  fsspec URL, `shardstore.cache.open_remote` stages files to node-local disk.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import weakref
+from bisect import bisect_right
+from collections import OrderedDict
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from shardstore import format as fmt
+from shardstore.errors import ChecksumError, ConfigError, FormatError, ManifestError
+from shardstore.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, FileInfo, Manifest
+
+if TYPE_CHECKING:
+    from shardstore.verify import VerifyReport
+
+__all__ = ["DEFAULT_MAX_OPEN_SHARDS", "LocalLocator", "Locator", "Store", "VerifyMode"]
+
+DEFAULT_MAX_OPEN_SHARDS = 256
+
+
+class VerifyMode(StrEnum):
+    TOUCH = "touch"
+    FULL = "full"
+    OFF = "off"
+
+
+class Locator(Protocol):
+    """Where a store's files are on local disk (see docs: the cache implements it for remote stores)."""
+
+    def shard_path(self, index: int) -> str: ...
+    def file_path(self, name: str) -> str: ...
+    def prefetch(self, indices: Sequence[int]) -> None: ...
+    def release(self, index: int) -> None: ...
+
+
+class LocalLocator:
+    """Files of a store in a local directory; refuses any path (or symlink) that resolves outside of it."""
+
+    def __init__(self, root: str, manifest: Manifest) -> None:
+        self._root = root
+        self._real_root = os.path.realpath(root)
+        self._manifest = manifest
+
+    def _resolve(self, name: str) -> str:
+        path = os.path.join(self._root, name)
+        real = os.path.realpath(path)
+        if not real.startswith(self._real_root + os.sep):
+            raise ManifestError(
+                f"{path}: resolves to {real}, outside the store {self._real_root}; refusing it"
+            )
+        return path
+
+    def shard_path(self, index: int) -> str:
+        return self._resolve(self._manifest.shards[index].name)
+
+    def file_path(self, name: str) -> str:
+        if self._manifest.file(name) is None:
+            raise ManifestError(f"{self._root}: the manifest lists no file {name!r}")
+        return self._resolve(name)
+
+    def prefetch(self, indices: Sequence[int]) -> None:
+        """Local files need no staging."""
+
+    def release(self, index: int) -> None:
+        """Local files are never evicted."""
+
+
+class _Shard:
+    """One mapped shard: numpy views of its sections and its block-verification bitmap."""
+
+    __slots__ = (
+        "block_shift",
+        "index",
+        "num_tokens",
+        "offsets",
+        "path",
+        "payload",
+        "sums",
+        "tokens",
+        "trusted",
+        "verified",
+    )
+
+    def __init__(
+        self, index: int, path: str, mm: mmap.mmap, header: fmt.ShardHeader, verified: bytearray
+    ) -> None:
+        lay = header.layout
+        self.index = index
+        self.path = path
+        self.num_tokens = header.num_tokens
+        self.tokens = np.frombuffer(
+            mm, dtype=header.dtype, count=header.num_tokens, offset=lay.payload_offset
+        )
+        self.offsets = np.frombuffer(mm, dtype="<u8", count=header.num_docs + 1, offset=lay.doc_index_offset)
+        self.sums = np.frombuffer(mm, dtype="<u8", count=lay.num_blocks, offset=lay.block_sums_offset)
+        self.payload = self.tokens.view(np.uint8)
+        self.block_shift = (
+            header.block_size // header.token_bytes
+        ).bit_length() - 1  # tokens per block = 2**shift
+        self.verified = verified
+        self.trusted = False
+
+
+_LIVE: weakref.WeakSet[Store] = weakref.WeakSet()
+_FORK_HOOK: list[bool] = []
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_LIVE):
+        store._reset_after_fork()
+
+
+def _split_url(path_or_url: str | os.PathLike[str]) -> tuple[str | None, str]:
+    """(protocol or None for local, path)."""
+    s = os.fspath(path_or_url)
+    if "://" in s:
+        proto, rest = s.split("://", 1)
+        if proto == "file":
+            return None, rest
+        return proto, s
+    return None, s
+
+
+class Store:
+    """A store opened for reading. Use `Store.open(...)`; see the module docstring for the verification model."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        locator: Locator,
+        *,
+        root: str,
+        verify: VerifyMode | str = VerifyMode.TOUCH,
+        max_open_shards: int = DEFAULT_MAX_OPEN_SHARDS,
+        reopen_args: tuple[Any, ...] | None = None,
+    ) -> None:
+        try:
+            self._mode = VerifyMode(verify)
+        except ValueError:
+            raise ConfigError(f"verify={verify!r} must be one of {[m.value for m in VerifyMode]}") from None
+        if max_open_shards < 1:
+            raise ConfigError(f"max_open_shards={max_open_shards} must be >= 1")
+        self._manifest = manifest
+        self._locator = locator
+        self._root = root
+        self._max_open = max_open_shards
+        self._reopen_args = reopen_args
+        counts = np.fromiter(
+            (s.num_tokens for s in manifest.shards), dtype=np.int64, count=len(manifest.shards)
+        )
+        docs = np.fromiter((s.num_docs for s in manifest.shards), dtype=np.int64, count=len(manifest.shards))
+        self._tok_cum = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._doc_cum = np.concatenate([[0], np.cumsum(docs)]).astype(np.int64)
+        self._tok_starts: list[int] = self._tok_cum[:-1].tolist()
+        self._doc_starts: list[int] = self._doc_cum[:-1].tolist()
+        self._num_tokens = int(self._tok_cum[-1])
+        self._num_docs = int(self._doc_cum[-1])
+        self._dtype = np.dtype(manifest.dtype)
+        self._tokenizer: Any = None
+        self._reset_state()
+        if not _FORK_HOOK:
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+            _FORK_HOOK.append(True)
+        _LIVE.add(self)
+        if self._mode is VerifyMode.FULL:
+            self.verify()
+
+    # -- opening --------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path_or_url: str | os.PathLike[str],
+        *,
+        verify: VerifyMode | str = VerifyMode.TOUCH,
+        cache_dir: str | os.PathLike[str] | None = None,
+        storage_options: dict[str, Any] | None = None,
+        max_open_shards: int = DEFAULT_MAX_OPEN_SHARDS,
+    ) -> Store:
+        """Open a store directory, a `file://` URL, or (through the node-local cache) any fsspec URL."""
+        args = (os.fspath(path_or_url), verify, cache_dir, storage_options, max_open_shards)
+        proto, path = _split_url(path_or_url)
+        if proto is None:
+            if os.path.basename(path) == MANIFEST_NAME and os.path.isfile(path):
+                path = os.path.dirname(path) or "."
+            source = os.path.join(path, MANIFEST_NAME)
+            try:
+                with open(source, "rb") as f:
+                    data = f.read(MAX_MANIFEST_BYTES + 1)
+            except FileNotFoundError:
+                raise ManifestError(
+                    f"{source}: no manifest: {path} is not a shardstore store, or its build never finished"
+                ) from None
+            except OSError as exc:
+                raise ManifestError(f"{source}: cannot read manifest: {exc}") from exc
+            manifest = Manifest.from_json_bytes(data, source=source)
+            locator: Locator = LocalLocator(path, manifest)
+            root = path
+        else:
+            try:
+                from shardstore.cache import open_remote
+            except ImportError as exc:
+                raise ConfigError(
+                    f"{path}: opening a remote store needs shardstore.cache, which is not available ({exc})"
+                ) from exc
+            manifest_bytes, locator = open_remote(path, cache_dir=cache_dir, storage_options=storage_options)
+            manifest = Manifest.from_json_bytes(manifest_bytes, source=f"{path.rstrip('/')}/{MANIFEST_NAME}")
+            root = path
+        return cls(
+            manifest, locator, root=root, verify=verify, max_open_shards=max_open_shards, reopen_args=args
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Mappings cannot cross processes (spawn-started DataLoader workers): the child re-opens the store.
+        if self._reopen_args is None:
+            raise ConfigError(
+                "this Store was built from a manifest object, not opened by path; it cannot be sent"
+            )
+        return (_reopen, self._reopen_args)
+
+    # -- metadata -------------------------------------------------------------------------------------------------
+
+    @property
+    def num_tokens(self) -> int:
+        return self._num_tokens
+
+    @property
+    def num_docs(self) -> int:
+        return self._num_docs
+
+    @property
+    def num_shards(self) -> int:
+        return len(self._manifest.shards)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def fingerprint(self) -> str:
+        return self._manifest.fingerprint
+
+    @property
+    def manifest(self) -> Manifest:
+        return self._manifest
+
+    @property
+    def locator(self) -> Locator:
+        return self._locator
+
+    @property
+    def root(self) -> str:
+        return self._root
+
+    @property
+    def verify_mode(self) -> VerifyMode:
+        return self._mode
+
+    @property
+    def tokenizer_fingerprint(self) -> str | None:
+        tok = self._manifest.tokenizer
+        return tok.fingerprint if tok else None
+
+    @property
+    def eos_id(self) -> int | None:
+        tok = self._manifest.tokenizer
+        return tok.eos_id if tok else None
+
+    @property
+    def shard_token_offsets(self) -> np.ndarray:
+        """Cumulative token counts: shard i holds global tokens [offsets[i], offsets[i+1])."""
+        view = self._tok_cum.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def tokenizer(self) -> Any:
+        """The store's `tokenizer.Tokenizer` (from its verified tokenizer.json), or None if it has none."""
+        if self._tokenizer is None:
+            entry = self._manifest.file("tokenizer.json")
+            if entry is None:
+                return None
+            path = self.file_path(entry.name)
+            from tokenizer import Tokenizer
+
+            self._tokenizer = Tokenizer.load(path)
+        return self._tokenizer
+
+    def file_path(self, name: str) -> str:
+        """Local path of an auxiliary file, after checking its size and checksum against the manifest."""
+        entry: FileInfo | None = self._manifest.file(name)
+        if entry is None:
+            raise ManifestError(f"{self._root}: the manifest lists no file {name!r}")
+        path = self._locator.file_path(name)
+        try:
+            size = os.path.getsize(path)
+        except OSError as exc:
+            raise FormatError(f"{path}: cannot read auxiliary file: {exc}") from exc
+        if size != entry.size:
+            raise FormatError(f"{path}: file is {size} bytes, manifest says {entry.size}")
+        actual = fmt.file_checksum(path)
+        if actual != entry.checksum:
+            raise ChecksumError(
+                f"{path}: checksum {actual} != manifest {entry.checksum}: the file is corrupt"
+            )
+        return path
+
+    def __repr__(self) -> str:
+        return (
+            f"Store({self._root!r}, num_tokens={self._num_tokens}, num_docs={self._num_docs}, "
+            f"shards={self.num_shards}, dtype={self._dtype.name}, verify={self._mode.value})"
+        )
+
+    # -- reading --------------------------------------------------------------------------------------------------
+
+    def read_into(self, start: int, out: np.ndarray) -> np.ndarray:
+        """Fill `out` (1-D, any integer dtype) with tokens [start, start + len(out)); returns `out`."""
+        n = out.shape[0]
+        if start < 0 or start + n > self._num_tokens:
+            raise IndexError(f"tokens [{start}, {start + n}) are outside the store's [0, {self._num_tokens})")
+        pos = 0
+        starts = self._tok_starts
+        while pos < n:
+            s = bisect_right(starts, start) - 1
+            shard = self._last if self._last_index == s else self._get(s)
+            local = start - starts[s]
+            take = min(n - pos, shard.num_tokens - local)
+            if not shard.trusted:
+                self._check_blocks(shard, local, local + take)
+            out[pos : pos + take] = shard.tokens[local : local + take]
+            pos += take
+            start += take
+        return out
+
+    def tokens(self, start: int, stop: int) -> np.ndarray:
+        """Tokens [start, stop) as a read-only array (a zero-copy view when they lie in one shard)."""
+        if not 0 <= start <= stop <= self._num_tokens:
+            raise IndexError(f"tokens [{start}, {stop}) are outside the store's [0, {self._num_tokens})")
+        if start == stop:
+            return _readonly(np.empty(0, dtype=self._dtype))
+        s = bisect_right(self._tok_starts, start) - 1
+        local = start - self._tok_starts[s]
+        shard = self._get(s)
+        if local + (stop - start) <= shard.num_tokens:
+            if not shard.trusted:
+                self._check_blocks(shard, local, local + stop - start)
+            return shard.tokens[local : local + stop - start]
+        return _readonly(self.read_into(start, np.empty(stop - start, dtype=self._dtype)))
+
+    def doc(self, index: int) -> np.ndarray:
+        """Document `index` as a read-only, zero-copy array (documents never span shards)."""
+        index = int(index)
+        if index < 0:
+            index += self._num_docs
+        if not 0 <= index < self._num_docs:
+            raise IndexError(f"document {index} is outside the store's {self._num_docs} documents")
+        s = bisect_right(self._doc_starts, index) - 1
+        shard = self._get(s)
+        j = index - self._doc_starts[s]
+        a, b = int(shard.offsets[j]), int(shard.offsets[j + 1])
+        if a < b and not shard.trusted:
+            self._check_blocks(shard, a, b)
+        return shard.tokens[a:b]
+
+    def doc_span(self, index: int) -> tuple[int, int]:
+        """Global token range [start, stop) of document `index`."""
+        if not 0 <= index < self._num_docs:
+            raise IndexError(f"document {index} is outside the store's {self._num_docs} documents")
+        s = bisect_right(self._doc_starts, index) - 1
+        shard = self._get(s)
+        j = index - self._doc_starts[s]
+        base = self._tok_starts[s]
+        return base + int(shard.offsets[j]), base + int(shard.offsets[j + 1])
+
+    def doc_starts(self, start: int, stop: int) -> np.ndarray:
+        """Global token positions in [start, stop) where a (non-empty) document begins, ascending, int64."""
+        parts = []
+        for s in self.shards_for(start, stop):
+            offs = self._get(s).offsets.astype(np.int64)
+            begins = offs[:-1][offs[1:] > offs[:-1]] + self._tok_starts[s]
+            lo, hi = np.searchsorted(begins, [start, stop])
+            parts.append(begins[lo:hi])
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+    def shards_for(self, start: int, stop: int) -> range:
+        """Indices of the shards holding tokens [start, stop) (empty when start >= stop)."""
+        if not 0 <= start <= stop <= self._num_tokens:
+            raise IndexError(f"tokens [{start}, {stop}) are outside the store's [0, {self._num_tokens})")
+        if start == stop:
+            return range(0)
+        first = bisect_right(self._tok_starts, start) - 1
+        last = bisect_right(self._tok_starts, stop - 1) - 1
+        return range(first, last + 1)
+
+    def prefetch(self, indices: Sequence[int]) -> None:
+        """Hint that these shards will be read soon (remote stores start downloading them)."""
+        self._locator.prefetch(list(indices))
+
+    def verify(self, *, raise_on_error: bool = True) -> VerifyReport:
+        """Check every byte of every shard and auxiliary file against the manifest.
+
+        Raises ChecksumError/FormatError naming file, block and offset of the first problem (with
+        `raise_on_error=False`, returns the report listing all of them instead).
+        """
+        from shardstore.verify import verify_store
+
+        report = verify_store(self)
+        if raise_on_error:
+            report.raise_if_failed()
+        return report
+
+    def close(self) -> None:
+        """Drop every mapping (views already handed out stay valid)."""
+        for index in list(self._mapped):
+            self._locator.release(index)
+        self._mapped.clear()
+        self._last_index = -1
+        self._last = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------------------------------------------
+
+    def _reset_state(self) -> None:
+        self._mapped: OrderedDict[int, _Shard] = OrderedDict()
+        self._verified: dict[int, bytearray] = {}
+        self._last_index = -1
+        self._last: Any = None
+        self._trust_all = self._mode is VerifyMode.OFF
+
+    def _reset_after_fork(self) -> None:
+        # The child re-maps and re-verifies what it reads instead of trusting the parent's mappings and bitmaps.
+        if self._mode is VerifyMode.FULL:
+            self._mode = VerifyMode.TOUCH
+        self._reset_state()
+
+    def _mark_fully_verified(self, index: int, num_blocks: int) -> None:
+        self._verified[index] = bytearray(b"\x01") * num_blocks
+        shard = self._mapped.get(index)
+        if shard is not None:
+            shard.verified[:] = self._verified[index]
+            shard.trusted = True
+
+    def _get(self, index: int) -> _Shard:
+        shard = self._mapped.get(index)
+        if shard is None:
+            shard = self._map(index)
+            self._mapped[index] = shard
+            while len(self._mapped) > self._max_open:
+                old, _ = self._mapped.popitem(last=False)
+                self._locator.release(old)
+        else:
+            self._mapped.move_to_end(index)
+        self._last_index, self._last = index, shard
+        return shard
+
+    def _map(self, index: int) -> _Shard:
+        info = self._manifest.shards[index]
+        path = self._locator.shard_path(index)
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size != info.size:
+                    raise FormatError(
+                        f"{path}: file is {size} bytes, the manifest says {info.size}: truncated or replaced; "
+                        "rebuild or re-download the store"
+                    )
+                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except FileNotFoundError:
+            raise FormatError(f"{path}: shard listed in the manifest is missing") from None
+        except OSError as exc:
+            raise FormatError(f"{path}: cannot map shard: {exc}") from exc
+        header = fmt.parse_header(mm[: fmt.HEADER_SIZE], source=path)
+        if (header.num_tokens, header.num_docs, header.layout.file_size) != (
+            info.num_tokens,
+            info.num_docs,
+            size,
+        ):
+            raise FormatError(
+                f"{path}: header counts ({header.num_tokens} tokens, {header.num_docs} docs, "
+                f"{header.layout.file_size} bytes) differ from the manifest entry {info}"
+            )
+        verified = self._verified.setdefault(index, bytearray(header.layout.num_blocks))
+        shard = _Shard(index, path, mm, header, verified)
+        lay = header.layout
+        if fmt.checksum_bytes(shard.offsets) != header.doc_index_checksum:
+            raise ChecksumError(f"{path}: document index at offset {lay.doc_index_offset}: checksum mismatch")
+        if fmt.checksum_bytes(shard.sums) != header.block_sums_checksum:
+            raise ChecksumError(
+                f"{path}: block checksum table at offset {lay.block_sums_offset}: checksum mismatch"
+            )
+        fmt.check_doc_index(shard.offsets, header, source=path)
+        shard.trusted = self._trust_all or verified.count(0) == 0
+        return shard
+
+    def _check_blocks(self, shard: _Shard, lo: int, hi: int) -> None:
+        verified = shard.verified
+        for b in range(lo >> shard.block_shift, ((hi - 1) >> shard.block_shift) + 1):
+            if not verified[b]:
+                self._verify_block(shard, b)
+        if verified.count(0) == 0:
+            shard.trusted = True
+
+    def _verify_block(self, shard: _Shard, b: int) -> None:
+        per_block = (1 << shard.block_shift) * shard.tokens.itemsize
+        lo = b * per_block
+        data = shard.payload[lo : lo + per_block]
+        if fmt.checksum_bytes(data) != int(shard.sums[b]):
+            offset = fmt.HEADER_SIZE + lo
+            raise ChecksumError(
+                f"{shard.path}: token block {b} (byte offset {offset}..{offset + data.size}) fails its checksum: "
+                "the shard is corrupt; rebuild or re-download it"
+            )
+        shard.verified[b] = 1
+
+
+def _readonly(arr: np.ndarray) -> np.ndarray:
+    arr.flags.writeable = False
+    return arr
+
+
+def _reopen(
+    path_or_url: str,
+    verify: str,
+    cache_dir: str | None,
+    storage_options: dict[str, Any] | None,
+    max_open: int,
+) -> Store:
+    # A FULL store was verified by its parent; the child checks blocks as it touches them instead.
+    mode = VerifyMode.TOUCH if VerifyMode(verify) is VerifyMode.FULL else verify
+    return Store.open(
+        path_or_url,
+        verify=mode,
+        cache_dir=cache_dir,
+        storage_options=storage_options,
+        max_open_shards=max_open,
+    )
