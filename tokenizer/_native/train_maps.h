@@ -1,0 +1,184 @@
+// Hash maps used only by the BPE trainer (trainer.cc).
+//
+// PieceMap: bytes -> u64 count, open addressing with linear probing, keys copied once into an arena.
+// PairMap:  u64 key (left id << 32 | right id) -> u32 index, open addressing with linear probing.
+// Neither supports deletion: the trainer never needs it (dead pairs keep count 0), which keeps probing simple.
+// Iteration order of these maps is never observable in results: counts are sums and every choice the trainer
+// makes is broken by byte content.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace train {
+
+inline uint64_t mix64(uint64_t x) {
+    // murmur3 fmix64: every input bit affects every output bit.
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+inline uint64_t hash_bytes(const uint8_t* p, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xff51afd7ed558ccdULL);
+    while (n >= 8) {
+        uint64_t w;
+        std::memcpy(&w, p, 8);
+        h = (h ^ mix64(w)) * 0x100000001b3ULL;
+        h = (h << 29) | (h >> 35);
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    std::memcpy(&w, p, n);  // n < 8
+    h ^= w + 0x2545F4914F6CDD1DULL;
+    return mix64(h);
+}
+
+class PieceMap {
+  public:
+    struct Slot {
+        uint64_t hash;
+        uint64_t count;
+        uint64_t off;  // offset of the key in the arena
+        uint32_t len;
+        bool used;
+    };
+
+    PieceMap() { slots_.resize(16); }
+
+    size_t size() const { return size_; }
+    const std::vector<Slot>& slots() const { return slots_; }
+    const uint8_t* key(const Slot& s) const { return reinterpret_cast<const uint8_t*>(arena_.data()) + s.off; }
+    size_t arena_bytes() const { return arena_.size(); }
+
+    // Adds `count` to the entry of piece p[0..n) whose hash is h (== hash_bytes(p, n)).
+    void add(const uint8_t* p, size_t n, uint64_t h, uint64_t count) {
+        if (n > UINT32_MAX) throw std::length_error("a pre-tokenized piece is longer than 4 GiB");
+        if ((size_ + 1) * 4 > slots_.size() * 3) grow();
+        size_t mask = slots_.size() - 1;
+        size_t i = static_cast<size_t>(h) & mask;
+        for (;;) {
+            Slot& s = slots_[i];
+            if (!s.used) {
+                s.used = true;
+                s.hash = h;
+                s.count = count;
+                s.off = arena_.size();
+                s.len = static_cast<uint32_t>(n);
+                arena_.append(reinterpret_cast<const char*>(p), n);
+                ++size_;
+                return;
+            }
+            if (s.hash == h && s.len == n && std::memcmp(key(s), p, n) == 0) {
+                s.count += count;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    void clear() {
+        std::vector<Slot>(16).swap(slots_);
+        std::string().swap(arena_);
+        size_ = 0;
+    }
+
+  private:
+    void grow() {
+        std::vector<Slot> old(slots_.size() * 2);
+        old.swap(slots_);
+        size_t mask = slots_.size() - 1;
+        for (const Slot& s : old) {
+            if (!s.used) continue;
+            size_t i = static_cast<size_t>(s.hash) & mask;
+            while (slots_[i].used) i = (i + 1) & mask;
+            slots_[i] = s;
+        }
+    }
+
+    std::vector<Slot> slots_;
+    std::string arena_;
+    size_t size_ = 0;
+};
+
+class PairMap {
+  public:
+    static constexpr uint32_t kMissing = UINT32_MAX;
+
+    PairMap() { reset(16); }
+
+    uint32_t find(uint64_t key) const {
+        size_t mask = keys_.size() - 1;
+        size_t i = static_cast<size_t>(mix64(key)) & mask;
+        for (;;) {
+            if (vals_[i] == kMissing) return kMissing;
+            if (keys_[i] == key) return vals_[i];
+            i = (i + 1) & mask;
+        }
+    }
+
+    // Returns the value of `key`, inserting `fresh` first if the key is absent; `inserted` says which happened.
+    uint32_t find_or_insert(uint64_t key, uint32_t fresh, bool& inserted) {
+        if ((size_ + 1) * 2 > keys_.size()) grow();
+        size_t mask = keys_.size() - 1;
+        size_t i = static_cast<size_t>(mix64(key)) & mask;
+        for (;;) {
+            if (vals_[i] == kMissing) {
+                keys_[i] = key;
+                vals_[i] = fresh;
+                ++size_;
+                inserted = true;
+                return fresh;
+            }
+            if (keys_[i] == key) {
+                inserted = false;
+                return vals_[i];
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    void reserve(size_t n) {
+        size_t cap = 16;
+        while (cap < n * 2 + 2) cap *= 2;
+        if (cap > keys_.size()) rehash(cap);
+    }
+
+  private:
+    void reset(size_t cap) {
+        keys_.assign(cap, 0);
+        vals_.assign(cap, kMissing);
+        size_ = 0;
+    }
+    void grow() { rehash(keys_.size() * 2); }
+    void rehash(size_t cap) {
+        std::vector<uint64_t> ok;
+        std::vector<uint32_t> ov;
+        ok.swap(keys_);
+        ov.swap(vals_);
+        reset(cap);
+        size_t mask = cap - 1;
+        for (size_t j = 0; j < ok.size(); ++j) {
+            if (ov[j] == kMissing) continue;
+            size_t i = static_cast<size_t>(mix64(ok[j])) & mask;
+            while (vals_[i] != kMissing) i = (i + 1) & mask;
+            keys_[i] = ok[j];
+            vals_[i] = ov[j];
+            ++size_;
+        }
+    }
+
+    std::vector<uint64_t> keys_;
+    std::vector<uint32_t> vals_;
+    size_t size_ = 0;
+};
+
+}  // namespace train

@@ -1,0 +1,531 @@
+// tokenizer._native._trainer: the native half of BPE training (CPython C API, C++17).
+//
+// PieceCounter  -- unique pre-tokenized pieces -> u64 counts.  Memory is bounded by the number of unique pieces,
+//                  never by corpus size.  `count_texts` splits a batch of str with the hand-written pre-tokenizer
+//                  (pretok.h) on N threads with the GIL released: every thread counts into its own maps, sharded
+//                  by hash into 64 shards, then the shards are merged into the global maps in parallel (thread t
+//                  owns shards t, t+T, ...).  Sums commute, so the counts never depend on the thread count.
+//                  `add` takes already-split pieces (custom regex patterns are split in Python).
+// BpeMerger     -- merge learning (train_merge.h); `step(n, min_frequency)` releases the GIL while it works, so the
+//                  caller can drive a progress bar between steps.
+// Lone surrogates in input str (not encodable as UTF-8) are counted as U+FFFD, and counted in `stats()`.
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "train_maps.h"
+#include "train_merge.h"
+
+#if defined(__has_include)
+#if __has_include("pretok.h")
+#include "pretok.h"
+#define TRAIN_HAVE_PRETOK 1
+#endif
+#endif
+#ifndef TRAIN_HAVE_PRETOK
+#define TRAIN_HAVE_PRETOK 0
+#endif
+
+namespace {
+
+constexpr int kShardBits = 6;
+constexpr size_t kShards = size_t{1} << kShardBits;
+
+inline size_t shard_of(uint64_t h) { return static_cast<size_t>(h >> (64 - kShardBits)); }
+
+using Shards = std::vector<train::PieceMap>;
+
+// Appends the UTF-8 encoding of `text` to `out`, with every lone surrogate written as U+FFFD.  Returns how many
+// surrogates were replaced.  Only used for the rare str that PyUnicode_AsUTF8AndSize rejects.
+size_t utf8_replacing_surrogates(PyObject* text, std::string& out) {
+    size_t replaced = 0;
+    const int kind = PyUnicode_KIND(text);
+    const void* data = PyUnicode_DATA(text);
+    const Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    out.reserve(out.size() + static_cast<size_t>(n) * 2);
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c >= 0xD800 && c <= 0xDFFF) {
+            c = 0xFFFD;
+            ++replaced;
+        }
+        if (c < 0x80) {
+            out.push_back(static_cast<char>(c));
+        } else if (c < 0x800) {
+            out.push_back(static_cast<char>(0xC0 | (c >> 6)));
+            out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+        } else if (c < 0x10000) {
+            out.push_back(static_cast<char>(0xE0 | (c >> 12)));
+            out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
+            out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+        } else {
+            out.push_back(static_cast<char>(0xF0 | (c >> 18)));
+            out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
+            out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
+            out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+        }
+    }
+    return replaced;
+}
+
+// Shared guard against two Python threads using one native object at once while the GIL is released.
+struct BusyGuard {
+    bool& flag;
+    bool ok;
+    explicit BusyGuard(bool& f) : flag(f), ok(!f) {
+        if (ok) flag = true;
+        else PyErr_SetString(PyExc_RuntimeError, "this trainer object is already in use by another thread");
+    }
+    ~BusyGuard() {
+        if (ok) flag = false;
+    }
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// PieceCounter
+
+struct PieceCounterObject {
+    PyObject_HEAD
+    Shards* shards;
+    uint64_t bytes_counted;
+    uint64_t pieces_counted;
+    uint64_t surrogates_replaced;
+    bool busy;
+};
+
+int counter_init(PyObject* self, PyObject* args, PyObject* kwds) {
+    static const char* kwlist[] = {nullptr};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, ":PieceCounter", const_cast<char**>(kwlist))) return -1;
+    auto* c = reinterpret_cast<PieceCounterObject*>(self);
+    delete c->shards;
+    c->shards = new (std::nothrow) Shards(kShards);
+    if (!c->shards) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    c->bytes_counted = c->pieces_counted = c->surrogates_replaced = 0;
+    c->busy = false;
+    return 0;
+}
+
+void counter_dealloc(PyObject* self) {
+    delete reinterpret_cast<PieceCounterObject*>(self)->shards;
+    Py_TYPE(self)->tp_free(self);
+}
+
+size_t counter_size(const Shards& s) {
+    size_t n = 0;
+    for (const auto& m : s) n += m.size();
+    return n;
+}
+
+Py_ssize_t counter_len(PyObject* self) {
+    return static_cast<Py_ssize_t>(counter_size(*reinterpret_cast<PieceCounterObject*>(self)->shards));
+}
+
+// Merges per-thread shards into the global ones; thread t owns global shards t, t+T, ...
+[[maybe_unused]] void merge_shards(Shards& global, std::vector<Shards>& locals, size_t nthreads) {
+    auto work = [&](size_t t) {
+        for (size_t s = t; s < kShards; s += nthreads) {
+            for (Shards& local : locals) {
+                const train::PieceMap& m = local[s];
+                for (const auto& slot : m.slots()) {
+                    if (slot.used) global[s].add(m.key(slot), slot.len, slot.hash, slot.count);
+                }
+                local[s].clear();
+            }
+        }
+    };
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < nthreads; ++t) pool.emplace_back(work, t);
+    work(0);
+    for (auto& th : pool) th.join();
+}
+
+PyObject* counter_count_texts(PyObject* self, PyObject* args, PyObject* kwds) {
+    static const char* kwlist[] = {"texts", "pattern", "num_threads", nullptr};
+    PyObject* texts_obj;
+    int pattern;
+    Py_ssize_t num_threads;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oin:count_texts", const_cast<char**>(kwlist), &texts_obj, &pattern,
+                                     &num_threads))
+        return nullptr;
+#if !TRAIN_HAVE_PRETOK
+    (void)self;
+    (void)texts_obj;
+    (void)pattern;
+    (void)num_threads;
+    PyErr_SetString(PyExc_RuntimeError, "built without the native pre-tokenizer (pretok.h); split pieces in Python");
+    return nullptr;
+#else
+    if (pattern != PRETOK_CL100K && pattern != PRETOK_GPT2) {
+        PyErr_Format(PyExc_ValueError, "pattern=%d is not a native pre-tokenizer pattern id", pattern);
+        return nullptr;
+    }
+    if (num_threads < 1) {
+        PyErr_Format(PyExc_ValueError, "num_threads=%zd must be >= 1", num_threads);
+        return nullptr;
+    }
+    auto* c = reinterpret_cast<PieceCounterObject*>(self);
+    BusyGuard guard(c->busy);
+    if (!guard.ok) return nullptr;
+    PyObject* seq = PySequence_Fast(texts_obj, "texts must be a list or tuple of str");
+    if (!seq) return nullptr;
+    const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    std::vector<std::pair<const uint8_t*, size_t>> refs(static_cast<size_t>(n));
+    std::vector<std::unique_ptr<std::string>> owned;  // re-encoded texts that held lone surrogates
+    uint64_t total = 0;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* t = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyUnicode_Check(t)) {
+            PyErr_Format(PyExc_TypeError, "texts[%zd] is %.100s, expected str", i, Py_TYPE(t)->tp_name);
+            Py_DECREF(seq);
+            return nullptr;
+        }
+        Py_ssize_t len = 0;
+        const char* p = PyUnicode_AsUTF8AndSize(t, &len);
+        if (!p) {
+            if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+                Py_DECREF(seq);
+                return nullptr;
+            }
+            PyErr_Clear();
+            owned.push_back(std::make_unique<std::string>());
+            c->surrogates_replaced += utf8_replacing_surrogates(t, *owned.back());
+            p = owned.back()->data();
+            len = static_cast<Py_ssize_t>(owned.back()->size());
+        }
+        refs[static_cast<size_t>(i)] = {reinterpret_cast<const uint8_t*>(p), static_cast<size_t>(len)};
+        total += static_cast<uint64_t>(len);
+    }
+    size_t nthreads = std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(num_threads), refs.size()));
+    std::vector<Shards> locals(nthreads, Shards(kShards));
+    std::atomic<size_t> next{0};
+    std::vector<std::string> errors(nthreads);
+    std::vector<uint64_t> pieces(nthreads, 0);
+    const PretokPattern pat = static_cast<PretokPattern>(pattern);
+    Py_BEGIN_ALLOW_THREADS;
+    auto work = [&](size_t t) {
+        try {
+            Shards& mine = locals[t];
+            uint64_t count = 0;
+            for (size_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < refs.size();) {
+                const uint8_t* s = refs[k].first;
+                const size_t len = refs[k].second;
+                size_t pos = 0;
+                while (pos < len) {
+                    size_t end = pretok_next(pat, s, len, pos);
+                    if (end <= pos || end > len) throw std::logic_error("pre-tokenizer returned an invalid offset");
+                    uint64_t h = train::hash_bytes(s + pos, end - pos);
+                    mine[shard_of(h)].add(s + pos, end - pos, h, 1);
+                    ++count;
+                    pos = end;
+                }
+            }
+            pieces[t] = count;
+        } catch (const std::exception& e) {
+            errors[t] = e.what();
+        }
+    };
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < nthreads; ++t) pool.emplace_back(work, t);
+    work(0);
+    for (auto& th : pool) th.join();
+    std::string err;
+    for (const auto& e : errors) {
+        if (!e.empty()) err = e;
+    }
+    if (err.empty()) {
+        try {
+            merge_shards(*c->shards, locals, nthreads);
+        } catch (const std::exception& e) {
+            err = e.what();
+        }
+    }
+    Py_END_ALLOW_THREADS;
+    Py_DECREF(seq);
+    if (!err.empty()) {
+        PyErr_SetString(PyExc_MemoryError, err.c_str());
+        return nullptr;
+    }
+    for (uint64_t p : pieces) c->pieces_counted += p;
+    c->bytes_counted += total;
+    return PyLong_FromUnsignedLongLong(total);
+#endif
+}
+
+// add(pieces: dict[bytes | str, int]) -- counts of pieces split elsewhere (custom regex patterns).
+PyObject* counter_add(PyObject* self, PyObject* arg) {
+    auto* c = reinterpret_cast<PieceCounterObject*>(self);
+    BusyGuard guard(c->busy);
+    if (!guard.ok) return nullptr;
+    if (!PyDict_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "add() expects a dict of piece -> count, got %.100s", Py_TYPE(arg)->tp_name);
+        return nullptr;
+    }
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    std::string tmp;
+    while (PyDict_Next(arg, &pos, &key, &value)) {
+        const char* p;
+        Py_ssize_t len;
+        if (PyBytes_Check(key)) {
+            p = PyBytes_AS_STRING(key);
+            len = PyBytes_GET_SIZE(key);
+        } else if (PyUnicode_Check(key)) {
+            p = PyUnicode_AsUTF8AndSize(key, &len);
+            if (!p) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return nullptr;
+                PyErr_Clear();
+                tmp.clear();
+                c->surrogates_replaced += utf8_replacing_surrogates(key, tmp);
+                p = tmp.data();
+                len = static_cast<Py_ssize_t>(tmp.size());
+            }
+        } else {
+            PyErr_Format(PyExc_TypeError, "piece keys must be bytes or str, got %.100s", Py_TYPE(key)->tp_name);
+            return nullptr;
+        }
+        unsigned long long n = PyLong_AsUnsignedLongLong(value);
+        if (n == static_cast<unsigned long long>(-1) && PyErr_Occurred()) return nullptr;
+        if (len == 0 || n == 0) continue;
+        const auto* u = reinterpret_cast<const uint8_t*>(p);
+        uint64_t h = train::hash_bytes(u, static_cast<size_t>(len));
+        try {
+            (*c->shards)[shard_of(h)].add(u, static_cast<size_t>(len), h, n);
+        } catch (const std::exception& e) {
+            PyErr_SetString(PyExc_MemoryError, e.what());
+            return nullptr;
+        }
+        c->pieces_counted += n;
+        c->bytes_counted += static_cast<uint64_t>(len) * n;
+    }
+    Py_RETURN_NONE;
+}
+
+PyObject* counter_to_dict(PyObject* self, PyObject*) {
+    auto* c = reinterpret_cast<PieceCounterObject*>(self);
+    PyObject* d = PyDict_New();
+    if (!d) return nullptr;
+    for (const auto& m : *c->shards) {
+        for (const auto& slot : m.slots()) {
+            if (!slot.used) continue;
+            PyObject* k = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(m.key(slot)), slot.len);
+            PyObject* v = k ? PyLong_FromUnsignedLongLong(slot.count) : nullptr;
+            if (!v || PyDict_SetItem(d, k, v) < 0) {
+                Py_XDECREF(k);
+                Py_XDECREF(v);
+                Py_DECREF(d);
+                return nullptr;
+            }
+            Py_DECREF(k);
+            Py_DECREF(v);
+        }
+    }
+    return d;
+}
+
+PyObject* counter_stats(PyObject* self, PyObject*) {
+    auto* c = reinterpret_cast<PieceCounterObject*>(self);
+    size_t arena = 0;
+    for (const auto& m : *c->shards) arena += m.arena_bytes();
+    return Py_BuildValue("{s:n,s:K,s:K,s:K,s:n}", "unique_pieces", static_cast<Py_ssize_t>(counter_size(*c->shards)),
+                         "pieces", static_cast<unsigned long long>(c->pieces_counted), "bytes",
+                         static_cast<unsigned long long>(c->bytes_counted), "surrogates_replaced",
+                         static_cast<unsigned long long>(c->surrogates_replaced), "unique_bytes",
+                         static_cast<Py_ssize_t>(arena));
+}
+
+PyMethodDef counter_methods[] = {
+    {"count_texts", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(counter_count_texts)),
+     METH_VARARGS | METH_KEYWORDS,
+     "count_texts(texts, pattern, num_threads) -> int: split and count a list of str natively (GIL released); "
+     "returns the UTF-8 bytes counted."},
+    {"add", counter_add, METH_O, "add(pieces: dict[bytes | str, int]): add counts of pieces split elsewhere."},
+    {"to_dict", counter_to_dict, METH_NOARGS, "to_dict() -> dict[bytes, int]: every unique piece and its count."},
+    {"stats", counter_stats, METH_NOARGS, "stats() -> dict: unique pieces, pieces, bytes, surrogates replaced."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PySequenceMethods counter_as_sequence = {counter_len};
+
+PyTypeObject PieceCounterType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+// ---------------------------------------------------------------------------------------------------------------
+// BpeMerger
+
+struct BpeMergerObject {
+    PyObject_HEAD
+    train::BpeMerger* merger;
+    bool busy;
+};
+
+int merger_init(PyObject* self, PyObject* args, PyObject* kwds) {
+    static const char* kwlist[] = {"counter", nullptr};
+    PyObject* counter;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!:BpeMerger", const_cast<char**>(kwlist), &PieceCounterType,
+                                     &counter))
+        return -1;
+    auto* m = reinterpret_cast<BpeMergerObject*>(self);
+    auto* c = reinterpret_cast<PieceCounterObject*>(counter);
+    BusyGuard guard(c->busy);
+    if (!guard.ok) return -1;
+    delete m->merger;
+    m->merger = nullptr;
+    m->busy = false;
+    std::string err;
+    train::BpeMerger* built = nullptr;
+    Py_BEGIN_ALLOW_THREADS;
+    try {
+        auto fresh = std::make_unique<train::BpeMerger>();
+        for (const auto& map : *c->shards) {
+            for (const auto& slot : map.slots()) {
+                if (slot.used) fresh->add_word(map.key(slot), slot.len, slot.count);
+            }
+        }
+        fresh->init();
+        built = fresh.release();
+    } catch (const std::exception& e) {
+        err = e.what();
+    }
+    Py_END_ALLOW_THREADS;
+    if (!built) {
+        PyErr_SetString(PyExc_MemoryError, err.c_str());
+        return -1;
+    }
+    m->merger = built;
+    return 0;
+}
+
+void merger_dealloc(PyObject* self) {
+    delete reinterpret_cast<BpeMergerObject*>(self)->merger;
+    Py_TYPE(self)->tp_free(self);
+}
+
+PyObject* merger_step(PyObject* self, PyObject* args, PyObject* kwds) {
+    static const char* kwlist[] = {"max_merges", "min_frequency", nullptr};
+    Py_ssize_t max_merges;
+    unsigned long long min_frequency = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|K:step", const_cast<char**>(kwlist), &max_merges, &min_frequency))
+        return nullptr;
+    auto* m = reinterpret_cast<BpeMergerObject*>(self);
+    if (!m->merger) {
+        PyErr_SetString(PyExc_RuntimeError, "BpeMerger was not initialized");
+        return nullptr;
+    }
+    if (max_merges < 0) {
+        PyErr_Format(PyExc_ValueError, "max_merges=%zd must be >= 0", max_merges);
+        return nullptr;
+    }
+    BusyGuard guard(m->busy);
+    if (!guard.ok) return nullptr;
+    std::vector<std::pair<std::string, std::string>> out;
+    std::string err;
+    Py_BEGIN_ALLOW_THREADS;
+    try {
+        m->merger->step(static_cast<size_t>(max_merges), min_frequency, out);
+    } catch (const std::exception& e) {
+        err = e.what();
+    }
+    Py_END_ALLOW_THREADS;
+    if (!err.empty()) {
+        PyErr_SetString(PyExc_RuntimeError, err.c_str());
+        return nullptr;
+    }
+    PyObject* list = PyList_New(static_cast<Py_ssize_t>(out.size()));
+    if (!list) return nullptr;
+    for (size_t i = 0; i < out.size(); ++i) {
+        PyObject* t = Py_BuildValue("(y#y#)", out[i].first.data(), static_cast<Py_ssize_t>(out[i].first.size()),
+                                    out[i].second.data(), static_cast<Py_ssize_t>(out[i].second.size()));
+        if (!t) {
+            Py_DECREF(list);
+            return nullptr;
+        }
+        PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), t);
+    }
+    return list;
+}
+
+PyObject* merger_exhausted(PyObject* self, void*) {
+    auto* m = reinterpret_cast<BpeMergerObject*>(self);
+    return PyBool_FromLong(m->merger && m->merger->exhausted());
+}
+
+PyObject* merger_num_words(PyObject* self, void*) {
+    auto* m = reinterpret_cast<BpeMergerObject*>(self);
+    return PyLong_FromSize_t(m->merger ? m->merger->num_words() : 0);
+}
+
+PyObject* merger_num_pairs(PyObject* self, void*) {
+    auto* m = reinterpret_cast<BpeMergerObject*>(self);
+    return PyLong_FromSize_t(m->merger ? m->merger->num_pairs() : 0);
+}
+
+PyMethodDef merger_methods[] = {
+    {"step", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(merger_step)),
+     METH_VARARGS | METH_KEYWORDS,
+     "step(max_merges, min_frequency=1) -> list[tuple[bytes, bytes]]: learn up to max_merges more merges (GIL "
+     "released); fewer when no pair with count >= min_frequency is left."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef merger_getset[] = {
+    {"exhausted", merger_exhausted, nullptr, "True once no further merge can be learned.", nullptr},
+    {"num_words", merger_num_words, nullptr, "Unique pieces of two or more bytes.", nullptr},
+    {"num_pairs", merger_num_pairs, nullptr, "Distinct adjacent pairs seen so far.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyTypeObject BpeMergerType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+PyModuleDef trainer_module = {
+    PyModuleDef_HEAD_INIT, "_trainer", "Native BPE training: piece counting and merge learning.", -1,
+    nullptr,               nullptr,    nullptr,                                                     nullptr,
+    nullptr,
+};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__trainer(void) {
+    PieceCounterType.tp_name = "tokenizer._native._trainer.PieceCounter";
+    PieceCounterType.tp_basicsize = sizeof(PieceCounterObject);
+    PieceCounterType.tp_flags = Py_TPFLAGS_DEFAULT;
+    PieceCounterType.tp_doc = "Unique pre-tokenized pieces -> u64 counts (bounded by unique pieces).";
+    PieceCounterType.tp_new = PyType_GenericNew;
+    PieceCounterType.tp_init = counter_init;
+    PieceCounterType.tp_dealloc = counter_dealloc;
+    PieceCounterType.tp_methods = counter_methods;
+    PieceCounterType.tp_as_sequence = &counter_as_sequence;
+
+    BpeMergerType.tp_name = "tokenizer._native._trainer.BpeMerger";
+    BpeMergerType.tp_basicsize = sizeof(BpeMergerObject);
+    BpeMergerType.tp_flags = Py_TPFLAGS_DEFAULT;
+    BpeMergerType.tp_doc = "BPE merge learning over the pieces of a PieceCounter (lazy max-heap, byte-content ties).";
+    BpeMergerType.tp_new = PyType_GenericNew;
+    BpeMergerType.tp_init = merger_init;
+    BpeMergerType.tp_dealloc = merger_dealloc;
+    BpeMergerType.tp_methods = merger_methods;
+    BpeMergerType.tp_getset = merger_getset;
+
+    if (PyType_Ready(&PieceCounterType) < 0 || PyType_Ready(&BpeMergerType) < 0) return nullptr;
+    PyObject* mod = PyModule_Create(&trainer_module);
+    if (!mod) return nullptr;
+    Py_INCREF(&PieceCounterType);
+    Py_INCREF(&BpeMergerType);
+    if (PyModule_AddObject(mod, "PieceCounter", reinterpret_cast<PyObject*>(&PieceCounterType)) < 0 ||
+        PyModule_AddObject(mod, "BpeMerger", reinterpret_cast<PyObject*>(&BpeMergerType)) < 0 ||
+        PyModule_AddIntConstant(mod, "HAVE_PRETOK", TRAIN_HAVE_PRETOK) < 0) {
+        Py_DECREF(mod);
+        return nullptr;
+    }
+    return mod;
+}

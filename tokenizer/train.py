@@ -1,0 +1,268 @@
+"""BPE training: stream texts, count unique pre-tokenized pieces natively, learn merges natively.
+
+Design:
+- Counting streams: texts are read in batches (~4 MiB of text per thread) and handed to a native counter
+  (`tokenizer._native._trainer.PieceCounter`, a hash map piece -> u64 count). Memory is bounded by the number of
+  unique pieces plus one or two batches, never by corpus size. For the built-in patterns the native pre-tokenizer
+  splits on `num_threads` threads with the GIL released, while this thread reads the next batch; custom regex
+  patterns are split here with the `regex` package and only their counts go to native code.
+- Merge learning (`BpeMerger`, see `_native/train_merge.h`): pair counts over unique pieces, incremental updates
+  after each merge touching only the pieces that contain the pair, a lazy max-heap. Ties: the highest count wins,
+  then the smallest (left bytes, right bytes), compared as Python compares `bytes`. That is a total order on pairs,
+  so the merges depend only on the multiset of pieces: never on thread count, batch size or hash order, and a
+  vocabulary trained at size N is a prefix of the one trained at M > N on the same data.
+- A pair whose concatenation is already a token is never merged (it would give one byte string two ids, which a
+  rank-based encoder cannot represent); training continues with the next best pair.
+- Training stops early, with a warning, when fewer merges than asked for exist with count >= `min_frequency`.
+- Lone surrogates in input text have no UTF-8 encoding; training counts each as U+FFFD (the same as
+  ``Tokenizer.encode(..., errors="replace")``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+from shardstore.errors import ConfigError
+
+from .core import EOS_TOKEN, Tokenizer
+from .patterns import native_pattern_id, resolve_pattern
+
+__all__ = ["TrainConfig", "count_pieces", "learn_merges", "train"]
+
+NUM_BYTE_TOKENS = 256
+_BATCH_CHARS_PER_THREAD = 4 << 20
+_MERGES_PER_STEP = 256
+
+Inputs = str | os.PathLike[str] | Iterable[str] | Iterable[os.PathLike[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Validated training options (see `train` for their meaning)."""
+
+    vocab_size: int
+    pattern: str = "cl100k"
+    special_tokens: tuple[str, ...] = (EOS_TOKEN,)
+    min_frequency: int = 2
+    num_threads: int | None = None
+    progress: bool = True
+    text_field: str = "text"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.special_tokens, tuple):
+            raise ConfigError(f"special_tokens must be a tuple of str, got {self.special_tokens!r}")
+        if not _is_int(self.vocab_size) or self.vocab_size < self.min_vocab_size:
+            raise ConfigError(
+                f"vocab_size={self.vocab_size!r} is too small: it counts {NUM_BYTE_TOKENS} byte tokens + merges + "
+                f"{len(self.special_tokens)} special token(s), so it must be an int >= {self.min_vocab_size}; "
+                "raise vocab_size or pass fewer special_tokens"
+            )
+        if not _is_int(self.min_frequency) or self.min_frequency < 1:
+            raise ConfigError(
+                f"min_frequency={self.min_frequency!r} must be an int >= 1 (1 = merge any pair)"
+            )
+        if self.num_threads is not None and (not _is_int(self.num_threads) or self.num_threads < 1):
+            raise ConfigError(f"num_threads={self.num_threads!r} must be an int >= 1, or None for all cores")
+        resolve_pattern(self.pattern)
+        # Fail fast on bad special tokens (the same validation the finished tokenizer gets), not after training.
+        Tokenizer.from_merges([], pattern=self.pattern, special_tokens=self.special_tokens)
+
+    @property
+    def min_vocab_size(self) -> int:
+        return NUM_BYTE_TOKENS + len(self.special_tokens)
+
+    @property
+    def num_merges(self) -> int:
+        return self.vocab_size - self.min_vocab_size
+
+    @property
+    def threads(self) -> int:
+        if self.num_threads is not None:
+            return self.num_threads
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def train(
+    inputs: Inputs,
+    *,
+    vocab_size: int,
+    pattern: str = "cl100k",
+    special_tokens: Sequence[str] = (EOS_TOKEN,),
+    min_frequency: int = 2,
+    num_threads: int | None = None,
+    progress: bool = True,
+    text_field: str = "text",
+) -> Tokenizer:
+    """Train a byte-level BPE tokenizer.
+
+    Args:
+        inputs: the corpus. Either an iterable of ``str`` texts (each one a document), or files: one path/URL/glob
+            as a ``str`` or ``os.PathLike``, or an iterable of ``os.PathLike`` (for several URLs, pass
+            ``shardstore.sources.iter_texts(urls)``). Files are read by `shardstore.sources.iter_texts`
+            (.txt, .jsonl[.gz|.zst], .parquet; directories and globs expand in a deterministic order).
+        vocab_size: total vocabulary: 256 byte tokens + merges + special tokens.
+        pattern: pre-tokenization pattern: ``"cl100k"``, ``"gpt2"`` or a custom regex string.
+        special_tokens: appended after the merges, in order; the first ``<|endoftext|>`` is ``eos_id``.
+        min_frequency: stop when the best remaining pair occurs fewer times than this.
+        num_threads: threads for counting; default: all available cores. The result never depends on it.
+        progress: show tqdm progress bars for counting and merging.
+        text_field: the text column of .jsonl / .parquet inputs.
+
+    Raises:
+        ConfigError: an invalid option (e.g. vocab_size below 256 + number of special tokens) or input type.
+        InputError: an input file cannot be read.
+    """
+    config = TrainConfig(
+        vocab_size=vocab_size,
+        pattern=pattern,
+        special_tokens=tuple(special_tokens),
+        min_frequency=min_frequency,
+        num_threads=num_threads,
+        progress=progress,
+        text_field=text_field,
+    )
+    texts = _iter_inputs(inputs, text_field=config.text_field)
+    counter = count_pieces(
+        texts, pattern=config.pattern, num_threads=config.threads, progress=config.progress
+    )
+    merges = learn_merges(
+        counter, num_merges=config.num_merges, min_frequency=config.min_frequency, progress=config.progress
+    )
+    if len(merges) < config.num_merges:
+        warnings.warn(
+            f"training stopped after {len(merges)} of {config.num_merges} merges: no pair occurring at least "
+            f"min_frequency={config.min_frequency} times is left; the tokenizer has vocab_size "
+            f"{config.min_vocab_size + len(merges)} instead of {config.vocab_size} (use more data or lower "
+            "min_frequency)",
+            stacklevel=2,
+        )
+    return Tokenizer.from_merges(merges, pattern=config.pattern, special_tokens=config.special_tokens)
+
+
+def _iter_inputs(inputs: Inputs, *, text_field: str) -> Iterator[str]:
+    """Normalize `inputs` into an iterator of texts (see `train` for the accepted shapes)."""
+    from shardstore.sources import iter_texts
+
+    if isinstance(inputs, str | os.PathLike):
+        return iter_texts([os.fspath(inputs)], text_field=text_field)
+    if isinstance(inputs, bytes | bytearray) or not isinstance(inputs, Iterable):
+        raise ConfigError(
+            f"inputs must be an iterable of str texts, a path, or an iterable of paths; got {type(inputs).__name__}"
+        )
+    items = iter(inputs)
+    first = next(items, None)
+    if first is None:
+        return iter(())
+    if isinstance(first, os.PathLike):
+        paths = [first, *items]
+        bad = [p for p in paths if not isinstance(p, os.PathLike)]
+        if bad:
+            raise ConfigError(
+                f"inputs mixes paths and other values (e.g. {bad[0]!r}); pass only paths or only texts"
+            )
+        return iter_texts([os.fspath(p) for p in paths], text_field=text_field)
+    return _checked_texts(chain([first], items))
+
+
+def _checked_texts(items: Iterator[Any]) -> Iterator[str]:
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            raise ConfigError(
+                f"inputs[{i}] is a {type(text).__name__}, expected str; decode bytes first, and pass paths as "
+                "pathlib.Path objects"
+            )
+        yield text
+
+
+def count_pieces(texts: Iterable[str], *, pattern: str, num_threads: int, progress: bool = False) -> Any:
+    """Count the unique pre-tokenized pieces of `texts`; returns a native `PieceCounter`.
+
+    Batches are counted in the background (GIL released) while the next one is read.
+    """
+    from tqdm import tqdm
+
+    from ._native import _trainer
+
+    regex_str = resolve_pattern(pattern)
+    native_id = native_pattern_id(regex_str) if _trainer.HAVE_PRETOK else -1
+    counter = _trainer.PieceCounter()
+    limit = _BATCH_CHARS_PER_THREAD * num_threads
+    if native_id >= 0:
+
+        def count(batch: list[str]) -> int:
+            return int(counter.count_texts(batch, native_id, num_threads))
+
+    else:
+        count = _python_counter(counter, regex_str)
+    with (
+        tqdm(desc="count", unit="B", unit_scale=True, disable=not progress) as bar,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        pending: Future[int] | None = None
+        batch: list[str] = []
+        size = 0
+        for text in chain(texts, [None]):
+            if text is not None:
+                batch.append(text)
+                size += len(text)
+                if size < limit:
+                    continue
+            elif not batch:
+                break
+            if pending is not None:
+                bar.update(pending.result())
+            pending = pool.submit(count, batch)
+            batch, size = [], 0
+        if pending is not None:
+            bar.update(pending.result())
+    return counter
+
+
+def _python_counter(counter: Any, regex_str: str) -> Any:
+    """Counting for custom patterns: split with the `regex` package, hand the batch's counts to native code."""
+    import regex
+
+    compiled = regex.compile(regex_str)
+    surrogates = regex.compile("[\ud800-\udfff]")
+
+    def count(batch: list[str]) -> int:
+        counts: Counter[str] = Counter()
+        size = 0
+        for text in batch:
+            if surrogates.search(text):
+                text = surrogates.sub("\ufffd", text)
+            counts.update(compiled.findall(text))
+            size += len(text.encode("utf-8"))
+        counter.add(dict(counts))
+        return size
+
+    return count
+
+
+def learn_merges(
+    counter: Any, *, num_merges: int, min_frequency: int = 2, progress: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """Learn up to `num_merges` merges from a `PieceCounter`; fewer if no pair reaches `min_frequency`."""
+    from tqdm import tqdm
+
+    from ._native import _trainer
+
+    merger = _trainer.BpeMerger(counter)
+    merges: list[tuple[bytes, bytes]] = []
+    with tqdm(total=num_merges, desc="merge", unit="merge", disable=not progress) as bar:
+        while len(merges) < num_merges and not merger.exhausted:
+            new = merger.step(min(_MERGES_PER_STEP, num_merges - len(merges)), min_frequency)
+            merges.extend(new)
+            bar.update(len(new))
+    return merges
