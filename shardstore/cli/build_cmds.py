@@ -1,9 +1,133 @@
-"""CLI commands of this area; `register` adds them to the root group."""
+"""`shardstore build`: parse arguments into a `BuildConfig` and run it; print the report."""
 
 from __future__ import annotations
+
+import json
 
 import click
 
 
+@click.command("build")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "--tokenizer", "tokenizer_path", required=True, type=click.Path(dir_okay=False), help="Tokenizer JSON."
+)
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), help="Store directory to create or resume."
+)
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None, help="Local worker processes [all cores]."
+)
+@click.option("--allow-partial", is_flag=True, help="Commit the store even if some input files failed.")
+@click.option(
+    "--text-field", default="text", show_default=True, help="JSON field / Parquet column with the text."
+)
+@click.option(
+    "--split-on", default=None, help="Split .txt files into documents on this separator (e.g. '\\n\\n')."
+)
+@click.option(
+    "--num-nodes", type=click.IntRange(min=1), default=1, show_default=True, help="Nodes sharing the work."
+)
+@click.option(
+    "--node-rank", type=click.IntRange(min=0), default=0, show_default=True, help="This node's rank."
+)
+@click.option(
+    "--finalize", is_flag=True, help="Only write the manifest, once every unit of every node is done."
+)
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--no-eos", is_flag=True, help="Do not append the EOS token after each document.")
+@click.option(
+    "--utf8-errors",
+    type=click.Choice(["replace", "skip", "fail"]),
+    default="replace",
+    show_default=True,
+    help="Invalid UTF-8 in a document: replace bad bytes with U+FFFD, skip the document, or fail the file.",
+)
+@click.option(
+    "--max-shard-mb", type=click.IntRange(min=1), default=256, show_default=True, help="Shard size limit."
+)
+@click.option("--compress", is_flag=True, help="Also write zstd copies of the shards (for object storage).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--storage-options",
+    default=None,
+    help="JSON object of fsspec storage options for URL inputs (e.g. s3 endpoint).",
+)
+def build_cmd(
+    inputs: tuple[str, ...],
+    tokenizer_path: str,
+    out: str,
+    workers: int | None,
+    allow_partial: bool,
+    text_field: str,
+    split_on: str | None,
+    num_nodes: int,
+    node_rank: int,
+    finalize: bool,
+    executor: str,
+    no_eos: bool,
+    utf8_errors: str,
+    max_shard_mb: int,
+    compress: bool,
+    no_progress: bool,
+    as_json: bool,
+    storage_options: str | None,
+) -> None:
+    """Tokenize INPUT... (files, directories, globs, fsspec URLs) into a store at --out.
+
+    Resumable: re-run the same command after a crash; a finished build re-run writes nothing.
+    """
+    from shardstore.build import BuildConfig, run_build
+    from shardstore.errors import ConfigError
+
+    opts = None
+    if storage_options:
+        try:
+            opts = json.loads(storage_options)
+        except ValueError as exc:
+            raise ConfigError(
+                f"--storage-options must be a JSON object, got {storage_options!r} ({exc})"
+            ) from None
+        if not isinstance(opts, dict):
+            raise ConfigError(f"--storage-options must be a JSON object, got {storage_options!r}")
+    cfg = BuildConfig(
+        inputs=inputs,
+        tokenizer=tokenizer_path,
+        out=out,
+        workers=workers,
+        text_field=text_field,
+        split_on=_unescape(split_on) if split_on else None,
+        utf8_errors=utf8_errors,
+        eos=not no_eos,
+        max_shard_bytes=max_shard_mb << 20,
+        allow_partial=allow_partial,
+        num_nodes=num_nodes,
+        node_rank=node_rank,
+        finalize=finalize,
+        executor=executor,
+        storage_options=opts,
+        progress=not no_progress,
+        compress=compress,
+    )
+    report = run_build(cfg)
+    click.echo(json.dumps(report.to_dict(), indent=1, sort_keys=True) if as_json else report.summary())
+
+
+def _unescape(text: str) -> str:
+    """`--split-on '\\n\\n'` means two newlines: the usual backslash escapes, nothing else."""
+    out, i = [], 0
+    table = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "0": "\0"}
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in table:
+            out.append(table[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
 def register(root: click.Group) -> None:
     """Add this area's commands to the root `shardstore` group."""
+    root.add_command(build_cmd)

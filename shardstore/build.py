@@ -1,0 +1,478 @@
+"""`shardstore.build`: corpora -> a store, in parallel, resumable, byte-deterministic.
+
+Pipeline:
+1. Expand the inputs into an ordered file list (`sources.expand_inputs`); file i is work unit i.
+2. Record the options that determine the output bytes in `.build/options.json` (a resume with other options is a
+   `BuildError`), copy the tokenizer into the store as `tokenizer.json` (workers load that copy).
+3. Run the units that are not journaled yet (this node's slice of them with `num_nodes > 1`) on the chosen executor.
+   Each unit writes `u{unit}-{i}.shard` files, a provenance Parquet file and then its journal entry (see `units`).
+4. When every unit is journaled (or, with `allow_partial`, every unit is journaled or failed), write the provenance
+   index, the report and, last, the manifest (the commit point). Shards are listed in unit order, so completion order,
+   worker count, executor and node count cannot change the manifest.
+
+Re-running a finished build finds the manifest and every unit journaled, writes nothing and says so.
+
+The report (`build_report.json`) holds wall-clock figures, so it is deliberately *not* listed in the manifest and not
+part of the fingerprint: the manifest and every listed file are a pure function of inputs and options, the report
+describes the last run that changed the store.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shardstore import format as fmt
+from shardstore.errors import BuildError, ConfigError
+from shardstore.executors import Executor, node_units, run_local, run_ray
+from shardstore.journal import Journal, UnitResult, atomic_write, canonical_json
+from shardstore.manifest import MANIFEST_NAME, Manifest, TokenizerInfo, file_info, write_manifest
+from shardstore.progress import BuildProgress
+from shardstore.provenance import UNITS_FILE
+from shardstore.sources import InputFile, InputFormat, ReadOptions, SkipCounts, Utf8Policy, expand_inputs
+from shardstore.units import UnitTask
+
+__all__ = ["REPORT_NAME", "TOKENIZER_NAME", "BuildConfig", "BuildReport", "build", "run_build"]
+
+TOKENIZER_NAME = "tokenizer.json"
+REPORT_NAME = "build_report.json"
+BUILDER_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildConfig:
+    """Every option of a build. Only the ones marked (bytes) can change the store; the rest are scheduling."""
+
+    inputs: tuple[str, ...]
+    tokenizer: str  # path of the tokenizer JSON (bytes)
+    out: str
+    workers: int | None = None  # local processes; None = usable cores
+    text_field: str = "text"  # (bytes)
+    split_on: str | None = None  # (bytes)
+    utf8_errors: Utf8Policy = Utf8Policy.REPLACE  # (bytes)
+    eos: bool = True  # (bytes)
+    max_shard_bytes: int = 256 << 20  # (bytes)
+    allow_partial: bool = False
+    num_nodes: int = 1
+    node_rank: int = 0
+    finalize: bool = False  # only finalize: write the manifest if every unit is present
+    executor: Executor = Executor.LOCAL
+    storage_options: Mapping[str, Any] | None = None
+    progress: bool = True
+    compress: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.inputs, str):
+            object.__setattr__(self, "inputs", (self.inputs,))
+        object.__setattr__(self, "inputs", tuple(os.fspath(i) for i in self.inputs))
+        if not self.inputs:
+            raise ConfigError("no inputs given: pass at least one file, directory, glob or URL")
+        for name, enum in (("utf8_errors", Utf8Policy), ("executor", Executor)):
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, enum(value))
+            except ValueError:
+                raise ConfigError(f"{name}={value!r} is not one of {[e.value for e in enum]}") from None
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
+            raise ConfigError(f"workers={self.workers!r} must be a positive integer or None (all cores)")
+        if self.num_nodes < 1 or not 0 <= self.node_rank < self.num_nodes:
+            raise ConfigError(
+                f"node_rank={self.node_rank} must be in 0..{self.num_nodes - 1} for num_nodes={self.num_nodes}"
+            )
+        if self.max_shard_bytes < (1 << 16):
+            raise ConfigError(f"max_shard_bytes={self.max_shard_bytes} is too small; use at least 65536")
+        ReadOptions(text_field=self.text_field, split_on=self.split_on, utf8_errors=self.utf8_errors)
+
+    @property
+    def num_workers(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:
+            return max(1, os.cpu_count() or 1)
+
+
+@dataclass(slots=True, kw_only=True)
+class BuildReport:
+    """What a build did. Totals are for the whole store; `*_run` figures are for this invocation only."""
+
+    out: str
+    num_units: int
+    units_done_before: int = 0
+    units_run: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # url -> message
+    num_docs: int = 0
+    num_tokens: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    docs_run: int = 0
+    tokens_run: int = 0
+    text_bytes_run: int = 0
+    seconds: float = 0.0
+    complete: bool = False  # manifest written (now or before)
+    nothing_to_do: bool = False
+    fingerprint: str | None = None
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        secs = max(self.seconds, 1e-9)
+        return {
+            "out": self.out,
+            "num_units": self.num_units,
+            "units_done_before": self.units_done_before,
+            "units_run": self.units_run,
+            "failed": dict(self.failed),
+            "num_docs": self.num_docs,
+            "num_tokens": self.num_tokens,
+            "skipped": dict(sorted(self.skipped.items())),
+            "run": {
+                "docs": self.docs_run,
+                "tokens": self.tokens_run,
+                "text_bytes": self.text_bytes_run,
+                "seconds": round(self.seconds, 3),
+                "docs_per_s": round(self.docs_run / secs, 1),
+                "tokens_per_s": round(self.tokens_run / secs, 1),
+                "mb_per_s": round(self.text_bytes_run / secs / 1e6, 3),
+            },
+            "complete": self.complete,
+            "nothing_to_do": self.nothing_to_do,
+            "fingerprint": self.fingerprint,
+            "message": self.message,
+        }
+
+    def summary(self) -> str:
+        """A few human-readable lines for the CLI."""
+        d = self.to_dict()
+        run = d["run"]
+        lines = [self.message] if self.message else []
+        lines.append(
+            f"store {self.out}: {self.num_docs:,} documents, {self.num_tokens:,} tokens "
+            f"({self.units_run} of {self.num_units} units run now, {self.units_done_before} were done before)"
+        )
+        if self.units_run:
+            lines.append(
+                f"this run: {self.docs_run:,} docs, {self.tokens_run:,} tokens in {run['seconds']:.1f}s "
+                f"({run['docs_per_s']:,.0f} docs/s, {run['tokens_per_s']:,.0f} tokens/s, {run['mb_per_s']:.2f} MB/s)"
+            )
+        if self.skipped:
+            lines.append(
+                "skipped/altered input: " + ", ".join(f"{k}={v:,}" for k, v in sorted(self.skipped.items()))
+            )
+        for url, msg in sorted(self.failed.items()):
+            lines.append(f"FAILED {msg if url in msg else url + ': ' + msg}")
+        if self.fingerprint:
+            lines.append(f"fingerprint {self.fingerprint}")
+        return "\n".join(lines)
+
+
+_RECORD_KIND = {InputFormat.JSONL: "line", InputFormat.PARQUET: "row"}
+
+
+def _record_kind(file: InputFile, split_on: str | None) -> str:
+    return _RECORD_KIND.get(file.format, "part" if split_on is not None else "file")
+
+
+def build(
+    inputs: Sequence[str] | str,
+    *,
+    tokenizer: Any,
+    out: str | os.PathLike[str],
+    workers: int | None = None,
+    **options: Any,
+) -> BuildReport:
+    """Tokenize `inputs` into a store at `out`; see `BuildConfig` for the options. Returns the `BuildReport`.
+
+    `tokenizer` is the path of a tokenizer JSON file or a `tokenizer.Tokenizer`.
+
+    Raises:
+        BuildError: some work units failed (their files are named; the others are kept and journaled; pass
+            `allow_partial=True` to commit a store without them), or the store was started with other options.
+        ConfigError / InputError: invalid options, inputs that do not exist.
+    """
+    out = os.fspath(out)
+    if not isinstance(tokenizer, str | os.PathLike):
+        tokenizer = _save_tokenizer_object(tokenizer, out)
+    cfg = BuildConfig(
+        inputs=tuple(inputs) if not isinstance(inputs, str) else (inputs,),
+        tokenizer=os.fspath(tokenizer),
+        out=out,
+        workers=workers,
+        **options,
+    )
+    return run_build(cfg)
+
+
+def _save_tokenizer_object(tok: Any, out: str) -> str:
+    if not hasattr(tok, "save"):
+        raise ConfigError(f"tokenizer must be a path or a tokenizer.Tokenizer, got {type(tok).__name__}")
+    journal = Journal(out)
+    journal.create()
+    path = os.path.join(journal.root, "tokenizer-input.json")
+    tmp = f"{path}.new-{os.getpid()}"
+    tok.save(tmp)
+    with open(tmp, "rb") as f:
+        new = f.read()
+    old = _read_or_none(path)
+    if old == new:
+        os.unlink(tmp)
+    else:
+        os.replace(tmp, path)
+    return path
+
+
+def _read_or_none(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _build_options(cfg: BuildConfig, files: Sequence[InputFile], tok: Any, dtype: str) -> dict[str, Any]:
+    """Everything that determines the bytes of the store (and nothing that does not)."""
+    return {
+        "builder_version": BUILDER_VERSION,
+        "format_version": fmt.FORMAT_VERSION,
+        "inputs": [[f.url, f.size, f.format.value, f.compression.value] for f in files],
+        "tokenizer": tok.fingerprint,
+        "dtype": dtype,
+        "text_field": cfg.text_field,
+        "split_on": cfg.split_on,
+        "utf8_errors": cfg.utf8_errors.value,
+        "eos": cfg.eos,
+        "max_shard_bytes": cfg.max_shard_bytes,
+    }
+
+
+def run_build(cfg: BuildConfig) -> BuildReport:
+    """Run (or resume, or finalize) the build described by `cfg`."""
+    from tokenizer import Tokenizer
+
+    t0 = time.monotonic()
+    files = expand_inputs(cfg.inputs, storage_options=cfg.storage_options)
+    tok_bytes = _read_or_none(cfg.tokenizer)
+    if tok_bytes is None:
+        raise ConfigError(f"tokenizer file {cfg.tokenizer!r} does not exist")
+    tok = Tokenizer.from_json_bytes(tok_bytes, source=cfg.tokenizer)
+    if cfg.eos and tok.eos_id is None:
+        raise ConfigError(
+            f"{cfg.tokenizer}: the tokenizer has no EOS token; add one or pass eos=False / --no-eos"
+        )
+    dtype = fmt.dtype_for_vocab(tok.vocab_size).name
+    token_bytes = 2 if dtype == "uint16" else 4
+    options = _build_options(cfg, files, tok, dtype)
+    journal = Journal(cfg.out)
+    journal.create()
+    journal.check_options(options)
+    store_tok = os.path.join(cfg.out, TOKENIZER_NAME)
+    if _read_or_none(store_tok) != tok_bytes:
+        atomic_write(store_tok, tok_bytes)
+
+    report = BuildReport(out=cfg.out, num_units=len(files))
+    done = journal.finished_indices()
+    report.units_done_before = len(done & set(range(len(files))))
+    manifest_path = os.path.join(cfg.out, MANIFEST_NAME)
+    if os.path.exists(manifest_path) and len(done) >= len(files) and not cfg.finalize:
+        manifest = Manifest.from_json_bytes(_read_or_none(manifest_path) or b"", source=manifest_path)
+        report.num_docs, report.num_tokens = manifest.num_docs, manifest.num_tokens
+        report.complete, report.nothing_to_do, report.fingerprint = True, True, manifest.fingerprint
+        report.skipped = _skip_totals(journal.finished(token_bytes=token_bytes).values())
+        report.message = (
+            f"{cfg.out}: the build is already complete (manifest present); nothing to do, nothing written"
+        )
+        return report
+
+    if not cfg.finalize:
+        mine = (
+            node_units([f.size for f in files], cfg.num_nodes, cfg.node_rank) if cfg.num_nodes > 1 else None
+        )
+        todo = [i for i in (mine if mine is not None else range(len(files))) if i not in done]
+        _run_units(cfg, files, todo, tok, dtype, report)
+
+    results = journal.finished(token_bytes=token_bytes)
+    failed = {i: r for i, r in journal.failed(token_bytes=token_bytes).items() if i not in results}
+    report.failed = {files[i].url: r.error or "failed" for i, r in sorted(failed.items()) if i < len(files)}
+    report.skipped = _skip_totals(list(results.values()) + list(failed.values()))
+    report.num_docs = sum(r.num_docs for r in results.values())
+    report.num_tokens = sum(r.num_tokens for r in results.values())
+    missing = [i for i in range(len(files)) if i not in results and i not in failed]
+    report.seconds = time.monotonic() - t0
+
+    if missing:
+        if cfg.finalize:
+            raise BuildError(
+                f"{cfg.out}: cannot finalize: {len(missing)} of {len(files)} units are not finished "
+                f"(e.g. {files[missing[0]].url}); run the remaining node ranks first"
+            )
+        report.message = (
+            f"node {cfg.node_rank}/{cfg.num_nodes}: my units are done; {len(missing)} units of other nodes are "
+            "still missing. The last node to finish (or `shardstore build --finalize`) writes the manifest."
+        )
+        _write_report(cfg.out, report)
+        return report
+    if failed and not cfg.allow_partial:
+        _write_report(cfg.out, report)
+        names = ", ".join(files[i].url for i in sorted(failed)[:5])
+        raise BuildError(
+            f"{len(failed)} of {len(files)} input files failed ({names}"
+            f"{', ...' if len(failed) > 5 else ''}): {next(iter(report.failed.values()))}. The other units are "
+            f"finished and kept; fix or remove the bad inputs and re-run, or pass --allow-partial to commit the "
+            f"store without them. Details in {os.path.join(cfg.out, REPORT_NAME)}"
+        )
+    manifest = _finalize(cfg, files, results, failed, tok, dtype, options)
+    report.complete, report.fingerprint = True, manifest.fingerprint
+    report.seconds = time.monotonic() - t0
+    report.message = report.message or (
+        f"build complete{' (partial: ' + str(len(failed)) + ' inputs failed)' if failed else ''}"
+    )
+    _write_report(cfg.out, report)
+    write_manifest(cfg.out, manifest)
+    if cfg.compress:
+        _compress(cfg.out)
+    return report
+
+
+def _skip_totals(results: Any) -> dict[str, int]:
+    total = SkipCounts()
+    for r in results:
+        total.merge(r.skipped)
+    return dict(sorted(total.items()))
+
+
+def _run_units(
+    cfg: BuildConfig,
+    files: Sequence[InputFile],
+    todo: Sequence[int],
+    tok: Any,
+    dtype: str,
+    report: BuildReport,
+) -> None:
+    if not todo:
+        return
+    from tokenizer.patterns import native_pattern_id
+
+    # Huge plain-text documents are streamed in pieces only where that provably keeps the ids (built-in patterns).
+    piece_chars = 8 << 20 if native_pattern_id(tok.pattern) >= 0 else 1 << 62
+    read = ReadOptions(
+        text_field=cfg.text_field,
+        split_on=cfg.split_on,
+        utf8_errors=cfg.utf8_errors,
+        piece_chars=piece_chars,
+        storage_options=cfg.storage_options,
+    )
+    tokenizer_path = os.path.abspath(os.path.join(cfg.out, TOKENIZER_NAME))
+    tasks = (
+        UnitTask(
+            index=i,
+            file=files[i],
+            out=os.path.abspath(cfg.out),
+            tokenizer_path=tokenizer_path,
+            tokenizer_fingerprint=tok.fingerprint,
+            read=read,
+            eos=cfg.eos,
+            dtype=dtype,
+            max_shard_bytes=cfg.max_shard_bytes,
+        )
+        for i in todo
+    )
+    bar = BuildProgress(total_bytes=sum(files[i].size for i in todo), units=len(todo), enabled=cfg.progress)
+
+    def on_result(result: UnitResult) -> None:
+        report.units_run += 1
+        report.docs_run += result.num_docs
+        report.tokens_run += result.num_tokens
+        report.text_bytes_run += result.text_bytes
+        bar.unit_done(files[result.index].size, failed=result.error is not None)
+        if result.error is not None:
+            bar.write(f"shardstore: unit {result.index} failed: {result.error}")
+
+    try:
+        if cfg.executor is Executor.RAY:
+            run_ray(tasks, on_result=on_result, on_progress=bar.advance)
+        else:
+            workers = min(cfg.num_workers, len(todo))
+            run_local(tasks, workers=workers, on_result=on_result, on_progress=bar.advance)
+    finally:
+        bar.close()
+
+
+def _finalize(
+    cfg: BuildConfig,
+    files: Sequence[InputFile],
+    results: Mapping[int, UnitResult],
+    failed: Mapping[int, UnitResult],
+    tok: Any,
+    dtype: str,
+    options: Mapping[str, Any],
+) -> Manifest:
+    """Write the provenance index and return the manifest (not yet written: it is the commit point)."""
+    shards = []
+    prov_files = []
+    units = []
+    first_doc = 0
+    for i in sorted(results):
+        r = results[i]
+        for s in r.shards:
+            path = os.path.join(cfg.out, s.name)
+            if not os.path.isfile(path) or os.path.getsize(path) != s.size:
+                raise BuildError(
+                    f"{path}: journaled as finished but missing or resized; delete "
+                    f"{os.path.join(cfg.out, '.build', 'units', f'unit-{i:06d}.json')} and re-run to redo that unit"
+                )
+        shards.extend(r.shards)
+        if r.provenance is not None:
+            prov_files.append(r.provenance)
+        units.append(
+            {
+                "unit": i,
+                "url": files[i].url,
+                "record_kind": _record_kind(files[i], cfg.split_on),
+                "first_doc": first_doc,
+                "num_docs": r.num_docs,
+                "num_tokens": r.num_tokens,
+                "file": r.provenance.name if r.provenance else None,
+                "skipped": dict(sorted(r.skipped.items())),
+            }
+        )
+        first_doc += r.num_docs
+    units_path = os.path.join(cfg.out, UNITS_FILE)
+    os.makedirs(os.path.dirname(units_path), exist_ok=True)
+    units_bytes = canonical_json({"units": units})
+    if _read_or_none(units_path) != units_bytes:
+        atomic_write(units_path, units_bytes)
+    aux = [
+        file_info(os.path.join(cfg.out, TOKENIZER_NAME), name=TOKENIZER_NAME),
+        file_info(units_path, name=UNITS_FILE),
+    ]
+    provenance = {
+        "builder": f"shardstore.build v{BUILDER_VERSION}",
+        "options": {k: v for k, v in options.items() if k != "inputs"},
+        "num_inputs": len(files),
+        "input_bytes": sum(f.size for f in files),
+        "failed_inputs": [files[i].url for i in sorted(failed)],
+        "skipped": _skip_totals(results.values()),
+    }
+    return Manifest(
+        dtype=dtype,
+        shards=tuple(shards),
+        files=tuple(aux + prov_files),
+        tokenizer=TokenizerInfo.from_tokenizer(tok),
+        provenance=provenance,
+    )
+
+
+def _write_report(out: str, report: BuildReport) -> None:
+    atomic_write(os.path.join(out, REPORT_NAME), canonical_json(report.to_dict()))
+
+
+def _compress(out: str) -> None:
+    try:
+        from shardstore.cache import compress_store
+    except ImportError as exc:
+        raise BuildError(
+            f"--compress needs shardstore.cache.compress_store, which is not available ({exc})"
+        ) from exc
+    compress_store(out)
