@@ -1,0 +1,487 @@
+"""Remote stores staged to node-local disk: `open_remote` for `Store.open(url)`, and `stage` for the CLI.
+
+A store in object storage (any fsspec URL) is read through a cache directory on node-local disk:
+
+- `open_remote(url)` fetches only the manifest (and the optional `compression.json`); nothing else is downloaded
+  until the Store asks. The cache of one store lives in `<cache_dir>/<sha256(url)[:16]>-<fingerprint[:16]>`, so a
+  rebuilt store never reuses stale files and many stores can share one cache root (and one `cache_limit`).
+- `locator.shard_path(i)` pins shard i (a shared flock: no process evicts it while the Store has it mapped), then
+  returns the local path of a complete, verified copy, downloading it if needed: under an exclusive per-shard flock
+  (one download per node, however many processes and threads ask), to a temp file, verified (size + whole-file
+  xxh3 against the manifest), fsync'ed and renamed into place. `release(i)` unpins. See cachedir.py for the locks.
+- `prefetch(indices)` starts background downloads (a small thread pool) in the sampler's order; a prefetched shard
+  stays pinned until the Store uses and releases it (at most `max_prefetch_pins` at a time), so the lookahead is not
+  evicted before it is read. Prefetch never overshoots `cache_limit`; a demand read may, by at most its own shard.
+- A `.zst` copy listed in `compression.json` is preferred (smaller transfer) and decompressed while streaming.
+
+Default cache root when `cache_dir` is None: `$SHARDSTORE_CACHE`, else `$XDG_CACHE_HOME/shardstore`, else
+`~/.cache/shardstore`. Default `cache_limit`: `$SHARDSTORE_CACHE_LIMIT` (bytes, or with a K/M/G/T suffix), else none.
+
+Locators survive `fork` (DataLoader workers): a child drops the parent's pins and thread pool and starts its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from shardstore.cachedir import CacheDir, Usage
+from shardstore.compress import COMPRESSION_NAME, CompressedFile, compress_store, parse_compression_index
+from shardstore.errors import CacheError, ConfigError
+from shardstore.remote import RetryPolicy, download_verified, join_url, resolve, with_retries
+
+__all__ = [
+    "CacheConfig",
+    "RemoteLocator",
+    "compress_store",
+    "default_cache_dir",
+    "open_remote",
+    "parse_size",
+]
+
+_SUFFIXES = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """'500M', '2G', '12345' -> bytes (binary units); ConfigError for anything else."""
+    raw = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = raw[-1:] if raw[-1:] in _SUFFIXES else ""
+    number = raw[: len(raw) - len(unit)]
+    try:
+        value = float(number) * _SUFFIXES[unit]
+    except ValueError:
+        raise ConfigError(f"cache size {text!r} is not a size: write bytes or e.g. '500M', '20G'") from None
+    if not value > 0:
+        raise ConfigError(f"cache size {text!r} must be positive")
+    return int(value)
+
+
+def default_cache_dir() -> str:
+    """The per-user cache root: $SHARDSTORE_CACHE, $XDG_CACHE_HOME/shardstore or ~/.cache/shardstore."""
+    if env := os.environ.get("SHARDSTORE_CACHE"):
+        return env
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "shardstore")
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """How a remote store is cached. `cache_limit` None: unbounded (or $SHARDSTORE_CACHE_LIMIT)."""
+
+    cache_limit: int | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    prefetch_workers: int = 4
+    max_prefetch_pins: int = 32
+    lock_timeout_s: float = 1800.0
+    prefer_compressed: bool = True
+    chunk_size: int = 16 << 20
+
+    def __post_init__(self) -> None:
+        if self.cache_limit is not None and self.cache_limit <= 0:
+            raise ConfigError(f"cache_limit={self.cache_limit} must be a positive number of bytes (or None)")
+        if self.prefetch_workers < 1 or self.max_prefetch_pins < 0:
+            raise ConfigError(
+                f"need prefetch_workers >= 1 and max_prefetch_pins >= 0, got {self.prefetch_workers}, {self.max_prefetch_pins}"
+            )
+        if self.lock_timeout_s <= 0 or self.chunk_size < 1 << 16:
+            raise ConfigError(
+                f"need lock_timeout_s > 0 and chunk_size >= 64 KiB, got {self.lock_timeout_s}, {self.chunk_size}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    name: str
+    size: int
+    checksum: str
+    compressed: CompressedFile | None
+
+
+def _store_key(url: str, fingerprint: str) -> str:
+    return f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{fingerprint[:16]}"
+
+
+_LIVE: weakref.WeakSet[RemoteLocator] = weakref.WeakSet()
+_FORK_HOOK = threading.Lock()
+_fork_hook_installed = False
+
+
+def _after_fork_in_child() -> None:
+    for locator in list(_LIVE):
+        locator._forget_parent_state()
+
+
+def _track(locator: RemoteLocator) -> None:
+    global _fork_hook_installed
+    with _FORK_HOOK:
+        if not _fork_hook_installed:
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+            _fork_hook_installed = True
+    _LIVE.add(locator)
+
+
+class RemoteLocator:
+    """Local paths of a remote store's files, staged on demand into a node-local cache (see module doc)."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        storage_options: Mapping[str, Any] | None,
+        manifest_bytes: bytes,
+        compression_bytes: bytes | None,
+        cache_root: str,
+        config: CacheConfig,
+    ) -> None:
+        from shardstore.manifest import MANIFEST_NAME, Manifest
+
+        self.url = url
+        self.storage_options = dict(storage_options or {})
+        self.config = config
+        self._manifest_bytes = manifest_bytes
+        self._compression_bytes = compression_bytes
+        self.manifest = Manifest.from_json_bytes(manifest_bytes, source=join_url(url, MANIFEST_NAME))
+        self._fs, self._root = resolve(url, self.storage_options)
+        compressed: dict[str, CompressedFile] = {}
+        if compression_bytes is not None and config.prefer_compressed:
+            parsed = parse_compression_index(
+                compression_bytes,
+                source=join_url(url, COMPRESSION_NAME),
+                fingerprint=self.manifest.fingerprint,
+                names={s.name: s.size for s in self.manifest.shards},
+            )
+            compressed = parsed or {}
+        self._shards = [
+            _Item(s.name, s.size, s.checksum, compressed.get(s.name)) for s in self.manifest.shards
+        ]
+        self._files = {f.name: _Item(f.name, f.size, f.checksum, None) for f in self.manifest.files}
+        self.cache = CacheDir(cache_root, _store_key(url, self.manifest.fingerprint))
+        self.directory = self.cache.dir
+        self.downloads = 0  # files this process downloaded (tests and benchmarks read it)
+        self._forget_parent_state(close=False)
+        _track(self)
+
+    # ---- the locator interface used by Store ---------------------------------------------------------------
+    def shard_path(self, index: int) -> str:
+        """Local path of shard `index`, complete and verified; it stays pinned until `release(index)`."""
+        item = self._shard(index)
+        self._hold(item.name, "use")
+        try:
+            path = self._ensure(item, demand=True)
+        except BaseException:
+            self._unhold(item.name, "use")
+            raise
+        if path is None:  # demand downloads always get room or raise
+            raise CacheError(f"{self.directory}: no room for {item.name}")
+        return path
+
+    def file_path(self, name: str) -> str:
+        """Local path of an auxiliary file listed in the manifest (pinned for the locator's lifetime)."""
+        item = self._files.get(name)
+        if item is None:
+            raise CacheError(
+                f"{join_url(self.url, name)}: not listed in the store manifest (have {sorted(self._files)})"
+            )
+        self._hold(name, "file")
+        path = self._ensure(item, demand=True)
+        if path is None:
+            raise CacheError(f"{self.directory}: no room for {name}")
+        return path
+
+    def prefetch(self, indices: Sequence[int]) -> None:
+        """Start downloading these shards in the background (a hint; errors surface on `shard_path`)."""
+        self._check_fork()
+        for index in indices:
+            item = self._shard(index)
+            with self._mutex:
+                if item.name in self._inflight or "use" in self._reasons.get(item.name, ()):
+                    continue
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(
+                        self.config.prefetch_workers, thread_name_prefix="shardstore-prefetch"
+                    )
+                future = self._executor.submit(self._prefetch_one, item)
+                self._inflight[item.name] = future
+            future.add_done_callback(lambda _f, name=item.name: self._done(name))
+
+    def release(self, index: int) -> None:
+        """The Store unmapped shard `index`: it may be evicted again (once no process uses it)."""
+        self._unhold(self._shard(index).name, "use")
+
+    def close(self) -> None:
+        """Cancel pending prefetches and drop every pin of this process."""
+        with self._mutex:
+            executor, self._executor = self._executor, None
+            fds, self._fds, self._reasons = self._fds, {}, {}
+            self._prefetched.clear()
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        for fd in fds.values():
+            os.close(fd)
+
+    def usage(self) -> Usage:
+        """Bytes in the whole cache root right now (files + downloads in progress)."""
+        return self.cache.usage()
+
+    @property
+    def cache_limit(self) -> int | None:
+        return self.config.cache_limit
+
+    # ---- pickling (spawned DataLoader workers): rebuild from the same bytes, no refetch ----------------------
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _restore,
+            (
+                self.url,
+                self.storage_options,
+                self._manifest_bytes,
+                self._compression_bytes,
+                self.cache.root,
+                self.config,
+            ),
+        )
+
+    # ---- internals -------------------------------------------------------------------------------------------
+    def _shard(self, index: int) -> _Item:
+        if not 0 <= index < len(self._shards):
+            raise IndexError(f"shard index {index} out of range 0..{len(self._shards) - 1} of {self.url}")
+        return self._shards[index]
+
+    def _forget_parent_state(self, *, close: bool = True) -> None:
+        if close:
+            for fd in getattr(self, "_fds", {}).values():
+                os.close(fd)  # the parent still holds these flocks through its own descriptor
+        self._pid = os.getpid()
+        self._mutex = threading.Lock()
+        self._fds: dict[str, int] = {}
+        self._reasons: dict[str, set[str]] = {}
+        self._prefetched: OrderedDict[str, None] = OrderedDict()
+        self._inflight: dict[str, Future[None]] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self.last_prefetch_error: BaseException | None = None
+
+    def _check_fork(self) -> None:
+        if os.getpid() != self._pid:
+            self._forget_parent_state()
+
+    def _hold(self, name: str, reason: str) -> None:
+        self._check_fork()
+        with self._mutex:
+            have = name in self._fds
+        fd = None if have else self.cache.pin(name)
+        with self._mutex:
+            if name not in self._fds and fd is not None:
+                self._fds[name], fd = fd, None
+            self._reasons.setdefault(name, set()).add(reason)
+            if reason == "use":
+                self._prefetched.pop(name, None)
+                self._reasons[name].discard("prefetch")
+        if fd is not None:
+            os.close(fd)
+
+    def _unhold(self, name: str, reason: str) -> None:
+        self._check_fork()
+        with self._mutex:
+            reasons = self._reasons.get(name)
+            if reasons is None:
+                return
+            reasons.discard(reason)
+            if reason == "prefetch":
+                self._prefetched.pop(name, None)
+            fd = None
+            if not reasons:
+                del self._reasons[name]
+                fd = self._fds.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _drop_prefetch_pins(self) -> None:
+        with self._mutex:
+            names = list(self._prefetched)
+        for name in names:
+            self._unhold(name, "prefetch")
+
+    def _prefetch_one(self, item: _Item) -> None:
+        self._hold(item.name, "prefetch")
+        try:
+            path = self._ensure(item, demand=False)
+        except Exception as exc:  # a hint failed; the demand read retries and raises with the full message
+            self.last_prefetch_error = exc
+            path = None
+        if path is None:
+            self._unhold(item.name, "prefetch")
+            return
+        overflow: list[str] = []
+        with self._mutex:
+            if "prefetch" in self._reasons.get(item.name, ()):
+                self._prefetched[item.name] = None
+                while len(self._prefetched) > self.config.max_prefetch_pins:
+                    overflow.append(self._prefetched.popitem(last=False)[0])
+        for name in overflow:
+            self._unhold(name, "prefetch")
+
+    def _done(self, name: str) -> None:
+        with self._mutex:
+            self._inflight.pop(name, None)
+
+    def _ensure(
+        self, item: _Item, *, demand: bool, report: Callable[[int], None] | None = None
+    ) -> str | None:
+        final = self.cache.data_path(item.name)
+        if _touch(final):
+            return final
+        with self.cache.download_lock(item.name, timeout_s=self.config.lock_timeout_s):
+            if _touch(final):
+                return final
+            self.cache.clean_stale(item.name)
+            part = self._reserve(item, demand=demand)
+            if part is None:
+                return None
+            try:
+                remote = item.compressed.name if item.compressed else item.name
+                download_verified(
+                    self._fs,
+                    f"{self._root}/{remote}",
+                    part,
+                    url=join_url(self.url, remote),
+                    size=item.size,
+                    checksum=item.checksum,
+                    zstd=item.compressed is not None,
+                    policy=self.config.retry,
+                    chunk_size=self.config.chunk_size,
+                    report=report,
+                )
+                path = self.cache.commit(part, item.name)
+            except BaseException:
+                if os.path.exists(part):
+                    os.unlink(part)
+                raise
+        with self._mutex:
+            self.downloads += 1
+        return path
+
+    def _reserve(self, item: _Item, *, demand: bool) -> str | None:
+        limit = self.config.cache_limit
+        part = self.cache.reserve(item.name, item.size, limit=limit, demand=demand)
+        if part is not None or not demand:
+            return part
+        self._drop_prefetch_pins()  # demand beats hints: our own lookahead may go first
+        deadline = time.monotonic() + self.config.lock_timeout_s
+        delay = 0.01
+        while (part := self.cache.reserve(item.name, item.size, limit=limit, demand=True)) is None:
+            if time.monotonic() > deadline:
+                usage = self.cache.usage()
+                raise CacheError(
+                    f"{self.cache.root}: cannot fit {item.name} ({item.size} bytes) under cache_limit={limit}: "
+                    f"{usage.total} bytes are held by shards in use on this node for {self.config.lock_timeout_s:.0f}s; "
+                    "raise cache_limit (>= (processes x shards mapped per process + 1) x shard size)"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        return part
+
+
+def _touch(path: str) -> bool:
+    """Mark `path` recently used (the LRU clock is mtime); False if it does not exist."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _restore(
+    url: str,
+    storage_options: dict[str, Any],
+    manifest_bytes: bytes,
+    compression_bytes: bytes | None,
+    cache_root: str,
+    config: CacheConfig,
+) -> RemoteLocator:
+    return RemoteLocator(
+        url=url,
+        storage_options=storage_options,
+        manifest_bytes=manifest_bytes,
+        compression_bytes=compression_bytes,
+        cache_root=cache_root,
+        config=config,
+    )
+
+
+def _resolve_config(config: CacheConfig | None, cache_limit: int | None) -> CacheConfig:
+    config = config or CacheConfig()
+    if (
+        cache_limit is None
+        and config.cache_limit is None
+        and (env := os.environ.get("SHARDSTORE_CACHE_LIMIT"))
+    ):
+        cache_limit = parse_size(env)
+    if cache_limit is not None:
+        config = CacheConfig(
+            cache_limit=cache_limit,
+            retry=config.retry,
+            prefetch_workers=config.prefetch_workers,
+            max_prefetch_pins=config.max_prefetch_pins,
+            lock_timeout_s=config.lock_timeout_s,
+            prefer_compressed=config.prefer_compressed,
+            chunk_size=config.chunk_size,
+        )
+    return config
+
+
+def open_remote(
+    url: str,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    cache_limit: int | None = None,
+    config: CacheConfig | None = None,
+) -> tuple[bytes, RemoteLocator]:
+    """Fetch the manifest of the store at `url` and return (manifest bytes, a locator that stages its files).
+
+    Only `manifest.json` and (if present) `compression.json` are fetched here, with bounded retries.
+    """
+    from shardstore.manifest import MANIFEST_NAME
+
+    url = url.rstrip("/")
+    config = _resolve_config(config, cache_limit)
+    fs, root = resolve(url, storage_options)
+    manifest_bytes = with_retries(
+        join_url(url, MANIFEST_NAME), lambda: bytes(fs.cat_file(f"{root}/{MANIFEST_NAME}")), config.retry
+    )
+
+    def fetch_index() -> bytes | None:
+        try:
+            return bytes(fs.cat_file(f"{root}/{COMPRESSION_NAME}"))
+        except FileNotFoundError:
+            return None
+
+    compression = with_retries(join_url(url, COMPRESSION_NAME), fetch_index, config.retry)
+    locator = RemoteLocator(
+        url=url,
+        storage_options=storage_options,
+        manifest_bytes=manifest_bytes,
+        compression_bytes=compression,
+        cache_root=os.fspath(cache_dir) if cache_dir is not None else default_cache_dir(),
+        config=config,
+    )
+    _write_once(os.path.join(locator.directory, MANIFEST_NAME), manifest_bytes)
+    _write_once(os.path.join(locator.directory, "url"), (url + "\n").encode())
+    return manifest_bytes, locator
+
+
+def _write_once(path: str, data: bytes) -> None:
+    """A copy for humans and offline `info`; the cache key already pins the content, so it never changes."""
+    if os.path.exists(path):
+        return
+    from shardstore.manifest import atomic_write
+
+    atomic_write(path, data)
