@@ -1,0 +1,222 @@
+// Hand-written pre-tokenizer for the built-in patterns (cl100k, gpt2): header-only C++17, no Python.
+//
+// pretok_next(p, s, n, pos) returns the end offset (bytes) of the piece that regex.findall(PATTERN, text) yields at
+// byte `pos` of the UTF-8 text s[0..n). Both patterns match every character, so consecutive pieces tile the text.
+// Each alternative of the regex is transcribed below in pattern order, with the regex engine's backtracking worked
+// out by hand (commented per alternative). Character classes (\p{L}, \p{N}, \s, and the case-insensitive
+// contraction letters) come from unicode_tables.h, generated FROM the `regex` package; tests/test_pretok.py fuzzes
+// this splitter against regex.findall on random Unicode text.
+//
+// Cost: every call is O(length of the piece it returns), except whitespace runs, which are scanned once per call
+// (a run yields at most 3 pieces), so splitting is linear in the text length. Invalid UTF-8 is not expected (input
+// comes from Python str), but is bounds-checked: a bad lead byte counts as one "other" character.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "unicode_tables.h"
+
+enum PretokPattern : int { PRETOK_CL100K = 0, PRETOK_GPT2 = 1 };
+
+namespace pretok_detail {
+
+enum CharClass : uint8_t { C_OTHER = 0, C_LETTER = 1, C_NUMBER = 2, C_SPACE = 3 };
+
+// Class of a code point: binary search in the run table (ASCII and the BMP go through a 64 KiB table built once).
+inline uint8_t class_slow(uint32_t cp) {
+    uint32_t lo = 0, hi = pretok_tables::kNumRuns;  // invariant: kRunStart[lo] <= cp < kRunStart[hi]
+    while (hi - lo > 1) {
+        uint32_t mid = (lo + hi) / 2;
+        if (pretok_tables::kRunStart[mid] <= cp) lo = mid; else hi = mid;
+    }
+    return pretok_tables::kRunClass[lo];
+}
+
+struct BmpTable {
+    uint8_t cls[0x10000];
+    BmpTable() {
+        uint32_t run = 0;
+        for (uint32_t cp = 0; cp < 0x10000; ++cp) {
+            while (run + 1 < pretok_tables::kNumRuns && pretok_tables::kRunStart[run + 1] <= cp) ++run;
+            cls[cp] = pretok_tables::kRunClass[run];
+        }
+    }
+};
+
+inline const BmpTable& bmp_table() {
+    static const BmpTable table;  // thread-safe one-time init (C++11 magic statics)
+    return table;
+}
+
+inline uint8_t char_class(uint32_t cp) { return cp < 0x10000 ? bmp_table().cls[cp] : class_slow(cp); }
+
+struct Char {
+    uint32_t cp;
+    uint32_t len;  // bytes
+    uint8_t cls;
+};
+
+// Decode the character at s[pos] (pos < n).
+inline Char char_at(const uint8_t* s, size_t n, size_t pos) {
+    uint8_t b = s[pos];
+    if (b < 0x80) return Char{b, 1, bmp_table().cls[b]};
+    uint32_t len = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 0;
+    if (len == 0 || len > 4 || pos + len > n) return Char{0xFFFD, 1, C_OTHER};
+    uint32_t cp = b & (0x7F >> len);
+    for (uint32_t i = 1; i < len; ++i) {
+        uint8_t c = s[pos + i];
+        if ((c & 0xC0) != 0x80) return Char{0xFFFD, 1, C_OTHER};
+        cp = (cp << 6) | (c & 0x3F);
+    }
+    return Char{cp, len, char_class(cp)};
+}
+
+// End of the run of characters of class `cls` starting at pos.
+inline size_t run_end(const uint8_t* s, size_t n, size_t pos, uint8_t cls) {
+    while (pos < n) {
+        Char c = char_at(s, n, pos);
+        if (c.cls != cls) break;
+        pos += c.len;
+    }
+    return pos;
+}
+
+template <size_t N>
+inline bool in_list(uint32_t cp, const uint32_t (&list)[N]) {
+    for (size_t i = 0; i < N; ++i)
+        if (list[i] == cp && cp != 0) return true;
+    return false;
+}
+
+// Does `cp` equal ASCII lowercase `letter` under the regex package's (?i)?
+inline bool fold_eq(uint32_t cp, char letter) {
+    if (cp < 0x80) return (cp | 0x20) == static_cast<uint32_t>(letter);
+    using namespace pretok_tables;
+    switch (letter) {
+        case 's': return in_list(cp, kFold_s);
+        case 't': return in_list(cp, kFold_t);
+        case 'm': return in_list(cp, kFold_m);
+        case 'd': return in_list(cp, kFold_d);
+        case 'r': return in_list(cp, kFold_r);
+        case 'e': return in_list(cp, kFold_e);
+        case 'v': return in_list(cp, kFold_v);
+        case 'l': return in_list(cp, kFold_l);
+        default: return false;
+    }
+}
+
+// Contractions 's|'t|'re|'ve|'m|'ll|'d starting at pos (s[pos] == '\''); returns end or 0 if none matches.
+inline size_t contraction(const uint8_t* s, size_t n, size_t pos, bool ignore_case) {
+    size_t p1 = pos + 1;
+    if (p1 >= n) return 0;
+    Char c1 = char_at(s, n, p1);
+    auto eq = [ignore_case](uint32_t cp, char letter) {
+        return ignore_case ? fold_eq(cp, letter) : cp == static_cast<uint32_t>(letter);
+    };
+    if (eq(c1.cp, 's') || eq(c1.cp, 't') || eq(c1.cp, 'm') || eq(c1.cp, 'd')) return p1 + c1.len;
+    size_t p2 = p1 + c1.len;
+    if (p2 >= n) return 0;
+    Char c2 = char_at(s, n, p2);
+    if ((eq(c1.cp, 'r') && eq(c2.cp, 'e')) || (eq(c1.cp, 'v') && eq(c2.cp, 'e')) || (eq(c1.cp, 'l') && eq(c2.cp, 'l')))
+        return p2 + c2.len;
+    return 0;
+}
+
+struct SpaceRun {
+    size_t end;         // end of the maximal \s run starting at pos
+    size_t last_start;  // start of its last character
+    size_t nchars;
+};
+
+inline SpaceRun space_run(const uint8_t* s, size_t n, size_t pos) {
+    SpaceRun r{pos, pos, 0};
+    while (r.end < n) {
+        Char c = char_at(s, n, r.end);
+        if (c.cls != C_SPACE) break;
+        r.last_start = r.end;
+        r.end += c.len;
+        ++r.nchars;
+    }
+    return r;
+}
+
+// \s+(?!\S) then \s+ : the greedy run, backed off by one character when a non-space follows it.
+inline size_t space_tail(size_t n, const SpaceRun& r) {
+    if (r.end == n) return r.end;             // \s+(?!\S): end of text satisfies the lookahead
+    if (r.nchars >= 2) return r.last_start;   // back off one char: a space follows, so (?!\S) holds
+    return r.end;                             // \s+ (single whitespace char before a non-space)
+}
+
+// cl100k: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*
+//         |\s*[\r\n]+|\s+(?!\S)|\s+
+inline size_t next_cl100k(const uint8_t* s, size_t n, size_t pos) {
+    Char c0 = char_at(s, n, pos);
+    // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+    if (c0.cp == '\'') {
+        size_t e = contraction(s, n, pos, true);
+        if (e) return e;
+    }
+    // [^\r\n\p{L}\p{N}]?\p{L}+ : a letter run, optionally preceded by one char that is not CR/LF/letter/number.
+    if (c0.cls == C_LETTER) return run_end(s, n, pos + c0.len, C_LETTER);
+    size_t p1 = pos + c0.len;
+    if (c0.cls != C_NUMBER && c0.cp != '\r' && c0.cp != '\n' && p1 < n) {
+        Char c1 = char_at(s, n, p1);
+        if (c1.cls == C_LETTER) return run_end(s, n, p1 + c1.len, C_LETTER);
+    }
+    // \p{N}{1,3}
+    if (c0.cls == C_NUMBER) {
+        size_t e = p1;
+        for (int k = 1; k < 3 && e < n; ++k) {
+            Char c = char_at(s, n, e);
+            if (c.cls != C_NUMBER) break;
+            e += c.len;
+        }
+        return e;
+    }
+    // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
+    size_t other = n;  // start of the [^\s\p{L}\p{N}]+ run, if the alternative applies
+    if (c0.cls == C_OTHER) {
+        other = pos;
+    } else if (c0.cp == ' ' && p1 < n && char_at(s, n, p1).cls == C_OTHER) {
+        other = p1;
+    }
+    if (other != n) {
+        size_t e = run_end(s, n, other, C_OTHER);
+        while (e < n && (s[e] == '\r' || s[e] == '\n')) ++e;
+        return e;
+    }
+    // Only whitespace remains (c0 is \s).
+    SpaceRun r = space_run(s, n, pos);
+    // \s*[\r\n]+ : \s* backs off to the last CR/LF of the run; [\r\n]+ then takes just it (the run's last CR/LF).
+    // Multi-byte whitespace never contains the bytes 0x0A/0x0D, so a byte scan finds characters.
+    for (size_t j = r.end; j > pos; --j) {
+        if (s[j - 1] == '\r' || s[j - 1] == '\n') return j;
+    }
+    return space_tail(n, r);
+}
+
+// gpt2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+inline size_t next_gpt2(const uint8_t* s, size_t n, size_t pos) {
+    Char c0 = char_at(s, n, pos);
+    if (c0.cp == '\'') {
+        size_t e = contraction(s, n, pos, false);
+        if (e) return e;
+    }
+    // ' ?X+' for X in letter, number, other: an optional space glued to a run of one class.
+    if (c0.cls != C_SPACE) return run_end(s, n, pos + c0.len, c0.cls);
+    size_t p1 = pos + 1;
+    if (c0.cp == ' ' && p1 < n) {
+        Char c1 = char_at(s, n, p1);
+        if (c1.cls != C_SPACE) return run_end(s, n, p1 + c1.len, c1.cls);
+    }
+    SpaceRun r = space_run(s, n, pos);
+    return space_tail(n, r);
+}
+
+}  // namespace pretok_detail
+
+// End offset (in bytes) of the pre-tokenizer piece starting at byte `pos` of valid UTF-8 s[0..n), pos < n.
+inline size_t pretok_next(PretokPattern p, const uint8_t* s, size_t n, size_t pos) {
+    return p == PRETOK_GPT2 ? pretok_detail::next_gpt2(s, n, pos) : pretok_detail::next_cl100k(s, n, pos);
+}

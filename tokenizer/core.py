@@ -1,0 +1,466 @@
+"""`Tokenizer`: byte-level BPE over a native (C++) core.
+
+Vocabulary: ids 0..255 are the byte values, id ``256 + i`` is merge ``i`` (its bytes are left + right), then the
+special tokens in order. A tokenizer is immutable; its identity is `fingerprint` (see `tokenizer.serialization`).
+
+Encoding semantics (the spec the native code and ``tests/reference_bpe.py`` both implement; identical to
+tiktoken's on the same ranks): split the text with the pre-tokenization pattern; a piece that is itself a token
+becomes that token; otherwise start from its bytes and repeatedly merge the adjacent pair whose concatenation is the
+lowest-ranked token, leftmost first on ties, until no adjacent pair concatenates to a token. The rank of a token is
+its id. Merges never cross piece boundaries, nor special tokens.
+
+Special tokens: a special-token string inside ordinary text is plain text by default (it encodes as ordinary
+bytes), so untrusted documents cannot inject control tokens. ``allowed_special="all"`` (or a set of names)
+recognizes them; pieces never span a recognized special token.
+
+Unicode policy:
+- Encoding a ``str`` that contains a lone surrogate (not encodable as UTF-8): ``errors="strict"`` (default) raises
+  `InputError` naming the index and code point; ``errors="replace"`` encodes each lone surrogate as U+FFFD. Nothing
+  is dropped silently.
+- Decoding ids whose bytes are not valid UTF-8 (e.g. a cut in the middle of a character): `decode_bytes` returns the
+  exact bytes; `decode` uses ``errors="replace"`` by default (U+FFFD per invalid sequence, as ``bytes.decode``) and
+  accepts ``errors="strict"`` to raise instead. An id outside ``[0, vocab_size)`` raises `ConfigError` naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from shardstore.errors import ConfigError, InputError
+
+from . import serialization
+from .patterns import native_pattern_id, resolve_pattern
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+__all__ = ["EOS_TOKEN", "Tokenizer"]
+
+EOS_TOKEN = "<|endoftext|>"
+_ERRORS = ("strict", "replace")
+
+AllowedSpecial = Literal["all"] | Collection[str]
+
+
+def _surrogate_error(text: str, exc: UnicodeEncodeError) -> InputError:
+    cp = ord(text[exc.start])
+    return InputError(
+        f"text contains a lone surrogate U+{cp:04X} at index {exc.start}, which has no UTF-8 encoding; clean the text "
+        "or pass errors='replace' to encode lone surrogates as U+FFFD"
+    )
+
+
+def _replace_surrogates(text: str) -> str:
+    import re
+
+    return re.sub("[\ud800-\udfff]", "\ufffd", text)
+
+
+class Tokenizer:
+    """A trained byte-level BPE tokenizer. Build with `from_merges`, `load`, or `tokenizer.train`."""
+
+    __slots__ = (
+        "_fingerprint",
+        "_lock",
+        "_merges",
+        "_native",
+        "_pattern",
+        "_special_re",
+        "_special_tokens",
+        "_token_bytes",
+    )
+
+    def __init__(
+        self,
+        *,
+        pattern: str,
+        merges: Sequence[tuple[int, int]],
+        special_tokens: Sequence[str],
+        fingerprint: str,
+    ) -> None:
+        """Internal: use `from_merges` or `load`, which validate their input."""
+        self._pattern = pattern
+        self._merges = tuple(merges)
+        self._special_tokens = tuple(special_tokens)
+        self._fingerprint = fingerprint
+        token_bytes = [bytes([b]) for b in range(256)]
+        seen = {t: i for i, t in enumerate(token_bytes)}
+        for i, (left, right) in enumerate(self._merges):
+            token = token_bytes[left] + token_bytes[right]
+            if token in seen:
+                raise ConfigError(
+                    f"merge {i} = ({left}, {right}) creates {token!r}, which is already token {seen[token]}; "
+                    "every merge must create a new token"
+                )
+            seen[token] = 256 + i
+            token_bytes.append(token)
+        self._token_bytes = token_bytes
+        self._native: Any = None
+        self._special_re: Any = None
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------------------------------------- construction
+    @classmethod
+    def from_merges(
+        cls,
+        merges: Sequence[tuple[bytes, bytes]],
+        *,
+        pattern: str = "cl100k",
+        special_tokens: Sequence[str] = (EOS_TOKEN,),
+    ) -> Tokenizer:
+        """Build from merges given as byte pairs, in merge order (merge ``i`` becomes id ``256 + i``).
+
+        Raises:
+            ConfigError: a merge refers to bytes that are not yet a token, or re-creates an existing token.
+        """
+        pattern = resolve_pattern(pattern)
+        ids: dict[bytes, int] = {bytes([b]): b for b in range(256)}
+        pairs: list[tuple[int, int]] = []
+        for i, pair in enumerate(merges):
+            if not (
+                isinstance(pair, tuple | list) and len(pair) == 2 and all(isinstance(x, bytes) for x in pair)
+            ):
+                raise ConfigError(f"merge {i} must be a pair of bytes, got {pair!r}")
+            left, right = pair
+            if left not in ids or right not in ids:
+                unknown = left if left not in ids else right
+                raise ConfigError(
+                    f"merge {i} = ({left!r}, {right!r}): {unknown!r} is not a token yet; merges must combine byte "
+                    "tokens or tokens created by earlier merges"
+                )
+            pairs.append((ids[left], ids[right]))
+            ids.setdefault(left + right, 256 + i)
+        pattern, pairs, specials = serialization.validate_content(
+            pattern, pairs, list(special_tokens), source="from_merges"
+        )
+        return cls(
+            pattern=pattern,
+            merges=pairs,
+            special_tokens=specials,
+            fingerprint=serialization.compute_fingerprint(pattern, pairs, specials),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Tokenizer:
+        """Load a tokenizer JSON file written by `save`; a corrupted or edited file raises `FormatError`."""
+        pattern, merges, specials, fingerprint = serialization.read_tokenizer_file(path)
+        return cls(pattern=pattern, merges=merges, special_tokens=specials, fingerprint=fingerprint)
+
+    @classmethod
+    def from_json_bytes(cls, data: bytes | str, *, source: str = "<bytes>") -> Tokenizer:
+        """Parse the content of a tokenizer file (e.g. read from a store); `source` names it in errors."""
+        pattern, merges, specials, fingerprint = serialization.parse_tokenizer_json(data, source=source)
+        return cls(pattern=pattern, merges=merges, special_tokens=specials, fingerprint=fingerprint)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the tokenizer as one JSON file (atomic: temp file, fsync, rename)."""
+        serialization.write_tokenizer_file(path, self._pattern, self._merges, self._special_tokens)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Cheap and safe to send to worker processes: only the validated content travels, never native state.
+        return (_rebuild, (self._pattern, self._merges, self._special_tokens, self._fingerprint))
+
+    # ----------------------------------------------------------------------------------------------- properties
+    @property
+    def pattern(self) -> str:
+        """The pre-tokenization regex string."""
+        return self._pattern
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 hex digest of the canonical content (pattern, merges, special tokens)."""
+        return self._fingerprint
+
+    @property
+    def merges(self) -> tuple[tuple[int, int], ...]:
+        """Merges as (left_id, right_id) pairs; merge ``i`` created id ``256 + i``."""
+        return self._merges
+
+    @property
+    def num_ordinary_tokens(self) -> int:
+        """Number of byte and merge tokens (ids below this are ordinary)."""
+        return 256 + len(self._merges)
+
+    @property
+    def vocab_size(self) -> int:
+        """Total number of ids, special tokens included."""
+        return 256 + len(self._merges) + len(self._special_tokens)
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        """Special token string -> id."""
+        base = self.num_ordinary_tokens
+        return {s: base + i for i, s in enumerate(self._special_tokens)}
+
+    @property
+    def eos_id(self) -> int | None:
+        """Id of ``<|endoftext|>`` if present, else of the first special token, else None."""
+        specials = self.special_tokens
+        if EOS_TOKEN in specials:
+            return specials[EOS_TOKEN]
+        return next(iter(specials.values()), None)
+
+    @property
+    def numpy_dtype(self) -> np.dtype[Any]:
+        """Smallest unsigned dtype that holds every id: uint16 up to 65536 ids, else uint32."""
+        return np.dtype(np.uint16) if self.vocab_size <= 65536 else np.dtype(np.uint32)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The bytes of one id (a special token's bytes are its UTF-8 string)."""
+        return self.decode_bytes([token_id])
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(vocab_size={self.vocab_size}, pattern={self._pattern[:24]!r}..., fingerprint={self._fingerprint[:12]})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tokenizer) and other._fingerprint == self._fingerprint
+
+    def __hash__(self) -> int:
+        return hash(self._fingerprint)
+
+    # ----------------------------------------------------------------------------------------------- encoding
+    def _encoder(self) -> Any:
+        native = self._native
+        if native is None:
+            with self._lock:
+                if self._native is None:
+                    from ._native import _encoder
+
+                    specials = [s.encode("utf-8") for s in self._special_tokens]
+                    self._native = _encoder.Encoder(
+                        self._token_bytes + specials, len(self._token_bytes), native_pattern_id(self._pattern)
+                    )
+                native = self._native
+        return native
+
+    def _prepare(self, text: str, errors: str) -> str:
+        if not isinstance(text, str):
+            raise ConfigError(f"text must be str, got {type(text).__name__}; decode bytes to str first")
+        if errors not in _ERRORS:
+            raise ConfigError(f"errors must be one of {_ERRORS}, got {errors!r}")
+        return text
+
+    def _segments(self, text: str, allowed_special: AllowedSpecial) -> list[str | int]:
+        """Split text at recognized special tokens: str segments to encode, ints for special ids."""
+        if not allowed_special:
+            return [text]
+        specials = self.special_tokens
+        if allowed_special == "all":
+            names = list(specials)
+        else:
+            if isinstance(allowed_special, str):
+                raise ConfigError(
+                    f"allowed_special must be 'all' or a set of special tokens, got {allowed_special!r}"
+                )
+            names = list(allowed_special)
+            unknown = [n for n in names if n not in specials]
+            if unknown:
+                raise ConfigError(
+                    f"allowed_special names unknown special tokens {unknown}; known: {list(specials)}"
+                )
+        if not names or not any(n in text for n in names):
+            return [text]
+        import re
+
+        # Longest first, so that a special token that is a prefix of another never wins over it.
+        rx = re.compile("|".join(re.escape(n) for n in sorted(names, key=lambda n: (-len(n), n))))
+        out: list[str | int] = []
+        pos = 0
+        for m in rx.finditer(text):
+            if m.start() > pos:
+                out.append(text[pos : m.start()])
+            out.append(specials[m.group()])
+            pos = m.end()
+        if pos < len(text):
+            out.append(text[pos:])
+        return out
+
+    def _encode_ordinary(self, text: str, errors: str) -> list[int]:
+        native = self._encoder()
+        if native.pattern_id < 0:
+            return self._encode_custom(text, errors)
+        try:
+            return native.encode(text)
+        except UnicodeEncodeError as exc:
+            if errors == "strict":
+                raise _surrogate_error(text, exc) from None
+            return native.encode(_replace_surrogates(text))
+
+    def _encode_custom(self, text: str, errors: str) -> list[int]:
+        import regex
+
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            if errors == "strict":
+                raise _surrogate_error(text, exc) from None
+            text = _replace_surrogates(text)
+        pieces = [p.encode("utf-8") for p in regex.findall(self._pattern, text)]
+        return self._encoder().encode_pieces(pieces)
+
+    def encode(self, text: str, *, allowed_special: AllowedSpecial = (), errors: str = "strict") -> list[int]:
+        """Encode text to ids. Special-token strings are plain text unless listed in `allowed_special`."""
+        self._prepare(text, errors)
+        out: list[int] = []
+        for seg in self._segments(text, allowed_special):
+            if isinstance(seg, int):
+                out.append(seg)
+            else:
+                out.extend(self._encode_ordinary(seg, errors))
+        return out
+
+    def encode_ordinary(self, text: str, *, errors: str = "strict") -> list[int]:
+        """Encode text treating every special-token string as plain text (the `encode` default)."""
+        self._prepare(text, errors)
+        return self._encode_ordinary(text, errors)
+
+    def encode_to_numpy(
+        self,
+        text: str,
+        *,
+        allowed_special: AllowedSpecial = (),
+        errors: str = "strict",
+        dtype: npt.DTypeLike | None = None,
+    ) -> np.ndarray:
+        """Encode into a 1-D numpy array (default dtype `numpy_dtype`), written directly by the native code."""
+        self._prepare(text, errors)
+        dt = self._check_dtype(dtype)
+        segments = self._segments(text, allowed_special)
+        native = self._encoder()
+        if native.pattern_id < 0 or len(segments) != 1:
+            return np.asarray(self.encode(text, allowed_special=allowed_special, errors=errors), dtype=dt)
+        try:
+            buf = native.encode_to_buffer(text, dt.itemsize)
+        except UnicodeEncodeError as exc:
+            if errors == "strict":
+                raise _surrogate_error(text, exc) from None
+            buf = native.encode_to_buffer(_replace_surrogates(text), dt.itemsize)
+        return np.frombuffer(buf, dtype=dt)
+
+    def _check_dtype(self, dtype: npt.DTypeLike | None) -> np.dtype[Any]:
+        dt = self.numpy_dtype if dtype is None else np.dtype(dtype)
+        if dt not in (np.dtype(np.uint16), np.dtype(np.uint32)) or (
+            dt.itemsize == 2 and self.vocab_size > 65536
+        ):
+            raise ConfigError(
+                f"dtype {dt} cannot hold ids of a {self.vocab_size}-token vocabulary; use uint32"
+                + (" or uint16" if self.vocab_size <= 65536 else "")
+            )
+        return dt.newbyteorder("=")
+
+    def encode_batch(
+        self,
+        texts: Iterable[str],
+        *,
+        num_threads: int | None = None,
+        allowed_special: AllowedSpecial = (),
+        errors: str = "strict",
+    ) -> list[list[int]]:
+        """Encode many texts on `num_threads` native threads (default: all usable cores), GIL released."""
+        return self._batch(texts, num_threads, allowed_special, errors, itemsize=0)
+
+    def encode_batch_to_numpy(
+        self,
+        texts: Iterable[str],
+        *,
+        num_threads: int | None = None,
+        allowed_special: AllowedSpecial = (),
+        errors: str = "strict",
+        dtype: npt.DTypeLike | None = None,
+    ) -> list[np.ndarray]:
+        """Like `encode_batch`, but each result is a numpy array written directly by the native threads."""
+        dt = self._check_dtype(dtype)
+        bufs = self._batch(texts, num_threads, allowed_special, errors, itemsize=dt.itemsize)
+        return [np.frombuffer(b, dtype=dt) for b in bufs]
+
+    def _batch(
+        self,
+        texts: Iterable[str],
+        num_threads: int | None,
+        allowed_special: AllowedSpecial,
+        errors: str,
+        *,
+        itemsize: int,
+    ) -> list[Any]:
+        texts = list(texts)
+        for t in texts:
+            self._prepare(t, errors)
+        threads = _default_threads() if num_threads is None else num_threads
+        if not isinstance(threads, int) or threads < 1:
+            raise ConfigError(f"num_threads must be a positive int or None, got {num_threads!r}")
+        native = self._encoder()
+        simple = native.pattern_id >= 0 and all(len(self._segments(t, allowed_special)) == 1 for t in texts)
+        if simple:
+            try:
+                return native.encode_batch(texts, threads, itemsize)
+            except UnicodeEncodeError:
+                pass  # some text has a lone surrogate: fall through to the per-text path, which applies `errors`
+        if itemsize == 0:
+            return [self.encode(t, allowed_special=allowed_special, errors=errors) for t in texts]
+        dt = np.uint16 if itemsize == 2 else np.uint32
+        return [
+            np.asarray(self.encode(t, allowed_special=allowed_special, errors=errors), dtype=dt).tobytes()
+            for t in texts
+        ]
+
+    # ----------------------------------------------------------------------------------------------- decoding
+    def decode_bytes(self, ids: Iterable[int] | np.ndarray) -> bytes:
+        """Exact bytes of the ids concatenated (special tokens as their UTF-8 strings)."""
+        if isinstance(ids, np.ndarray):
+            if ids.ndim != 1 or ids.dtype.kind not in "iu":
+                raise ConfigError(f"ids must be a 1-D integer array, got shape {ids.shape} dtype {ids.dtype}")
+            ids = ids.tolist()
+        elif not isinstance(ids, list):
+            ids = list(ids)
+        try:
+            return self._encoder().decode_bytes(ids)
+        except (IndexError, OverflowError, TypeError) as exc:
+            raise ConfigError(f"cannot decode: {exc}; ids must be ints in [0, {self.vocab_size})") from None
+
+    def decode(self, ids: Iterable[int] | np.ndarray, *, errors: str = "replace") -> str:
+        """Decode ids to text; invalid UTF-8 becomes U+FFFD by default (``errors="strict"`` raises)."""
+        if errors not in _ERRORS:
+            raise ConfigError(f"errors must be one of {_ERRORS}, got {errors!r}")
+        data = self.decode_bytes(ids)
+        try:
+            return data.decode("utf-8", errors)
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"ids decode to invalid UTF-8 at byte {exc.start} ({data[exc.start : exc.start + 4]!r}); "
+                "use decode_bytes for the exact bytes or errors='replace'"
+            ) from None
+
+    # ----------------------------------------------------------------------------------------------- interop
+    def to_tiktoken(self) -> tuple[str, dict[bytes, int], dict[str, int]]:
+        """``(pat_str, mergeable_ranks, special_tokens)`` for ``tiktoken.Encoding``; encodes to the same ids."""
+        ranks = {t: i for i, t in enumerate(self._token_bytes)}
+        return self._pattern, ranks, self.special_tokens
+
+    def save_hf(self, path: str | os.PathLike[str]) -> None:
+        """Write a Hugging Face ``tokenizer.json`` (ByteLevel BPE, same split regex) that encodes to the same ids."""
+        from .interop import write_hf_tokenizer_json
+
+        write_hf_tokenizer_json(path, self._pattern, self._token_bytes, self.special_tokens)
+
+
+def _rebuild(
+    pattern: str, merges: Sequence[tuple[int, int]], specials: Sequence[str], fingerprint: str
+) -> Tokenizer:
+    pattern, pairs, specials = serialization.validate_content(
+        pattern, list(merges), list(specials), source="pickle"
+    )
+    if serialization.compute_fingerprint(pattern, pairs, specials) != fingerprint:
+        raise ConfigError("tokenizer state does not match its fingerprint")
+    return Tokenizer(pattern=pattern, merges=pairs, special_tokens=specials, fingerprint=fingerprint)
+
+
+def _default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)

@@ -1,0 +1,68 @@
+"""Pre-tokenization patterns: the named built-ins and the rule for custom regexes.
+
+A pattern splits text into pieces before BPE; merges never cross a piece boundary. The two built-in patterns have a
+hand-written native splitter (``tokenizer/_native/pretok.h``) that is fuzzed to split exactly as the ``regex``
+package does on the same pattern string; any other regex string is accepted and runs through the ``regex`` package
+(slower, same semantics by definition).
+
+``cl100k`` is the GPT-4 pattern in its original, non-possessive spelling (as published with tiktoken <= 0.5 and in
+the Hugging Face ``tokenizer.json`` exports of cl100k). Newer tiktoken releases respell it with possessive
+quantifiers; we keep the classic spelling because Oniguruma (used by Hugging Face ``tokenizers``) reads ``{1,3}+``
+as "one or more groups of 1-3" rather than possessive, which would make ``save_hf`` exports split differently.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from shardstore.errors import ConfigError
+
+__all__ = ["PATTERNS", "PatternName", "native_pattern_id", "resolve_pattern"]
+
+
+class PatternName(StrEnum):
+    """Names of the built-in patterns (each has a native splitter)."""
+
+    CL100K = "cl100k"
+    GPT2 = "gpt2"
+
+
+PATTERNS: dict[str, str] = {
+    PatternName.CL100K.value: (
+        r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+        r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+    ),
+    PatternName.GPT2.value: r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+",
+}
+
+# Ids shared with pretok.h's `enum PretokPattern`.
+_NATIVE_IDS: dict[str, int] = {PATTERNS["cl100k"]: 0, PATTERNS["gpt2"]: 1}
+
+
+def resolve_pattern(name_or_regex: str) -> str:
+    """Return the regex string for a built-in pattern name, or validate and return a custom regex string.
+
+    Raises:
+        ConfigError: the string is neither a known name nor a regex the ``regex`` package compiles.
+    """
+    if not isinstance(name_or_regex, str) or not name_or_regex:
+        raise ConfigError(
+            f"pattern must be a non-empty str, got {name_or_regex!r}; use one of {sorted(PATTERNS)} or a regex string"
+        )
+    if name_or_regex in PATTERNS:
+        return PATTERNS[name_or_regex]
+    import regex
+
+    try:
+        regex.compile(name_or_regex)
+    except regex.error as exc:
+        raise ConfigError(
+            f"pattern {name_or_regex!r} is not a known name {sorted(PATTERNS)} and does not compile as a regex: "
+            f"{exc}; pass a built-in name or a valid `regex`-package pattern"
+        ) from None
+    return name_or_regex
+
+
+def native_pattern_id(pattern: str) -> int:
+    """Native splitter id for a resolved regex string, or -1 when it must run through the ``regex`` package."""
+    return _NATIVE_IDS.get(pattern, -1)
