@@ -1,0 +1,146 @@
+"""Whole batches as numpy arrays: interleave -> shuffle -> window -> one read per row. No torch, no per-sample
+collate.
+
+`BatchReader.read(position, counts, size)` returns the samples at global positions ``[position, position + size)``
+given the per-source counts drawn before ``position``:
+
+1. `Interleave.assign` gives each sample's source and its ordinal within the source (exact mixing);
+2. ordinal ``k`` of a source with ``N`` windows is epoch ``k // N``, slot ``k % N``; the epoch's keyed Feistel
+   permutation maps the slot to a window (vectorized per (source, epoch) group present in the batch);
+3. each window's ``seq_len + 1`` tokens are copied straight into row ``i`` of one int64 ``[size, seq_len + 1]``
+   buffer with `Store.read_into` (one numpy copy per shard crossed, first-touch block verification in the store);
+   ``input_ids`` and ``labels`` are the two shifted column slices of that buffer.
+
+Document starts (for ``position_ids`` / ``cu_seqlens``, defined in `shardstore.sampling`) come from
+`Store.doc_starts` over the same spans; a store boundary inside a window is a document start too.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from enum import StrEnum
+
+import numpy as np
+
+from shardstore.mixture import Mixture, OpenSource
+from shardstore.sampling import (
+    FeistelPermutation,
+    cu_seqlens_from_marks,
+    permutation,
+    position_ids_from_marks,
+)
+
+__all__ = ["BatchReader", "DocInfo"]
+
+_MAX_CACHED_PERMUTATIONS = 256
+
+
+class DocInfo(StrEnum):
+    """Which document-boundary arrays a batch carries."""
+
+    NONE = "none"
+    POSITION_IDS = "position_ids"
+    CU_SEQLENS = "cu_seqlens"
+    BOTH = "both"
+
+
+class BatchReader:
+    """Reads batches of a mixture. Opens the stores lazily, once per process."""
+
+    __slots__ = ("_perms", "doc_info", "mixture")
+
+    def __init__(self, mixture: Mixture, *, doc_info: DocInfo | str | None = None) -> None:
+        self.mixture = mixture
+        self.doc_info = DocInfo(doc_info or DocInfo.NONE)
+        self._perms: dict[tuple[int, int], FeistelPermutation] = {}
+
+    @property
+    def seq_len(self) -> int:
+        return self.mixture.config.seq_len
+
+    def _perm(self, source: int, epoch: int, size: int) -> FeistelPermutation:
+        key = (source, epoch)
+        perm = self._perms.get(key)
+        if perm is None:
+            if len(self._perms) >= _MAX_CACHED_PERMUTATIONS:
+                self._perms.clear()
+            name = self.mixture.config.sources[source].name
+            perm = self._perms[key] = permutation(self.mixture.config.seed, name, epoch, size)
+        return perm
+
+    def locate(self, position: int, counts: Sequence[int], size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(source id, window index within its source) of each sample in ``[position, position + size)``."""
+        sources = self.mixture.open_sources()
+        src, ordinal = self.mixture.interleave.assign(position, counts, size)
+        window = np.empty(size, dtype=np.int64)
+        for s in np.unique(src).tolist():
+            rows = np.flatnonzero(src == s)
+            n = sources[s].num_windows
+            epochs, slots = np.divmod(ordinal[rows], n)
+            for e in np.unique(epochs).tolist():
+                sel = epochs == e
+                window[rows[sel]] = self._perm(s, e, n)(slots[sel])
+        return src, window
+
+    def read(self, position: int, counts: Sequence[int], size: int) -> dict[str, np.ndarray]:
+        """The batch of global samples ``[position, position + size)`` as numpy arrays."""
+        src, window = self.locate(position, counts, size)
+        return self.read_windows(src, window)
+
+    def read_windows(self, src: np.ndarray, window: np.ndarray) -> dict[str, np.ndarray]:
+        sources = self.mixture.open_sources()
+        length = self.seq_len
+        rows = len(src)
+        buf = np.empty((rows, length + 1), dtype=np.int64)
+        want_docs = self.doc_info is not DocInfo.NONE
+        marks = np.zeros((rows, length), dtype=bool) if want_docs else None
+        for i, (s, w) in enumerate(zip(src.tolist(), window.tolist(), strict=True)):
+            source = sources[s]
+            start = w * length
+            for store, lo, hi, at in _spans(source, start, start + length + 1):
+                store.read_into(lo, buf[i, at : at + hi - lo])
+                if marks is not None:
+                    rel = store.doc_starts(lo, hi) - lo + at
+                    if at > 0:
+                        rel = np.append(rel, at)
+                    marks[i, rel[(rel >= 1) & (rel < length)]] = True
+        out = {
+            "input_ids": np.ascontiguousarray(buf[:, :-1]),
+            "labels": np.ascontiguousarray(buf[:, 1:]),
+            "source_ids": src.astype(np.int64),
+        }
+        if marks is not None:
+            if self.doc_info in (DocInfo.POSITION_IDS, DocInfo.BOTH):
+                out["position_ids"] = position_ids_from_marks(marks)
+            if self.doc_info in (DocInfo.CU_SEQLENS, DocInfo.BOTH):
+                out["cu_seqlens"] = cu_seqlens_from_marks(marks)
+        return out
+
+    def prefetch(self, position: int, counts: Sequence[int], size: int) -> None:
+        """Hint the stores (remote ones download in the background) about the shards these samples need."""
+        sources = self.mixture.open_sources()
+        src, window = self.locate(position, counts, size)
+        wanted: dict[int, tuple[object, set[int]]] = {}
+        for s, w in zip(src.tolist(), window.tolist(), strict=True):
+            start = w * self.seq_len
+            for store, lo, hi, _ in _spans(sources[s], start, start + self.seq_len + 1):
+                wanted.setdefault(id(store), (store, set()))[1].update(store.shards_for(lo, hi))
+        for store, shards in wanted.values():
+            store.prefetch(sorted(shards))  # type: ignore[attr-defined]
+
+
+def _spans(source: OpenSource, start: int, stop: int) -> list[tuple[object, int, int, int]]:
+    """(store, local start, local stop, offset in the window) of source tokens ``[start, stop)``."""
+    out = []
+    i = bisect_right(source.offsets, start) - 1
+    at = 0
+    while start < stop:
+        base = source.offsets[i]
+        hi = min(stop, source.offsets[i + 1])
+        if hi > start:
+            out.append((source.stores[i], start - base, hi - base, at))
+            at += hi - start
+            start = hi
+        i += 1
+    return out
