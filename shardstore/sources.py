@@ -214,7 +214,8 @@ def _expand_one(arg: str, storage_options: Mapping[str, Any] | None) -> list[Inp
         if any(c in path for c in _GLOB_CHARS):
             paths = sorted(fs.glob(path))
         elif fs.isdir(path):
-            paths = sorted(fs.find(path))
+            root = path.rstrip("/")
+            paths = sorted(p for p in fs.find(path) if not _hidden(p[len(root) :]))
         elif fs.exists(path):
             return [_make_file(unstrip(path), int(fs.size(path) or 0), explicit=True)]
         else:
@@ -226,18 +227,24 @@ def _expand_one(arg: str, storage_options: Mapping[str, Any] | None) -> list[Inp
 
         paths = sorted(p for p in glob.glob(arg, recursive=True) if os.path.isfile(p))
     elif os.path.isdir(arg):
-        paths = sorted(
-            os.path.join(root, name)
-            for root, dirs, names in os.walk(arg)
-            for name in names
-            if not name.startswith(".")
-        )
+        paths = sorted(p for p in _walk(arg) if not _hidden(p[len(arg) :]))
     elif os.path.isfile(arg):
         return [_make_file(arg, os.path.getsize(arg), explicit=True)]
     else:
         raise InputError(f"input {arg!r} does not exist (expected a file, directory, glob or fsspec URL)")
     files = [_make_file(p, os.path.getsize(p), explicit=False) for p in paths]
     return [f for f in files if f is not None]
+
+
+def _walk(top: str) -> Iterator[str]:
+    for root, _dirs, names in os.walk(top):
+        for name in names:
+            yield os.path.join(root, name)
+
+
+def _hidden(relative: str) -> bool:
+    """Hidden files and folders (a part starting with '.') inside a directory input are not inputs."""
+    return any(part.startswith(".") for part in relative.replace(os.sep, "/").split("/") if part)
 
 
 def _make_file(url: str, size: int, *, explicit: bool) -> InputFile | None:
@@ -376,10 +383,15 @@ def _decode_whole(
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return _bad_utf8(file, record, exc.start, options, counts, lambda: data.decode("utf-8", "replace"))
+        if _keep_bad_utf8(file, record, exc.start, options, counts):
+            return data.decode("utf-8", "replace")
+        return None
 
 
-def _bad_utf8(file, record, offset, options, counts, replaced) -> str | None:  # type: ignore[no-untyped-def]
+def _keep_bad_utf8(
+    file: InputFile, record: int, offset: int, options: ReadOptions, counts: SkipCounts
+) -> bool:
+    """Apply the UTF-8 policy to a record with invalid bytes: True = keep it with U+FFFD, False = skip it."""
     policy = options.utf8_errors
     if policy is Utf8Policy.FAIL:
         raise InputError(
@@ -388,9 +400,9 @@ def _bad_utf8(file, record, offset, options, counts, replaced) -> str | None:  #
         )
     if policy is Utf8Policy.SKIP:
         counts.add(SkipReason.INVALID_UTF8)
-        return None
+        return False
     counts.add(SkipReason.INVALID_UTF8_REPLACED)
-    return replaced()
+    return True
 
 
 def _has_lone_surrogate(text: str) -> bool:
@@ -444,9 +456,10 @@ def _read_jsonl(
         if b"\x00" in line:
             counts.add(SkipReason.BINARY)
             continue
-        decoded = _decode_whole(line, file, lineno, options, counts)
-        if decoded is None:
-            continue
+        try:
+            decoded, bad_at = line.decode("utf-8"), -1
+        except UnicodeDecodeError as exc:  # the policy applies only if the record is otherwise a document
+            decoded, bad_at = line.decode("utf-8", "replace"), exc.start
         try:
             obj = json.loads(decoded)
         except ValueError:
@@ -462,27 +475,17 @@ def _read_jsonl(
         if not isinstance(text, str):
             counts.add(SkipReason.NOT_A_STRING)
             continue
-        if "\\u" in decoded and _has_lone_surrogate(text):  # JSON escapes can encode invalid UTF-16
-            text = _lone_surrogates(text, file, lineno, options, counts)
-            if text is None:
+        if bad_at >= 0 and "\ufffd" in text:
+            if not _keep_bad_utf8(file, lineno, bad_at, options, counts):
                 continue
+        elif "\\u" in decoded and _has_lone_surrogate(text):  # JSON escapes can encode invalid UTF-16
+            if not _keep_bad_utf8(file, lineno, 0, options, counts):
+                continue
+            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         if not text:
             counts.add(SkipReason.EMPTY)
             continue
         yield DocPiece(text, lineno)
-
-
-def _lone_surrogates(
-    text: str, file: InputFile, record: int, options: ReadOptions, counts: SkipCounts
-) -> str | None:
-    return _bad_utf8(
-        file,
-        record,
-        0,
-        options,
-        counts,
-        lambda: text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"),
-    )
 
 
 def _read_parquet(
@@ -558,7 +561,7 @@ def _read_txt_whole(
                     f"{file.url}: invalid UTF-8 at byte {checker.bad_offset} of a document streamed in pieces; "
                     "it cannot be skipped any more (use utf8_errors='replace')"
                 )
-            _bad_utf8(file, 0, checker.bad_offset or 0, options, counts, lambda: None)
+            _keep_bad_utf8(file, 0, checker.bad_offset or 0, options, counts)
             return
         while len(buf) > options.piece_chars:
             cut = _safe_cut(buf, options.piece_chars)
