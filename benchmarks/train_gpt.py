@@ -230,13 +230,8 @@ class DataSource:
 
 def _mixture_facts(mixture: Any) -> tuple[list[str], int, int]:
     """Source names, seq_len and the vocabulary size of the stores behind a mixture."""
-    from shardstore.store import Store
-
-    names = [s.name for s in mixture.sources]
-    stores = mixture.sources[0].store
-    first = stores[0] if isinstance(stores, list | tuple) else stores
-    vocab = Store.open(first).tokenizer.vocab_size
-    return names, int(mixture.seq_len), int(vocab)
+    first_store = mixture.open_sources()[0].stores[0]
+    return list(mixture.names), int(mixture.config.seq_len), int(first_store.tokenizer.vocab_size)
 
 
 def open_data(cfg: TrainConfig, d: DistInfo) -> DataSource:
