@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xxhash
 
-from shardstore.errors import ChecksumError, FormatError
+from shardstore.errors import ChecksumError, FormatError, ManifestError
 
 if TYPE_CHECKING:
     from shardstore.manifest import ShardInfo
@@ -235,6 +235,7 @@ class Problem:
     offset: int
     message: str
     block: int | None = None
+    kind: str = "format"  # which error it raises as: "format", "checksum" or "manifest"
 
     def __str__(self) -> str:
         where = (
@@ -245,24 +246,44 @@ class Problem:
         return f"{self.file}: {where}: {self.message}"
 
 
+def raise_problems(problems: list[Problem]) -> None:
+    """Raise the error of the first problem (ChecksumError, ManifestError or FormatError), if there is one."""
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        cls = {"checksum": ChecksumError, "manifest": ManifestError}.get(first.kind, FormatError)
+        raise cls(f"{first}{more}")
+
+
 def check_shard_bytes(buf: memoryview, *, source: str, info: ShardInfo | None = None) -> list[Problem]:
     """Check every byte of a mapped shard; returns the problems (empty when all is well).
 
     With `info`, also checks the counts, size and whole-file checksum recorded in the manifest.
     """
+    problems = _check_sections(buf, source=source, info=info)
+    if info is not None and not problems:
+        # Every byte is covered by a section check above; this catches a valid shard that is not the listed one.
+        actual = f"{checksum_bytes(buf):016x}"
+        if actual != info.checksum:
+            problems.append(
+                Problem(
+                    source, 0, f"whole-file checksum {actual} != manifest {info.checksum}", kind="checksum"
+                )
+            )
+    return problems
+
+
+def _check_sections(buf: memoryview, *, source: str, info: ShardInfo | None) -> list[Problem]:
     problems: list[Problem] = []
     if info is not None and len(buf) != info.size:
         problems.append(
             Problem(source, min(len(buf), info.size), f"file is {len(buf)} bytes, manifest says {info.size}")
         )
-    if info is not None and len(buf) == info.size:
-        actual = f"{checksum_bytes(buf):016x}"
-        if actual != info.checksum:
-            problems.append(Problem(source, 0, f"whole-file checksum {actual} != manifest {info.checksum}"))
     try:
         header = parse_header(buf, source=source)
     except FormatError as exc:
-        problems.append(Problem(source, 0, str(exc)))
+        kind = "checksum" if isinstance(exc, ChecksumError) else "format"
+        problems.append(Problem(source, 0, str(exc), kind=kind))
         return problems
     lay = header.layout
     if len(buf) != lay.file_size:
@@ -281,7 +302,9 @@ def check_shard_bytes(buf: memoryview, *, source: str, info: ShardInfo | None = 
         problems.append(Problem(source, pad_start, "padding before the document index is not zero"))
     doc_bytes = buf[lay.doc_index_offset : lay.block_sums_offset]
     if checksum_bytes(doc_bytes) != header.doc_index_checksum:
-        problems.append(Problem(source, lay.doc_index_offset, "document index checksum mismatch"))
+        problems.append(
+            Problem(source, lay.doc_index_offset, "document index checksum mismatch", kind="checksum")
+        )
     else:
         try:
             check_doc_index(np.frombuffer(doc_bytes, dtype="<u8"), header, source=source)
@@ -289,14 +312,16 @@ def check_shard_bytes(buf: memoryview, *, source: str, info: ShardInfo | None = 
             problems.append(Problem(source, lay.doc_index_offset, str(exc)))
     sums_bytes = buf[lay.block_sums_offset : lay.file_size]
     if checksum_bytes(sums_bytes) != header.block_sums_checksum:
-        problems.append(Problem(source, lay.block_sums_offset, "block checksum table is corrupt"))
+        problems.append(
+            Problem(source, lay.block_sums_offset, "block checksum table is corrupt", kind="checksum")
+        )
         return problems
     sums = np.frombuffer(sums_bytes, dtype="<u8")
     for b in range(lay.num_blocks):
         start = lay.payload_offset + b * header.block_size
         stop = min(start + header.block_size, pad_start)
         if checksum_bytes(buf[start:stop]) != int(sums[b]):
-            problems.append(Problem(source, start, "token block checksum mismatch", block=b))
+            problems.append(Problem(source, start, "token block checksum mismatch", block=b, kind="checksum"))
     return problems
 
 
@@ -336,8 +361,4 @@ def verify_shard_file(path: str | os.PathLike[str], info: ShardInfo) -> None:
                 problems = check_shard_bytes(view, source=path, info=info)
             finally:
                 view.release()
-    if problems:
-        first = problems[0]
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-        cls = ChecksumError if "checksum" in first.message else FormatError
-        raise cls(f"{first}{more}")
+    raise_problems(problems)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shardstore import format as fmt
-from shardstore.errors import ChecksumError, FormatError, ShardStoreError
+from shardstore.errors import ManifestError, ShardStoreError
 
 if TYPE_CHECKING:
     from shardstore.store import Store
@@ -37,11 +37,7 @@ class VerifyReport:
 
     def raise_if_failed(self) -> None:
         """Raise ChecksumError (or FormatError) describing the first problem, if any."""
-        if self.problems:
-            first = self.problems[0]
-            more = f" (and {len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
-            cls = ChecksumError if "checksum" in first.message else FormatError
-            raise cls(f"{first}{more}")
+        fmt.raise_problems(self.problems)
 
 
 def _check_shard(store: Store, index: int, report: VerifyReport) -> None:
@@ -49,7 +45,8 @@ def _check_shard(store: Store, index: int, report: VerifyReport) -> None:
     try:
         path = store.locator.shard_path(index)
     except ShardStoreError as exc:
-        report.problems.append(fmt.Problem(info.name, 0, str(exc)))
+        kind = "manifest" if isinstance(exc, ManifestError) else "format"
+        report.problems.append(fmt.Problem(info.name, 0, str(exc), kind=kind))
         return
     try:
         with open(path, "rb") as f:

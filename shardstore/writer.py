@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shardstore import format as fmt
-from shardstore.errors import ConfigError
+from shardstore.errors import ConfigError, ManifestError
 from shardstore.manifest import ShardInfo, _fsync_dir, check_name
 
 __all__ = ["DEFAULT_MAX_SHARD_BYTES", "SHARD_SUFFIX", "ShardWriter"]
@@ -55,7 +55,12 @@ class ShardWriter:
             raise ConfigError(f"block_size={block_size} must be a power of two in 4 KiB..64 MiB")
         if max_shard_bytes < fmt.HEADER_SIZE + 64:
             raise ConfigError(f"max_shard_bytes={max_shard_bytes} is too small for even one shard header")
-        check_name(f"{name_prefix}000000{SHARD_SUFFIX}", source="ShardWriter", what="name_prefix")
+        try:
+            if "/" in name_prefix:
+                raise ManifestError(f"name_prefix {name_prefix!r} contains '/'")
+            check_name(f"{name_prefix}000000{SHARD_SUFFIX}", source="ShardWriter", what="name_prefix")
+        except ManifestError as exc:
+            raise ConfigError(f"{exc}; use a plain file-name prefix such as 'part-00003-'") from None
         self._dir = os.fspath(directory)
         os.makedirs(self._dir, exist_ok=True)
         self._prefix = name_prefix
