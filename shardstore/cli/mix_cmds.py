@@ -1,9 +1,170 @@
-"""CLI commands of this area; `register` adds them to the root group."""
+"""`shardstore mix plan` (what a run of N tokens draws from each source) and `shardstore peek` (what a rank sees).
+
+Both only parse arguments and call the library: `Mixture.plan` and `BatchReader` at the requested step.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
 import click
+
+from shardstore.errors import ConfigError
+
+_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
+_COUNT = re.compile(r"^\s*([0-9][0-9_]*(?:\.[0-9]+)?(?:[eE][0-9]+)?)\s*([KMBGT]?)\s*$", re.IGNORECASE)
+
+
+def parse_count(text: str) -> int:
+    """``"10B"`` -> 10_000_000_000; accepts K/M/B(=G)/T suffixes, underscores, decimals and exponents."""
+    m = _COUNT.match(text)
+    if not m:
+        raise ConfigError(f"cannot read a token count from {text!r}; use e.g. 500M, 10B, 1.5T or 2000000")
+    value = float(m.group(1).replace("_", "")) * _SUFFIX[m.group(2).upper()]
+    if value < 1 or value != int(value):
+        raise ConfigError(f"token count {text!r} must be a whole number >= 1")
+    return int(value)
+
+
+def _human(n: float) -> str:
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return f"{n:g}"
+
+
+def _plan_table(plan: Any) -> str:
+    header = f"{'source':<20} {'weight':>8} {'available':>11} {'drawn':>11} {'epochs':>8}"
+    lines = [
+        f"plan for {_human(plan.total_tokens)} tokens = {plan.total_samples} samples of {plan.seq_len}",
+        header,
+    ]
+    for s in plan.sources:
+        lines.append(
+            f"{s.name:<20} {s.weight:>8.4f} {_human(s.tokens_available):>11} {_human(s.tokens_drawn):>11} "
+            f"{s.epochs:>8.3f}"
+        )
+    lines += [f"warning: {w}" for w in plan.warnings]
+    return "\n".join(lines)
+
+
+@click.group("mix")
+def mix() -> None:
+    """Inspect data mixtures."""
+
+
+@mix.command("plan")
+@click.argument("mix_file", metavar="MIX", type=click.Path(dir_okay=False))
+@click.option("--tokens", "tokens", required=True, help="Training tokens of the run, e.g. 500M, 10B, 2e9.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan_cmd(mix_file: str, tokens: str, as_json: bool) -> None:
+    """Per-source weight, tokens available, tokens drawn, epochs and warnings for a run of N tokens."""
+    from shardstore.mixture import Mixture
+
+    plan = Mixture.from_file(mix_file).plan(parse_count(tokens))
+    click.echo(json.dumps(plan.to_dict(), indent=1) if as_json else _plan_table(plan))
+
+
+def _doc_at(store: Any, position: int) -> int:
+    """Index of the document holding token ``position`` (binary search over document spans)."""
+    lo, hi = 0, store.num_docs - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if store.doc_span(mid)[0] <= position:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def peek_rows(mix_file: str, *, step: int, rank: int, world_size: int, batch_size: int | None) -> list[dict]:
+    """What rank ``rank`` of ``world_size`` receives at ``step``: one dict per sample."""
+    from bisect import bisect_right
+
+    from shardstore.batches import BatchReader
+    from shardstore.mixture import Mixture
+
+    mixture = Mixture.from_file(mix_file)
+    if batch_size is None:
+        gbs = mixture.config.global_batch_size
+        if gbs is None or gbs % world_size:
+            raise ConfigError(
+                "pass --batch-size (per rank): the mixture sets no global_batch_size divisible by it"
+            )
+        batch_size = gbs // world_size
+    if world_size < 1 or not 0 <= rank < world_size or step < 0 or batch_size < 1:
+        raise ConfigError(f"need step >= 0, batch size >= 1 and 0 <= rank < world size; got {step=} {rank=}")
+    start = step * batch_size * world_size + rank * batch_size
+    reader = BatchReader(mixture)
+    counts = mixture.interleave.counts_at(start)
+    src, window = reader.locate(start, counts, batch_size)
+    batch = reader.read_windows(src, window)
+    ordinal = mixture.interleave.assign(start, counts, batch_size)[1]
+    sources = mixture.open_sources()
+    try:
+        from shardstore.provenance import read_provenance
+    except ImportError:  # provenance is optional
+        read_provenance = None
+    rows = []
+    for i in range(batch_size):
+        source = sources[int(src[i])]
+        first = int(window[i]) * mixture.config.seq_len
+        k = bisect_right(source.offsets, first) - 1
+        store, local = source.stores[k], first - source.offsets[k]
+        doc = _doc_at(store, local)
+        ids = batch["input_ids"][i].tolist()
+        tok = store.tokenizer
+        row: dict[str, Any] = {
+            "global_sample": start + i,
+            "source": source.name,
+            "window": int(window[i]),
+            "epoch": int(ordinal[i] // source.num_windows),
+            "store": store.root,
+            "doc": doc,
+            "provenance": None,
+            "text": tok.decode(ids) if tok is not None else None,
+            "input_ids": ids,
+        }
+        if read_provenance is not None:
+            row["provenance"] = read_provenance(store, doc)
+        rows.append(row)
+    return rows
+
+
+@click.command("peek")
+@click.argument("mix_file", metavar="MIX", type=click.Path(dir_okay=False))
+@click.option("--step", type=int, required=True, help="Training step (0-based).")
+@click.option("--rank", type=int, default=0, show_default=True)
+@click.option("--world-size", type=int, default=1, show_default=True)
+@click.option(
+    "--batch-size", type=int, default=None, help="Samples per rank (default: global_batch_size / W)."
+)
+@click.option(
+    "--chars", type=int, default=200, show_default=True, help="Characters of text shown per sample."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the samples as JSON (with all input ids).")
+def peek_cmd(
+    mix_file: str, step: int, rank: int, world_size: int, batch_size: int | None, chars: int, as_json: bool
+) -> None:
+    """Decode what RANK sees at STEP: each sample's source, epoch, document, provenance and text."""
+    rows = peek_rows(mix_file, step=step, rank=rank, world_size=world_size, batch_size=batch_size)
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    for row in rows:
+        prov = row["provenance"]
+        where = f" from {prov.get('file')}:{prov.get('record')}" if isinstance(prov, dict) else ""
+        click.echo(
+            f"sample {row['global_sample']} source={row['source']} epoch={row['epoch']} window={row['window']} "
+            f"doc={row['doc']}{where}"
+        )
+        text = row["text"] if row["text"] is not None else " ".join(map(str, row["input_ids"][:64]))
+        click.echo("  " + repr(text[:chars]))
 
 
 def register(root: click.Group) -> None:
     """Add this area's commands to the root `shardstore` group."""
+    root.add_command(mix)
+    root.add_command(peek_cmd)
