@@ -74,6 +74,7 @@ class BpeMerger {
     size_t num_words() const { return words_.size(); }
     size_t num_pairs() const { return pairs_.size(); }
     bool exhausted() const { return exhausted_; }
+    size_t num_skipped() const { return skipped_; }
 
     // Learns up to `max_merges` more merges; stops early (and sets exhausted()) when no pair is left or the
     // best pair's count is below `min_frequency`.  Appends (left bytes, right bytes) of each merge to `out`.
@@ -101,6 +102,7 @@ class BpeMerger {
             std::string merged = tokens_[p.left] + tokens_[p.right];
             if (vocab_.count(merged)) {  // would duplicate a token: never merged (see header comment)
                 std::vector<uint32_t>().swap(pairs_[top.idx].words);
+                ++skipped_;
                 continue;
             }
             out.emplace_back(tokens_[p.left], tokens_[p.right]);
@@ -224,6 +226,7 @@ class BpeMerger {
     std::unordered_set<std::string> vocab_;
     std::vector<uint32_t> touched_;
     uint32_t step_ = 0;
+    size_t skipped_ = 0;
     bool exhausted_ = false;
 };
 

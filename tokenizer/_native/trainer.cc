@@ -213,6 +213,7 @@ PyObject* counter_count_texts(PyObject* self, PyObject* args, PyObject* kwds) {
     std::vector<std::string> errors(nthreads);
     std::vector<uint64_t> pieces(nthreads, 0);
     const PretokPattern pat = static_cast<PretokPattern>(pattern);
+    std::string err;
     Py_BEGIN_ALLOW_THREADS;
     auto work = [&](size_t t) {
         try {
@@ -240,7 +241,6 @@ PyObject* counter_count_texts(PyObject* self, PyObject* args, PyObject* kwds) {
     for (size_t t = 1; t < nthreads; ++t) pool.emplace_back(work, t);
     work(0);
     for (auto& th : pool) th.join();
-    std::string err;
     for (const auto& e : errors) {
         if (!e.empty()) err = e;
     }
@@ -470,6 +470,11 @@ PyObject* merger_num_pairs(PyObject* self, void*) {
     return PyLong_FromSize_t(m->merger ? m->merger->num_pairs() : 0);
 }
 
+PyObject* merger_num_skipped(PyObject* self, void*) {
+    auto* m = reinterpret_cast<BpeMergerObject*>(self);
+    return PyLong_FromSize_t(m->merger ? m->merger->num_skipped() : 0);
+}
+
 PyMethodDef merger_methods[] = {
     {"step", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(merger_step)),
      METH_VARARGS | METH_KEYWORDS,
@@ -482,6 +487,8 @@ PyGetSetDef merger_getset[] = {
     {"exhausted", merger_exhausted, nullptr, "True once no further merge can be learned.", nullptr},
     {"num_words", merger_num_words, nullptr, "Unique pieces of two or more bytes.", nullptr},
     {"num_pairs", merger_num_pairs, nullptr, "Distinct adjacent pairs seen so far.", nullptr},
+    {"num_skipped", merger_num_skipped, nullptr, "Pairs never merged because their bytes were already a token.",
+     nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
