@@ -276,9 +276,9 @@ def check_shard_bytes(buf: memoryview, *, source: str, info: ShardInfo | None = 
 def _check_sections(buf: memoryview, *, source: str, info: ShardInfo | None) -> list[Problem]:
     problems: list[Problem] = []
     if info is not None and len(buf) != info.size:
-        problems.append(
-            Problem(source, min(len(buf), info.size), f"file is {len(buf)} bytes, manifest says {info.size}")
-        )
+        why = "truncated" if len(buf) < info.size else "has trailing bytes"
+        msg = f"file is {len(buf)} bytes, manifest says {info.size}: {why}"
+        return [Problem(source, min(len(buf), info.size), msg)]
     try:
         header = parse_header(buf, source=source)
     except FormatError as exc:
@@ -289,7 +289,9 @@ def _check_sections(buf: memoryview, *, source: str, info: ShardInfo | None) -> 
     if len(buf) != lay.file_size:
         problems.append(
             Problem(
-                source, min(len(buf), lay.file_size), f"file is {len(buf)} bytes, header says {lay.file_size}"
+                source,
+                min(len(buf), lay.file_size),
+                f"file is {len(buf)} bytes, header says {lay.file_size} (truncated?)",
             )
         )
         return problems
