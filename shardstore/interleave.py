@@ -233,7 +233,7 @@ class Interleave:
         table = self._periodic()
         if table is not None and c == list(self._closed_form(position, table)):
             return self._closed_form(position + length, table)
-        src, _ = self._simulate(position, c, length)
+        src, _ = self._simulate(position, list(c), length)
         add = np.bincount(src, minlength=self.num_sources)
         return tuple(x + int(a) for x, a in zip(c, add, strict=True))
 

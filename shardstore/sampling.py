@@ -93,13 +93,14 @@ class FeistelPermutation:
             raise ConfigError(f"permutation index out of range [0, {self.size}): {idx.min()}..{idx.max()}")
         if self.size == 1:
             return np.zeros_like(idx)
-        y = self._encrypt(idx.astype(np.uint64))
+        shape = idx.shape
+        y = self._encrypt(idx.reshape(-1).astype(np.uint64))
         limit = np.uint64(self.size)
         out_of_range = y >= limit
         while out_of_range.any():  # cycle walking: stays inside the cycle of x, so it ends in [0, size)
             y[out_of_range] = self._encrypt(y[out_of_range])
             out_of_range = y >= limit
-        return y.astype(np.int64)
+        return y.astype(np.int64).reshape(shape)
 
 
 def permutation(seed: int, source: str, epoch: int, size: int) -> FeistelPermutation:
