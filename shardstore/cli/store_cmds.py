@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from shardstore.errors import ShardStoreError
+from shardstore.errors import FormatError, ShardStoreError
 
 
 def _open(store: str, cache_dir: str | None, verify: str) -> Any:
@@ -69,6 +69,10 @@ def info_cmd(store: str, as_json: bool, doc: int | None, cache_dir: str | None) 
     s = _open(store, cache_dir, "touch")
     summary = store_summary(s)
     if doc is not None:
+        if not 0 <= doc < s.num_docs:
+            raise click.BadParameter(
+                f"document {doc} is outside 0..{s.num_docs - 1} of {s.root}", param_hint="--doc"
+            )
         summary["doc"] = _doc_details(s, doc)
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True, indent=2))
@@ -113,15 +117,15 @@ def verify_cmd(store: str, cache_dir: str | None) -> None:
         s = _open(store, cache_dir, "off")
     except ShardStoreError as exc:
         click.echo(f"FAILED {exc}")
-        raise click.exceptions.Exit(1) from None
+        raise FormatError(f"{store}: verification failed: the manifest cannot be used") from None
     total = s.num_shards + len(s.manifest.files)
     with tqdm(total=total, unit="file", desc="verify", disable=None, leave=False) as bar:
         report = verify_store(s, on_file=lambda _name: bar.update(1))
     for problem in report.problems:
         click.echo(f"FAILED {problem}")
     if not report.ok:
-        click.echo(f"{len(report.problems)} problem(s) in {s.root}", err=True)
-        raise click.exceptions.Exit(1)
+        # An error (not click's Exit) so the entry point turns it into exit code 1 with one summary line.
+        raise FormatError(f"{s.root}: verification failed: {len(report.problems)} problem(s), listed above")
     click.echo(
         f"OK {s.root}: {report.files_checked} files, {report.bytes_checked} bytes, fingerprint {s.fingerprint}"
     )
