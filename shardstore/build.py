@@ -20,7 +20,9 @@ describes the last run that changed the store.
 from __future__ import annotations
 
 import os
+import sys
 import time
+import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,8 +84,8 @@ class BuildConfig:
             raise ConfigError(
                 f"node_rank={self.node_rank} must be in 0..{self.num_nodes - 1} for num_nodes={self.num_nodes}"
             )
-        if self.max_shard_bytes < (1 << 16):
-            raise ConfigError(f"max_shard_bytes={self.max_shard_bytes} is too small; use at least 65536")
+        if self.max_shard_bytes < (1 << 13):
+            raise ConfigError(f"max_shard_bytes={self.max_shard_bytes} is too small; use at least 8192")
         ReadOptions(text_field=self.text_field, split_on=self.split_on, utf8_errors=self.utf8_errors)
 
     @property
@@ -476,3 +478,14 @@ def _compress(out: str) -> None:
             f"--compress needs shardstore.cache.compress_store, which is not available ({exc})"
         ) from exc
     compress_store(out)
+
+
+class _CallableModule(types.ModuleType):
+    """`shardstore.build` is both this module and the function: importing the submodule binds the module on the
+    package (shadowing the lazily exported function), so the module forwards calls to `build`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> BuildReport:
+        return build(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
