@@ -1,9 +1,152 @@
-"""CLI commands of this area; `register` adds them to the root group."""
+"""`shardstore tokenizer train|export|encode`: parse arguments, call `tokenizer` library functions, print results."""
 
 from __future__ import annotations
 
+import json
+import sys
+from enum import StrEnum
+from typing import Any
+
 import click
+
+from shardstore.errors import ConfigError, InputError
+
+
+class ExportFormat(StrEnum):
+    TIKTOKEN = "tiktoken"
+    HF = "hf"
+
+
+@click.group("tokenizer")
+def tokenizer_group() -> None:
+    """Train, export and use byte-level BPE tokenizers."""
+
+
+@tokenizer_group.command("train")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--vocab-size", required=True, type=int, help="256 byte tokens + merges + special tokens.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Tokenizer JSON file to write.")
+@click.option(
+    "--pattern", default="cl100k", show_default=True, help="Split pattern: cl100k, gpt2, or a regex string."
+)
+@click.option(
+    "--workers", type=int, default=None, help="Counting threads [all cores]; never changes the result."
+)
+@click.option(
+    "--text-field", default="text", show_default=True, help="JSON field / Parquet column with the text."
+)
+@click.option(
+    "--min-frequency",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Stop when the best pair is rarer than this.",
+)
+@click.option(
+    "--special-token",
+    "special_tokens",
+    multiple=True,
+    help="Special token, appended after the merges (repeatable) [<|endoftext|>].",
+)
+@click.option("--storage-options", default=None, help="JSON object of fsspec storage options for URL inputs.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def train_cmd(
+    inputs: tuple[str, ...],
+    vocab_size: int,
+    out: str,
+    pattern: str,
+    workers: int | None,
+    text_field: str,
+    min_frequency: int,
+    special_tokens: tuple[str, ...],
+    storage_options: str | None,
+    no_progress: bool,
+) -> None:
+    """Train a tokenizer on INPUT... (files, directories, globs, fsspec URLs: .txt, .jsonl[.gz|.zst], .parquet)."""
+    import tokenizer
+    from shardstore.sources import iter_texts
+
+    # iter_texts is lazy: options are validated by `train` before any input is opened.
+    texts = iter_texts(list(inputs), text_field=text_field, storage_options=_storage_options(storage_options))
+    tok = tokenizer.train(
+        texts,
+        vocab_size=vocab_size,
+        pattern=pattern,
+        special_tokens=special_tokens or ("<|endoftext|>",),
+        min_frequency=min_frequency,
+        num_threads=workers,
+        progress=not no_progress,
+    )
+    tok.save(out)
+    click.echo(
+        f"wrote {out}: vocab_size={tok.vocab_size} merges={len(tok.merges)} eos_id={tok.eos_id} "
+        f"fingerprint={tok.fingerprint}"
+    )
+
+
+@tokenizer_group.command("export")
+@click.argument("tokenizer_path", metavar="TOK.json")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice([f.value for f in ExportFormat]),
+    help="tiktoken: a .tiktoken ranks file (pattern and special tokens are printed as JSON); hf: tokenizer.json.",
+)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="File to write.")
+def export_cmd(tokenizer_path: str, fmt: str, out: str) -> None:
+    """Export TOK.json for tiktoken or Hugging Face `tokenizers` (both encode to the same ids)."""
+    from tokenizer import Tokenizer
+    from tokenizer.tiktoken_file import tiktoken_metadata, write_tiktoken_bpe
+
+    tok = Tokenizer.load(tokenizer_path)
+    if ExportFormat(fmt) is ExportFormat.TIKTOKEN:
+        write_tiktoken_bpe(tok, out)
+        click.echo(json.dumps({"mergeable_ranks": out, **tiktoken_metadata(tok)}, ensure_ascii=False))
+    else:
+        tok.save_hf(out)
+        click.echo(f"wrote {out}")
+
+
+@tokenizer_group.command("encode")
+@click.argument("tokenizer_path", metavar="TOK.json")
+@click.argument("text", required=False, default="-")
+@click.option(
+    "--allow-special", is_flag=True, help="Recognize special-token strings (plain text by default)."
+)
+def encode_cmd(tokenizer_path: str, text: str, allow_special: bool) -> None:
+    """Print the token ids of TEXT (or of stdin when TEXT is '-' or absent), space-separated."""
+    from tokenizer import Tokenizer
+
+    tok = Tokenizer.load(tokenizer_path)
+    if text == "-":
+        text = _read_stdin()
+    ids = tok.encode(text, allowed_special="all" if allow_special else ())
+    click.echo(" ".join(map(str, ids)))
+
+
+def _read_stdin() -> str:
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"stdin is not valid UTF-8: {exc.reason} at byte offset {exc.start}; pass UTF-8 text"
+        ) from None
+
+
+def _storage_options(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--storage-options must be a JSON object, got {raw!r} ({exc})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"--storage-options must be a JSON object, got {raw!r}")
+    return value
 
 
 def register(root: click.Group) -> None:
-    """Add this area's commands to the root `shardstore` group."""
+    """Add the `tokenizer` command group to the root `shardstore` group."""
+    root.add_command(tokenizer_group)
