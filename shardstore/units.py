@@ -18,13 +18,14 @@ import time
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from shardstore.journal import Journal, UnitResult
 from shardstore.manifest import file_info
 from shardstore.provenance import unit_file_name, write_unit_provenance
-from shardstore.sources import InputFile, ReadOptions, SkipCounts, iter_documents
+from shardstore.sources import DocPiece, InputFile, ReadOptions, SkipCounts, iter_documents
 
 __all__ = ["UnitTask", "run_unit", "shard_prefix"]
 
@@ -64,58 +65,103 @@ def clean_unit_leftovers(out: str, index: int) -> None:
                 os.unlink(os.path.join(prov_dir, name))
 
 
-def run_unit(task: UnitTask, tokenizer: object, progress: ProgressFn | None = None) -> UnitResult:
-    """Run one unit to completion and commit it; a failure is returned (and journaled) as `UnitResult.error`."""
+_BATCH_DOCS = 256
+_BATCH_CHARS = 1 << 20
+
+
+class _DocSink:
+    """Assembles encoded pieces into documents (EOS appended) and feeds the shard writer; counts as it goes."""
+
+    def __init__(self, writer: Any, dtype: np.dtype, eos_id: int | None, progress: ProgressFn | None) -> None:
+        self.writer = writer
+        self.dtype = dtype
+        self.eos_id = eos_id
+        self.progress = progress
+        self.records = array("q")
+        self.docs = self.tokens = self.text_bytes = 0
+        self._parts: list[np.ndarray] = []
+        self._pending = [0, 0, 0]
+        self._last_report = time.monotonic()
+
+    def add(self, piece: DocPiece, ids: np.ndarray) -> None:
+        self.text_bytes += len(piece.text)  # characters: a cheap stand-in for bytes in the figures
+        self._pending[1] += len(piece.text)
+        if not piece.last:
+            self._parts.append(ids)
+            return
+        extra = 0 if self.eos_id is None else 1
+        if extra and not self._parts:  # the common case: one piece, EOS appended
+            n = ids.size
+            doc = np.empty(n + 1, dtype=self.dtype)
+            doc[:n] = ids
+            doc[n] = self.eos_id
+            ids = doc
+        elif self._parts or extra:
+            parts, self._parts = [*self._parts, ids], []
+            doc = np.empty(sum(p.size for p in parts) + extra, dtype=self.dtype)
+            pos = 0
+            while parts:  # copy and drop each piece, so a huge document is held about once, not twice
+                part = parts.pop(0)
+                doc[pos : pos + part.size] = part
+                pos += part.size
+            if extra:
+                doc[-1] = self.eos_id
+            ids = doc
+        self.writer.add_document(ids)
+        self.records.append(piece.record)
+        self.docs += 1
+        self.tokens += ids.size
+        self._pending[0] += 1
+        self._pending[2] += ids.size
+
+    def report(self, *, force: bool = False) -> None:
+        if self.progress is None or not any(self._pending):
+            return
+        now = time.monotonic()
+        if force or now - self._last_report > 0.25:
+            self.progress(*self._pending)
+            self._pending = [0, 0, 0]
+            self._last_report = now
+
+
+def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None) -> UnitResult:
+    """Run one unit to completion and commit it; a failure is returned (and journaled) as `UnitResult.error`.
+
+    Texts are encoded in batches (`encode_batch_to_numpy` on one thread: the process is the unit of parallelism),
+    which halves the per-call overhead of the tokenizer for short documents.
+    """
     from shardstore.writer import ShardWriter
 
     journal = Journal(task.out)
     clean_unit_leftovers(task.out, task.index)
     counts = SkipCounts()
     dtype = np.dtype(task.dtype)
-    eos_id = getattr(tokenizer, "eos_id", None) if task.eos else None
-    encode = tokenizer.encode_to_numpy  # type: ignore[attr-defined]
     writer = ShardWriter(
         task.out, dtype=dtype, name_prefix=shard_prefix(task.index), max_shard_bytes=task.max_shard_bytes
     )
-    records = array("q")
-    docs = tokens = text_bytes = 0
-    pend_docs = pend_bytes = pend_tokens = 0
-    last_report = time.monotonic()
-    parts: list[np.ndarray] = []
+    sink = _DocSink(writer, dtype, tokenizer.eos_id if task.eos else None, progress)
+
+    def flush(batch: list[DocPiece]) -> None:
+        encoded = tokenizer.encode_batch_to_numpy([p.text for p in batch], num_threads=1, dtype=dtype)
+        for piece, ids in zip(batch, encoded, strict=True):
+            sink.add(piece, ids)
+        batch.clear()
+        sink.report()
+
     try:
+        batch: list[DocPiece] = []
+        chars = 0
         for piece in iter_documents(task.file, task.read, counts):
-            ids = encode(piece.text, dtype=dtype)
-            nbytes = len(piece.text)  # characters: a cheap stand-in for bytes in the progress figures
-            text_bytes += nbytes
-            pend_bytes += nbytes
-            if not piece.last:
-                parts.append(ids)
-                continue
-            if parts:
-                parts.append(ids)
-                ids = np.concatenate(parts)
-                parts = []
-            if eos_id is not None:
-                doc = np.empty(ids.size + 1, dtype=dtype)
-                doc[:-1] = ids
-                doc[-1] = eos_id
-                ids = doc
-            writer.add_document(ids)
-            records.append(piece.record)
-            docs += 1
-            tokens += ids.size
-            pend_docs += 1
-            pend_tokens += ids.size
-            if progress is not None and pend_docs % 64 == 0:
-                now = time.monotonic()
-                if now - last_report > 0.25:
-                    progress(pend_docs, pend_bytes, pend_tokens)
-                    pend_docs = pend_bytes = pend_tokens = 0
-                    last_report = now
+            batch.append(piece)
+            chars += len(piece.text)
+            if len(batch) >= _BATCH_DOCS or chars >= _BATCH_CHARS:
+                flush(batch)
+                chars = 0
+        flush(batch)
         shards = tuple(writer.close())
         prov = None
-        if docs:
-            name = write_unit_provenance(task.out, task.index, task.file.url, records)
+        if sink.docs:
+            name = write_unit_provenance(task.out, task.index, task.file.url, sink.records)
             prov = file_info(os.path.join(task.out, name), name=name)
     except Exception as exc:  # one bad file must never lose the others: the unit fails, the build goes on
         writer.abort()
@@ -125,14 +171,13 @@ def run_unit(task: UnitTask, tokenizer: object, progress: ProgressFn | None = No
         )
         journal.commit(result)
         return result
-    if progress is not None and (pend_docs or pend_bytes):
-        progress(pend_docs, pend_bytes, pend_tokens)
+    sink.report(force=True)
     result = UnitResult(
         index=task.index,
         url=task.file.url,
-        num_docs=docs,
-        num_tokens=tokens,
-        text_bytes=text_bytes,
+        num_docs=sink.docs,
+        num_tokens=sink.tokens,
+        text_bytes=sink.text_bytes,
         shards=shards,
         provenance=prov,
         skipped=dict(counts),
