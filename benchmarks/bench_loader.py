@@ -1,0 +1,518 @@
+"""Loader benchmark (issue 5, "Speed"): ours vs a raw memmap bound, LitData and MosaicML Streaming, in one run.
+
+Setup (once). LitData and MosaicML Streaming import torchvision, which needs torch 2.14.1; installing them beside the
+project's torch 2.13 would replace it, so every contender runs from one separate venv:
+
+    python3.11 -m venv /work/venv-streaming
+    /work/venv-streaming/bin/pip install torch==2.14.1 torchvision==0.29.1 mosaicml-streaming
+    /work/venv-streaming/bin/pip install litdata xxhash zstandard click tqdm regex pyarrow psutil
+    # shardstore itself, from the working tree, without building the tokenizer's native extension:
+    echo "$PWD" > /work/venv-streaming/lib/python3.11/site-packages/shardstore_dev.pth
+
+Run (from the repository root; ~5 minutes on 2 shared cores; data cached under --workdir between runs):
+
+    /work/venv-streaming/bin/python benchmarks/bench_loader.py
+    python3.11 benchmarks/bench_loader.py --only raw,raw-per-sample,store-read,ours   # main env: no peers
+
+What it measures (B=32, seq_len=2048, a 2-source 70/30 mixture of synthetic documents, page cache warm):
+- batches/s of every contender in this process (num_workers=0), in interleaved rounds of --seconds each, median
+  reported; epoch restarts of finite peers are excluded from the clock (generous to them). Every contender yields
+  the same batch: int64 input_ids/labels [32, 2048] cut from windows of 2049 tokens.
+- ours with first-touch verification on (Store default verify="touch"); the first pass of a fresh loader (open +
+  verification included) is printed separately.
+- `load_state_dict` of a state at step 10**6 (median of --state-repeats), and the anonymous RSS of worker processes
+  of ours (num_workers=2) over a store and over a 4x larger one after the same number of batches.
+Targets (issue 5): ours >= 0.9x raw, >= 2x LitData, >= 20x MosaicML Streaming; load_state_dict < 50 ms; worker RSS
+independent of dataset size. Figures go to benchmarks/RESULTS.md, "## Loader".
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import itertools
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("LITDATA_DISABLE_VERSION_CHECK", "1")  # no PyPI request from inside a timed process
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _peers_loader as peers
+
+B, SEQ_LEN = 32, 2048
+VOCAB, EOS = 50257, 50256
+WEIGHTS = {"web": 0.7, "code": 0.3}
+CONTENDERS = ("raw", "raw-per-sample", "store-read", "ours", "litdata", "litdata-1src", "mosaic")
+Batch = dict[str, torch.Tensor]
+_LANE_TAG = "LANE-RESULT "
+
+
+# ---------------------------------------------------------------------------------------------------------- data
+
+
+def synth_source(root: Path, name: str, num_tokens: int, *, seed: int) -> peers.SourceTokens:
+    """Documents of lognormal length (median ~550 tokens), random ids, each ending with EOS; cached on disk."""
+    flat = root / f"{name}-{num_tokens}.tokens"
+    offsets_path = root / f"{name}-{num_tokens}.offsets.npy"
+    if not (flat.exists() and offsets_path.exists()):
+        rng = np.random.default_rng([seed, num_tokens, *name.encode()])
+        lengths = np.clip(rng.lognormal(6.3, 1.0, num_tokens // 200 + 16), 8, 65536).astype(np.int64)
+        cum = np.cumsum(lengths)
+        lengths = lengths[: int(np.searchsorted(cum, num_tokens)) + 1]
+        lengths[-1] -= int(lengths.sum()) - num_tokens
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        tokens = rng.integers(0, EOS, num_tokens, dtype=np.uint16)
+        tokens[offsets[1:] - 1] = EOS
+        tokens.tofile(flat)
+        np.save(offsets_path, offsets)
+    offsets = np.load(offsets_path)
+    return peers.SourceTokens(name, WEIGHTS[name], flat, offsets, np.dtype("<u2"))
+
+
+def write_store(src: peers.SourceTokens, directory: Path, *, max_shard_bytes: int) -> Path:
+    """Our store of the same documents (shards of `max_shard_bytes`, so windows cross shard boundaries)."""
+    from shardstore.errors import ShardStoreError
+    from shardstore.manifest import Manifest, TokenizerInfo, write_manifest
+    from shardstore.store import Store
+    from shardstore.writer import ShardWriter
+
+    if (directory / "manifest.json").exists():
+        try:
+            Store.open(directory, verify="off").close()
+            return directory
+        except ShardStoreError as exc:  # written by an older format version: write it again
+            print(f"rewriting {directory}: {exc}", flush=True)
+        shutil.rmtree(directory)
+    tokens, offsets = src.tokens(), src.doc_offsets
+    with ShardWriter(
+        directory, dtype=np.uint16, name_prefix=f"{src.name}-", max_shard_bytes=max_shard_bytes
+    ) as w:
+        for a, b in itertools.pairwise(offsets):
+            w.add_document(tokens[a:b])
+    tok = TokenizerInfo(
+        fingerprint="bench-synthetic-50257", vocab_size=VOCAB, special_ids={"<|endoftext|>": EOS}, eos_id=EOS
+    )
+    write_manifest(directory, Manifest(dtype="uint16", shards=tuple(w.shards), tokenizer=tok))
+    return directory
+
+
+def write_flat(sources: list[peers.SourceTokens], path: Path) -> Path:
+    """One flat file of all sources' tokens, for the raw bound."""
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            for src in sources:
+                f.write(memoryview(np.ascontiguousarray(src.tokens())))
+        tmp.rename(path)
+    return path
+
+
+def mixture_config(stores: dict[str, Path], *, seed: int) -> dict:
+    return {
+        "seq_len": SEQ_LEN,
+        "seed": seed,
+        "sources": [{"name": n, "store": str(p), "weight": WEIGHTS[n]} for n, p in stores.items()],
+    }
+
+
+def ours_loader(stores: dict[str, Path], *, seed: int, num_workers: int = 0) -> torch.utils.data.DataLoader:
+    from shardstore.mixture import Mixture
+    from shardstore.torch import make_dataloader
+
+    mixture = Mixture.from_dict(mixture_config(stores, seed=seed))
+    return make_dataloader(mixture, batch_size=B, num_workers=num_workers)
+
+
+class StoreWindows(torch.utils.data.Dataset):
+    """Diagnostic: our Store's `read_into` under a plain DataLoader, same windows as raw (no mixture, no sampler)."""
+
+    def __init__(self, store_dir: Path) -> None:
+        from shardstore.store import Store
+
+        self.store = Store.open(store_dir)
+        self.num_windows = (self.store.num_tokens - 1) // SEQ_LEN
+
+    def __len__(self) -> int:
+        return self.num_windows
+
+    def __getitems__(self, indices: list[int]) -> torch.Tensor:
+        out = np.empty((len(indices), SEQ_LEN + 1), dtype=np.int64)
+        for row, i in enumerate(indices):
+            self.store.read_into(i * SEQ_LEN, out[row])
+        return torch.from_numpy(out)
+
+
+# -------------------------------------------------------------------------------------------------------- racing
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    sources: list[peers.SourceTokens]
+    stores: dict[str, Path]
+    flat: Path
+    litdata: dict[str, Path]
+    mosaic: dict[str, Path]
+
+
+def prepare(args: argparse.Namespace, names: list[str]) -> Data:
+    """Every contender's copy of the same tokens under --workdir; each step is skipped when already complete."""
+    root, total = args.workdir, int(args.tokens)
+    root.mkdir(parents=True, exist_ok=True)
+    sources = [synth_source(root, n, round(total * w), seed=args.seed) for n, w in WEIGHTS.items()]
+    stores = {
+        s.name: write_store(
+            s, root / f"store-{s.name}-{s.num_tokens}", max_shard_bytes=args.max_shard_mb << 20
+        )
+        for s in sources
+    }
+    flat = write_flat(sources, root / f"flat-{total}.tokens")
+    lit = peers.prepare_litdata(sources, root) if {"litdata", "litdata-1src"} & set(names) else {}
+    mds = peers.prepare_mosaic(sources, root, seq_len=SEQ_LEN) if "mosaic" in names else {}
+    return Data(sources, stores, flat, lit, mds)
+
+
+def makers(data: Data, *, seed: int) -> dict[str, Callable[[], Iterable[Batch]]]:
+    u2 = np.dtype("<u2")
+    return {
+        "raw": lambda: peers.raw_loader(data.flat, dtype=u2, seq_len=SEQ_LEN, batch_size=B, seed=seed),
+        "raw-per-sample": lambda: peers.raw_loader(
+            data.flat, dtype=u2, seq_len=SEQ_LEN, batch_size=B, seed=seed, batched=False
+        ),
+        "store-read": lambda: torch.utils.data.DataLoader(
+            StoreWindows(data.stores["web"]),
+            batch_size=B,
+            shuffle=True,
+            drop_last=True,
+            generator=torch.Generator().manual_seed(seed),
+            collate_fn=peers.windows_to_batch,
+        ),
+        "ours": lambda: ours_loader(data.stores, seed=seed),
+        "litdata": lambda: peers.litdata_loader(
+            data.litdata, WEIGHTS, seq_len=SEQ_LEN, batch_size=B, seed=seed
+        ),
+        "litdata-1src": lambda: peers.litdata_loader(
+            {"web": data.litdata["web"]}, WEIGHTS, seq_len=SEQ_LEN, batch_size=B, seed=seed
+        ),
+        "mosaic": lambda: peers.mosaic_loader(data.mosaic, WEIGHTS, batch_size=B, seed=seed),
+    }
+
+
+class Lane:
+    """One contender's loader, re-iterated when a finite peer runs out of epoch."""
+
+    def __init__(self, name: str, make: Callable[[], Iterable[Batch]]) -> None:
+        self.name = name
+        self.loader = make()
+        self.it: Iterator[Batch] = iter(self.loader)
+        self.restarts = 0
+
+    def next_batch(self) -> tuple[Batch, float]:
+        """The next batch, and the seconds spent restarting an exhausted epoch (to take off the clock)."""
+        try:
+            return next(self.it), 0.0
+        except StopIteration:
+            self.restarts += 1
+        t = time.perf_counter()
+        self.it = iter(self.loader)
+        return next(self.it), time.perf_counter() - t
+
+
+def check_batch(name: str, batch: Batch) -> None:
+    for key in ("input_ids", "labels"):
+        t = batch[key]
+        if t.dtype != torch.int64 or tuple(t.shape) != (B, SEQ_LEN):
+            raise SystemExit(
+                f"{name}: batch[{key!r}] is {t.dtype} {tuple(t.shape)}, want int64 {(B, SEQ_LEN)}"
+            )
+    if not torch.equal(batch["input_ids"][:, 1:], batch["labels"][:, :-1]):
+        raise SystemExit(f"{name}: labels are not input_ids shifted by one")
+    if int(batch["input_ids"].max()) > EOS:
+        raise SystemExit(f"{name}: token id above the vocabulary")
+
+
+def run_lane(args: argparse.Namespace) -> dict:
+    """Child process: build one contender, check and warm it, then count batches for --seconds."""
+    torch.set_num_threads(1)
+    data = prepare(args, [args.lane])
+    t = time.perf_counter()
+    lane = Lane(args.lane, makers(data, seed=args.seed)[args.lane])
+    for i in range(args.warmup):
+        batch, _ = lane.next_batch()
+        if i == 0:
+            check_batch(lane.name, batch)
+    setup = time.perf_counter() - t
+    gc.collect()
+    n, off = 0, 0.0
+    t0, c0 = time.perf_counter(), time.process_time()
+    while True:
+        _, restart = lane.next_batch()
+        off += restart
+        n += 1
+        if time.perf_counter() - t0 - off >= args.seconds:
+            break
+    wall = time.perf_counter() - t0 - off
+    cpu = time.process_time() - c0 - off  # restarts are mostly CPU; take them off both clocks
+    return {
+        "lane": lane.name,
+        "batches": n,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "restarts": lane.restarts,
+        "setup_and_warmup_s": setup,
+    }
+
+
+def race(args: argparse.Namespace, names: list[str]) -> dict[str, list[dict]]:
+    """Interleaved rounds; every (round, contender) in a fresh child of this interpreter.
+
+    A fresh process per measurement keeps one peer's leftovers (polling threads, shared memory, heap state) off the
+    next one's clock, and means ours pays its first-touch verification again in every round.
+    """
+    common = [
+        f"--{k.replace('_', '-')}={v}"
+        for k, v in vars(args).items()
+        if k in ("workdir", "tokens", "seconds", "warmup", "seed", "max_shard_mb")
+    ]
+    out: dict[str, list[dict]] = {n: [] for n in names}
+    for r in range(args.rounds):
+        for name in names:
+            proc = subprocess.run(
+                [sys.executable, __file__, "--lane", name, *common], capture_output=True, text=True
+            )
+            line = next((x for x in proc.stdout.splitlines() if x.startswith(_LANE_TAG)), None)
+            if proc.returncode != 0 or line is None:
+                raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+            res = json.loads(line[len(_LANE_TAG) :])
+            out[name].append(res)
+            print(
+                f"  round {r + 1}/{args.rounds} {name:>15}: {res['batches'] / res['wall_s']:9.1f} batches/s "
+                f"({res['batches'] / res['cpu_s']:9.1f} per CPU-s)",
+                flush=True,
+            )
+    return out
+
+
+def first_pass(make: Callable[[], Iterable[Batch]], batches: int) -> float:
+    """Batches/s of a fresh loader over its first `batches`: construction, store open, first-touch verification."""
+    t = time.perf_counter()
+    it = iter(make())
+    for _ in range(batches):
+        next(it)
+    return batches / (time.perf_counter() - t)
+
+
+# ------------------------------------------------------------------------------------------- state dict, RSS
+
+
+def time_load_state_dict(stores: dict[str, Path], *, seed: int, step: int, repeats: int) -> dict:
+    """Median ms of `load_state_dict` of the state at global step `step`, each time on a freshly built loader.
+
+    The state is the loader's own: `MixtureSampler.make_state` at position ``step * global batch`` with the
+    per-source counts the interleave gives there (`counts_at`, closed form for constant weights). It goes through
+    JSON as a checkpoint would. Then the resumed loader must deliver a checked batch, and its own `state_dict()`
+    must have advanced by exactly one step from the loaded one.
+    """
+    loader = ours_loader(stores, seed=seed)
+    sampler = loader.mix_sampler
+    position = step * sampler.global_batch_size
+    t = time.perf_counter()
+    counts = loader.dataset.mixture.interleave.counts_at(position)
+    counts_ms = (time.perf_counter() - t) * 1000
+    encoded = json.dumps(sampler.make_state(position, counts))
+    times = []
+    for _ in range(repeats):
+        fresh = ours_loader(stores, seed=seed)
+        state = json.loads(encoded)
+        t = time.perf_counter()
+        fresh.load_state_dict(state)
+        times.append((time.perf_counter() - t) * 1000)
+    t = time.perf_counter()
+    batch = next(iter(fresh))
+    first_ms = (time.perf_counter() - t) * 1000
+    check_batch(f"ours resumed at step {step}", batch)
+    after = fresh.state_dict()
+    if after["position"] != position + sampler.global_batch_size:
+        raise SystemExit(f"resumed loader is at position {after['position']}, want {position + B}")
+    return {
+        "step": step,
+        "load_ms_median": statistics.median(times),
+        "load_ms_max": max(times),
+        "counts_at_ms": counts_ms,
+        "first_batch_ms": first_ms,
+        "state_json_bytes": len(encoded),
+        "epochs_at_step": after["epochs"],
+    }
+
+
+def _proc_memory(pid: int) -> dict[str, int]:
+    """Memory of a process in KiB: /proc status (VmRSS, RssAnon, RssFile, VmHWM) and smaps_rollup (Pss, Private).
+
+    RssAnon of a forked worker includes the parent's heap pages it shares copy-on-write; `Private` (clean + dirty
+    pages only this process maps) is what the worker itself costs. RssFile is page cache mapped from the shards:
+    shared, reclaimable, and bounded by how many distinct windows were read.
+    """
+    out: dict[str, int] = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+                out[key] = int(value.split()[0])
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("Pss", "Private_Clean", "Private_Dirty"):
+                out[key] = int(value.split()[0])
+    out["Private"] = out.pop("Private_Clean") + out.pop("Private_Dirty")
+    return out
+
+
+def worker_rss(stores: dict[str, Path], *, seed: int, batches: int, num_workers: int = 2) -> dict:
+    """RSS of our loader's worker processes after `batches` batches (summed over workers, KiB)."""
+    import psutil
+
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    loader = ours_loader(stores, seed=seed, num_workers=num_workers)
+    it = iter(loader)
+    for _ in range(batches):
+        next(it)
+    workers = [p.pid for p in me.children(recursive=True) if p.pid not in before]
+    if len(workers) != num_workers:
+        raise SystemExit(f"expected {num_workers} worker processes, found {workers}")
+    per = [_proc_memory(pid) for pid in workers]
+    del it, loader
+    gc.collect()
+    return {key: sum(p[key] for p in per) // len(per) for key in per[0]}
+
+
+# ---------------------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/shardstore-bench-loader"))
+    p.add_argument("--tokens", type=float, default=48e6, help="total tokens of the mixture's two sources")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--seconds", type=float, default=2.0, help="clock time per contender per round")
+    p.add_argument("--warmup", type=int, default=20, help="batches per contender before any round")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--only", default=",".join(CONTENDERS), help=f"subset of {','.join(CONTENDERS)}")
+    p.add_argument("--max-shard-mb", type=int, default=16)
+    p.add_argument("--state-step", type=int, default=10**6)
+    p.add_argument("--state-repeats", type=int, default=20)
+    p.add_argument("--rss-batches", type=int, default=200)
+    p.add_argument("--skip-state", action="store_true")
+    p.add_argument("--skip-rss", action="store_true")
+    p.add_argument("--json", type=Path, help="also write every figure here")
+    p.add_argument(
+        "--lane", help=argparse.SUPPRESS
+    )  # internal: measure one contender in this (child) process
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.lane:
+        print(_LANE_TAG + json.dumps(run_lane(args)), flush=True)
+        return
+    only = [c.strip() for c in args.only.split(",") if c.strip()]
+    unknown = sorted(set(only) - set(CONTENDERS))
+    if unknown:
+        raise SystemExit(f"--only: unknown contender(s) {unknown}; choose from {','.join(CONTENDERS)}")
+    names = [c for c in CONTENDERS if c in only]
+    torch.set_num_threads(1)  # every contender single-threaded in-process; 2 shared cores
+    total = int(args.tokens)
+    t = time.perf_counter()
+    data = prepare(args, names)
+    print(
+        f"data ready in {time.perf_counter() - t:.1f}s under {args.workdir}: {total / 1e6:.1f}M tokens, "
+        f"mix {WEIGHTS}, B={B} seq_len={SEQ_LEN}",
+        flush=True,
+    )
+    versions = {"torch": torch.__version__, "numpy": np.__version__, "python": sys.version.split()[0]}
+    for mod in ("litdata", "streaming"):
+        with contextlib.suppress(ImportError):
+            versions[mod] = __import__(mod).__version__
+    print("versions:", versions, flush=True)
+    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "versions": versions}
+
+    runs = race(args, names)
+    results["runs"] = runs
+    wall = {n: [r["batches"] / r["wall_s"] for r in rs] for n, rs in runs.items()}
+    cpu = {n: [r["batches"] / r["cpu_s"] for r in rs] for n, rs in runs.items()}
+    med = {n: statistics.median(v) for n, v in wall.items()}
+    med_cpu = {n: statistics.median(v) for n, v in cpu.items()}
+    print(f"\n{'contender':>15} {'median b/s':>11} {'min':>9} {'max':>9} {'b/CPU-s':>9} {'Mtok/s':>8}")
+    for n in names:
+        print(
+            f"{n:>15} {med[n]:11.1f} {min(wall[n]):9.1f} {max(wall[n]):9.1f} {med_cpu[n]:9.1f} "
+            f"{med[n] * B * SEQ_LEN / 1e6:8.1f}"
+        )
+    if "ours" in med:
+        targets = {"raw": 0.9, "litdata": 2.0, "litdata-1src": 2.0, "mosaic": 20.0}
+        ratios = {
+            n: {"wall": med["ours"] / med[n], "cpu": med_cpu["ours"] / med_cpu[n]} for n in med if n != "ours"
+        }
+        print(f"\n{'ratio':>24} {'wall':>7} {'CPU':>7}  target")
+        for n, r in ratios.items():
+            goal = ""
+            if n in targets:
+                goal = f">= {targets[n]}x: {'met' if min(r.values()) >= targets[n] else 'NOT met'}"
+            print(f"{'ours / ' + n:>24} {r['wall']:6.2f}x {r['cpu']:6.2f}x  {goal}")
+        results["ratios"] = ratios
+        results["ours_first_pass_batches_per_s"] = first_pass(makers(data, seed=args.seed)["ours"], 100)
+        print(
+            f"ours, fresh loader in this process, first 100 batches (store open + first-touch verification "
+            f"included): {results['ours_first_pass_batches_per_s']:.1f} batches/s",
+            flush=True,
+        )
+
+    if "ours" in only and not args.skip_state:
+        st = time_load_state_dict(
+            data.stores, seed=args.seed, step=args.state_step, repeats=args.state_repeats
+        )
+        results["load_state_dict"] = st
+        print(
+            f"\nload_state_dict at step {st['step']}: median {st['load_ms_median']:.2f} ms, "
+            f"max {st['load_ms_max']:.2f} ms (target < 50 ms); first batch after it {st['first_batch_ms']:.1f} ms; "
+            f"state JSON {st['state_json_bytes']} bytes"
+        )
+    if "ours" in only and not args.skip_rss:
+        small = [
+            synth_source(args.workdir, n, round(total * w / 4), seed=args.seed) for n, w in WEIGHTS.items()
+        ]
+        small_stores = {
+            s.name: write_store(
+                s, args.workdir / f"store-{s.name}-{s.num_tokens}", max_shard_bytes=args.max_shard_mb << 20
+            )
+            for s in small
+        }
+        rss_small = worker_rss(small_stores, seed=args.seed, batches=args.rss_batches)
+        rss_large = worker_rss(data.stores, seed=args.seed, batches=args.rss_batches)
+        results["worker_rss_kib"] = {"small": rss_small, "large_4x": rss_large}
+        print(
+            f"\nworker memory (KiB, mean per worker, num_workers=2, after {args.rss_batches} batches each):"
+        )
+        for key in rss_small:
+            print(
+                f"  {key:>8}: store of {total / 4e6:.0f}M tokens {rss_small[key]:>9}   "
+                f"4x store ({total / 1e6:.0f}M tokens) {rss_large[key]:>9}"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
