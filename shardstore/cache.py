@@ -149,6 +149,7 @@ class RemoteLocator:
         self._manifest_bytes = manifest_bytes
         self._compression_bytes = compression_bytes
         self.manifest = Manifest.from_json_bytes(manifest_bytes, source=join_url(url, MANIFEST_NAME))
+        self._fs: Any | None
         self._fs, self._root = resolve(url, self.storage_options)
         compressed: dict[str, CompressedFile] = {}
         if compression_bytes is not None and config.prefer_compressed:
@@ -259,6 +260,9 @@ class RemoteLocator:
         if close:
             for fd in getattr(self, "_fds", {}).values():
                 os.close(fd)  # the parent still holds these flocks through its own descriptor
+            # fsspec's async filesystems (s3fs, gcsfs) refuse to run in a forked child: make a fresh one (lazily:
+            # this runs inside the fork hook).
+            self._fs = None
         self._pid = os.getpid()
         self._mutex = threading.Lock()
         self._fds: dict[str, int] = {}
@@ -347,6 +351,8 @@ class RemoteLocator:
                 return None
             try:
                 remote = item.compressed.name if item.compressed else item.name
+                if self._fs is None:
+                    self._fs, self._root = resolve(self.url, self.storage_options)
                 download_verified(
                     self._fs,
                     f"{self._root}/{remote}",

@@ -84,6 +84,8 @@ def with_retries(
                 on_retry()
         try:
             return fn()
+        except (TypeError, AttributeError) as exc:  # a bad option or a bug: asking again cannot help
+            raise ConfigError(f"{what}: {type(exc).__name__}: {exc} (check storage_options)") from exc
         except _PERMANENT as exc:
             raise RemoteError(
                 f"{what}: {type(exc).__name__}: {exc} (not retried: check the URL and credentials)"

@@ -78,7 +78,7 @@ def stage(
                 bar.update(n)
                 seconds = time.perf_counter() - start
                 if seconds > 0:
-                    bar.set_postfix_str(f"{moved[0] / 1e6 / seconds:.0f} MB/s", refresh=False)
+                    bar.set_postfix_str(f"{moved[0] / 1e6 / seconds:.1f} MB/s", refresh=False)
 
     def one(item: Any) -> None:
         if os.path.exists(locator.cache.data_path(item.name)):  # already cached: nothing to move

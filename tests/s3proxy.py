@@ -50,7 +50,7 @@ class Fault(StrEnum):
 
 @dataclass(slots=True)
 class FaultPlan:
-    """Break a seeded fraction `rate` of matching GETs with faults drawn uniformly from `kinds`."""
+    """Break a seeded random fraction `rate` of matching GETs, with the faults of `kinds` in turn."""
 
     rate: float = 0.0
     kinds: tuple[Fault, ...] = tuple(Fault)
@@ -58,6 +58,7 @@ class FaultPlan:
     seed: int = 0
     _rng: random.Random = field(init=False, repr=False)
     _pattern: re.Pattern[str] = field(init=False, repr=False)
+    _drawn: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
@@ -70,7 +71,8 @@ class FaultPlan:
             return None
         if self._rng.random() >= self.rate:
             return None
-        return self._rng.choice(self.kinds)
+        self._drawn += 1
+        return self.kinds[(self._drawn - 1) % len(self.kinds)]
 
 
 class S3Proxy:
@@ -215,9 +217,13 @@ def _make_handler(proxy: S3Proxy) -> type[BaseHTTPRequestHandler]:
         ) -> None:
             self.send_response_only(status, reason)
             for name, value in headers:
-                if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                keep_length = (
+                    self.command == "HEAD"
+                )  # a HEAD answer announces the object's length, sends no body
+                if name.lower() not in _HOP_BY_HOP and (keep_length or name.lower() != "content-length"):
                     self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
+            if self.command != "HEAD":
+                self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)

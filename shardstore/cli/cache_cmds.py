@@ -1,9 +1,92 @@
-"""CLI commands of this area; `register` adds them to the root group."""
+"""CLI commands of the remote-cache area: `shardstore stage` and `shardstore compress`."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import click
+
+from shardstore.errors import ConfigError
+
+
+def _storage_options(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"--storage-options {text!r} is not JSON ({exc}); e.g. '{{\"anon\": true}}'"
+        ) from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"--storage-options must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+@click.command("stage")
+@click.argument("url")
+@click.option(
+    "--cache",
+    "cache_dir",
+    default=None,
+    help="Cache root (default: $SHARDSTORE_CACHE or ~/.cache/shardstore).",
+)
+@click.option(
+    "--workers", default=8, show_default=True, type=click.IntRange(min=1), help="Downloads in flight."
+)
+@click.option("--cache-limit", default=None, help="Byte limit of the cache root, e.g. 500G (default: none).")
+@click.option("--storage-options", default=None, help="fsspec options as JSON, e.g. '{\"anon\": true}'.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def stage_cmd(
+    url: str,
+    cache_dir: str | None,
+    workers: int,
+    cache_limit: str | None,
+    storage_options: str | None,
+    quiet: bool,
+) -> None:
+    """Download every file of the remote store URL into the node-local cache (verified, atomic, once per node)."""
+    from shardstore.cache import CacheConfig, parse_size
+    from shardstore.stage import stage
+
+    config = CacheConfig(cache_limit=parse_size(cache_limit)) if cache_limit else None
+    report = stage(
+        url,
+        cache_dir=cache_dir,
+        storage_options=_storage_options(storage_options),
+        workers=workers,
+        progress=not quiet,
+        config=config,
+    )
+    click.echo(
+        f"staged {report.files} files ({report.bytes_total / 1e6:.1f} MB) of {report.url} into {report.directory}: "
+        f"downloaded {report.downloaded} ({report.bytes_downloaded / 1e6:.1f} MB) in {report.seconds:.2f}s, "
+        f"{report.mb_per_s:.1f} MB/s"
+    )
+
+
+@click.command("compress")
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option("--level", default=3, show_default=True, type=click.IntRange(1, 22), help="zstd level.")
+@click.option(
+    "--remove-originals", is_flag=True, help="Delete the plain shards afterwards (upload-only copies)."
+)
+def compress_cmd(store: str, level: int, remove_originals: bool) -> None:
+    """Write zstd copies of STORE's shards (<shard>.zst + compression.json) for object storage."""
+    from shardstore.compress import compress_store
+    from shardstore.manifest import read_manifest
+
+    result = compress_store(store, level=level, keep_originals=not remove_originals)
+    plain = sum(s.size for s in read_manifest(store).shards)
+    packed = sum(c.size for c in result.values())
+    ratio = packed / plain if plain else 1.0
+    click.echo(
+        f"compressed {len(result)} shards: {plain / 1e6:.1f} MB -> {packed / 1e6:.1f} MB ({ratio:.1%})"
+    )
 
 
 def register(root: click.Group) -> None:
     """Add this area's commands to the root `shardstore` group."""
+    root.add_command(stage_cmd)
+    root.add_command(compress_cmd)

@@ -1,0 +1,60 @@
+"""A separate process of the remote-cache tests: `python remote_worker.py MODE URL CACHE OPTIONS_JSON [ARG]`.
+
+MODE read: wait for the file `CACHE.go`, open the store, read every shard from THREADS threads (each in its own
+rotated order, with prefetch hints), print the sha256 of all tokens. MODE shard: stage shard ARG and print its path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import threading
+import time
+
+from shardstore.cache import CacheConfig, open_remote
+from shardstore.remote import RetryPolicy
+from shardstore.store import Store
+
+
+def main() -> None:
+    mode, url, cache, options_json = sys.argv[1:5]
+    options = json.loads(options_json)
+    config = CacheConfig(retry=RetryPolicy(attempts=8, backoff_s=0.005, max_backoff_s=0.05))
+    if mode == "shard":
+        _, locator = open_remote(url, cache_dir=cache, storage_options=options, config=config)
+        print(locator.shard_path(int(sys.argv[5])), flush=True)
+        return
+    threads = int(sys.argv[5])
+    while not os.path.exists(cache + ".go"):
+        time.sleep(0.005)
+    _, locator = open_remote(url, cache_dir=cache, storage_options=options, config=config)
+    store = Store(locator.manifest, locator, root=url)
+    n = store.num_shards
+    errors: list[BaseException] = []
+
+    def reader(k: int) -> None:
+        try:
+            order = [(k + i) % n for i in range(n)]
+            store.prefetch(order[:3])
+            for i in order:
+                span = store.shard_token_offsets
+                store.tokens(int(span[i]), int(span[i + 1]))
+        except BaseException as exc:
+            errors.append(exc)
+
+    pool = [threading.Thread(target=reader, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+    print(
+        hashlib.sha256(store.tokens(0, store.num_tokens).tobytes()).hexdigest(), locator.downloads, flush=True
+    )
+
+
+if __name__ == "__main__":
+    main()
