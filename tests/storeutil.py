@@ -45,6 +45,28 @@ def write_store(
     return path
 
 
+def text_store(path: str | os.PathLike[str], texts: Sequence[str]) -> str:
+    """A store of `texts` encoded by a tiny byte-level tokenizer (EOS after each), with its tokenizer.json."""
+    from shardstore.manifest import file_info
+    from tokenizer import Tokenizer
+
+    path = os.fspath(path)
+    tok = Tokenizer.from_merges([(b"h", b"e")])
+    writer = ShardWriter(path, dtype="uint16", name_prefix="t-")
+    for text in texts:
+        writer.add_document(np.array([*tok.encode(text), tok.eos_id], dtype=np.uint16))
+    shards = writer.close()
+    tok.save(os.path.join(path, "tokenizer.json"))
+    files = (file_info(os.path.join(path, "tokenizer.json")),)
+    write_manifest(
+        path,
+        Manifest(
+            dtype="uint16", shards=tuple(shards), files=files, tokenizer=TokenizerInfo.from_tokenizer(tok)
+        ),
+    )
+    return path
+
+
 def counting_store(path: str | os.PathLike[str], start: int, num_tokens: int, doc_len: int = 7) -> str:
     """A store whose tokens are start, start+1, ... (mod 60000): every window's origin is readable from its ids."""
     toks = (np.arange(start, start + num_tokens) % 60000).astype(np.uint16)
