@@ -11,7 +11,7 @@ from test_store_util import write_store
 
 from shardstore import format as fmt
 from shardstore.errors import ManifestError
-from shardstore.manifest import Manifest, ShardInfo, TokenizerInfo, read_manifest
+from shardstore.manifest import Manifest, ShardInfo, TokenizerInfo, _canonical, read_manifest
 from shardstore.store import Store
 
 TOK = TokenizerInfo(
@@ -34,9 +34,8 @@ def _obj(store_dir) -> dict:
 def _seal(obj: dict) -> bytes:
     """Canonical bytes with a correct manifest_checksum, so only the validation rules can reject `obj`."""
     obj = {k: v for k, v in obj.items() if k != "manifest_checksum"}
-    body = (json.dumps(obj, sort_keys=True, indent=1) + "\n").encode()
-    obj["manifest_checksum"] = f"{fmt.checksum_bytes(body):016x}"
-    return (json.dumps(obj, sort_keys=True, indent=1) + "\n").encode()
+    obj["manifest_checksum"] = f"{fmt.checksum_bytes(_canonical(obj)):016x}"
+    return _canonical(obj)
 
 
 def test_roundtrip_and_golden_fingerprint(store_dir):
@@ -46,7 +45,7 @@ def test_roundtrip_and_golden_fingerprint(store_dir):
     assert (m.num_tokens, m.num_docs, len(m.shards)) == (7817, 5, 4)
     assert m.tokenizer == TOK and m.file("notes.txt").size == 5
     assert m.fingerprint == "dfd43c47d26fe3b1891987b7264902ef636ca33c07634eb1756ff0bf41202d0e"
-    assert hashlib.sha256(data).hexdigest()[:16] == "b1f9a4e4cba347cf"
+    assert hashlib.sha256(data).hexdigest()[:16] == "139fc0d7cb1065bc"
 
 
 def test_byte_identical_across_builds(tmp_path):
@@ -132,7 +131,7 @@ def test_garbage_is_a_manifest_error(data):
 
 def test_non_canonical_manifest_is_rejected(store_dir):
     obj = _obj(store_dir)
-    data = (json.dumps(obj, sort_keys=True, indent=2) + "\n").encode()
+    data = (json.dumps(obj, sort_keys=True, indent=1) + "\n").encode()
     with pytest.raises(ManifestError, match="canonical"):
         Manifest.from_json_bytes(data, source="m.json")
 
