@@ -1,0 +1,164 @@
+"""The cache under concurrency: 8 processes x 3 threads, kill -9 mid-download, eviction under a small cache_limit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from remote_fixtures import (  # noqa: F401  (fixtures)
+    TEST_RETRY,
+    build_store,
+    cache_files,
+    local_store_fixture,
+    proxy_fixture,
+    quiet_options,
+    remote_url_fixture,
+    tokens_digest,
+    upload,
+)
+from s3proxy import FaultPlan
+
+from shardstore.cache import CacheConfig, open_remote
+from shardstore.errors import CacheError
+from shardstore.format import file_checksum
+from shardstore.manifest import read_manifest
+from shardstore.store import Store
+
+WORKER = os.path.join(os.path.dirname(__file__), "remote_worker.py")
+
+
+def _worker(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, WORKER, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("faults", [0.0, 0.25], ids=["clean", "faults"])
+def test_eight_processes_download_each_shard_once_and_read_identical_tokens(
+    tmp_path: Any, local_store: str, remote_url: str, proxy: Any, faults: float
+) -> None:
+    proxy.set_faults(FaultPlan(rate=faults, match=r"\.shard$", seed=11))
+    cache = str(tmp_path / "cache")
+    options = json.dumps(quiet_options(proxy))
+    procs = [_worker("read", remote_url, cache, options, "3") for _ in range(8)]
+    time.sleep(0.5)  # let them all import; they start together when the go-file appears
+    open(cache + ".go", "w").close()
+    outputs = [p.communicate(timeout=240) for p in procs]
+    for p, (_out, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    digests = {out.split()[0] for out, _ in outputs}
+    assert digests == {tokens_digest(Store.open(local_store))}
+    assert sum(int(out.split()[1]) for out, _ in outputs) == len(read_manifest(local_store).shards)
+    for info in read_manifest(local_store).shards:
+        if faults == 0.0:
+            assert proxy.gets(info.name) == 1, (info.name, proxy.gets(info.name))
+        path = next(
+            os.path.join(d, "data", info.name) for d in (os.path.join(cache, k) for k in os.listdir(cache))
+        )
+        assert file_checksum(path) == info.checksum
+    if faults:
+        assert sum(proxy.faults.values()) >= 2, proxy.faults  # seeded: the first draws are always the same
+    assert not [f for f in cache_files(cache) if f.endswith(".part")]
+
+
+def test_kill_9_in_the_middle_of_a_download_then_the_next_process_completes_it(
+    tmp_path: Any, local_store: str, remote_url: str, proxy: Any
+) -> None:
+    cache = str(tmp_path / "cache")
+    proxy.stall(r"shard-000002\.shard$")
+    victim = _worker("shard", remote_url, cache, json.dumps(quiet_options(proxy)), "2")
+    try:
+        assert proxy.stalled.wait(60), "the download never started"
+        key_dir = next(os.path.join(cache, k) for k in os.listdir(cache) if not k.startswith("."))
+        parts = os.listdir(os.path.join(key_dir, "tmp"))
+        assert len(parts) == 1 and parts[0].startswith("shard-000002.shard.")  # half-written temp file
+        assert not os.path.exists(os.path.join(key_dir, "data", "shard-000002.shard"))
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+    proxy.release()
+    _, locator = open_remote(
+        remote_url,
+        cache_dir=cache,
+        storage_options=quiet_options(proxy),
+        config=CacheConfig(retry=TEST_RETRY),
+    )
+    start = time.monotonic()
+    path = locator.shard_path(2)  # the dead process's lock is gone, its temp file is cleaned up
+    assert time.monotonic() - start < 10
+    info = read_manifest(local_store).shards[2]
+    assert file_checksum(path) == info.checksum and proxy.gets("shard-000002.shard") == 2
+    assert os.listdir(os.path.join(locator.directory, "tmp")) == []
+    store = Store(locator.manifest, locator, root=remote_url)
+    local = Store.open(local_store)
+    span = local.shard_token_offsets
+    np.testing.assert_array_equal(
+        store.tokens(int(span[2]), int(span[3])), local.tokens(int(span[2]), int(span[3]))
+    )
+
+
+@pytest.mark.slow
+def test_eviction_keeps_the_cache_within_limit_plus_one_shard(
+    tmp_path: Any, s3_server: Any, proxy: Any
+) -> None:
+    src = build_store(str(tmp_path / "src"), num_docs=200, seed=5, max_shard_bytes=16 << 10)
+    shards = read_manifest(src).shards
+    assert len(shards) >= 16
+    biggest = max(s.size for s in shards)
+    limit = 4 * biggest
+    url = upload(s3_server, src)
+    cache = str(tmp_path / "cache")
+    config = CacheConfig(cache_limit=limit, retry=TEST_RETRY, max_prefetch_pins=2)
+    _, locator = open_remote(url, cache_dir=cache, storage_options=quiet_options(proxy), config=config)
+    store = Store(locator.manifest, locator, root=url, max_open_shards=1)
+    local = Store.open(src)
+    peak = [0]
+    stop = threading.Event()
+
+    def watch() -> None:  # measure the disk independently of the cache's own accounting
+        while not stop.is_set():
+            peak[0] = max(peak[0], sum(cache_files(cache).values()))
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        rng = np.random.default_rng(0)
+        span = local.shard_token_offsets
+        order = list(range(len(shards))) + [int(i) for i in rng.integers(0, len(shards), size=24)]
+        for k, i in enumerate(order):
+            store.prefetch(order[k + 1 : k + 3])  # the sampler's lookahead
+            lo, hi = int(span[i]), int(span[i + 1])
+            np.testing.assert_array_equal(store.tokens(lo, hi), local.tokens(lo, hi))
+            assert locator.usage().total <= limit + biggest
+    finally:
+        stop.set()
+        watcher.join()
+        locator.close()
+    assert 0 < peak[0] <= limit + biggest, (peak[0], limit, biggest)
+    assert proxy.gets(".shard") > len(shards)  # shards really were evicted and fetched again
+
+
+def test_a_limit_smaller_than_the_shards_in_use_is_a_clear_error(
+    tmp_path: Any, remote_url: str, proxy: Any
+) -> None:
+    config = CacheConfig(cache_limit=1000, retry=TEST_RETRY, lock_timeout_s=0.3)
+    _, locator = open_remote(
+        remote_url, cache_dir=str(tmp_path), storage_options=quiet_options(proxy), config=config
+    )
+    locator.shard_path(0)  # one shard may overshoot the limit while in use
+    with pytest.raises(CacheError, match=r"cannot fit shard-000001\.shard .* under cache_limit=1000"):
+        locator.shard_path(1)
+    locator.release(0)
+    assert os.path.exists(locator.shard_path(1))  # released shard 0 was evicted to make room
+    assert not os.path.exists(os.path.join(locator.directory, "data", "shard-000000.shard"))
+    locator.close()
