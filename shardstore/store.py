@@ -183,6 +183,7 @@ class Store:
         self._num_docs = int(self._doc_cum[-1])
         self._dtype = np.dtype(manifest.dtype)
         self._tokenizer: Any = None
+        self._out_dtypes: set[np.dtype] = set()
         self._reset_state()
         if not _FORK_HOOK:
             os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -341,6 +342,8 @@ class Store:
 
     def read_into(self, start: int, out: np.ndarray) -> np.ndarray:
         """Fill `out` (1-D, any integer dtype) with tokens [start, start + len(out)); returns `out`."""
+        if getattr(out, "dtype", None) not in self._out_dtypes or out.ndim != 1:
+            self._check_out(out)
         n = out.shape[0]
         if start < 0 or start + n > self._num_tokens:
             raise IndexError(f"tokens [{start}, {start + n}) are outside the store's [0, {self._num_tokens})")
@@ -450,6 +453,17 @@ class Store:
         self.close()
 
     # -- internals ------------------------------------------------------------------------------------------------
+
+    def _check_out(self, out: np.ndarray) -> None:
+        """Accept (and remember) an output dtype that holds every id of this store's dtype without wrapping."""
+        ok = isinstance(out, np.ndarray) and out.ndim == 1 and out.dtype.kind in "iu"
+        if not ok or not np.can_cast(self._dtype, out.dtype, "safe"):
+            got = f"{type(out).__name__} {getattr(out, 'dtype', '')} ndim={getattr(out, 'ndim', '?')}"
+            raise ConfigError(
+                f"read_into needs a 1-D integer array whose dtype holds {self._dtype.name} ids (e.g. int64); "
+                f"got {got}"
+            )
+        self._out_dtypes.add(out.dtype)
 
     def _reset_state(self) -> None:
         self._mapped: OrderedDict[int, _Shard] = OrderedDict()

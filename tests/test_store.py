@@ -65,6 +65,10 @@ def test_out_of_range_and_bad_options(store_dir):
     with pytest.raises(IndexError):
         store.doc(len(DOCS))
     assert store.tokens(7, 7).size == 0
+    for bad_out in (np.empty(3, np.int8), np.empty(3, np.float32), np.empty((2, 2), np.int64), [0, 0]):
+        with pytest.raises(ConfigError, match="read_into"):
+            store.read_into(0, bad_out)
+    assert store.read_into(0, np.empty(3, np.int32)).tolist() == FLAT[:3].tolist()
     with pytest.raises(ConfigError, match="verify"):
         Store.open(store_dir, verify="sometimes")
 
