@@ -7,9 +7,10 @@ given the per-source counts drawn before ``position``:
 1. `Interleave.assign` gives each sample's source and its ordinal within the source (exact mixing);
 2. ordinal ``k`` of a source with ``N`` windows is epoch ``k // N``, slot ``k % N``; the epoch's keyed Feistel
    permutation maps the slot to a window (vectorized per (source, epoch) group present in the batch);
-3. each window's ``seq_len + 1`` tokens are copied straight into row ``i`` of one int64 ``[size, seq_len + 1]``
-   buffer with `Store.read_into` (one numpy copy per shard crossed, first-touch block verification in the store);
-   ``input_ids`` and ``labels`` are the two shifted column slices of that buffer.
+3. each window's ``seq_len + 1`` tokens are copied straight into row ``i`` of one ``[size, seq_len + 1]`` buffer
+   of the stores' own dtype with `Store.read_into` (one numpy copy per shard crossed, first-touch block
+   verification in the store); ``input_ids`` and ``labels`` are its two shifted column slices, widened to int64
+   in one pass each. (Staging in uint16 instead of int64 measured ~1.5x faster per batch: 4x less memory.)
 
 Document starts (for ``position_ids`` / ``cu_seqlens``, defined in `shardstore.sampling`) come from
 `Store.doc_starts` over the same spans; a store boundary inside a window is a document start too.
@@ -18,6 +19,7 @@ Document starts (for ``position_ids`` / ``cu_seqlens``, defined in `shardstore.s
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Sequence
 from enum import StrEnum
 
@@ -34,6 +36,8 @@ from shardstore.sampling import (
 __all__ = ["BatchReader", "DocInfo"]
 
 _MAX_CACHED_PERMUTATIONS = 256
+_BLOCK = 4096  # permuted slots computed (and cached) per vectorized call
+_MAX_CACHED_BLOCKS = 32  # 32 x 4096 x 8 bytes = 1 MiB per reader, whatever the dataset size
 
 
 class DocInfo(StrEnum):
@@ -48,12 +52,13 @@ class DocInfo(StrEnum):
 class BatchReader:
     """Reads batches of a mixture. Opens the stores lazily, once per process."""
 
-    __slots__ = ("_perms", "doc_info", "mixture")
+    __slots__ = ("_blocks", "_perms", "doc_info", "mixture")
 
     def __init__(self, mixture: Mixture, *, doc_info: DocInfo | str | None = None) -> None:
         self.mixture = mixture
         self.doc_info = DocInfo(doc_info or DocInfo.NONE)
         self._perms: dict[tuple[int, int], FeistelPermutation] = {}
+        self._blocks: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
 
     @property
     def seq_len(self) -> int:
@@ -69,6 +74,26 @@ class BatchReader:
             perm = self._perms[key] = permutation(self.mixture.config.seed, name, epoch, size)
         return perm
 
+    def _permute(self, source: int, epoch: int, size: int, slots: np.ndarray) -> np.ndarray:
+        """Permuted slots, through a small cache of whole blocks: a source's slots advance consecutively, and one
+        vectorized call over 4096 slots costs ~0.4 us/slot against ~30 us/slot for a call over a handful."""
+        blocks = slots // _BLOCK
+        out = np.empty_like(slots)
+        for b in np.unique(blocks).tolist():
+            key = (source, epoch, b)
+            table = self._blocks.get(key)
+            if table is None:
+                lo = b * _BLOCK
+                table = self._perm(source, epoch, size)(np.arange(lo, min(size, lo + _BLOCK), dtype=np.int64))
+                self._blocks[key] = table
+                if len(self._blocks) > _MAX_CACHED_BLOCKS:
+                    self._blocks.popitem(last=False)
+            else:
+                self._blocks.move_to_end(key)
+            sel = blocks == b
+            out[sel] = table[slots[sel] - b * _BLOCK]
+        return out
+
     def locate(self, position: int, counts: Sequence[int], size: int) -> tuple[np.ndarray, np.ndarray]:
         """(source id, window index within its source) of each sample in ``[position, position + size)``."""
         sources = self.mixture.open_sources()
@@ -80,7 +105,7 @@ class BatchReader:
             epochs, slots = np.divmod(ordinal[rows], n)
             for e in np.unique(epochs).tolist():
                 sel = epochs == e
-                window[rows[sel]] = self._perm(s, e, n)(slots[sel])
+                window[rows[sel]] = self._permute(s, e, n, slots[sel])
         return src, window
 
     def read(self, position: int, counts: Sequence[int], size: int) -> dict[str, np.ndarray]:
@@ -92,7 +117,8 @@ class BatchReader:
         sources = self.mixture.open_sources()
         length = self.seq_len
         rows = len(src)
-        buf = np.empty((rows, length + 1), dtype=np.int64)
+        # native-dtype staging rows (4x less memory traffic than int64), widened once per column slice below
+        buf = np.empty((rows, length + 1), dtype=self._staging_dtype(sources))
         want_docs = self.doc_info is not DocInfo.NONE
         marks = np.zeros((rows, length), dtype=bool) if want_docs else None
         for i, (s, w) in enumerate(zip(src.tolist(), window.tolist(), strict=True)):
@@ -106,8 +132,8 @@ class BatchReader:
                         rel = np.append(rel, at)
                     marks[i, rel[(rel >= 1) & (rel < length)]] = True
         out = {
-            "input_ids": np.ascontiguousarray(buf[:, :-1]),
-            "labels": np.ascontiguousarray(buf[:, 1:]),
+            "input_ids": buf[:, :-1].astype(np.int64),
+            "labels": buf[:, 1:].astype(np.int64),
             "source_ids": src.astype(np.int64),
         }
         if marks is not None:
@@ -116,6 +142,10 @@ class BatchReader:
             if self.doc_info in (DocInfo.CU_SEQLENS, DocInfo.BOTH):
                 out["cu_seqlens"] = cu_seqlens_from_marks(marks)
         return out
+
+    @staticmethod
+    def _staging_dtype(sources: list[OpenSource]) -> np.dtype:
+        return np.result_type(*(store.dtype for src in sources for store in src.stores))
 
     def prefetch(self, position: int, counts: Sequence[int], size: int) -> None:
         """Hint the stores (remote ones download in the background) about the shards these samples need."""
