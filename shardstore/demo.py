@@ -37,7 +37,7 @@ class DemoConfig:
     """Options of `shardstore demo`; the defaults fit in under 3 minutes on 2 cores."""
 
     out: Path = Path("demo-out")
-    max_mb: float = 8.0
+    max_mb: float = 64.0  # more than the whole stdlib of CPython 3.11 (31 MB of .py files)
     vocab_size: int = 4096
     seq_len: int = 256
     batch_size: int = 16
@@ -116,7 +116,9 @@ def run_demo(cfg: DemoConfig, *, echo: Any = print) -> DemoReport:
 def _step_corpus(cfg: DemoConfig, out: Path, report: DemoReport) -> dict[str, Path]:
     from shardstore.demo_corpus import collect_stdlib_corpus
 
-    info = collect_stdlib_corpus(out / "corpus", max_bytes=int(cfg.max_mb * (1 << 20)), progress=cfg.progress)
+    info = collect_stdlib_corpus(
+        out / "corpus", max_bytes=int(cfg.max_mb * (1 << 20)), workers=cfg.workers, progress=cfg.progress
+    )
     report.corpus = {
         "stdlib": info.root,
         "files": info.files_seen,
@@ -315,8 +317,13 @@ def format_report(report: DemoReport) -> str:
         f"{n} {ld['delivered_fraction'][n]:.4f} (target {ld['target_fraction'][n]:.2f}, {ld['delivered'][n]} samples)"
         for n in ld["delivered"]
     )
+    for row in report.plan.get("sources", []):
+        lines.append(
+            f"plan      {row['name']}: weight {row['weight']:.2f}, draws {row['tokens_drawn']:,} of "
+            f"{row['tokens_available']:,} tokens ({row['epochs']:.2f} epochs)"
+        )
+    lines += [f"plan      warning: {w}" for w in report.plan.get("warnings", [])]
     lines += [
-        f"plan      {json.dumps(report.plan, default=str)[:300]}",
         f"loader    {ld['tokens']:,} tokens in {ld['steps']} batches of {ld['batch_size']}x{ld['seq_len']}, "
         f"{ld['tokens_per_s'] / 1e6:.2f} M tokens/s with {ld['num_workers']} workers",
         f"mix       delivered {frac}",

@@ -16,6 +16,7 @@ Every machine that runs shardstore has these files, so `shardstore demo` needs n
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import io
 import json
@@ -96,55 +97,84 @@ def _comment_paragraphs(source: str) -> Iterator[str]:
         yield " ".join(para)
 
 
+def _extract(item: tuple[str, Path]) -> tuple[str, str | None, str | None, str | None]:
+    """(relative path, source, prose, skip reason) of one file; runs in a worker process."""
+    rel, path = item
+    try:
+        with tokenize.open(path) as f:
+            source = f.read()
+    except (SyntaxError, UnicodeDecodeError, LookupError):
+        return rel, None, None, "undecodable_source"
+    except OSError:
+        return rel, None, None, "unreadable_file"
+    if not source.strip():
+        return rel, None, None, "empty_file"
+    try:
+        return rel, source, prose_of(source), None
+    except (SyntaxError, ValueError, tokenize.TokenError):
+        return rel, source, None, "unparsable_source"
+
+
 def collect_stdlib_corpus(
-    out_dir: str | os.PathLike[str], *, max_bytes: int, root: str | None = None, progress: bool = True
+    out_dir: str | os.PathLike[str],
+    *,
+    max_bytes: int,
+    root: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
 ) -> CorpusInfo:
-    """Write `code.jsonl` and `text.jsonl` under `out_dir` from the stdlib, stopping once the code reaches max_bytes.
+    """Write `code.jsonl` and `text.jsonl` under `out_dir` from the stdlib files, up to about `max_bytes` of code.
 
     Args:
-        max_bytes: cap on the UTF-8 size of the code documents; the text corpus is what those files contain.
+        max_bytes: cap on the code corpus: files are taken in order until their sizes on disk reach it (the file
+            that crosses it is included), so the selection is known before any file is read.
+        workers: processes that decode and parse files (default: all CPUs); the output does not depend on it.
     """
+    from concurrent.futures import ProcessPoolExecutor
+
     from tqdm.auto import tqdm
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     info = CorpusInfo(code_path=out / "code.jsonl", text_path=out / "text.jsonl", root="")
-    files = stdlib_files(root)
     info.root = str(Path(root or sysconfig.get_paths()["stdlib"]))
+    selected, total = [], 0
+    for rel, path in stdlib_files(root):
+        if total >= max_bytes:
+            break
+        selected.append((rel, path))
+        total += path.stat().st_size
+    if workers is None:  # a process start costs about as much as parsing 64 files
+        workers = min(os.cpu_count() or 1, len(selected) // 64 + 1)
     code_lines: list[bytes] = []
     text_lines: list[bytes] = []
-    bar = tqdm(total=max_bytes, unit="B", unit_scale=True, desc="corpus", disable=not progress, leave=False)
-    for rel, path in files:
-        if info.code_bytes >= max_bytes:
-            break
-        info.files_seen += 1
-        try:
-            with tokenize.open(path) as f:
-                source = f.read()
-        except (SyntaxError, UnicodeDecodeError, LookupError):
-            info.skipped["undecodable_source"] += 1
-            continue
-        except OSError:
-            info.skipped["unreadable_file"] += 1
-            continue
-        if not source.strip():
-            info.skipped["empty_file"] += 1
-            continue
-        line = _jsonl(source, rel)
-        code_lines.append(line)
-        info.code_docs += 1
-        info.code_bytes += len(source.encode("utf-8", "surrogatepass"))
-        bar.update(min(len(line), max_bytes - bar.n))
-        try:
-            prose = prose_of(source)
-        except (SyntaxError, ValueError, tokenize.TokenError):
-            info.skipped["unparsable_source"] += 1
-            continue
-        if prose:
-            text_lines.append(_jsonl(prose, rel))
-            info.text_docs += 1
-            info.text_bytes += len(prose.encode("utf-8", "surrogatepass"))
-    bar.close()
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and len(selected) > 1:
+            import multiprocessing
+
+            pool = stack.enter_context(
+                ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            )
+            results = pool.map(_extract, selected, chunksize=16)
+        else:
+            results = map(_extract, selected)
+        bar = stack.enter_context(
+            tqdm(total=len(selected), unit="file", desc="corpus", disable=not progress, leave=False)
+        )
+        for rel, source, prose, skip in results:
+            bar.update(1)
+            info.files_seen += 1
+            if skip is not None:
+                info.skipped[skip] += 1
+            if source is None:
+                continue
+            code_lines.append(_jsonl(source, rel))
+            info.code_docs += 1
+            info.code_bytes += len(source.encode("utf-8", "surrogatepass"))
+            if prose:
+                text_lines.append(_jsonl(prose, rel))
+                info.text_docs += 1
+                info.text_bytes += len(prose.encode("utf-8", "surrogatepass"))
     _write_if_changed(info.code_path, b"".join(code_lines))
     _write_if_changed(info.text_path, b"".join(text_lines))
     return info

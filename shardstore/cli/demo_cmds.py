@@ -16,7 +16,11 @@ import click
     help="Folder that receives the corpus, tokenizer, stores, mix.toml and report.json.",
 )
 @click.option(
-    "--max-mb", type=float, default=8.0, show_default=True, help="Cap on the stdlib code corpus (MB)."
+    "--max-mb",
+    type=float,
+    default=64.0,
+    show_default=True,
+    help="Cap on the stdlib code corpus in MB (the default takes all of it; lower runs faster).",
 )
 @click.option("--vocab-size", type=int, default=4096, show_default=True)
 @click.option("--steps", type=int, default=200, show_default=True, help="Batches drawn from the mixture.")
