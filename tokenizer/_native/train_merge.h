@@ -184,6 +184,7 @@ class BpeMerger {
         touched_.clear();
         std::vector<uint32_t> list;
         list.swap(pairs_[pidx].words);
+        uint64_t merged_total = 0;  // occurrences x word counts; taken off the pair's own count once, at the end
         for (uint32_t w : list) {
             Word& wd = words_[w];
             uint32_t* s = syms_.data() + wd.start;
@@ -202,7 +203,7 @@ class BpeMerger {
                         dec(b, s[i + 2], wc);
                         inc(c, s[i + 2], w, wc);
                     }
-                    dec(a, b, wc);
+                    merged_total += wc;
                     s[j++] = c;
                     i += 2;
                 } else {
@@ -211,7 +212,8 @@ class BpeMerger {
             }
             wd.len = j;
         }
-        if (pairs_[pidx].count != 0) throw std::logic_error("BPE merge left occurrences of its pair behind");
+        if (pairs_[pidx].count != merged_total) throw std::logic_error("BPE merge left occurrences behind");
+        pairs_[pidx].count = 0;
         for (uint32_t idx : touched_) {
             if (pairs_[idx].count > 0) push(Entry{pairs_[idx].count, idx});
         }

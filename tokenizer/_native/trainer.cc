@@ -219,6 +219,15 @@ PyObject* counter_count_texts(PyObject* self, PyObject* args, PyObject* kwds) {
         try {
             Shards& mine = locals[t];
             uint64_t count = 0;
+            // Software pipeline: a piece is split and hashed, its slot prefetched, and it is inserted kLag pieces
+            // later, so the (cache-missing) hash-table probe overlaps the splitting of the next pieces.
+            constexpr size_t kLag = 8;
+            struct Pending {
+                const uint8_t* p;
+                size_t n;
+                uint64_t h;
+            } ring[kLag];
+            size_t queued = 0;
             for (size_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < refs.size();) {
                 const uint8_t* s = refs[k].first;
                 const size_t len = refs[k].second;
@@ -227,11 +236,19 @@ PyObject* counter_count_texts(PyObject* self, PyObject* args, PyObject* kwds) {
                     size_t end = pretok_next(pat, s, len, pos);
                     if (end <= pos || end > len) throw std::logic_error("pre-tokenizer returned an invalid offset");
                     uint64_t h = train::hash_bytes(s + pos, end - pos);
-                    mine[shard_of(h)].add(s + pos, end - pos, h, 1);
-                    ++count;
+                    Pending& slot = ring[queued % kLag];
+                    if (queued >= kLag) mine[shard_of(slot.h)].add(slot.p, slot.n, slot.h, 1);
+                    slot = Pending{s + pos, end - pos, h};
+                    mine[shard_of(h)].prefetch(h);
+                    ++queued;
                     pos = end;
                 }
             }
+            for (size_t q = queued > kLag ? queued - kLag : 0; q < queued; ++q) {
+                const Pending& slot = ring[q % kLag];
+                mine[shard_of(slot.h)].add(slot.p, slot.n, slot.h, 1);
+            }
+            count = queued;
             pieces[t] = count;
         } catch (const std::exception& e) {
             errors[t] = e.what();
