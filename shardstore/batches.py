@@ -79,7 +79,7 @@ class BatchReader:
         vectorized call over 4096 slots costs ~0.4 us/slot against ~30 us/slot for a call over a handful."""
         blocks = slots // _BLOCK
         out = np.empty_like(slots)
-        for b in np.unique(blocks).tolist():
+        for b in sorted(set(blocks.tolist())):  # (np.unique costs ~80 us on tiny arrays)
             key = (source, epoch, b)
             table = self._blocks.get(key)
             if table is None:
@@ -99,11 +99,11 @@ class BatchReader:
         sources = self.mixture.open_sources()
         src, ordinal = self.mixture.interleave.assign(position, counts, size)
         window = np.empty(size, dtype=np.int64)
-        for s in np.unique(src).tolist():
+        for s in sorted(set(src.tolist())):
             rows = np.flatnonzero(src == s)
             n = sources[s].num_windows
             epochs, slots = np.divmod(ordinal[rows], n)
-            for e in np.unique(epochs).tolist():
+            for e in sorted(set(epochs.tolist())):
                 sel = epochs == e
                 window[rows[sel]] = self._permute(s, e, n, slots[sel])
         return src, window
