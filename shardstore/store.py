@@ -184,6 +184,7 @@ class Store:
         self._dtype = np.dtype(manifest.dtype)
         self._tokenizer: Any = None
         self._out_dtypes: set[np.dtype] = set()
+        self._out_dtype: np.dtype | None = None
         self._reset_state()
         if not _FORK_HOOK:
             os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -342,16 +343,26 @@ class Store:
 
     def read_into(self, start: int, out: np.ndarray) -> np.ndarray:
         """Fill `out` (1-D, any integer dtype) with tokens [start, start + len(out)); returns `out`."""
-        if getattr(out, "dtype", None) not in self._out_dtypes or out.ndim != 1:
+        # The hot path of every batch: keep it to a bisect, two attribute checks and one numpy copy.
+        if getattr(out, "dtype", None) is not self._out_dtype or out.ndim != 1:
             self._check_out(out)
         n = out.shape[0]
         if start < 0 or start + n > self._num_tokens:
             raise IndexError(f"tokens [{start}, {start + n}) are outside the store's [0, {self._num_tokens})")
-        pos = 0
         starts = self._tok_starts
-        while pos < n:
+        s = bisect_right(starts, start) - 1
+        shard = self._last if s == self._last_index else self._get(s)
+        local = start - starts[s]
+        stop = local + n
+        if stop <= shard.num_tokens:
+            if not shard.trusted:
+                self._check_blocks(shard, local, stop)
+            out[...] = shard.tokens[local:stop]
+            return out
+        pos = 0
+        while pos < n:  # crosses shard boundaries
             s = bisect_right(starts, start) - 1
-            shard = self._last if self._last_index == s else self._get(s)
+            shard = self._get(s)
             local = start - starts[s]
             take = min(n - pos, shard.num_tokens - local)
             if not shard.trusted:
@@ -457,6 +468,9 @@ class Store:
     def _check_out(self, out: np.ndarray) -> None:
         """Accept (and remember) an output dtype that holds every id of this store's dtype without wrapping."""
         ok = isinstance(out, np.ndarray) and out.ndim == 1 and out.dtype.kind in "iu"
+        if ok and out.dtype in self._out_dtypes:
+            self._out_dtype = out.dtype
+            return
         if not ok or not np.can_cast(self._dtype, out.dtype, "safe"):
             got = f"{type(out).__name__} {getattr(out, 'dtype', '')} ndim={getattr(out, 'ndim', '?')}"
             raise ConfigError(
@@ -464,6 +478,7 @@ class Store:
                 f"got {got}"
             )
         self._out_dtypes.add(out.dtype)
+        self._out_dtype = out.dtype  # identity fast path for the next call
 
     def _reset_state(self) -> None:
         self._mapped: OrderedDict[int, _Shard] = OrderedDict()
