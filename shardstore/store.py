@@ -104,6 +104,7 @@ class _Shard:
         "sums",
         "tokens",
         "trusted",
+        "used",
         "verified",
     )
 
@@ -125,6 +126,7 @@ class _Shard:
         ).bit_length() - 1  # tokens per block = 2**shift
         self.verified = verified
         self.trusted = False
+        self.used = True
 
 
 _LIVE: weakref.WeakSet[Store] = weakref.WeakSet()
@@ -351,7 +353,11 @@ class Store:
             raise IndexError(f"tokens [{start}, {start + n}) are outside the store's [0, {self._num_tokens})")
         starts = self._tok_starts
         s = bisect_right(starts, start) - 1
-        shard = self._last if s == self._last_index else self._get(s)
+        shard = self._slots[s]
+        if shard is None:
+            shard = self._get(s)
+        else:
+            shard.used = True
         local = start - starts[s]
         stop = local + n
         if stop <= shard.num_tokens:
@@ -454,8 +460,7 @@ class Store:
         for index in list(self._mapped):
             self._locator.release(index)
         self._mapped.clear()
-        self._last_index = -1
-        self._last = None
+        self._slots = [None] * self.num_shards
 
     def __enter__(self) -> Store:
         return self
@@ -481,10 +486,9 @@ class Store:
         self._out_dtype = out.dtype  # identity fast path for the next call
 
     def _reset_state(self) -> None:
-        self._mapped: OrderedDict[int, _Shard] = OrderedDict()
+        self._mapped: OrderedDict[int, _Shard] = OrderedDict()  # mapping order: the CLOCK hand's path
+        self._slots: list[_Shard | None] = [None] * self.num_shards  # O(1) lookup on the read path
         self._verified: dict[int, bytearray] = {}
-        self._last_index = -1
-        self._last: Any = None
         self._trust_all = self._mode is VerifyMode.OFF
 
     def _reset_after_fork(self) -> None:
@@ -501,16 +505,27 @@ class Store:
             shard.trusted = True
 
     def _get(self, index: int) -> _Shard:
-        shard = self._mapped.get(index)
-        if shard is None:
-            shard = self._map(index)
-            self._mapped[index] = shard
-            while len(self._mapped) > self._max_open:
-                old, _ = self._mapped.popitem(last=False)
+        """The mapped shard, mapping it (and evicting another) if needed.
+
+        Eviction is CLOCK (second chance), an LRU approximation whose hit path is one attribute write instead of
+        an OrderedDict reorder on every read.
+        """
+        shard = self._slots[index]
+        if shard is not None:
+            shard.used = True
+            return shard
+        shard = self._map(index)
+        self._mapped[index] = shard
+        self._slots[index] = shard
+        while len(self._mapped) > self._max_open:
+            old, candidate = next(iter(self._mapped.items()))
+            if candidate.used:
+                candidate.used = False
+                self._mapped.move_to_end(old)
+            else:
+                del self._mapped[old]
+                self._slots[old] = None
                 self._locator.release(old)
-        else:
-            self._mapped.move_to_end(index)
-        self._last_index, self._last = index, shard
         return shard
 
     def _map(self, index: int) -> _Shard:
