@@ -8,6 +8,7 @@ and optional schedule phases. Relative store paths resolve against the config fi
     seed = 1234
     global_batch_size = 512          # samples per optimizer step; needed only by step-based schedule phases
     cache_dir = "/local/cache"       # optional: node-local cache for remote stores
+    # storage_options = { ... }      # optional: fsspec options for remote stores (endpoint_url, ...)
 
     [[sources]]
     name = "web"
@@ -136,6 +137,7 @@ class MixtureConfig:
     cache_dir: str | None = None
     verify: str = "touch"
     allow_tokenizer_mismatch: bool = False
+    storage_options: dict[str, Any] | None = None  # fsspec options for remote stores (endpoint, credentials)
     base_dir: str = "."
 
     def __post_init__(self) -> None:
@@ -149,6 +151,10 @@ class MixtureConfig:
             raise ConfigError(f"source names must be unique, got {names}")
         if self.global_batch_size is not None:
             _int(self.global_batch_size, what="global_batch_size", lo=1)
+        if self.storage_options is not None and not isinstance(self.storage_options, dict):
+            raise ConfigError(
+                f"storage_options must be a table of fsspec options, got {self.storage_options!r}"
+            )
         for i, phase in enumerate(self.schedule):
             unknown = sorted(set(phase.weights) - set(names))
             if unknown:
@@ -189,7 +195,7 @@ class MixtureConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, base_dir: str = ".") -> MixtureConfig:
         known = {"seq_len", "seed", "sources", "schedule", "global_batch_size", "cache_dir", "verify"}
-        known |= {"allow_tokenizer_mismatch"}
+        known |= {"allow_tokenizer_mismatch", "storage_options"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown mixture keys {unknown}; known keys are {sorted(known)}")
@@ -222,6 +228,7 @@ class MixtureConfig:
             cache_dir=d.get("cache_dir"),
             verify=d.get("verify", "touch"),
             allow_tokenizer_mismatch=bool(d.get("allow_tokenizer_mismatch", False)),
+            storage_options=d.get("storage_options"),
             base_dir=base_dir,
         )
 
@@ -354,7 +361,12 @@ class Mixture:
         for sc in cfg.sources:
             stores, offsets = [], [0]
             for ref in sc.stores:
-                store = Store.open(cfg.resolve(ref), verify=cfg.verify, cache_dir=cfg.cache_dir)
+                store = Store.open(
+                    cfg.resolve(ref),
+                    verify=cfg.verify,
+                    cache_dir=cfg.cache_dir,
+                    storage_options=cfg.storage_options,
+                )
                 stores.append(store)
                 offsets.append(offsets[-1] + store.num_tokens)
                 tokenizers.setdefault(store.tokenizer_fingerprint, f"{sc.name}: {store.root}")

@@ -78,10 +78,15 @@ class MixtureDataset(torch.utils.data.Dataset):
     """Map-style dataset whose items are whole batches: ``dataset[key]`` for a `MixtureSampler` key."""
 
     def __init__(
-        self, mixture: Mixture, *, doc_info: DocInfo | str | None = None, prefetch: bool | None = None
+        self,
+        mixture: Mixture,
+        *,
+        doc_info: DocInfo | str | None = None,
+        prefetch: bool | None = None,
+        contiguous: bool = True,
     ) -> None:
         self.mixture = mixture
-        self.reader = BatchReader(mixture, doc_info=doc_info)
+        self.reader = BatchReader(mixture, doc_info=doc_info, contiguous=contiguous)
         # default: hint remote stores about the next step's shards (local stores need no hint)
         remote = any("://" in ref for src in mixture.config.sources for ref in src.stores)
         self.prefetch = remote if prefetch is None else prefetch
@@ -251,8 +256,10 @@ def make_dataloader(
     persistent_workers: bool = False,
     multiprocessing_context: Any = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
     max_steps: int | None = None,
     timeout: float = 0,
+    contiguous: bool = True,
 ) -> ShardStoreDataLoader:
     """A torch `DataLoader` of this rank's batches of the mixture (see the module docstring).
 
@@ -262,12 +269,22 @@ def make_dataloader(
         rank, world_size: default to an initialized ``torch.distributed``, else 0 and 1.
         doc_info: add ``position_ids`` and/or ``cu_seqlens`` ("position_ids", "cu_seqlens", "both").
         cache_dir: node-local cache for remote stores (overrides the mixture's ``cache_dir``).
-        max_steps: stop after this many batches (default: never; sources repeat epoch by epoch).
+        storage_options: fsspec options for remote stores (override the mixture's ``storage_options``).
+        max_steps: stop after this many batches per ``iter()`` (default: never; sources repeat epoch by epoch).
+        contiguous: False makes ``input_ids``/``labels`` zero-copy overlapping views of one int64 buffer (one
+            fewer copy per token; ``.view()`` on them fails until copied, e.g. by ``.to(device)``).
     """
     if not isinstance(mixture, Mixture):
         mixture = Mixture.from_file(mixture)
-    if cache_dir is not None:
-        mixture = Mixture(replace(mixture.config, cache_dir=os.fspath(cache_dir)))
+    if cache_dir is not None or storage_options is not None:
+        config = mixture.config
+        mixture = Mixture(
+            replace(
+                config,
+                cache_dir=config.cache_dir if cache_dir is None else os.fspath(cache_dir),
+                storage_options=config.storage_options if storage_options is None else storage_options,
+            )
+        )
     try:
         doc = DocInfo(doc_info or DocInfo.NONE)
     except ValueError:
@@ -280,7 +297,7 @@ def make_dataloader(
     sampler = MixtureSampler(
         mixture, batch_size=batch_size, rank=rank, world_size=world_size, max_steps=max_steps
     )
-    dataset = MixtureDataset(mixture, doc_info=doc)
+    dataset = MixtureDataset(mixture, doc_info=doc, contiguous=contiguous)
     extra: dict[str, Any] = {}
     if num_workers > 0:
         extra["persistent_workers"] = persistent_workers

@@ -169,6 +169,16 @@ def test_batch_layout_and_doc_info(mix: Mixture) -> None:
         assert row_pos.tolist() == expect
 
 
+def test_zero_copy_views_carry_the_same_tokens(mix: Mixture) -> None:
+    views = list(make_dataloader(mix, batch_size=3, max_steps=2, contiguous=False))
+    copies = list(make_dataloader(mix, batch_size=3, max_steps=2))
+    for v, c in zip(views, copies, strict=True):
+        assert c["input_ids"].is_contiguous() and c["labels"].is_contiguous()
+        assert not v["input_ids"].is_contiguous()
+        assert v["labels"].data_ptr() == v["input_ids"].data_ptr() + 8  # one buffer, shifted by a token
+        assert torch.equal(v["input_ids"], c["input_ids"]) and torch.equal(v["labels"], c["labels"])
+
+
 def test_state_dict_shape_and_fingerprint_checks(mix: Mixture, mix_path: Path) -> None:
     loader = make_dataloader(mix, batch_size=2, max_steps=3)
     empty = loader.state_dict()
