@@ -285,6 +285,9 @@ def run_build(cfg: BuildConfig) -> BuildReport:
         report.message = (
             f"{cfg.out}: the build is already complete (manifest present); nothing to do, nothing written"
         )
+        if cfg.compress and not os.path.exists(os.path.join(cfg.out, "compression.json")):
+            _compress(cfg.out)
+            report.message = f"{cfg.out}: the build was already complete; wrote the compressed shard copies"
         return report
 
     if not cfg.finalize:
@@ -324,6 +327,7 @@ def run_build(cfg: BuildConfig) -> BuildReport:
             f"finished and kept; fix or remove the bad inputs and re-run, or pass --allow-partial to commit the "
             f"store without them. Details in {os.path.join(cfg.out, REPORT_NAME)}"
         )
+    _sweep_stale_temps(cfg.out)
     manifest = _finalize(cfg, files, results, failed, tok, dtype, options)
     report.complete, report.fingerprint = True, manifest.fingerprint
     report.seconds = time.monotonic() - t0
@@ -464,6 +468,28 @@ def _finalize(
         tokenizer=TokenizerInfo.from_tokenizer(tok),
         provenance=provenance,
     )
+
+
+def _sweep_stale_temps(out: str, *, min_age_s: float = 60.0) -> None:
+    """Delete temp files that a killed finalize left beside the store's top-level files. Only old ones: a temp
+    file that young may belong to another node finalizing at this very moment."""
+    now = time.time()
+    for folder in (out, os.path.join(out, "provenance")):
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            continue
+        for name in names:
+            if any(name.startswith(f"{base}.tmp") for base in _TOP_LEVEL):
+                path = os.path.join(folder, name)
+                try:
+                    if now - os.path.getmtime(path) > min_age_s:
+                        os.unlink(path)
+                except FileNotFoundError:
+                    pass
+
+
+_TOP_LEVEL = (MANIFEST_NAME, TOKENIZER_NAME, REPORT_NAME, os.path.basename(UNITS_FILE))
 
 
 def _write_report(out: str, report: BuildReport) -> None:

@@ -272,6 +272,7 @@ class _ZstdReader(io.RawIOBase):
         self._zstd = zstandard
         self._dec = zstandard.ZstdDecompressor().decompressobj()
         self._pending = b""
+        self._pos = 0  # read position in _pending (no re-slicing: that would copy the rest each call)
         self._in_frame = False
         self._done = False
 
@@ -280,17 +281,17 @@ class _ZstdReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        while not self._pending and not self._done:
-            chunk = self._raw.read(_BLOCK)
+        while self._pos >= len(self._pending) and not self._done:
+            chunk = self._raw.read(_BLOCK // 4)
             if not chunk:
                 if self._in_frame:
                     raise InputError(f"{self._name}: truncated zstd stream (the last frame never ends)")
                 self._done = True
                 break
-            self._pending = self._decompress(chunk)
-        n = min(len(view), len(self._pending))
-        view[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
+            self._pending, self._pos = self._decompress(chunk), 0
+        n = min(len(view), len(self._pending) - self._pos)
+        view[:n] = memoryview(self._pending)[self._pos : self._pos + n]
+        self._pos += n
         return n
 
     def _decompress(self, chunk: bytes) -> bytes:
@@ -445,26 +446,49 @@ def iter_documents(file: InputFile, options: ReadOptions, counts: SkipCounts) ->
         raw.close()
 
 
+_NO_VALUE = object()
+
+
+def _fast_json_loads() -> Any:
+    """`orjson.loads` when installed (about 2x faster here), else None. It rejects invalid UTF-8 and lone
+    surrogates, which then take the `json` path, so results are identical with or without it."""
+    try:
+        import orjson
+    except ImportError:
+        return None
+    return orjson.loads
+
+
 def _read_jsonl(
     file: InputFile, stream: IO[bytes], options: ReadOptions, counts: SkipCounts
 ) -> Iterator[DocPiece]:
     field_name = options.text_field
+    fast = _fast_json_loads()
     for lineno, line in enumerate(stream):
-        if not line.strip():
-            counts.add(SkipReason.BLANK_LINE)
-            continue
         if b"\x00" in line:
             counts.add(SkipReason.BINARY)
             continue
-        try:
-            decoded, bad_at = line.decode("utf-8"), -1
-        except UnicodeDecodeError as exc:  # the policy applies only if the record is otherwise a document
-            decoded, bad_at = line.decode("utf-8", "replace"), exc.start
-        try:
-            obj = json.loads(decoded)
-        except ValueError:
-            counts.add(SkipReason.MALFORMED_JSON)
-            continue
+        bad_at = -1
+        decoded = ""
+        obj: Any = _NO_VALUE
+        if fast is not None:
+            try:  # strict UTF-8, no lone surrogates: anything unusual falls back to the exact slow path below
+                obj = fast(line)
+            except ValueError:
+                obj = _NO_VALUE
+        if obj is _NO_VALUE:
+            if not line or line.isspace():
+                counts.add(SkipReason.BLANK_LINE)
+                continue
+            try:
+                decoded = line.decode("utf-8")
+            except UnicodeDecodeError as exc:  # the policy applies only if the record is otherwise a document
+                decoded, bad_at = line.decode("utf-8", "replace"), exc.start
+            try:
+                obj = json.loads(decoded)
+            except ValueError:
+                counts.add(SkipReason.MALFORMED_JSON)
+                continue
         if not isinstance(obj, dict):
             counts.add(SkipReason.NOT_AN_OBJECT)
             continue

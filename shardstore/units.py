@@ -57,6 +57,11 @@ def clean_unit_leftovers(out: str, index: int) -> None:
     for name in os.listdir(out):
         if name.startswith(prefix):
             os.unlink(os.path.join(out, name))
+    units_dir = os.path.join(out, ".build", "units")  # a journal temp file of a killed commit
+    if os.path.isdir(units_dir):
+        for name in os.listdir(units_dir):
+            if name.startswith(f"unit-{index:06d}.json.tmp"):
+                os.unlink(os.path.join(units_dir, name))
     prov_dir = os.path.join(out, "provenance")
     base = os.path.basename(unit_file_name(index))
     if os.path.isdir(prov_dir):

@@ -259,3 +259,12 @@ def test_s3_inputs(tmp_path, s3_server, tok_path, tok, corpus):
     assert read_provenance(store, 59)["file"] == f"s3://{bucket}/c/part-003.parquet"
     local = _build([f"file://{root}"], tok_path, tmp_path / "viafile")
     assert local.num_docs == len(texts)
+
+
+def test_compress_writes_zstd_copies_outside_the_manifest(tmp_path, tok_path, corpus):
+    root, _ = corpus
+    out = tmp_path / "st"
+    _build([root / "part-000.jsonl"], tok_path, tmp_path / "plain")
+    _build([root / "part-000.jsonl"], tok_path, out, compress=True)
+    assert (out / "compression.json").exists() and list(out.glob("*.shard.zst"))
+    assert snapshot(out) == snapshot(tmp_path / "plain")
