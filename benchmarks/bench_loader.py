@@ -54,7 +54,16 @@ import _peers_loader as peers
 B, SEQ_LEN = 32, 2048
 VOCAB, EOS = 50257, 50256
 WEIGHTS = {"web": 0.7, "code": 0.3}
-CONTENDERS = ("raw", "raw-per-sample", "store-read", "ours", "litdata", "litdata-1src", "mosaic")
+CONTENDERS = (
+    "raw",
+    "raw-per-sample",
+    "store-read",
+    "ours",
+    "ours-views",
+    "litdata",
+    "litdata-1src",
+    "mosaic",
+)
 Batch = dict[str, torch.Tensor]
 _LANE_TAG = "LANE-RESULT "
 
@@ -127,12 +136,17 @@ def mixture_config(stores: dict[str, Path], *, seed: int) -> dict:
     }
 
 
-def ours_loader(stores: dict[str, Path], *, seed: int, num_workers: int = 0) -> torch.utils.data.DataLoader:
+def ours_loader(
+    stores: dict[str, Path], *, seed: int, num_workers: int = 0, contiguous: bool = True
+) -> torch.utils.data.DataLoader:
+    """`make_dataloader` over the 2-source mixture; contiguous=False: input_ids/labels are views, like raw's."""
     from shardstore.mixture import Mixture
     from shardstore.torch import make_dataloader
 
     mixture = Mixture.from_dict(mixture_config(stores, seed=seed))
-    return make_dataloader(mixture, batch_size=B, num_workers=num_workers)
+    if contiguous:  # the default; passed only when asked so this runs against loaders without the option
+        return make_dataloader(mixture, batch_size=B, num_workers=num_workers)
+    return make_dataloader(mixture, batch_size=B, num_workers=num_workers, contiguous=False)
 
 
 class StoreWindows(torch.utils.data.Dataset):
@@ -199,6 +213,7 @@ def makers(data: Data, *, seed: int) -> dict[str, Callable[[], Iterable[Batch]]]
             collate_fn=peers.windows_to_batch,
         ),
         "ours": lambda: ours_loader(data.stores, seed=seed),
+        "ours-views": lambda: ours_loader(data.stores, seed=seed, contiguous=False),
         "litdata": lambda: peers.litdata_loader(
             data.litdata, WEIGHTS, seq_len=SEQ_LEN, batch_size=B, seed=seed
         ),
@@ -400,6 +415,22 @@ def worker_rss(stores: dict[str, Path], *, seed: int, batches: int, num_workers:
 # ---------------------------------------------------------------------------------------------------------- main
 
 
+def _revision() -> str:
+    """The commit the benchmarked code is at, `+dirty` when shardstore/ has uncommitted edits."""
+    repo = Path(__file__).resolve().parent.parent
+    git = ["git", "-C", str(repo)]
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--", "shardstore"], capture_output=True, text=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", type=Path, default=Path("/tmp/shardstore-bench-loader"))
@@ -445,6 +476,7 @@ def main(argv: list[str] | None = None) -> None:
     for mod in ("litdata", "streaming"):
         with contextlib.suppress(ImportError):
             versions[mod] = __import__(mod).__version__
+    versions["shardstore"] = _revision()
     print("versions:", versions, flush=True)
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "versions": versions}
 
