@@ -66,6 +66,7 @@ CONTENDERS = (
 )
 Batch = dict[str, torch.Tensor]
 _LANE_TAG = "LANE-RESULT "
+_READ_PATH = ("batches", "format", "interleave", "manifest", "mixture", "sampling", "store", "torch")
 
 
 # ---------------------------------------------------------------------------------------------------------- data
@@ -416,7 +417,7 @@ def worker_rss(stores: dict[str, Path], *, seed: int, batches: int, num_workers:
 
 
 def _revision() -> str:
-    """The commit the benchmarked code is at, `+dirty` when shardstore/ has uncommitted edits."""
+    """The commit the benchmarked code is at, `+dirty` when a module of the read path has uncommitted edits."""
     repo = Path(__file__).resolve().parent.parent
     git = ["git", "-C", str(repo)]
     try:
@@ -424,7 +425,9 @@ def _revision() -> str:
             [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         )
         dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--", "shardstore"], capture_output=True, text=True
+            [*git, "status", "--porcelain", "--", *(f"shardstore/{m}.py" for m in _READ_PATH)],
+            capture_output=True,
+            text=True,
         )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
