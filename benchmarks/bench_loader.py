@@ -545,6 +545,10 @@ def main(argv: list[str] | None = None) -> None:
                 f"  {key:>8}: store of {total / 4e6:.0f}M tokens {rss_small[key]:>9}   "
                 f"4x store ({total / 1e6:.0f}M tokens) {rss_large[key]:>9}"
             )
+    if _revision() != versions["shardstore"]:
+        print(
+            f"WARNING: the read path changed during the run ({versions['shardstore']} -> {_revision()}): rerun"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
