@@ -21,7 +21,7 @@ import mmap
 import os
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xxhash
@@ -60,10 +60,10 @@ MAX_TOKENS = 1 << 48  # a sanity bound far above any real shard; rejects absurd 
 _HEADER = struct.Struct("<8sIHH11Q")
 _CHECKED_PREFIX = _HEADER.size - 8  # the header checksum covers bytes [0, 96)
 HEADER_USED = _HEADER.size  # 104; bytes [104, 4096) must be zero
-_TOKEN_DTYPES = {2: np.dtype("<u2"), 4: np.dtype("<u4")}
+_TOKEN_DTYPES: dict[int, np.dtype] = {2: np.dtype("<u2"), 4: np.dtype("<u4")}
 
 
-def checksum_bytes(data: bytes | bytearray | memoryview | np.ndarray) -> int:
+def checksum_bytes(data: Any) -> int:
     """xxh3_64 (seed 0) of a buffer, as an int: the one checksum function of the format."""
     return xxhash.xxh3_64_intdigest(data)
 

@@ -398,14 +398,15 @@ class Manifest:
             if _int(obj[key], source=source, what=key, hi=1 << 62) != value:
                 raise _fail(source, f"{key}={obj[key]} disagrees with the shard list (sum {value})")
         manifest = cls.__new__(cls)
-        for name, value in (
-            ("dtype", obj["dtype"]),
-            ("shards", shard_infos),
-            ("files", file_infos),
-            ("tokenizer", tokenizer),
-            ("provenance", prov),
-            ("format_version", MANIFEST_VERSION),
-        ):
+        fields: dict[str, Any] = {
+            "dtype": obj["dtype"],
+            "shards": shard_infos,
+            "files": file_infos,
+            "tokenizer": tokenizer,
+            "provenance": prov,
+            "format_version": MANIFEST_VERSION,
+        }
+        for name, value in fields.items():
             object.__setattr__(manifest, name, value)
         object.__setattr__(manifest, "_fingerprint", manifest._compute_fingerprint())
         if obj["fingerprint"] != manifest.fingerprint:

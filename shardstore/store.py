@@ -459,8 +459,9 @@ class Store:
         """Drop every mapping (views already handed out stay valid)."""
         for index in list(self._mapped):
             self._locator.release(index)
+        for index in self._mapped:
+            self._slots[index] = None
         self._mapped.clear()
-        self._slots = [None] * self.num_shards
 
     def __enter__(self) -> Store:
         return self

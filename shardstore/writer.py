@@ -105,7 +105,7 @@ class ShardWriter:
             self._finish_shard()
         if self._file is None:
             self._open_shard()
-        self._append(memoryview(arr).cast("B"))
+        self._append(arr.view(np.uint8).data)
         self._num_tokens += arr.size
         self._doc_ends.append(self._num_tokens)
         self._num_docs += 1
