@@ -17,8 +17,11 @@ scheduling:
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import os
 import queue as queue_mod
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -59,9 +62,19 @@ def node_units(sizes: Sequence[int], num_nodes: int, node_rank: int) -> list[int
 _QUEUE: Any = None  # set in each pool worker by `_init_worker`
 
 
-def _init_worker(q: Any) -> None:
+def _init_worker(q: Any, lifeline: Any) -> None:
     global _QUEUE
     _QUEUE = q
+    threading.Thread(target=_exit_with_parent, args=(lifeline,), name="lifeline", daemon=True).start()
+
+
+def _exit_with_parent(lifeline: Any) -> None:
+    """Block on the read end of a pipe whose only write end the build process holds: EOF means the build is gone
+    (even `kill -9`), so this worker exits at once instead of finishing a unit that the re-run redoes, or hanging
+    on a progress queue nobody reads."""
+    with contextlib.suppress(EOFError, OSError):
+        lifeline.recv_bytes()
+    os._exit(1)
 
 
 def _queue_progress(docs: int, nbytes: int, tokens: int) -> None:
@@ -97,6 +110,7 @@ def run_local(
         return
     ctx = _context()
     q = ctx.Queue()
+    lifeline_r, lifeline_w = ctx.Pipe(duplex=False)
     pending = iter(tasks)
     in_flight: dict[Future[UnitResult], int] = {}
 
@@ -110,7 +124,7 @@ def run_local(
                 on_progress(*delta)
 
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(q, lifeline_r)
     ) as pool:
         try:
             while True:
@@ -138,6 +152,7 @@ def run_local(
                 fut.cancel()
     drain()
     q.close()
+    lifeline_w.close()  # the pool has shut down; nothing is left to outlive us
 
 
 # -- ray --------------------------------------------------------------------------------------------------------

@@ -40,9 +40,22 @@ def _journaled(out) -> int:
         return 0
 
 
+def _survivors(pgid: int) -> list[int]:
+    import psutil
+
+    alive = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p.pid)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return alive
+
+
 def _run_and_kill(cmd, out, *, after_units: int, extra_delay: float) -> bool:
-    """Start the build; SIGKILL its whole process group once `after_units` units are journaled (+ a delay).
-    Returns False if the build finished before the kill point."""
+    """Start the build; SIGKILL its main process (only: like `kill -9 PID`) once `after_units` units are journaled
+    (+ a delay). Its pool workers must die with it. Returns False if the build finished before the kill point."""
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while _journaled(out) < after_units and proc.poll() is None and time.monotonic() < deadline:
@@ -50,9 +63,16 @@ def _run_and_kill(cmd, out, *, after_units: int, extra_delay: float) -> bool:
     time.sleep(extra_delay)
     finished = proc.poll() is not None
     if not finished:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
+    deadline = time.monotonic() + 10
+    while _survivors(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    orphans = _survivors(proc.pid)
+    if orphans:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert not orphans, f"worker processes {orphans} outlived the killed build"
     return not finished
 
 
