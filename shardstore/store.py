@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 import weakref
 from bisect import bisect_right
 from collections import OrderedDict
@@ -457,11 +458,11 @@ class Store:
 
     def close(self) -> None:
         """Drop every mapping (views already handed out stay valid)."""
-        for index in list(self._mapped):
-            self._locator.release(index)
-        for index in self._mapped:
-            self._slots[index] = None
-        self._mapped.clear()
+        with self._lock:
+            for index in self._mapped:
+                self._slots[index] = None
+                self._locator.release(index)
+            self._mapped.clear()
 
     def __enter__(self) -> Store:
         return self
@@ -491,6 +492,7 @@ class Store:
         self._slots: list[_Shard | None] = [None] * self.num_shards  # O(1) lookup on the read path
         self._verified: dict[int, bytearray] = {}
         self._trust_all = self._mode is VerifyMode.OFF
+        self._lock = threading.Lock()  # guards _mapped/_slots/_verified changes (never held while reading)
 
     def _reset_after_fork(self) -> None:
         # The child re-maps and re-verifies what it reads instead of trusting the parent's mappings and bitmaps.
@@ -499,11 +501,12 @@ class Store:
         self._reset_state()
 
     def _mark_fully_verified(self, index: int, num_blocks: int) -> None:
-        self._verified[index] = bytearray(b"\x01") * num_blocks
-        shard = self._mapped.get(index)
-        if shard is not None:
-            shard.verified[:] = self._verified[index]
-            shard.trusted = True
+        with self._lock:
+            bitmap = self._verified.setdefault(index, bytearray(num_blocks))
+            bitmap[:] = b"\x01" * num_blocks
+            shard = self._slots[index]
+            if shard is not None:
+                shard.trusted = True
 
     def _get(self, index: int) -> _Shard:
         """The mapped shard, mapping it (and evicting another) if needed.
@@ -515,19 +518,25 @@ class Store:
         if shard is not None:
             shard.used = True
             return shard
-        shard = self._map(index)
-        self._mapped[index] = shard
-        self._slots[index] = shard
-        while len(self._mapped) > self._max_open:
-            old, candidate = next(iter(self._mapped.items()))
-            if candidate.used:
-                candidate.used = False
-                self._mapped.move_to_end(old)
-            else:
-                del self._mapped[old]
-                self._slots[old] = None
-                self._locator.release(old)
-        return shard
+        # Map outside the lock (a remote locator may block on a download), then publish under it; reads of
+        # already-mapped shards never take the lock.
+        mapped = self._map(index)
+        with self._lock:
+            shard = self._slots[index]
+            if shard is not None:  # another thread won the race; use its mapping
+                return shard
+            self._mapped[index] = mapped
+            self._slots[index] = mapped
+            while len(self._mapped) > self._max_open:
+                old, candidate = next(iter(self._mapped.items()))
+                if candidate.used:
+                    candidate.used = False
+                    self._mapped.move_to_end(old)
+                else:
+                    del self._mapped[old]
+                    self._slots[old] = None
+                    self._locator.release(old)
+        return mapped
 
     def _map(self, index: int) -> _Shard:
         info = self._manifest.shards[index]
@@ -555,7 +564,8 @@ class Store:
                 f"{path}: header counts ({header.num_tokens} tokens, {header.num_docs} docs, "
                 f"{header.layout.file_size} bytes) differ from the manifest entry {info}"
             )
-        verified = self._verified.setdefault(index, bytearray(header.layout.num_blocks))
+        with self._lock:
+            verified = self._verified.setdefault(index, bytearray(header.layout.num_blocks))
         shard = _Shard(index, path, mm, header, verified)
         lay = header.layout
         if fmt.checksum_bytes(shard.offsets) != header.doc_index_checksum:

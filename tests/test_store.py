@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
+import threading
 import types
 
 import numpy as np
@@ -222,3 +223,33 @@ def test_torch_dataloader_workers_verify_on_their_own(tmp_path):
     _corrupt_block0(tmp_path / manifest.shards[0].name)  # parent already trusts block 0
     with pytest.raises(ChecksumError, match="block 0"):
         list(torch.utils.data.DataLoader(Windows(), batch_size=4, num_workers=2))
+
+
+def test_threads_share_a_store(store_dir):
+    store = Store.open(store_dir, max_open_shards=2)
+    errors: list[str] = []
+
+    def worker(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        out = np.empty(2049, dtype=np.int64)
+        for _ in range(300):
+            a = int(rng.integers(0, FLAT.size - 2049))
+            if not np.array_equal(store.read_into(a, out), FLAT[a : a + 2049]):
+                errors.append(f"wrong tokens at {a}")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_empty_store(tmp_path):
+    write_store(tmp_path, [])
+    store = Store.open(tmp_path, verify="full")
+    assert (store.num_tokens, store.num_docs, store.num_shards) == (0, 0, 0)
+    assert store.tokens(0, 0).size == 0 and store.doc_starts(0, 0).size == 0
+    with pytest.raises(IndexError):
+        store.doc(0)
+    assert store.verify().ok
