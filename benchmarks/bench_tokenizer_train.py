@@ -3,8 +3,9 @@
 Corpus: the Python standard library's *.py sources (sysconfig 'stdlib', site-packages excluded), sorted by path,
 capped at --max-mb MB of text. Every contender learns the same number of merges (vocab 8192 and 32768 counted as
 256 bytes + merges) with the cl100k split pattern, byte-level, no min_frequency, on all available cores. Each run
-is its own subprocess so its peak RSS (ru_maxrss) is its own; "base" is the RSS after loading the corpus, before
-training, and "train" the peak minus that.  "shared" is the fraction of the learned vocabulary that contender
+is its own subprocess so its peak RSS (ru_maxrss) is its own; "base" is the peak RSS after loading the corpus and
+importing the contender (a warm-up run on one tiny text), before the timed training, and "train" the peak minus
+that.  "shared" is the fraction of the learned vocabulary that contender
 shares with ours (tie-breaking rules differ between implementations, so a few tokens may differ).
 
     python benchmarks/bench_tokenizer_train.py [--max-mb 32] [--vocab 8192 32768] [--repeat 1]
@@ -26,13 +27,13 @@ from pathlib import Path
 CONTENDERS = ("ours", "rustbpe", "hf")
 
 
-def load_corpus(max_mb: float) -> list[str]:
+def load_corpus(max_mb: float, root: str | None = None) -> list[str]:
     """Stdlib *.py sources in path order, whole files as documents, capped at max_mb MB of UTF-8."""
-    root = Path(sysconfig.get_paths()["stdlib"])
+    root_path = Path(root or sysconfig.get_paths()["stdlib"])
     texts: list[str] = []
     total = 0
-    for path in sorted(root.rglob("*.py")):
-        if "site-packages" in path.parts:
+    for path in sorted(root_path.rglob("*.py")):
+        if "site-packages" in path.relative_to(root_path).parts:
             continue
         try:
             text = path.read_text(encoding="utf-8")
@@ -48,7 +49,10 @@ def load_corpus(max_mb: float) -> list[str]:
 def _train_ours(texts: list[str], vocab: int) -> list[bytes]:
     from tokenizer.train import train
 
-    tok = train(texts, vocab_size=vocab + 1, pattern="cl100k", min_frequency=1, progress=False)
+    threads = int(os.environ.get("RAYON_NUM_THREADS", "0")) or None
+    tok = train(
+        texts, vocab_size=vocab + 1, pattern="cl100k", min_frequency=1, num_threads=threads, progress=False
+    )
     _pat, ranks, _ = tok.to_tiktoken()
     return list(ranks)
 
@@ -105,11 +109,12 @@ def _bytelevel_inverse() -> dict[str, int]:
     return {chr(c): b for b, c in zip(bs, cs, strict=True)}
 
 
-def worker(contender: str, vocab: int, max_mb: float, vocab_out: str) -> None:
+def worker(contender: str, vocab: int, max_mb: float, root: str | None, vocab_out: str) -> None:
     """Runs in a child process: load the corpus, train once, print one JSON line of measurements."""
-    texts = load_corpus(max_mb)
-    base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    texts = load_corpus(max_mb, root)
     fn = {"ours": _train_ours, "rustbpe": _train_rustbpe, "hf": _train_hf}[contender]
+    fn(["warm up: import modules, load the native library"], 300)  # imports are not part of the timing
+    base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     tokens = fn(texts, vocab)
     wall = time.perf_counter() - start
@@ -119,10 +124,21 @@ def worker(contender: str, vocab: int, max_mb: float, vocab_out: str) -> None:
     print(json.dumps({"wall": wall, "peak_mb": peak_kb / 1024, "base_mb": base_kb / 1024, "corpus_mb": mb}))
 
 
-def run_one(contender: str, vocab: int, max_mb: float, vocab_out: str) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--worker", contender, "--vocab", str(vocab), "--max-mb", str(max_mb)]
-    cmd += ["--vocab-out", vocab_out]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+def run_one(args: argparse.Namespace, contender: str, vocab: int, vocab_out: str) -> dict[str, float]:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        contender,
+        "--vocab",
+        str(vocab),
+        "--max-mb",
+        str(args.max_mb),
+    ]
+    cmd += ["--vocab-out", vocab_out] + (["--corpus-root", args.corpus_root] if args.corpus_root else [])
+    # Every contender gets the same number of threads: ours reads this too, rustbpe and HF use rayon.
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -134,15 +150,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vocab", type=int, nargs="+", default=[8192, 32768])
     parser.add_argument("--repeat", type=int, default=1, help="runs per contender; the fastest is reported")
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
+    parser.add_argument("--threads", type=int, default=None, help="threads for every contender [all cores]")
+    parser.add_argument("--corpus-root", default=None, help="folder of *.py files [this Python's stdlib]")
     parser.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--vocab-out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.vocab[0], args.max_mb, args.vocab_out)
+        worker(args.worker, args.vocab[0], args.max_mb, args.corpus_root, args.vocab_out)
         return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"corpus: stdlib *.py capped at {args.max_mb} MB; cores: {cores}; repeat: {args.repeat}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    args.threads = args.threads or cores
+    root = args.corpus_root or sysconfig.get_paths()["stdlib"]
+    print(
+        f"corpus: {root} *.py capped at {args.max_mb} MB; cores: {cores}; threads: {args.threads}; repeat: {args.repeat}"
+    )
     header = f"{'vocab':>6} {'contender':<8} {'wall s':>8} {'x ours':>7} {'peak MB':>8} {'base MB':>8} {'train MB':>8} {'shared':>7}"
+    texts = load_corpus(args.max_mb, args.corpus_root)
+    print(f"corpus: {len(texts)} files, {sum(len(t.encode('utf-8')) for t in texts) / 1e6:.1f} MB")
+    del texts
     print(header)
     with tempfile.TemporaryDirectory() as tmp:
         for vocab in args.vocab:
@@ -150,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
             vocabs: dict[str, set[str]] = {}
             for name in args.contenders:
                 out = os.path.join(tmp, f"{name}-{vocab}.txt")
-                runs = [run_one(name, vocab, args.max_mb, out) for _ in range(args.repeat)]
+                runs = [run_one(args, name, vocab, out) for _ in range(args.repeat)]
                 results[name] = min(runs, key=lambda r: r["wall"])
                 vocabs[name] = set(Path(out).read_text().split())
             ours = results.get("ours")

@@ -133,31 +133,33 @@ class PairMap {
     PairMap() { reset(16); }
 
     uint32_t find(uint64_t key) const {
-        size_t mask = keys_.size() - 1;
+        size_t mask = slots_.size() - 1;
         size_t i = static_cast<size_t>(mix64(key)) & mask;
         for (;;) {
-            if (vals_[i] == kMissing) return kMissing;
-            if (keys_[i] == key) return vals_[i];
+            const Slot& s = slots_[i];
+            if (s.val == kMissing) return kMissing;
+            if (s.key == key) return s.val;
             i = (i + 1) & mask;
         }
     }
 
     // Returns the value of `key`, inserting `fresh` first if the key is absent; `inserted` says which happened.
     uint32_t find_or_insert(uint64_t key, uint32_t fresh, bool& inserted) {
-        if ((size_ + 1) * 2 > keys_.size()) grow();
-        size_t mask = keys_.size() - 1;
+        if ((size_ + 1) * 2 > slots_.size()) rehash(slots_.size() * 2);
+        size_t mask = slots_.size() - 1;
         size_t i = static_cast<size_t>(mix64(key)) & mask;
         for (;;) {
-            if (vals_[i] == kMissing) {
-                keys_[i] = key;
-                vals_[i] = fresh;
+            Slot& s = slots_[i];
+            if (s.val == kMissing) {
+                s.key = key;
+                s.val = fresh;
                 ++size_;
                 inserted = true;
                 return fresh;
             }
-            if (keys_[i] == key) {
+            if (s.key == key) {
                 inserted = false;
-                return vals_[i];
+                return s.val;
             }
             i = (i + 1) & mask;
         }
@@ -166,35 +168,35 @@ class PairMap {
     void reserve(size_t n) {
         size_t cap = 16;
         while (cap < n * 2 + 2) cap *= 2;
-        if (cap > keys_.size()) rehash(cap);
+        if (cap > slots_.size()) rehash(cap);
     }
 
   private:
+    // Key and value side by side: one cache miss per probe.
+    struct Slot {
+        uint64_t key;
+        uint32_t val;
+    };
+
     void reset(size_t cap) {
-        keys_.assign(cap, 0);
-        vals_.assign(cap, kMissing);
+        slots_.assign(cap, Slot{0, kMissing});
         size_ = 0;
     }
-    void grow() { rehash(keys_.size() * 2); }
     void rehash(size_t cap) {
-        std::vector<uint64_t> ok;
-        std::vector<uint32_t> ov;
-        ok.swap(keys_);
-        ov.swap(vals_);
+        std::vector<Slot> old;
+        old.swap(slots_);
         reset(cap);
         size_t mask = cap - 1;
-        for (size_t j = 0; j < ok.size(); ++j) {
-            if (ov[j] == kMissing) continue;
-            size_t i = static_cast<size_t>(mix64(ok[j])) & mask;
-            while (vals_[i] != kMissing) i = (i + 1) & mask;
-            keys_[i] = ok[j];
-            vals_[i] = ov[j];
+        for (const Slot& o : old) {
+            if (o.val == kMissing) continue;
+            size_t i = static_cast<size_t>(mix64(o.key)) & mask;
+            while (slots_[i].val != kMissing) i = (i + 1) & mask;
+            slots_[i] = o;
             ++size_;
         }
     }
 
-    std::vector<uint64_t> keys_;
-    std::vector<uint32_t> vals_;
+    std::vector<Slot> slots_;
     size_t size_ = 0;
 };
 

@@ -67,7 +67,7 @@ class BpeMerger {
             }
         }
         heap_.reserve(pairs_.size());
-        for (uint32_t i = 0; i < pairs_.size(); ++i) heap_.push_back(Entry{pairs_[i].count, i});
+        for (uint32_t i = 0; i < pairs_.size(); ++i) heap_.push_back(entry(i));
         std::make_heap(heap_.begin(), heap_.end(), Lower{this});
     }
 
@@ -91,7 +91,7 @@ class BpeMerger {
             const Pair& p = pairs_[top.idx];
             if (p.count == 0) continue;  // dead: every occurrence was merged away
             if (p.count != top.count) {  // stale: the count went down since this entry was pushed
-                push(Entry{p.count, top.idx});
+                push(entry(top.idx));
                 continue;
             }
             if (p.count < min_frequency) {
@@ -119,20 +119,23 @@ class BpeMerger {
         uint32_t touched_step = UINT32_MAX;
         std::vector<uint32_t> words;
     };
+    // The pair's ids ride along so that comparing two entries does not have to look the pairs up.
     struct Entry {
         uint64_t count;
         uint32_t idx;
+        uint32_t left, right;
     };
+    Entry entry(uint32_t idx) const { return Entry{pairs_[idx].count, idx, pairs_[idx].left, pairs_[idx].right}; }
     // Heap order: x < y when x has lower priority (smaller count, or equal count and larger byte content).
     struct Lower {
         const BpeMerger* m;
         bool operator()(const Entry& x, const Entry& y) const {
             if (x.count != y.count) return x.count < y.count;
-            const Pair& px = m->pairs_[x.idx];
-            const Pair& py = m->pairs_[y.idx];
-            int c = m->tokens_[px.left].compare(m->tokens_[py.left]);
-            if (c != 0) return c > 0;
-            return m->tokens_[px.right].compare(m->tokens_[py.right]) > 0;
+            if (x.left != y.left) {
+                int c = m->tokens_[x.left].compare(m->tokens_[y.left]);
+                if (c != 0) return c > 0;
+            }
+            return x.right != y.right && m->tokens_[x.right].compare(m->tokens_[y.right]) > 0;
         }
     };
 
@@ -185,7 +188,12 @@ class BpeMerger {
         std::vector<uint32_t> list;
         list.swap(pairs_[pidx].words);
         uint64_t merged_total = 0;  // occurrences x word counts; taken off the pair's own count once, at the end
-        for (uint32_t w : list) {
+        const size_t count = list.size();
+        for (size_t k = 0; k < count; ++k) {
+            // Words are scattered in memory: prefetch a word's header, and a little later its symbols.
+            if (k + 8 < count) __builtin_prefetch(&words_[list[k + 8]]);
+            if (k + 4 < count) __builtin_prefetch(syms_.data() + words_[list[k + 4]].start);
+            const uint32_t w = list[k];
             Word& wd = words_[w];
             uint32_t* s = syms_.data() + wd.start;
             const uint32_t n = wd.len;
@@ -215,7 +223,7 @@ class BpeMerger {
         if (pairs_[pidx].count != merged_total) throw std::logic_error("BPE merge left occurrences behind");
         pairs_[pidx].count = 0;
         for (uint32_t idx : touched_) {
-            if (pairs_[idx].count > 0) push(Entry{pairs_[idx].count, idx});
+            if (pairs_[idx].count > 0) push(entry(idx));
         }
     }
 
