@@ -420,13 +420,20 @@ class Store:
         return base + int(shard.offsets[j]), base + int(shard.offsets[j + 1])
 
     def doc_starts(self, start: int, stop: int) -> np.ndarray:
-        """Global token positions in [start, stop) where a (non-empty) document begins, ascending, int64."""
+        """Global token positions in [start, stop) where a (non-empty) document begins, ascending, int64.
+
+        Cost is two binary searches per shard touched plus the output, not the shard's document count.
+        """
         parts = []
         for s in self.shards_for(start, stop):
-            offs = self._get(s).offsets.astype(np.int64)
-            begins = offs[:-1][offs[1:] > offs[:-1]] + self._tok_starts[s]
-            lo, hi = np.searchsorted(begins, [start, stop])
-            parts.append(begins[lo:hi])
+            shard = self._get(s)
+            base = self._tok_starts[s]
+            offs = shard.offsets
+            last = offs.size - 1  # entries [0, last) are document starts; offs[last] is the end
+            i0 = int(np.searchsorted(offs, max(start - base, 0), "left"))
+            i1 = min(int(np.searchsorted(offs, min(stop - base, shard.num_tokens), "left")), last)
+            seg = offs[i0 : i1 + 1].astype(np.int64)
+            parts.append(seg[:-1][seg[1:] > seg[:-1]] + base)  # empty documents begin nowhere
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
     def shards_for(self, start: int, stop: int) -> range:

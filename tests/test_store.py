@@ -18,6 +18,8 @@ from shardstore.manifest import Manifest, ShardInfo, write_manifest
 from shardstore.store import LocalLocator, Store
 
 DOCS = random_docs(7, 300)
+for _i in (0, 5, 6, 150, 299):  # empty documents, also first and last
+    DOCS[_i] = DOCS[_i][:0]
 FLAT = np.concatenate(DOCS)
 
 
@@ -253,3 +255,16 @@ def test_empty_store(tmp_path):
     with pytest.raises(IndexError):
         store.doc(0)
     assert store.verify().ok
+
+
+def test_doc_starts_on_random_ranges(store_dir):
+    store = Store.open(store_dir)
+    sizes = np.array([d.size for d in DOCS])
+    begins = (np.cumsum(sizes) - sizes)[sizes > 0]
+    rng = np.random.default_rng(3)
+    for _ in range(400):
+        a = int(rng.integers(0, FLAT.size))
+        b = int(rng.integers(a, min(FLAT.size, a + int(rng.choice([10, 3000, 100_000]))) + 1))
+        got = store.doc_starts(a, b)
+        assert got.dtype == np.int64
+        assert np.array_equal(got, begins[(begins >= a) & (begins < b)]), (a, b)
