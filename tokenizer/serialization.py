@@ -27,6 +27,8 @@ from typing import Any
 
 from shardstore.errors import ChecksumError, ConfigError, FormatError, InputError
 
+from .patterns import PATTERNS, resolve_pattern
+
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
@@ -157,6 +159,11 @@ def parse_tokenizer_json(
         )
     except ConfigError as exc:
         raise FormatError(str(exc)) from None
+    if pattern not in PATTERNS.values():
+        try:
+            resolve_pattern(pattern)
+        except ConfigError as exc:
+            raise FormatError(f"{source}: {exc}") from None
     expected_size = 256 + len(merges) + len(specials)
     if doc["vocab_size"] != expected_size:
         raise FormatError(
