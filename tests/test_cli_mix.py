@@ -79,3 +79,33 @@ def test_peek_decodes_what_a_rank_sees(mix_file: Path, capsys: pytest.CaptureFix
     assert out.count("sample ") == 4 and "source=" in out
     assert main(["peek", str(mix_file), "--step", "0", "--rank", "3", "--world-size", "2"]) == 1
     assert "rank" in capsys.readouterr().err
+
+
+def test_peek_names_the_input_file_and_record_of_a_built_store(tmp_path: Path, capsys) -> None:
+    from shardstore.build import build
+    from tokenizer import Tokenizer
+
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b"):
+        lines = [json.dumps({"text": f"file {name} record {i} " + "lorem ipsum " * 4}) for i in range(30)]
+        (tmp_path / "in" / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    build(
+        [str(tmp_path / "in")],
+        tokenizer=Tokenizer.from_merges([(b"o", b"r")]),
+        out=tmp_path / "store",
+        workers=1,
+    )
+    (tmp_path / "mix.toml").write_text(
+        'seq_len = 32\nseed = 1\n[[sources]]\nname = "docs"\nstore = "store"\n'
+    )
+    assert main(["peek", str(tmp_path / "mix.toml"), "--step", "4", "--batch-size", "3", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 3
+    for row in rows:
+        prov = row["provenance"]
+        # the document holding the window's first token names its file and JSON Lines record
+        assert prov["file"].endswith(".jsonl") and isinstance(prov["record"], int)
+        name = "a" if prov["file"].endswith("a.jsonl") else "b"
+        doc = Store.open(tmp_path / "store").doc(row["doc"]).tolist()
+        text = Tokenizer.from_merges([(b"o", b"r")]).decode(doc)
+        assert text.startswith(f"file {name} record {prov['record']} lorem")
