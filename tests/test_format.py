@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -181,3 +184,37 @@ def test_uint32_shards(tmp_path):
     data = (tmp_path / info.name).read_bytes()
     assert np.frombuffer(data, "<u4", 3, 4096).tolist() == [70000, 1, 2**32 - 1]
     fmt.verify_shard_file(tmp_path / info.name, info)
+
+
+_CRASH_WRITER = """
+import sys, numpy as np
+from shardstore.writer import ShardWriter
+w = ShardWriter(sys.argv[1], dtype="uint16", name_prefix="c-", max_shard_bytes=40_000, block_size=4096)
+print("started", flush=True)
+i = 0
+while True:
+    w.add_document((np.arange(997) + i) % 60000)
+    i += 1
+"""
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.2, 0.5])
+def test_killed_writer_leaves_only_complete_shards(tmp_path, delay):
+    """SIGKILL at an arbitrary moment: every visible *.shard is complete and valid; partial data is only in *.tmp.*."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CRASH_WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
+    time.sleep(delay)
+    proc.kill()
+    proc.wait(30)
+    names = sorted(os.listdir(tmp_path))
+    shards = [n for n in names if n.endswith(".shard")]
+    assert all(n.endswith(".shard") or ".shard.tmp." in n for n in names)
+    assert shards == [f"c-{k:06d}.shard" for k in range(len(shards))]
+    assert shards or delay < 0.5  # the writer finishes dozens of shards per second here
+    for k, name in enumerate(shards):
+        info = read_shard_info(tmp_path / name)
+        fmt.verify_shard_file(tmp_path / name, info)
+        first = np.frombuffer((tmp_path / name).read_bytes(), "<u2", 1, fmt.HEADER_SIZE)[0]
+        assert first == (k * info.num_docs) % 60000 or info.num_docs == 0
