@@ -130,6 +130,13 @@ class MixtureSampler(torch.utils.data.Sampler[BatchKey]):
     def global_batch_size(self) -> int:
         return self.batch_size * self.world_size
 
+    def __len__(self) -> int:
+        if self.max_steps is None:
+            raise TypeError(
+                "this sampler is infinite (sources repeat epoch by epoch); pass max_steps for a length"
+            )
+        return self.max_steps
+
     def __iter__(self) -> Iterator[BatchKey]:
         il = self.mixture.interleave
         while self.max_steps is None or self._steps_done < self.max_steps:
