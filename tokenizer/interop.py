@@ -1,0 +1,124 @@
+"""Export to Hugging Face ``tokenizers``: a ``tokenizer.json`` that encodes to the same ids as `Tokenizer`.
+
+Our semantics are tiktoken's: whole-piece lookup first, then merge the adjacent pair whose concatenation has the
+lowest rank. HF's BPE instead merges by the rank of a *pair* of tokens. The export bridges the two:
+- ``ignore_merges: true`` gives HF the whole-piece lookup;
+- the merge list holds, for every token, every split of it into two tokens, ordered by the rank of the token (then
+  by the ranks of the parts). The rank of a pair is then the rank of its concatenation, as in tiktoken.
+One corner case remains: when two *different* splits of the same token are both adjacent at once (parts
+``aa, a, aa`` with token ``aaa`` = ``aa+a`` = ``a+aa``), tiktoken merges the leftmost and HF the split listed first.
+Trained vocabularies hit this rarely; tests/test_tokenizer_interop.py measures it on real text (ids identical).
+
+Text goes through a ``Split`` pre-tokenizer with our regex (run by Oniguruma in HF), then ``ByteLevel`` (bytes to the
+GPT-2 printable alphabet, no regex of its own). Special tokens are ``added_tokens``; note HF recognizes them in text
+unless ``encode_special_tokens`` is set, whereas `Tokenizer.encode` treats them as plain text by default.
+
+Known split difference (all three peers alike): our splits are defined by the ``regex`` package, whose Unicode tables
+are newer than those of Oniguruma (HF) and fancy-regex (tiktoken). Code points assigned in recent Unicode versions
+(e.g. U+18D8C, Tangut Components Supplement) are letters to ``regex`` and unassigned ("other") to the peers, so text
+containing them can split differently. Text within Unicode 14 (Python 3.11's ``unicodedata``) encodes identically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+
+__all__ = ["bytes_to_unicode", "hf_merges", "write_hf_tokenizer_json"]
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map from bytes to printable characters (used by HF's ByteLevel)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    out = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in out:
+            out[b] = chr(256 + extra)
+            extra += 1
+    return out
+
+
+def hf_merges(token_bytes: Sequence[bytes]) -> list[tuple[int, int]]:
+    """Every split of every merged token into two tokens, ordered by (token rank, left rank, right rank)."""
+    ranks = {t: i for i, t in enumerate(token_bytes)}
+    out: list[tuple[int, int, int]] = []
+    for rank, token in enumerate(token_bytes):
+        if rank < 256:
+            continue
+        for k in range(1, len(token)):
+            left, right = ranks.get(token[:k]), ranks.get(token[k:])
+            if left is not None and right is not None:
+                out.append((rank, left, right))
+    out.sort()
+    return [(left, right) for _, left, right in out]
+
+
+def write_hf_tokenizer_json(
+    path: str | os.PathLike[str],
+    pattern: str,
+    token_bytes: Sequence[bytes],
+    special_tokens: Mapping[str, int],
+) -> None:
+    """Write ``tokenizer.json`` atomically (temp file + rename)."""
+    byte_map = bytes_to_unicode()
+
+    def show(token: bytes) -> str:
+        return "".join(byte_map[b] for b in token)
+
+    names = [show(t) for t in token_bytes]
+    doc = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [
+            {
+                "id": i,
+                "content": s,
+                "single_word": False,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": False,
+                "special": True,
+            }
+            for s, i in special_tokens.items()
+        ],
+        "normalizer": None,
+        "pre_tokenizer": {
+            "type": "Sequence",
+            "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": False},
+                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+            ],
+        },
+        "post_processor": None,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None,
+            "fuse_unk": False,
+            "byte_fallback": False,
+            "ignore_merges": True,
+            "vocab": {name: i for i, name in enumerate(names)},
+            "merges": [[names[a], names[b]] for a, b in hf_merges(token_bytes)],
+        },
+    }
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tokenizer-hf.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, ensure_ascii=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
