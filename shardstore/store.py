@@ -25,7 +25,6 @@ Design and trade-offs:
 
 from __future__ import annotations
 
-import mmap
 import os
 import threading
 import weakref
@@ -33,13 +32,15 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from shardstore import format as fmt
 from shardstore.errors import ChecksumError, ConfigError, FormatError, ManifestError
+from shardstore.locator import LocalLocator, Locator, split_url
 from shardstore.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, FileInfo, Manifest
+from shardstore.mapped import MappedShard
 
 if TYPE_CHECKING:
     from shardstore.verify import VerifyReport
@@ -55,85 +56,6 @@ class VerifyMode(StrEnum):
     OFF = "off"
 
 
-class Locator(Protocol):
-    """Where a store's files are on local disk (see docs: the cache implements it for remote stores)."""
-
-    def shard_path(self, index: int) -> str: ...
-    def file_path(self, name: str) -> str: ...
-    def prefetch(self, indices: Sequence[int]) -> None: ...
-    def release(self, index: int) -> None: ...
-
-
-class LocalLocator:
-    """Files of a store in a local directory; refuses any path (or symlink) that resolves outside of it."""
-
-    def __init__(self, root: str, manifest: Manifest) -> None:
-        self._root = root
-        self._real_root = os.path.realpath(root)
-        self._manifest = manifest
-
-    def _resolve(self, name: str) -> str:
-        path = os.path.join(self._root, name)
-        real = os.path.realpath(path)
-        if not real.startswith(self._real_root + os.sep):
-            raise ManifestError(
-                f"{path}: resolves to {real}, outside the store {self._real_root}; refusing it"
-            )
-        return path
-
-    def shard_path(self, index: int) -> str:
-        return self._resolve(self._manifest.shards[index].name)
-
-    def file_path(self, name: str) -> str:
-        if self._manifest.file(name) is None:
-            raise ManifestError(f"{self._root}: the manifest lists no file {name!r}")
-        return self._resolve(name)
-
-    def prefetch(self, indices: Sequence[int]) -> None:
-        """Local files need no staging."""
-
-    def release(self, index: int) -> None:
-        """Local files are never evicted."""
-
-
-class _Shard:
-    """One mapped shard: numpy views of its sections and its block-verification bitmap."""
-
-    __slots__ = (
-        "block_shift",
-        "index",
-        "num_tokens",
-        "offsets",
-        "path",
-        "payload",
-        "sums",
-        "tokens",
-        "trusted",
-        "used",
-        "verified",
-    )
-
-    def __init__(
-        self, index: int, path: str, mm: mmap.mmap, header: fmt.ShardHeader, verified: bytearray
-    ) -> None:
-        lay = header.layout
-        self.index = index
-        self.path = path
-        self.num_tokens = header.num_tokens
-        self.tokens = np.frombuffer(
-            mm, dtype=header.dtype, count=header.num_tokens, offset=lay.payload_offset
-        )
-        self.offsets = np.frombuffer(mm, dtype="<u8", count=header.num_docs + 1, offset=lay.doc_index_offset)
-        self.sums = np.frombuffer(mm, dtype="<u8", count=lay.num_blocks, offset=lay.block_sums_offset)
-        self.payload = self.tokens.view(np.uint8)
-        self.block_shift = (
-            header.block_size // header.token_bytes
-        ).bit_length() - 1  # tokens per block = 2**shift
-        self.verified = verified
-        self.trusted = False
-        self.used = True
-
-
 _LIVE: weakref.WeakSet[Store] = weakref.WeakSet()
 _FORK_HOOK: list[bool] = []
 
@@ -141,17 +63,6 @@ _FORK_HOOK: list[bool] = []
 def _after_fork_in_child() -> None:
     for store in list(_LIVE):
         store._reset_after_fork()
-
-
-def _split_url(path_or_url: str | os.PathLike[str]) -> tuple[str | None, str]:
-    """(protocol or None for local, path)."""
-    s = os.fspath(path_or_url)
-    if "://" in s:
-        proto, rest = s.split("://", 1)
-        if proto == "file":
-            return None, rest
-        return proto, s
-    return None, s
 
 
 class Store:
@@ -214,7 +125,7 @@ class Store:
     ) -> Store:
         """Open a store directory, a `file://` URL, or (through the node-local cache) any fsspec URL."""
         args = (os.fspath(path_or_url), verify, cache_dir, storage_options, max_open_shards)
-        proto, path = _split_url(path_or_url)
+        proto, path = split_url(path_or_url)
         if proto is None:
             if os.path.basename(path) == MANIFEST_NAME and os.path.isfile(path):
                 path = os.path.dirname(path) or "."
@@ -367,7 +278,7 @@ class Store:
         stop = local + n
         if stop <= shard.num_tokens:
             if not shard.trusted:
-                self._check_blocks(shard, local, stop)
+                shard.check_blocks(local, stop)
             out[...] = shard.tokens[local:stop]
             return out
         pos = 0
@@ -377,7 +288,7 @@ class Store:
             local = start - starts[s]
             take = min(n - pos, shard.num_tokens - local)
             if not shard.trusted:
-                self._check_blocks(shard, local, local + take)
+                shard.check_blocks(local, local + take)
             out[pos : pos + take] = shard.tokens[local : local + take]
             pos += take
             start += take
@@ -394,7 +305,7 @@ class Store:
         shard = self._get(s)
         if local + (stop - start) <= shard.num_tokens:
             if not shard.trusted:
-                self._check_blocks(shard, local, local + stop - start)
+                shard.check_blocks(local, local + stop - start)
             return shard.tokens[local : local + stop - start]
         return _readonly(self.read_into(start, np.empty(stop - start, dtype=self._dtype)))
 
@@ -410,7 +321,7 @@ class Store:
         j = index - self._doc_starts[s]
         a, b = int(shard.offsets[j]), int(shard.offsets[j + 1])
         if a < b and not shard.trusted:
-            self._check_blocks(shard, a, b)
+            shard.check_blocks(a, b)
         return shard.tokens[a:b]
 
     def doc_span(self, index: int) -> tuple[int, int]:
@@ -499,8 +410,8 @@ class Store:
         self._out_dtype = out.dtype  # identity fast path for the next call
 
     def _reset_state(self) -> None:
-        self._mapped: OrderedDict[int, _Shard] = OrderedDict()  # mapping order: the CLOCK hand's path
-        self._slots: list[_Shard | None] = [None] * self.num_shards  # O(1) lookup on the read path
+        self._mapped: OrderedDict[int, MappedShard] = OrderedDict()  # mapping order: the CLOCK hand's path
+        self._slots: list[MappedShard | None] = [None] * self.num_shards  # O(1) lookup on the read path
         self._verified: dict[int, bytearray] = {}
         self._trust_all = self._mode is VerifyMode.OFF
         self._lock = threading.Lock()  # guards _mapped/_slots/_verified changes (never held while reading)
@@ -519,7 +430,7 @@ class Store:
             if shard is not None:
                 shard.trusted = True
 
-    def _get(self, index: int) -> _Shard:
+    def _get(self, index: int) -> MappedShard:
         """The mapped shard, mapping it (and evicting another) if needed.
 
         Eviction is CLOCK (second chance), an LRU approximation whose hit path is one attribute write instead of
@@ -549,65 +460,15 @@ class Store:
                     self._locator.release(old)
         return mapped
 
-    def _map(self, index: int) -> _Shard:
-        info = self._manifest.shards[index]
+    def _map(self, index: int) -> MappedShard:
         path = self._locator.shard_path(index)
-        try:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size != info.size:
-                    raise FormatError(
-                        f"{path}: file is {size} bytes, the manifest says {info.size}: truncated or replaced; "
-                        "rebuild or re-download the store"
-                    )
-                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except FileNotFoundError:
-            raise FormatError(f"{path}: shard listed in the manifest is missing") from None
-        except OSError as exc:
-            raise FormatError(f"{path}: cannot map shard: {exc}") from exc
-        header = fmt.parse_header(mm[: fmt.HEADER_SIZE], source=path)
-        if (header.num_tokens, header.num_docs, header.layout.file_size) != (
-            info.num_tokens,
-            info.num_docs,
-            size,
-        ):
-            raise FormatError(
-                f"{path}: header counts ({header.num_tokens} tokens, {header.num_docs} docs, "
-                f"{header.layout.file_size} bytes) differ from the manifest entry {info}"
-            )
-        with self._lock:
-            verified = self._verified.setdefault(index, bytearray(header.layout.num_blocks))
-        shard = _Shard(index, path, mm, header, verified)
-        lay = header.layout
-        if fmt.checksum_bytes(shard.offsets) != header.doc_index_checksum:
-            raise ChecksumError(f"{path}: document index at offset {lay.doc_index_offset}: checksum mismatch")
-        if fmt.checksum_bytes(shard.sums) != header.block_sums_checksum:
-            raise ChecksumError(
-                f"{path}: block checksum table at offset {lay.block_sums_offset}: checksum mismatch"
-            )
-        fmt.check_doc_index(shard.offsets, header, source=path)
-        shard.trusted = self._trust_all or verified.count(0) == 0
+        shard = MappedShard.open(index, path, self._manifest.shards[index], bitmap=self._bitmap)
+        shard.trusted = shard.trusted or self._trust_all
         return shard
 
-    def _check_blocks(self, shard: _Shard, lo: int, hi: int) -> None:
-        verified = shard.verified
-        for b in range(lo >> shard.block_shift, ((hi - 1) >> shard.block_shift) + 1):
-            if not verified[b]:
-                self._verify_block(shard, b)
-        if verified.count(0) == 0:
-            shard.trusted = True
-
-    def _verify_block(self, shard: _Shard, b: int) -> None:
-        per_block = (1 << shard.block_shift) * shard.tokens.itemsize
-        lo = b * per_block
-        data = shard.payload[lo : lo + per_block]
-        if fmt.checksum_bytes(data) != int(shard.sums[b]):
-            offset = fmt.HEADER_SIZE + lo
-            raise ChecksumError(
-                f"{shard.path}: token block {b} (byte offset {offset}..{offset + data.size}) fails its checksum: "
-                "the shard is corrupt; rebuild or re-download it"
-            )
-        shard.verified[b] = 1
+    def _bitmap(self, index: int, num_blocks: int) -> bytearray:
+        with self._lock:
+            return self._verified.setdefault(index, bytearray(num_blocks))
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:
