@@ -80,3 +80,22 @@ def test_verify_ok_and_corrupt(tmp_path):
     )
     broken = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert broken.returncode == 1 and "manifest.json" in broken.stdout
+
+
+def test_verify_reports_manifest_flips_and_missing_files(tmp_path, capsys):
+    write_store(tmp_path, random_docs(3, 10), aux_files={"notes.txt": b"hi"})
+    original = (tmp_path / "manifest.json").read_bytes()
+    rng = np.random.default_rng(0)
+    for bit in rng.integers(0, len(original) * 8, size=40).tolist():
+        flipped = bytearray(original)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        (tmp_path / "manifest.json").write_bytes(bytes(flipped))
+        assert main(["verify", str(tmp_path)]) == 1, bit
+        assert "FAILED" in capsys.readouterr().out
+    (tmp_path / "manifest.json").write_bytes(original)
+    assert main(["verify", str(tmp_path)]) == 0
+    capsys.readouterr()
+    (tmp_path / "notes.txt").unlink()
+    assert main(["verify", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED notes.txt" in out
