@@ -51,11 +51,16 @@ DEFAULT_MAX_OPEN_SHARDS = 256
 
 
 class VerifyMode(StrEnum):
+    """How much a Store checks: each block on first read (default), everything at open, or nothing (benchmarks)."""
+
     TOUCH = "touch"
     FULL = "full"
     OFF = "off"
 
 
+# Process bookkeeping for fork safety: a forked child (e.g. a DataLoader worker) must not trust the parent's
+# verification bitmaps or mappings. One at-fork hook, registered on the first Store, resets every live Store in
+# the child; this costs nothing on the read path, unlike a getpid() check per call.
 _LIVE: weakref.WeakSet[Store] = weakref.WeakSet()
 _FORK_HOOK: list[bool] = []
 
