@@ -31,7 +31,15 @@ from shardstore import format as fmt
 from shardstore.errors import BuildError, ConfigError
 from shardstore.executors import Executor, node_units, run_local, run_ray
 from shardstore.journal import Journal, UnitResult, atomic_write, canonical_json
-from shardstore.manifest import MANIFEST_NAME, Manifest, TokenizerInfo, file_info, write_manifest
+from shardstore.manifest import (
+    MANIFEST_NAME,
+    FileInfo,
+    Manifest,
+    ShardInfo,
+    TokenizerInfo,
+    file_info,
+    write_manifest,
+)
 from shardstore.progress import BuildProgress
 from shardstore.provenance import UNITS_FILE
 from shardstore.sources import InputFile, InputFormat, ReadOptions, SkipCounts, Utf8Policy, expand_inputs
@@ -415,8 +423,8 @@ def _finalize(
     options: Mapping[str, Any],
 ) -> Manifest:
     """Write the provenance index and return the manifest (not yet written: it is the commit point)."""
-    shards = []
-    prov_files = []
+    shards: list[ShardInfo] = []
+    prov_files: list[FileInfo] = []
     units = []
     first_doc = 0
     for i in sorted(results):

@@ -129,10 +129,10 @@ def run_local(
         try:
             while True:
                 while len(in_flight) < 2 * workers:
-                    task = next(pending, None)
-                    if task is None:
+                    queued = next(pending, None)
+                    if queued is None:
                         break
-                    in_flight[pool.submit(_pool_task, task)] = task.index
+                    in_flight[pool.submit(_pool_task, queued)] = queued.index
                 if not in_flight:
                     break
                 done, _ = wait(list(in_flight), timeout=0.2, return_when=FIRST_COMPLETED)
@@ -172,10 +172,10 @@ def run_ray(tasks: Iterable[UnitTask], *, on_result: ResultFn, on_progress: Prog
     in_flight: dict[Any, int] = {}
     while True:
         while len(in_flight) < limit:
-            task = next(pending, None)
-            if task is None:
+            queued = next(pending, None)
+            if queued is None:
                 break
-            in_flight[remote.remote(task)] = task.index
+            in_flight[remote.remote(queued)] = queued.index
         if not in_flight:
             return
         done, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)

@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from shardstore.errors import ConfigError, InputError
 
@@ -217,7 +217,7 @@ def _expand_one(arg: str, storage_options: Mapping[str, Any] | None) -> list[Inp
             root = path.rstrip("/")
             paths = sorted(p for p in fs.find(path) if not _hidden(p[len(root) :]))
         elif fs.exists(path):
-            return [_make_file(unstrip(path), int(fs.size(path) or 0), explicit=True)]
+            return [_explicit_file(unstrip(path), int(fs.size(path) or 0))]
         else:
             raise InputError(f"input {arg!r} does not exist")
         files = [_make_file(unstrip(p), int(fs.size(p) or 0), explicit=False) for p in paths]
@@ -229,7 +229,7 @@ def _expand_one(arg: str, storage_options: Mapping[str, Any] | None) -> list[Inp
     elif os.path.isdir(arg):
         paths = sorted(p for p in _walk(arg) if not _hidden(p[len(arg) :]))
     elif os.path.isfile(arg):
-        return [_make_file(arg, os.path.getsize(arg), explicit=True)]
+        return [_explicit_file(arg, os.path.getsize(arg))]
     else:
         raise InputError(f"input {arg!r} does not exist (expected a file, directory, glob or fsspec URL)")
     files = [_make_file(p, os.path.getsize(p), explicit=False) for p in paths]
@@ -245,6 +245,14 @@ def _walk(top: str) -> Iterator[str]:
 def _hidden(relative: str) -> bool:
     """Hidden files and folders (a part starting with '.') inside a directory input are not inputs."""
     return any(part.startswith(".") for part in relative.replace(os.sep, "/").split("/") if part)
+
+
+def _explicit_file(url: str, size: int) -> InputFile:
+    """A file named by the user: an unsupported suffix is an error (not silently ignored)."""
+    found = _make_file(url, size, explicit=True)
+    if found is None:  # pragma: no cover - _make_file raises for explicit files
+        raise InputError(f"input {url!r} has an unsupported suffix")
+    return found
 
 
 def _make_file(url: str, size: int, *, explicit: bool) -> InputFile | None:
@@ -326,7 +334,7 @@ def _open_raw(file: InputFile, options: ReadOptions) -> IO[bytes]:
 
 def _open_stream(file: InputFile, raw: IO[bytes]) -> IO[bytes]:
     if file.compression is Compression.GZIP:
-        return gzip.GzipFile(fileobj=raw, mode="rb")
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
     if file.compression is Compression.ZSTD:
         return io.BufferedReader(_ZstdReader(raw, file.url), buffer_size=_BLOCK)
     return raw

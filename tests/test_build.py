@@ -268,3 +268,18 @@ def test_compress_writes_zstd_copies_outside_the_manifest(tmp_path, tok_path, co
     _build([root / "part-000.jsonl"], tok_path, out, compress=True)
     assert (out / "compression.json").exists() and list(out.glob("*.shard.zst"))
     assert snapshot(out) == snapshot(tmp_path / "plain")
+
+
+def test_tokenizer_object_and_progress_bar(tmp_path, tok, corpus, capsys):
+    root, texts = corpus
+    report = shardstore.build(
+        [str(root / "part-000.jsonl")], tokenizer=tok, out=tmp_path / "st", workers=2, progress=True
+    )
+    assert report.num_docs == 20
+    err = capsys.readouterr().err
+    assert "docs=20" in err and "tok=" in err and "MB/s" in err
+    store = Store.open(tmp_path / "st")
+    assert store.tokenizer_fingerprint == tok.fingerprint
+    assert store.doc(0)[:-1].tolist() == tok.encode(texts[0])
+    again = shardstore.build([str(root / "part-000.jsonl")], tokenizer=tok, out=tmp_path / "st", progress=False)
+    assert again.nothing_to_do

@@ -80,6 +80,8 @@ def build_cmd(
     """
     from shardstore.build import BuildConfig, run_build
     from shardstore.errors import ConfigError
+    from shardstore.executors import Executor
+    from shardstore.sources import Utf8Policy
 
     opts = None
     if storage_options:
@@ -98,14 +100,14 @@ def build_cmd(
         workers=workers,
         text_field=text_field,
         split_on=_unescape(split_on) if split_on else None,
-        utf8_errors=utf8_errors,
+        utf8_errors=Utf8Policy(utf8_errors),
         eos=not no_eos,
         max_shard_bytes=max_shard_mb << 20,
         allow_partial=allow_partial,
         num_nodes=num_nodes,
         node_rank=node_rank,
         finalize=finalize,
-        executor=executor,
+        executor=Executor(executor),
         storage_options=opts,
         progress=not no_progress,
         compress=compress,
