@@ -211,17 +211,22 @@ def _expand_one(arg: str, storage_options: Mapping[str, Any] | None) -> list[Inp
         def unstrip(p: str) -> str:
             return p if "://" in p else f"{protocol}://{p.lstrip('/') if protocol != 'file' else p}"
 
+        # One listing call with sizes (`detail=True`), not one request per file: object stores list in pages.
         if any(c in path for c in _GLOB_CHARS):
-            paths = sorted(fs.glob(path))
+            listing = fs.glob(path, detail=True)
         elif fs.isdir(path):
             root = path.rstrip("/")
-            paths = sorted(p for p in fs.find(path) if not _hidden(p[len(root) :]))
+            listing = {p: i for p, i in fs.find(path, detail=True).items() if not _hidden(p[len(root) :])}
         elif fs.exists(path):
             return [_explicit_file(unstrip(path), int(fs.size(path) or 0))]
         else:
             raise InputError(f"input {arg!r} does not exist")
-        files = [_make_file(unstrip(p), int(fs.size(p) or 0), explicit=False) for p in paths]
-        return [f for f in files if f is not None]
+        found = [
+            _make_file(unstrip(p), int(info.get("size") or 0), explicit=False)
+            for p, info in sorted(listing.items())
+            if info.get("type", "file") == "file"
+        ]
+        return [f for f in found if f is not None]
     if any(c in arg for c in _GLOB_CHARS):
         import glob
 
