@@ -25,6 +25,7 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -162,16 +163,16 @@ class BatchReader:
         """Hint the stores (remote ones download in the background) about the shards these samples need."""
         sources = self.mixture.open_sources()
         src, window = self.locate(position, counts, size)
-        wanted: dict[int, tuple[object, set[int]]] = {}
+        wanted: dict[int, tuple[Any, set[int]]] = {}
         for s, w in zip(src.tolist(), window.tolist(), strict=True):
             start = w * self.seq_len
             for store, lo, hi, _ in _spans(sources[s], start, start + self.seq_len + 1):
                 wanted.setdefault(id(store), (store, set()))[1].update(store.shards_for(lo, hi))
         for store, shards in wanted.values():
-            store.prefetch(sorted(shards))  # type: ignore[attr-defined]
+            store.prefetch(sorted(shards))
 
 
-def _spans(source: OpenSource, start: int, stop: int) -> list[tuple[object, int, int, int]]:
+def _spans(source: OpenSource, start: int, stop: int) -> list[tuple[Any, int, int, int]]:
     """(store, local start, local stop, offset in the window) of source tokens ``[start, stop)``."""
     out = []
     i = bisect_right(source.offsets, start) - 1

@@ -179,7 +179,7 @@ class MixtureConfig:
             if pc.start_tokens is not None:
                 start = -(-pc.start_tokens // self.seq_len)
             else:
-                start = int(pc.start_step) * int(self.global_batch_size or 0)
+                start = (pc.start_step or 0) * (self.global_batch_size or 0)
             ramp = 0
             if pc.ramp_tokens is not None:
                 ramp = -(-pc.ramp_tokens // self.seq_len)
@@ -338,7 +338,10 @@ class Mixture:
         return {"config": self.config}  # stores are re-opened in the receiving process
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["config"])
+        self.config = state["config"]
+        self._interleave = None
+        self._opened = None
+        self._opened_pid = -1
 
     @property
     def names(self) -> list[str]:
@@ -357,7 +360,8 @@ class Mixture:
         from shardstore.store import Store
 
         cfg = self.config
-        opened, tokenizers = [], {}
+        opened: list[OpenSource] = []
+        tokenizers: dict[str | None, str] = {}
         for sc in cfg.sources:
             stores, offsets = [], [0]
             for ref in sc.stores:

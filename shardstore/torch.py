@@ -231,7 +231,8 @@ class ShardStoreDataLoader(torch.utils.data.DataLoader):
         self.mix_sampler = sampler
         self._delivered = (sampler.position, sampler.counts)
 
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:  # type: ignore[override]
+        # a generator around torch's iterator: it only counts what was delivered
         sampler = self.mix_sampler
         # keys a previous, abandoned iterator prefetched but never delivered are issued again
         sampler.set_position(*self._delivered)

@@ -5,6 +5,7 @@ Both only parse arguments and call the library: `Mixture.plan` and `BatchReader`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
@@ -103,10 +104,9 @@ def peek_rows(mix_file: str, *, step: int, rank: int, world_size: int, batch_siz
     batch = reader.read_windows(src, window)
     ordinal = mixture.interleave.assign(start, counts, batch_size)[1]
     sources = mixture.open_sources()
-    try:
-        from shardstore.provenance import read_provenance
-    except ImportError:  # provenance is optional
-        read_provenance = None
+    provenance: Any = None
+    with contextlib.suppress(ImportError):  # provenance is optional
+        from shardstore.provenance import read_provenance as provenance
     rows = []
     for i in range(batch_size):
         source = sources[int(src[i])]
@@ -127,8 +127,8 @@ def peek_rows(mix_file: str, *, step: int, rank: int, world_size: int, batch_siz
             "text": tok.decode(ids) if tok is not None else None,
             "input_ids": ids,
         }
-        if read_provenance is not None:
-            row["provenance"] = read_provenance(store, doc)
+        if provenance is not None:
+            row["provenance"] = provenance(store, doc)
         rows.append(row)
     return rows
 
