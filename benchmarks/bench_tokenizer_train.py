@@ -1,14 +1,15 @@
 """BPE training benchmark: ours vs rustbpe vs HF `tokenizers`, same corpus, pattern and number of merges.
 
-Corpus: the Python standard library's *.py sources (sysconfig 'stdlib', site-packages excluded), sorted by path,
-capped at --max-mb MB of text. Every contender learns the same number of merges (vocab 8192 and 32768 counted as
-256 bytes + merges) with the cl100k split pattern, byte-level, no min_frequency, on all available cores. Each run
-is its own subprocess so its peak RSS (ru_maxrss) is its own; "base" is the peak RSS after loading the corpus and
-importing the contender (a warm-up run on one tiny text), before the timed training, and "train" the peak minus
-that.  "shared" is the fraction of the learned vocabulary that contender
-shares with ours (tie-breaking rules differ between implementations, so a few tokens may differ).
+Corpus: the Python standard library's *.py sources (sysconfig 'stdlib', site-packages excluded; about 32 MB for
+CPython 3.11), sorted by path, whole files as documents, capped at --max-mb MB. Every contender learns the same
+number of merges (vocab 8192 and 32768 counted as 256 bytes + merges) with the cl100k split pattern, byte-level,
+no min_frequency, with the same number of threads (--threads, default all cores; rustbpe and HF via
+RAYON_NUM_THREADS). Each run is its own subprocess, so its peak RSS (ru_maxrss) is its own; "base" is the peak RSS
+after loading the corpus and importing the contender (a warm-up run on one tiny text), before the timed training;
+"train" is the peak minus that. "shared" is the fraction of ours' vocabulary the contender also learned (tie-break
+rules differ between implementations, so a few late tokens differ).
 
-    python benchmarks/bench_tokenizer_train.py [--max-mb 32] [--vocab 8192 32768] [--repeat 1]
+    python benchmarks/bench_tokenizer_train.py [--max-mb 64] [--vocab 8192 32768] [--repeat 3] [--threads N]
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--max-mb", type=float, default=32.0)
+    parser.add_argument("--max-mb", type=float, default=64.0)
     parser.add_argument("--vocab", type=int, nargs="+", default=[8192, 32768])
     parser.add_argument("--repeat", type=int, default=1, help="runs per contender; the fastest is reported")
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)

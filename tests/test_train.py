@@ -268,3 +268,48 @@ def test_bad_inputs_raise_config_error(tmp_path: Path) -> None:
         tokenizer.train([tmp_path, "text"], vocab_size=300, progress=False)
     with pytest.raises(ConfigError, match="inputs must be"):
         tokenizer.train(42, vocab_size=300, progress=False)  # type: ignore[arg-type]
+
+
+def test_progress_bars_for_counting_and_merging(capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = synthetic_corpus(1, 20)
+    quiet_train(corpus, vocab_size=300, progress=True)
+    err = capsys.readouterr().err
+    assert "count" in err and "merge" in err
+    quiet_train(corpus, vocab_size=300, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_counting_streams_in_bounded_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Texts are pulled at most about two batches ahead of what the native counter has finished with."""
+    batch_chars = 1_000
+    monkeypatch.setattr(sys.modules["tokenizer.train"], "_BATCH_CHARS_PER_THREAD", batch_chars)
+    finished = 0
+    real_type = _trainer.PieceCounter
+
+    class RecordingCounter:
+        def __init__(self) -> None:
+            self.real = real_type()
+
+        def count_texts(self, batch: list[str], pattern: int, num_threads: int) -> int:
+            nonlocal finished
+            done = self.real.count_texts(batch, pattern, num_threads)
+            finished += sum(len(t) for t in batch)
+            return done
+
+    monkeypatch.setattr(_trainer, "PieceCounter", RecordingCounter)
+    corpus = synthetic_corpus(9, 500)
+    longest = max(len(t) for t in corpus)
+    pulled = 0
+
+    def texts():
+        nonlocal pulled
+        for text in corpus:
+            assert pulled - finished <= 2 * (batch_chars + longest)
+            pulled += len(text)
+            yield text
+
+    counter = count_pieces(texts(), pattern="cl100k", num_threads=1).real
+    assert finished == pulled == sum(len(t) for t in corpus)
+    stats = counter.stats()
+    assert stats["bytes"] == sum(len(t.encode("utf-8")) for t in corpus)
+    assert stats["unique_pieces"] == len(counter) < stats["pieces"]
