@@ -146,12 +146,10 @@ class ShardWriter:
         self._block_sums: list[int] = []
 
     def _size_with(self, extra_tokens: int) -> int:
-        return fmt.shard_layout(
-            token_bytes=self._dtype.itemsize,
-            block_size=self._block_size,
-            num_tokens=self._num_tokens + extra_tokens,
-            num_docs=self._num_docs + 1,
-        ).file_size
+        """File size if one more document of `extra_tokens` were added (`format.shard_layout`, inlined: per doc)."""
+        payload = (self._num_tokens + extra_tokens) * self._dtype.itemsize
+        blocks = -(-payload // self._block_size)
+        return ((fmt.HEADER_SIZE + payload + 7) & ~7) + (self._num_docs + 2) * 8 + blocks * 8
 
     def _name(self, index: int) -> str:
         return f"{self._prefix}{index:06d}{SHARD_SUFFIX}"

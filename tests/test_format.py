@@ -218,3 +218,30 @@ def test_killed_writer_leaves_only_complete_shards(tmp_path, delay):
         fmt.verify_shard_file(tmp_path / name, info)
         first = np.frombuffer((tmp_path / name).read_bytes(), "<u2", 1, fmt.HEADER_SIZE)[0]
         assert first == (k * info.num_docs) % 60000 or info.num_docs == 0
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lengths=st.lists(st.integers(0, 3000), min_size=1, max_size=25),
+    limit=st.integers(4200, 20_000),
+    dtype=st.sampled_from(["uint16", "uint32"]),
+)
+def test_rollover_is_tight(tmp_path_factory, lengths, limit, dtype):
+    """Each shard is within the limit (or holds one document), and the next document would not have fit."""
+    tmp = tmp_path_factory.mktemp("roll")
+    infos = _write(tmp, [np.arange(n) % 1000 for n in lengths], dtype=dtype, max_shard_bytes=limit)
+    assert [i.num_docs for i in infos] and sum(i.num_docs for i in infos) == len(lengths)
+    width = np.dtype(dtype).itemsize
+    first = 0
+    for info in infos:
+        assert info.size <= limit or info.num_docs == 1
+        nxt = first + info.num_docs
+        if nxt < len(lengths):
+            grown = fmt.shard_layout(
+                token_bytes=width,
+                block_size=4096,
+                num_tokens=info.num_tokens + lengths[nxt],
+                num_docs=info.num_docs + 1,
+            )
+            assert grown.file_size > limit
+        first = nxt
