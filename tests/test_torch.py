@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -273,3 +274,27 @@ def test_ranks_default_to_torch_distributed(mix: Mixture, tmp_path: Path) -> Non
         make_dataloader(mix, batch_size=0)
     with pytest.raises(ConfigError, match="doc_info"):
         make_dataloader(mix, batch_size=1, doc_info="masks")
+
+
+class _PidProbe(MixtureDataset):
+    """Reports which process read a batch and which process opened the stores it read from."""
+
+    def __getitem__(self, key):
+        batch = super().__getitem__(key)
+        batch["pid"] = torch.tensor(os.getpid())
+        batch["opened_pid"] = torch.tensor(self.mixture._opened_pid)
+        return batch
+
+
+@pytest.mark.parametrize("context", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
+def test_workers_open_their_own_stores(mix: Mixture, context: str) -> None:
+    mix.open_sources()  # opened (and mapped) in the parent first: workers must not reuse those mappings
+    sampler = MixtureSampler(mix, batch_size=2, max_steps=3)
+    loader = torch.utils.data.DataLoader(
+        _PidProbe(mix), sampler=sampler, batch_size=None, num_workers=1, multiprocessing_context=context
+    )
+    batches = list(loader)
+    for b in batches:
+        assert int(b["pid"]) != os.getpid()
+        assert int(b["opened_pid"]) == int(b["pid"])
+    assert np.array_equal(np.concatenate([b["input_ids"].numpy() for b in batches]), reference(mix, 6))
