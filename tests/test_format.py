@@ -220,7 +220,7 @@ def test_killed_writer_leaves_only_complete_shards(tmp_path, delay):
         assert first == (k * info.num_docs) % 60000 or info.num_docs == 0
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     lengths=st.lists(st.integers(0, 3000), min_size=1, max_size=25),
     limit=st.integers(4200, 20_000),
