@@ -139,6 +139,24 @@ class WeightSchedule:
         )
 
     @property
+    def scale(self) -> int:
+        """Every ``W_s(n)`` is an integer multiple of ``1 / scale``."""
+        return self._scale
+
+    def scaled_cumulative(self, s: int, n: int) -> int:
+        """``W_s(n) * scale``, exactly, in integers."""
+        j = bisect.bisect_right([seg.start for seg in self._segments], n) - 1
+        quad, lin = self._icoef[j][s]
+        t = n - self._segments[j].start
+        return self._ibounds[s][j] + (quad * t + lin) * t
+
+    def stretches(self) -> list[tuple[int, int, tuple[Fraction, ...] | None]]:
+        """(start, length, weights if constant else None) of every segment; the last has length NEVER."""
+        return [
+            (seg.start, seg.length, seg.begin if seg.begin == seg.end else None) for seg in self._segments
+        ]
+
+    @property
     def constant_weights(self) -> tuple[Fraction, ...] | None:
         """The weights if they never change, else None."""
         return self._segments[0].begin if len(self._segments) == 1 else None
@@ -281,20 +299,63 @@ class Interleave:
         return tuple(x + int(a) for x, a in zip(c, add, strict=True))
 
     def counts_at(self, position: int) -> tuple[int, ...]:
-        """Per-source counts drawn in global samples ``[0, position)``: O(num_sources) for constant weights,
-        a replay of the decisions from 0 for a schedule."""
+        """Per-source counts drawn in global samples ``[0, position)``.
+
+        O(num_sources) for constant weights (closed form). With a schedule: constant stretches are jumped over by
+        cycle detection (the error vector ``W_s - count_s`` at multiples of the stretch's period takes at most
+        ``2**num_sources`` values, so it repeats, and the decisions between repeats repeat too); ramps and the
+        tail of each stretch (where deadlines may look past its end) are replayed, ~5 us per sample."""
         if position < 0:
             raise ConfigError(f"position must be >= 0, got {position=}")
         table = self._periodic()
         if table is not None:
             return self._closed_form(position, table)
         counts: tuple[int, ...] = tuple(0 for _ in range(self.num_sources))
-        done, chunk = 0, 1 << 16
-        while done < position:
-            step = min(chunk, position - done)
-            counts = self.advance(done, counts, step)
-            done += step
+        done = 0
+        for start, length, weights in self.schedule.stretches():
+            if done >= position:
+                break
+            end = min(position, start + length) if length < NEVER else position
+            if weights is not None:
+                counts, done = self._jump(done, counts, end, weights, start + length)
+            counts = self._replay(done, counts, end)
+            done = end
         return counts
+
+    def _replay(self, position: int, counts: tuple[int, ...], end: int) -> tuple[int, ...]:
+        chunk = 1 << 16
+        while position < end:
+            step = min(chunk, end - position)
+            counts = self.advance(position, counts, step)
+            position += step
+        return counts
+
+    def _jump(
+        self, done: int, counts: tuple[int, ...], end: int, weights: tuple[Fraction, ...], seg_end: int
+    ) -> tuple[tuple[int, ...], int]:
+        """Advance through a constant stretch by whole periods, skipping repeated cycles; stops short of its end."""
+        period = math.lcm(*(w.denominator for w in weights))
+        smallest = min(w for w in weights if w > 0)
+        margin = 2 * math.ceil(1 / smallest) + 2  # beyond this, deadlines may fall in the next stretch
+        limit = end if seg_end >= NEVER else min(end, seg_end - margin)
+        if period > _MAX_PERIOD:
+            return counts, done
+        sched, seen = self.schedule, {}
+        while done + period <= limit:
+            key = tuple(sched.scaled_cumulative(s, done) - c * sched.scale for s, c in enumerate(counts))
+            if key in seen:
+                first, first_counts = seen[key]
+                cycle = done - first
+                reps = (limit - done) // cycle
+                counts = tuple(c + reps * (c - f) for c, f in zip(counts, first_counts, strict=True))
+                done += reps * cycle
+                seen.clear()
+                if done + period > limit:
+                    break
+            seen[key] = (done, counts)
+            counts = self.advance(done, counts, period)
+            done += period
+        return counts, done
 
     def _closed_form(
         self, position: int, table: tuple[np.ndarray, np.ndarray, np.ndarray]

@@ -136,3 +136,36 @@ def test_inconsistent_counts_are_refused() -> None:
         il.assign(10, [3, 3], 4)
     with pytest.raises(StateError):
         il.assign(2, [1, 1, 0], 4)
+
+
+@settings(max_examples=30, deadline=None)
+@given(schedule=schedules(), data=st.data())
+def test_counts_at_jumps_equal_a_full_replay(schedule: WeightSchedule, data: st.DataObject) -> None:
+    # stretch the schedule so constant phases span many periods and the cycle jump engages
+    phases = [Phase(0, schedule.weights_at(0))]
+    for start, length, weights in schedule.stretches()[1:]:
+        if weights is None:
+            end_weights = schedule.weights_at(start + length)
+            phases.append(Phase(start * 40, tuple(end_weights), length * 40))
+    il = Interleave(WeightSchedule(phases) if len(phases) > 1 else schedule)
+    position = data.draw(st.integers(0, 4000))
+    replayed = il._replay(0, (0,) * il.num_sources, position)
+    assert il.counts_at(position) == replayed
+
+
+def test_counts_at_far_into_a_schedule_is_exact() -> None:
+    w = normalize_weights
+    sched = WeightSchedule(
+        [
+            Phase(0, w([5, 3, 2], what="t")),
+            Phase(10**5, w([1, 1, 8], what="t"), 5000),
+            Phase(2 * 10**5, w([1, 1, 1], what="t")),
+        ]
+    )
+    il = Interleave(sched)
+    far = 10**12 + 3
+    counts = il.counts_at(far)  # cycle jumps: well under a second
+    assert sum(counts) == far
+    assert all(abs(c - sched.cumulative(s, far)) < 1 for s, c in enumerate(counts))
+    src, _ = il.assign(far, counts, 50)  # and the process continues from there
+    assert il.advance(far, counts, 50) == tuple(c + int((src == s).sum()) for s, c in enumerate(counts))
