@@ -51,6 +51,19 @@ inline const BmpTable& bmp_table() {
 
 inline uint8_t char_class(uint32_t cp) { return cp < 0x10000 ? bmp_table().cls[cp] : class_slow(cp); }
 
+// ASCII classes without the one-time-init guard of bmp_table(): the hot path for code and English text.
+struct AsciiTable {
+    uint8_t cls[128];
+    constexpr AsciiTable() : cls() {
+        for (uint32_t c = 0; c < 128; ++c) {
+            uint32_t run = 0;
+            while (run + 1 < pretok_tables::kNumRuns && pretok_tables::kRunStart[run + 1] <= c) ++run;
+            cls[c] = pretok_tables::kRunClass[run];
+        }
+    }
+};
+inline constexpr AsciiTable kAscii{};
+
 struct Char {
     uint32_t cp;
     uint32_t len;  // bytes
@@ -60,7 +73,7 @@ struct Char {
 // Decode the character at s[pos] (pos < n).
 inline Char char_at(const uint8_t* s, size_t n, size_t pos) {
     uint8_t b = s[pos];
-    if (b < 0x80) return Char{b, 1, bmp_table().cls[b]};
+    if (b < 0x80) return Char{b, 1, kAscii.cls[b]};
     uint32_t len = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 0;
     if (len == 0 || len > 4 || pos + len > n) return Char{0xFFFD, 1, C_OTHER};
     uint32_t cp = b & (0x7F >> len);
@@ -74,6 +87,7 @@ inline Char char_at(const uint8_t* s, size_t n, size_t pos) {
 
 // End of the run of characters of class `cls` starting at pos.
 inline size_t run_end(const uint8_t* s, size_t n, size_t pos, uint8_t cls) {
+    while (pos < n && s[pos] < 0x80 && kAscii.cls[s[pos]] == cls) ++pos;  // ASCII fast path
     while (pos < n) {
         Char c = char_at(s, n, pos);
         if (c.cls != cls) break;
