@@ -417,9 +417,12 @@ class Mixture:
         il = self.interleave
         if il.schedule.constant_weights is not None:
             drawn = list(il.counts_at(samples))
-        else:  # exact integral, rounded: the real counts are within one sample of it
-            drawn = [round(il.schedule.cumulative(s, samples)) for s in range(il.num_sources)]
-            drawn[-1] = samples - sum(drawn[:-1])
+        else:  # the exact integral, apportioned by largest remainder: the real counts are within one sample
+            exact = [il.schedule.cumulative(s, samples) for s in range(il.num_sources)]
+            drawn = [math.floor(x) for x in exact]
+            by_remainder = sorted(range(il.num_sources), key=lambda s: exact[s] - drawn[s], reverse=True)
+            for s in by_remainder[: samples - sum(drawn)]:
+                drawn[s] += 1
         opened = self.open_sources()
         rows, warnings = [], []
         for s, src in enumerate(opened):
