@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import xxhash
@@ -327,8 +328,23 @@ def _check_sections(buf: memoryview, *, source: str, info: ShardInfo | None) -> 
     return problems
 
 
+def open_regular(path: str) -> BinaryIO:
+    """Open a regular file for reading; anything else (FIFO, device, directory) raises FormatError instead of
+    blocking or reading garbage. OSError (e.g. FileNotFoundError) propagates."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # O_NONBLOCK: opening a FIFO must not hang
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise FormatError(f"{path}: not a regular file (mode {stat.filemode(mode)}); refusing to read it")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _map_file(path: str) -> tuple[mmap.mmap | None, int]:
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             return None, 0

@@ -454,7 +454,7 @@ def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
     """Read and validate `directory/manifest.json`."""
     path = os.path.join(os.fspath(directory), MANIFEST_NAME)
     try:
-        with open(path, "rb") as f:
+        with fmt.open_regular(path) as f:
             data = f.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
         raise ManifestError(
@@ -475,7 +475,7 @@ def file_info(path: str | os.PathLike[str], *, name: str | None = None) -> FileI
 def read_shard_info(path: str | os.PathLike[str], *, name: str | None = None) -> ShardInfo:
     """The manifest entry of a shard file, from its validated header and its whole-file checksum."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
+    with fmt.open_regular(path) as f:
         head = f.read(fmt.HEADER_SIZE)
         size = os.fstat(f.fileno()).st_size
     header = fmt.parse_header(head, source=path)

@@ -69,7 +69,7 @@ class MappedShard:
         """Map and check shard `index` at `path` against its manifest entry; `bitmap(index, num_blocks)` gives the
         process-wide verified-blocks bitmap. Raises FormatError/ChecksumError naming the file and offset."""
         try:
-            with open(path, "rb") as f:
+            with fmt.open_regular(path) as f:
                 size = os.fstat(f.fileno()).st_size
                 if size != info.size:
                     raise FormatError(

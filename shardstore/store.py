@@ -136,7 +136,7 @@ class Store:
                 path = os.path.dirname(path) or "."
             source = os.path.join(path, MANIFEST_NAME)
             try:
-                with open(source, "rb") as f:
+                with fmt.open_regular(source) as f:
                     data = f.read(MAX_MANIFEST_BYTES + 1)
             except FileNotFoundError:
                 raise ManifestError(
@@ -244,7 +244,8 @@ class Store:
             raise ManifestError(f"{self._root}: the manifest lists no file {name!r}")
         path = self._locator.file_path(name)
         try:
-            size = os.path.getsize(path)
+            with fmt.open_regular(path) as f:
+                size = os.fstat(f.fileno()).st_size
         except OSError as exc:
             raise FormatError(f"{path}: cannot read auxiliary file: {exc}") from exc
         if size != entry.size:

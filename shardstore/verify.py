@@ -49,10 +49,10 @@ def _check_shard(store: Store, index: int, report: VerifyReport) -> None:
         report.problems.append(fmt.Problem(info.name, 0, str(exc), kind=kind))
         return
     try:
-        with open(path, "rb") as f:
+        with fmt.open_regular(path) as f:
             size = os.fstat(f.fileno()).st_size
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-    except OSError as exc:
+    except (OSError, ShardStoreError) as exc:
         report.problems.append(fmt.Problem(path, 0, f"cannot read shard: {exc}"))
         return
     if mm is None:
@@ -82,7 +82,8 @@ def _check_file(store: Store, name: str, report: VerifyReport) -> None:
         return
     try:
         path = store.locator.file_path(name)
-        size = os.path.getsize(path)
+        with fmt.open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
         if size != entry.size:
             report.problems.append(
                 fmt.Problem(path, min(size, entry.size), f"file is {size} bytes, manifest says {entry.size}")

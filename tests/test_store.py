@@ -268,3 +268,25 @@ def test_doc_starts_on_random_ranges(store_dir):
         got = store.doc_starts(a, b)
         assert got.dtype == np.int64
         assert np.array_equal(got, begins[(begins >= a) & (begins < b)]), (a, b)
+
+
+def test_fifos_and_directories_are_refused_not_read(tmp_path):
+    """A FIFO where a shard, aux file or manifest should be would block a plain open(); it must fail instead."""
+    manifest = write_store(tmp_path / "s", DOCS[:5], aux_files={"notes.txt": b"x"})
+    shard = tmp_path / "s" / manifest.shards[0].name
+    shard.unlink()
+    os.mkfifo(shard)
+    (tmp_path / "s" / "notes.txt").unlink()
+    os.mkfifo(tmp_path / "s" / "notes.txt")
+    store = Store.open(tmp_path / "s")
+    with pytest.raises(FormatError, match="not a regular file"):
+        store.doc(0)
+    with pytest.raises(FormatError, match="not a regular file"):
+        store.file_path("notes.txt")
+    report = store.verify(raise_on_error=False)
+    assert len(report.problems) == 2 and all("not a regular file" in str(p) for p in report.problems)
+    os.mkfifo(tmp_path / "fifo-store-manifest")
+    (tmp_path / "t").mkdir()
+    os.symlink(tmp_path / "fifo-store-manifest", tmp_path / "t" / "manifest.json")
+    with pytest.raises(FormatError, match="not a regular file"):
+        Store.open(tmp_path / "t")
