@@ -44,6 +44,7 @@ from shardstore.progress import BuildProgress
 from shardstore.provenance import UNITS_FILE
 from shardstore.sources import InputFile, InputFormat, ReadOptions, SkipCounts, Utf8Policy, expand_inputs
 from shardstore.units import UnitTask
+from shardstore.workunits import WorkUnit, plan_units
 
 __all__ = ["REPORT_NAME", "TOKENIZER_NAME", "BuildConfig", "BuildReport", "build", "run_build"]
 
@@ -65,6 +66,9 @@ class BuildConfig:
     utf8_errors: Utf8Policy = Utf8Policy.REPLACE  # (bytes)
     eos: bool = True  # (bytes)
     max_shard_bytes: int = 256 << 20  # (bytes)
+    unit_bytes: int = (
+        256 << 20
+    )  # (bytes) larger JSON Lines / Parquet files are split into units of about this size
     allow_partial: bool = False
     num_nodes: int = 1
     node_rank: int = 0
@@ -91,6 +95,10 @@ class BuildConfig:
         if self.num_nodes < 1 or not 0 <= self.node_rank < self.num_nodes:
             raise ConfigError(
                 f"node_rank={self.node_rank} must be in 0..{self.num_nodes - 1} for num_nodes={self.num_nodes}"
+            )
+        if self.unit_bytes < 4096:
+            raise ConfigError(
+                f"unit_bytes={self.unit_bytes} is too small; use at least 4096 (default 256 MiB)"
             )
         if self.max_shard_bytes < (1 << 13):
             raise ConfigError(f"max_shard_bytes={self.max_shard_bytes} is too small; use at least 8192")
@@ -178,11 +186,12 @@ class BuildReport:
         return "\n".join(lines)
 
 
-_RECORD_KIND = {InputFormat.JSONL: "line", InputFormat.PARQUET: "row"}
-
-
-def _record_kind(file: InputFile, split_on: str | None) -> str:
-    return _RECORD_KIND.get(file.format, "part" if split_on is not None else "file")
+def _unit_name(unit: WorkUnit) -> str:
+    """The input file of a unit, with its range when it is a part of the file."""
+    if unit.span is None:
+        return unit.file.url
+    what = "row groups" if unit.file.format is InputFormat.PARQUET else "bytes"
+    return f"{unit.file.url} ({what} {unit.span[0]}..{unit.span[1]})"
 
 
 def build(
@@ -241,7 +250,9 @@ def _read_or_none(path: str) -> bytes | None:
         return None
 
 
-def _build_options(cfg: BuildConfig, files: Sequence[InputFile], tok: Any, dtype: str) -> dict[str, Any]:
+def _build_options(
+    cfg: BuildConfig, files: Sequence[InputFile], units: Sequence[WorkUnit], tok: Any, dtype: str
+) -> dict[str, Any]:
     """Everything that determines the bytes of the store (and nothing that does not)."""
     return {
         "builder_version": BUILDER_VERSION,
@@ -254,6 +265,8 @@ def _build_options(cfg: BuildConfig, files: Sequence[InputFile], tok: Any, dtype
         "utf8_errors": cfg.utf8_errors.value,
         "eos": cfg.eos,
         "max_shard_bytes": cfg.max_shard_bytes,
+        "unit_bytes": cfg.unit_bytes,
+        "num_units": len(units),
     }
 
 
@@ -263,6 +276,7 @@ def run_build(cfg: BuildConfig) -> BuildReport:
 
     t0 = time.monotonic()
     files = expand_inputs(cfg.inputs, storage_options=cfg.storage_options)
+    units = plan_units(files, unit_bytes=cfg.unit_bytes, storage_options=cfg.storage_options)
     tok_bytes = _read_or_none(cfg.tokenizer)
     if tok_bytes is None:
         raise ConfigError(f"tokenizer file {cfg.tokenizer!r} does not exist")
@@ -273,7 +287,7 @@ def run_build(cfg: BuildConfig) -> BuildReport:
         )
     dtype = fmt.dtype_for_vocab(tok.vocab_size).name
     token_bytes = 2 if dtype == "uint16" else 4
-    options = _build_options(cfg, files, tok, dtype)
+    options = _build_options(cfg, files, units, tok, dtype)
     journal = Journal(cfg.out)
     journal.create()
     journal.check_options(options)
@@ -281,11 +295,11 @@ def run_build(cfg: BuildConfig) -> BuildReport:
     if _read_or_none(store_tok) != tok_bytes:
         atomic_write(store_tok, tok_bytes)
 
-    report = BuildReport(out=cfg.out, num_units=len(files))
+    report = BuildReport(out=cfg.out, num_units=len(units))
     done = journal.finished_indices()
-    report.units_done_before = len(done & set(range(len(files))))
+    report.units_done_before = len(done & set(range(len(units))))
     manifest_path = os.path.join(cfg.out, MANIFEST_NAME)
-    if os.path.exists(manifest_path) and len(done) >= len(files) and not cfg.finalize:
+    if os.path.exists(manifest_path) and len(done) >= len(units) and not cfg.finalize:
         manifest = Manifest.from_json_bytes(_read_or_none(manifest_path) or b"", source=manifest_path)
         report.num_docs, report.num_tokens = manifest.num_docs, manifest.num_tokens
         report.complete, report.nothing_to_do, report.fingerprint = True, True, manifest.fingerprint
@@ -300,25 +314,27 @@ def run_build(cfg: BuildConfig) -> BuildReport:
 
     if not cfg.finalize:
         mine = (
-            node_units([f.size for f in files], cfg.num_nodes, cfg.node_rank) if cfg.num_nodes > 1 else None
+            node_units([u.size for u in units], cfg.num_nodes, cfg.node_rank) if cfg.num_nodes > 1 else None
         )
-        todo = [i for i in (mine if mine is not None else range(len(files))) if i not in done]
-        _run_units(cfg, files, todo, tok, dtype, report)
+        todo = [i for i in (mine if mine is not None else range(len(units))) if i not in done]
+        _run_units(cfg, units, todo, tok, dtype, report)
 
     results = journal.finished(token_bytes=token_bytes)
     failed = {i: r for i, r in journal.failed(token_bytes=token_bytes).items() if i not in results}
-    report.failed = {files[i].url: r.error or "failed" for i, r in sorted(failed.items()) if i < len(files)}
+    report.failed = {
+        _unit_name(units[i]): r.error or "failed" for i, r in sorted(failed.items()) if i < len(units)
+    }
     report.skipped = _skip_totals(list(results.values()) + list(failed.values()))
     report.num_docs = sum(r.num_docs for r in results.values())
     report.num_tokens = sum(r.num_tokens for r in results.values())
-    missing = [i for i in range(len(files)) if i not in results and i not in failed]
+    missing = [i for i in range(len(units)) if i not in results and i not in failed]
     report.seconds = time.monotonic() - t0
 
     if missing:
         if cfg.finalize:
             raise BuildError(
-                f"{cfg.out}: cannot finalize: {len(missing)} of {len(files)} units are not finished "
-                f"(e.g. {files[missing[0]].url}); run the remaining node ranks first"
+                f"{cfg.out}: cannot finalize: {len(missing)} of {len(units)} units are not finished "
+                f"(e.g. {_unit_name(units[missing[0]])}); run the remaining node ranks first"
             )
         report.message = (
             f"node {cfg.node_rank}/{cfg.num_nodes}: my units are done; {len(missing)} units of other nodes are "
@@ -328,15 +344,15 @@ def run_build(cfg: BuildConfig) -> BuildReport:
         return report
     if failed and not cfg.allow_partial:
         _write_report(cfg.out, report)
-        names = ", ".join(files[i].url for i in sorted(failed)[:5])
+        names = ", ".join(_unit_name(units[i]) for i in sorted(failed)[:5])
         raise BuildError(
-            f"{len(failed)} of {len(files)} input files failed ({names}"
+            f"{len(failed)} of {len(units)} input units failed ({names}"
             f"{', ...' if len(failed) > 5 else ''}): {next(iter(report.failed.values()))}. The other units are "
             f"finished and kept; fix or remove the bad inputs and re-run, or pass --allow-partial to commit the "
             f"store without them. Details in {os.path.join(cfg.out, REPORT_NAME)}"
         )
     _sweep_stale_temps(cfg.out)
-    manifest = _finalize(cfg, files, results, failed, tok, dtype, options)
+    manifest = _finalize(cfg, files, units, results, failed, tok, dtype, options)
     report.complete, report.fingerprint = True, manifest.fingerprint
     report.seconds = time.monotonic() - t0
     report.message = report.message or (
@@ -358,7 +374,7 @@ def _skip_totals(results: Any) -> dict[str, int]:
 
 def _run_units(
     cfg: BuildConfig,
-    files: Sequence[InputFile],
+    units: Sequence[WorkUnit],
     todo: Sequence[int],
     tok: Any,
     dtype: str,
@@ -381,7 +397,8 @@ def _run_units(
     tasks = (
         UnitTask(
             index=i,
-            file=files[i],
+            file=units[i].file,
+            span=units[i].span,
             out=os.path.abspath(cfg.out),
             tokenizer_path=tokenizer_path,
             tokenizer_fingerprint=tok.fingerprint,
@@ -392,14 +409,14 @@ def _run_units(
         )
         for i in todo
     )
-    bar = BuildProgress(total_bytes=sum(files[i].size for i in todo), units=len(todo), enabled=cfg.progress)
+    bar = BuildProgress(total_bytes=sum(units[i].size for i in todo), units=len(todo), enabled=cfg.progress)
 
     def on_result(result: UnitResult) -> None:
         report.units_run += 1
         report.docs_run += result.num_docs
         report.tokens_run += result.num_tokens
         report.text_bytes_run += result.text_bytes
-        bar.unit_done(files[result.index].size, failed=result.error is not None)
+        bar.unit_done(units[result.index].size, failed=result.error is not None)
         if result.error is not None:
             bar.write(f"shardstore: unit {result.index} failed: {result.error}")
 
@@ -416,6 +433,7 @@ def _run_units(
 def _finalize(
     cfg: BuildConfig,
     files: Sequence[InputFile],
+    units: Sequence[WorkUnit],
     results: Mapping[int, UnitResult],
     failed: Mapping[int, UnitResult],
     tok: Any,
@@ -425,7 +443,7 @@ def _finalize(
     """Write the provenance index and return the manifest (not yet written: it is the commit point)."""
     shards: list[ShardInfo] = []
     prov_files: list[FileInfo] = []
-    units = []
+    entries: list[dict[str, Any]] = []
     first_doc = 0
     for i in sorted(results):
         r = results[i]
@@ -439,11 +457,13 @@ def _finalize(
         shards.extend(r.shards)
         if r.provenance is not None:
             prov_files.append(r.provenance)
-        units.append(
+        unit = units[i]
+        entries.append(
             {
                 "unit": i,
-                "url": files[i].url,
-                "record_kind": _record_kind(files[i], cfg.split_on),
+                "url": unit.file.url,
+                "span": None if unit.span is None else list(unit.span),
+                "record_kind": unit.record_kind(cfg.split_on),
                 "first_doc": first_doc,
                 "num_docs": r.num_docs,
                 "num_tokens": r.num_tokens,
@@ -454,7 +474,7 @@ def _finalize(
         first_doc += r.num_docs
     units_path = os.path.join(cfg.out, UNITS_FILE)
     os.makedirs(os.path.dirname(units_path), exist_ok=True)
-    units_bytes = canonical_json({"units": units})
+    units_bytes = canonical_json({"units": entries})
     if _read_or_none(units_path) != units_bytes:
         atomic_write(units_path, units_bytes)
     aux = [
@@ -466,7 +486,7 @@ def _finalize(
         "options": {k: v for k, v in options.items() if k != "inputs"},
         "num_inputs": len(files),
         "input_bytes": sum(f.size for f in files),
-        "failed_inputs": [files[i].url for i in sorted(failed)],
+        "failed_inputs": [_unit_name(units[i]) for i in sorted(failed)],
         "skipped": _skip_totals(results.values()),
     }
     return Manifest(

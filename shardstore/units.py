@@ -49,6 +49,7 @@ class UnitTask:
     eos: bool
     dtype: str
     max_shard_bytes: int
+    span: tuple[int, int] | None = None  # part of the file (see `shardstore.workunits`)
 
 
 def clean_unit_leftovers(out: str, index: int) -> None:
@@ -156,7 +157,7 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
     try:
         batch: list[DocPiece] = []
         chars = 0
-        for piece in iter_documents(task.file, task.read, counts):
+        for piece in iter_documents(task.file, task.read, counts, span=task.span):
             batch.append(piece)
             chars += len(piece.text)
             if len(batch) >= _BATCH_DOCS or chars >= _BATCH_CHARS:

@@ -148,7 +148,7 @@ def test_bad_file_fails_alone_and_allow_partial(tmp_path, tok_path, corpus):
     blob = gzip.compress(b"".join(b'{"text": "%d words here"}\n' % i for i in range(5000)))
     (inputs / "part-001.jsonl.gz").write_bytes(blob[: len(blob) // 2])  # truncated
     out = tmp_path / "st"
-    with pytest.raises(BuildError, match=r"1 of 3 input files failed .*part-001\.jsonl\.gz.*--allow-partial"):
+    with pytest.raises(BuildError, match=r"1 of 3 input units failed .*part-001\.jsonl\.gz.*--allow-partial"):
         _build([inputs], tok_path, out, workers=2)
     assert not (out / "manifest.json").exists()
     assert sorted(p.name for p in (out / ".build" / "units").iterdir()) == [
@@ -281,5 +281,34 @@ def test_tokenizer_object_and_progress_bar(tmp_path, tok, corpus, capsys):
     store = Store.open(tmp_path / "st")
     assert store.tokenizer_fingerprint == tok.fingerprint
     assert store.doc(0)[:-1].tolist() == tok.encode(texts[0])
-    again = shardstore.build([str(root / "part-000.jsonl")], tokenizer=tok, out=tmp_path / "st", progress=False)
+    again = shardstore.build(
+        [str(root / "part-000.jsonl")], tokenizer=tok, out=tmp_path / "st", progress=False
+    )
     assert again.nothing_to_do
+
+
+def test_large_files_split_into_ranges_give_the_same_documents(tmp_path, tok_path, tok):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = random.Random(5)
+    texts = [text_of(rng, rng.randint(3, 60)) for _ in range(400)]
+    d = tmp_path / "in"
+    d.mkdir()
+    rows = [json.dumps({"text": t}).encode() + b"\n" for t in texts[:250]]
+    (d / "a.jsonl").write_bytes(b"".join(rows))
+    pq.write_table(pa.table({"text": texts[250:]}), d / "b.parquet", row_group_size=20)
+    whole = _build([d], tok_path, tmp_path / "whole")
+    split = _build([d], tok_path, tmp_path / "split", unit_bytes=4096, workers=2)
+    assert whole.num_units == 2 and split.num_units > 6
+    a, b = Store.open(tmp_path / "whole"), Store.open(tmp_path / "split")
+    assert a.tokens(0, a.num_tokens).tobytes() == b.tokens(0, b.num_tokens).tobytes()
+    assert b.num_docs == 400
+    offsets = np.cumsum([0] + [len(r) for r in rows])
+    for i in (0, 1, 77, 249):
+        p = read_provenance(b, i)
+        assert p["record_kind"] == "byte_offset" and p["record"] == offsets[i]
+        assert read_provenance(a, i)["record"] == i
+    for i in (250, 271, 399):
+        assert read_provenance(b, i) == read_provenance(a, i) | {"unit": read_provenance(b, i)["unit"]}
+        assert read_provenance(b, i)["record"] == i - 250

@@ -46,6 +46,13 @@ import click
 @click.option(
     "--max-shard-mb", type=click.IntRange(min=1), default=256, show_default=True, help="Shard size limit."
 )
+@click.option(
+    "--unit-mb",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Split larger uncompressed JSON Lines / Parquet files into work units of about this size.",
+)
 @click.option("--compress", is_flag=True, help="Also write zstd copies of the shards (for object storage).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -69,6 +76,7 @@ def build_cmd(
     no_eos: bool,
     utf8_errors: str,
     max_shard_mb: int,
+    unit_mb: int,
     compress: bool,
     no_progress: bool,
     as_json: bool,
@@ -103,6 +111,7 @@ def build_cmd(
         utf8_errors=Utf8Policy(utf8_errors),
         eos=not no_eos,
         max_shard_bytes=max_shard_mb << 20,
+        unit_bytes=unit_mb << 20,
         allow_partial=allow_partial,
         num_nodes=num_nodes,
         node_rank=node_rank,
