@@ -298,3 +298,13 @@ def test_workers_open_their_own_stores(mix: Mixture, context: str) -> None:
         assert int(b["pid"]) != os.getpid()
         assert int(b["opened_pid"]) == int(b["pid"])
     assert np.array_equal(np.concatenate([b["input_ids"].numpy() for b in batches]), reference(mix, 6))
+
+
+def test_loader_source_ids_are_exactly_mixed_in_every_prefix(mix: Mixture) -> None:
+    loaders = [make_dataloader(mix, batch_size=3, rank=r, world_size=2, max_steps=15) for r in range(2)]
+    order = torch.cat([torch.cat([b["source_ids"] for b in step]) for step in zip(*loaders, strict=True)])
+    schedule = mix.interleave.schedule
+    counts = [0, 0]
+    for n, s in enumerate(order.tolist(), start=1):
+        counts[s] += 1
+        assert all(abs(counts[k] - schedule.cumulative(k, n)) < 1 for k in range(2)), n
