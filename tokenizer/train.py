@@ -25,6 +25,7 @@ thread (2.62 s, 10.1 s); peak RSS above the loaded corpus 57-73 MB (rustbpe 95-1
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections import Counter
@@ -32,12 +33,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shardstore.errors import ConfigError
 
 from .core import EOS_TOKEN, Tokenizer
 from .patterns import native_pattern_id, resolve_pattern
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._native._trainer import PieceCounter
 
 __all__ = ["TrainConfig", "count_pieces", "learn_merges", "train"]
 
@@ -170,13 +176,14 @@ def _iter_inputs(inputs: Inputs, *, text_field: str) -> Iterator[str]:
     if first is None:
         return iter(())
     if isinstance(first, os.PathLike):
-        paths = [first, *items]
-        bad = [p for p in paths if not isinstance(p, os.PathLike)]
-        if bad:
-            raise ConfigError(
-                f"inputs mixes paths and other values (e.g. {bad[0]!r}); pass only paths or only texts"
-            )
-        return iter_texts([os.fspath(p) for p in paths], text_field=text_field)
+        paths: list[str] = []
+        for item in (first, *items):
+            if not isinstance(item, os.PathLike):
+                raise ConfigError(
+                    f"inputs mixes paths and other values (e.g. {item!r}); pass only paths or only texts"
+                )
+            paths.append(os.fsdecode(item))
+        return iter_texts(paths, text_field=text_field)
     return _checked_texts(chain([first], items))
 
 
@@ -190,7 +197,9 @@ def _checked_texts(items: Iterator[Any]) -> Iterator[str]:
         yield text
 
 
-def count_pieces(texts: Iterable[str], *, pattern: str, num_threads: int, progress: bool = False) -> Any:
+def count_pieces(
+    texts: Iterable[str], *, pattern: str, num_threads: int, progress: bool = False
+) -> PieceCounter:
     """Count the unique pre-tokenized pieces of `texts`; returns a native `PieceCounter`.
 
     Batches are counted in the background (GIL released) while the next one is read.
@@ -203,11 +212,9 @@ def count_pieces(texts: Iterable[str], *, pattern: str, num_threads: int, progre
     native_id = native_pattern_id(regex_str) if _trainer.HAVE_PRETOK else -1
     counter = _trainer.PieceCounter()
     limit = _BATCH_CHARS_PER_THREAD * num_threads
+    count: Callable[[list[str]], int]
     if native_id >= 0:
-
-        def count(batch: list[str]) -> int:
-            return int(counter.count_texts(batch, native_id, num_threads))
-
+        count = functools.partial(_native_count, counter, native_id, num_threads)
     else:
         count = _python_counter(counter, regex_str)
     with (
@@ -234,7 +241,12 @@ def count_pieces(texts: Iterable[str], *, pattern: str, num_threads: int, progre
     return counter
 
 
-def _python_counter(counter: Any, regex_str: str) -> Any:
+def _native_count(counter: PieceCounter, pattern_id: int, num_threads: int, batch: list[str]) -> int:
+    """Counting for the built-in patterns: split and count natively on `num_threads` threads, GIL released."""
+    return counter.count_texts(batch, pattern_id, num_threads)
+
+
+def _python_counter(counter: PieceCounter, regex_str: str) -> Callable[[list[str]], int]:
     """Counting for custom patterns: split with the `regex` package, hand the batch's counts to native code."""
     import regex
 
@@ -256,7 +268,7 @@ def _python_counter(counter: Any, regex_str: str) -> Any:
 
 
 def learn_merges(
-    counter: Any, *, num_merges: int, min_frequency: int = 2, progress: bool = False
+    counter: PieceCounter, *, num_merges: int, min_frequency: int = 2, progress: bool = False
 ) -> list[tuple[bytes, bytes]]:
     """Learn up to `num_merges` merges from a `PieceCounter`; fewer if no pair reaches `min_frequency`."""
     from tqdm import tqdm
