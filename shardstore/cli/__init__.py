@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `shardstore` console script; returns the process exit code."""
     _register()
     try:
-        cli.main(args=argv, prog_name="shardstore", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="shardstore", standalone_mode=False)
     except ShardStoreError as exc:
         click.echo(f"shardstore: error: {exc}", err=True)
         return 1
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    return 0
+    # In non-standalone mode click returns a command's `ctx.exit(code)` as the value instead of raising.
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":
