@@ -140,6 +140,7 @@ class RemoteLocator:
         compression_bytes: bytes | None,
         cache_root: str,
         config: CacheConfig,
+        filesystem: tuple[Any, str] | None = None,
     ) -> None:
         from shardstore.manifest import MANIFEST_NAME, Manifest
 
@@ -150,7 +151,7 @@ class RemoteLocator:
         self._compression_bytes = compression_bytes
         self.manifest = Manifest.from_json_bytes(manifest_bytes, source=join_url(url, MANIFEST_NAME))
         self._fs: Any | None
-        self._fs, self._root = resolve(url, self.storage_options)
+        self._fs, self._root = filesystem if filesystem is not None else resolve(url, self.storage_options)
         compressed: dict[str, CompressedFile] = {}
         if compression_bytes is not None and config.prefer_compressed:
             parsed = parse_compression_index(
@@ -460,9 +461,6 @@ def open_remote(
     url = url.rstrip("/")
     config = _resolve_config(config, cache_limit)
     fs, root = resolve(url, storage_options)
-    manifest_bytes = with_retries(
-        join_url(url, MANIFEST_NAME), lambda: bytes(fs.cat_file(f"{root}/{MANIFEST_NAME}")), config.retry
-    )
 
     def fetch_index() -> bytes | None:
         try:
@@ -470,7 +468,13 @@ def open_remote(
         except FileNotFoundError:
             return None
 
-    compression = with_retries(join_url(url, COMPRESSION_NAME), fetch_index, config.retry)
+    # Both small files in parallel: opening a store costs one round trip, not three.
+    with ThreadPoolExecutor(1, thread_name_prefix="shardstore-open") as pool:
+        index = pool.submit(with_retries, join_url(url, COMPRESSION_NAME), fetch_index, config.retry)
+        manifest_bytes = with_retries(
+            join_url(url, MANIFEST_NAME), lambda: bytes(fs.cat_file(f"{root}/{MANIFEST_NAME}")), config.retry
+        )
+        compression = index.result()
     locator = RemoteLocator(
         url=url,
         storage_options=storage_options,
@@ -478,6 +482,7 @@ def open_remote(
         compression_bytes=compression,
         cache_root=os.fspath(cache_dir) if cache_dir is not None else default_cache_dir(),
         config=config,
+        filesystem=(fs, root),  # one client per open: creating a botocore client costs ~0.1 s of CPU
     )
     _write_once(os.path.join(locator.directory, MANIFEST_NAME), manifest_bytes)
     _write_once(os.path.join(locator.directory, "url"), (url + "\n").encode())
@@ -485,9 +490,14 @@ def open_remote(
 
 
 def _write_once(path: str, data: bytes) -> None:
-    """A copy for humans and offline `info`; the cache key already pins the content, so it never changes."""
+    """A copy for humans and offline `info`; the cache key pins the content, so it never changes.
+
+    Not fsync'ed: nothing depends on it (losing it in a crash only loses the note), and two fsyncs per open
+    would cost more than the open itself on a busy disk.
+    """
     if os.path.exists(path):
         return
-    from shardstore.manifest import atomic_write
-
-    atomic_write(path, data)
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
