@@ -308,3 +308,18 @@ def test_loader_source_ids_are_exactly_mixed_in_every_prefix(mix: Mixture) -> No
     for n, s in enumerate(order.tolist(), start=1):
         counts[s] += 1
         assert all(abs(counts[k] - schedule.cumulative(k, n)) < 1 for k in range(2)), n
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_abandoned_iterator_does_not_skip_prefetched_batches(mix: Mixture, persistent: bool) -> None:
+    loader = make_dataloader(mix, batch_size=2, num_workers=2, persistent_workers=persistent, max_steps=3)
+    first = []
+    for batch in loader:  # workers prefetch ahead; we stop after two batches
+        first.append(batch["input_ids"])
+        if len(first) == 2:
+            break
+    again = [
+        b["input_ids"] for b in loader
+    ]  # continues from what was delivered, not from what was prefetched
+    got = torch.cat(first + again).numpy()
+    assert np.array_equal(got, reference(mix, 10))
