@@ -171,6 +171,9 @@ def test_batch_layout_and_doc_info(mix: Mixture) -> None:
             p = 0 if i == 0 or (t - BASES["a" if t < 40000 else "b"]) % 7 == 0 else p + 1
             expect.append(p)
         assert row_pos.tolist() == expect
+    # cu_seqlens cut the flattened batch exactly where position_ids restart
+    starts = np.flatnonzero(pos.ravel() == 0)
+    assert b["cu_seqlens"].tolist() == [*starts.tolist(), pos.size]
 
 
 def test_zero_copy_views_carry_the_same_tokens(mix: Mixture) -> None:
