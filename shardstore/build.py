@@ -156,7 +156,10 @@ def run_build(cfg: BuildConfig) -> BuildReport:
     token_bytes = 2 if dtype == "uint16" else 4
     options = _build_options(cfg, files, units, tok, dtype)
     journal = Journal(cfg.out)
-    journal.create()
+    try:
+        journal.create()
+    except OSError as exc:
+        raise BuildError(f"cannot create the store directory {cfg.out!r}: {exc}") from exc
     journal.check_options(options)
     store_tok = os.path.join(cfg.out, TOKENIZER_NAME)
     if _read_or_none(store_tok) != tok_bytes:

@@ -199,6 +199,22 @@ def expand_inputs(
 
 
 def _expand_one(arg: str, storage_options: Mapping[str, Any] | None) -> list[InputFile]:
+    try:
+        return _expand_one_unchecked(arg, storage_options)
+    except InputError:
+        raise
+    except OSError as exc:  # permissions, network
+        raise InputError(f"cannot list input {arg!r}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # remote backends raise their own types (botocore credentials, HTTP, ...)
+        if not _is_url(arg):
+            raise
+        raise InputError(
+            f"cannot list input {arg!r}: {type(exc).__name__}: {exc} (check the URL, credentials and "
+            "--storage-options)"
+        ) from exc
+
+
+def _expand_one_unchecked(arg: str, storage_options: Mapping[str, Any] | None) -> list[InputFile]:
     if _is_url(arg):
         fs, path = _fs_for(arg, storage_options)
         protocol = arg.split("://", 1)[0]
