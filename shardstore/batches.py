@@ -81,39 +81,33 @@ class BatchReader:
             perm = self._perms[key] = permutation(self.mixture.config.seed, name, epoch, size)
         return perm
 
-    def _permute(self, source: int, epoch: int, size: int, slots: np.ndarray) -> np.ndarray:
-        """Permuted slots, through a small cache of whole blocks: a source's slots advance consecutively, and one
-        vectorized call over 4096 slots costs ~0.4 us/slot against ~30 us/slot for a call over a handful."""
-        blocks = slots // _BLOCK
-        out = np.empty_like(slots)
-        for b in sorted(set(blocks.tolist())):  # (np.unique costs ~80 us on tiny arrays)
-            key = (source, epoch, b)
-            table = self._blocks.get(key)
-            if table is None:
-                lo = b * _BLOCK
-                table = self._perm(source, epoch, size)(np.arange(lo, min(size, lo + _BLOCK), dtype=np.int64))
-                self._blocks[key] = table
-                if len(self._blocks) > _MAX_CACHED_BLOCKS:
-                    self._blocks.popitem(last=False)
-            else:
-                self._blocks.move_to_end(key)
-            sel = blocks == b
-            out[sel] = table[slots[sel] - b * _BLOCK]
-        return out
+    def _block(self, source: int, epoch: int, block: int, size: int) -> np.ndarray:
+        """Permuted slots ``[block * 4096, ...)`` of (source, epoch), from a small LRU cache: a source's slots
+        advance consecutively, and one vectorized call over 4096 slots costs ~0.4 us/slot against ~30 us/slot for
+        a call over a handful."""
+        key = (source, epoch, block)
+        table = self._blocks.get(key)
+        if table is None:
+            lo = block * _BLOCK
+            table = self._perm(source, epoch, size)(np.arange(lo, min(size, lo + _BLOCK), dtype=np.int64))
+            self._blocks[key] = table
+            if len(self._blocks) > _MAX_CACHED_BLOCKS:
+                self._blocks.popitem(last=False)
+        else:
+            self._blocks.move_to_end(key)
+        return table
 
     def locate(self, position: int, counts: Sequence[int], size: int) -> tuple[np.ndarray, np.ndarray]:
         """(source id, window index within its source) of each sample in ``[position, position + size)``."""
         sources = self.mixture.open_sources()
         src, ordinal = self.mixture.interleave.assign(position, counts, size)
-        window = np.empty(size, dtype=np.int64)
-        for s in sorted(set(src.tolist())):
-            rows = np.flatnonzero(src == s)
-            n = sources[s].num_windows
-            epochs, slots = np.divmod(ordinal[rows], n)
-            for e in sorted(set(epochs.tolist())):
-                sel = epochs == e
-                window[rows[sel]] = self._permute(s, e, n, slots[sel])
-        return src, window
+        windows = [0] * size
+        # a plain loop: for batch-sized inputs it is ~2x faster than grouping rows with numpy masks
+        for i, (s, k) in enumerate(zip(src.tolist(), ordinal.tolist(), strict=True)):
+            epoch, slot = divmod(k, sources[s].num_windows)
+            block, j = divmod(slot, _BLOCK)
+            windows[i] = int(self._block(s, epoch, block, sources[s].num_windows)[j])
+        return src, np.array(windows, dtype=np.int64)
 
     def read(self, position: int, counts: Sequence[int], size: int) -> dict[str, np.ndarray]:
         """The batch of global samples ``[position, position + size)`` as numpy arrays."""
