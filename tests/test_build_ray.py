@@ -17,7 +17,9 @@ def test_ray_executor_is_byte_identical_to_local(tmp_path):
     shardstore.build([str(root)], tokenizer=tok, out=tmp_path / "local", workers=2, progress=False)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        report = shardstore.build([str(root)], tokenizer=tok, out=tmp_path / "ray", executor="ray", progress=False)
+        report = shardstore.build(
+            [str(root)], tokenizer=tok, out=tmp_path / "ray", executor="ray", progress=False
+        )
     finally:
         ray.shutdown()
     assert report.complete and report.units_run == 6
