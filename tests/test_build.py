@@ -312,3 +312,31 @@ def test_large_files_split_into_ranges_give_the_same_documents(tmp_path, tok_pat
     for i in (250, 271, 399):
         assert read_provenance(b, i) == read_provenance(a, i) | {"unit": read_provenance(b, i)["unit"]}
         assert read_provenance(b, i)["record"] == i - 250
+
+
+def test_provenance_absent_or_corrupt(tmp_path, tok_path, corpus):
+    from shardstore.errors import FormatError
+
+    root, _ = corpus
+    out = tmp_path / "st"
+    _build([root / "part-000.jsonl"], tok_path, out)
+    assert read_provenance(tmp_path / "not-a-store", 0) is None
+    with pytest.raises(IndexError):
+        read_provenance(out, -1)
+    (out / "provenance" / "units.json").write_text("{broken")
+    with pytest.raises(FormatError, match="corrupt provenance index"):
+        read_provenance(out, 0)
+
+
+def test_tokenizer_without_eos_needs_no_eos(tmp_path, corpus):
+    import tokenizer
+    from shardstore.errors import ConfigError
+
+    root, texts = corpus
+    tok = tokenizer.Tokenizer.from_merges([(b"t", b"h"), (b"th", b"e")], special_tokens=())
+    path = tmp_path / "noeos.json"
+    tok.save(path)
+    with pytest.raises(ConfigError, match="no EOS token"):
+        _build([root / "part-000.jsonl"], path, tmp_path / "a")
+    _build([root / "part-000.jsonl"], path, tmp_path / "b", eos=False)
+    assert Store.open(tmp_path / "b").doc(0).tolist() == tok.encode(texts[0])
