@@ -74,6 +74,19 @@ def test_train_options_reach_the_trainer(
     )
 
 
+def test_train_split_on_makes_documents_of_one_txt_file(tmp_path: Path) -> None:
+    big = tmp_path / "big.txt"
+    big.write_text("\n\n".join(CORPUS), encoding="utf-8")
+    out = tmp_path / "split.json"
+    args = ["tokenizer", "train", str(big), "--vocab-size", "320", "--out", str(out), "--split-on", "\\n\\n"]
+    assert main([*args, "--no-progress"]) == 0
+    docs = "\n\n".join(CORPUS).split("\n\n")
+    expected = tokenizer.train(docs, vocab_size=320, progress=False)
+    assert tokenizer.Tokenizer.load(out).fingerprint == expected.fingerprint
+    whole = tokenizer.train(["\n\n".join(CORPUS)], vocab_size=320, progress=False)
+    assert whole.fingerprint != expected.fingerprint  # the separator really split the file
+
+
 def test_export_tiktoken_encodes_identically(tok_path: Path, tmp_path: Path, capsys) -> None:
     import tiktoken
     from tiktoken.load import load_tiktoken_bpe

@@ -195,6 +195,18 @@ def test_result_independent_of_thread_count_and_batching(monkeypatch: pytest.Mon
     assert quiet_train(shuffled, vocab_size=600, num_threads=2).fingerprint == base.fingerprint
 
 
+def test_counts_from_separate_processes_combine_to_the_same_merges() -> None:
+    # Counts are plain sums: shards counted anywhere (other processes, other machines) and added together give
+    # exactly the merges of counting everything at once.
+    corpus = synthetic_corpus(13, 300)
+    whole = count_pieces(corpus, pattern="cl100k", num_threads=2)
+    combined = _trainer.PieceCounter()
+    for part in (corpus[:100], corpus[100:250], corpus[250:]):
+        combined.add(count_pieces(part, pattern="cl100k", num_threads=1).to_dict())
+    assert combined.to_dict() == whole.to_dict()
+    assert learn_merges(combined, num_merges=150) == learn_merges(whole, num_merges=150)
+
+
 def test_smaller_vocabulary_is_a_prefix_of_larger() -> None:
     corpus = synthetic_corpus(3, 300)
     small = quiet_train(corpus, vocab_size=300)
@@ -213,10 +225,18 @@ def test_min_frequency_stops_training_with_a_warning() -> None:
     assert tok.vocab_size == 257 + 4
 
 
-def test_lone_surrogates_count_as_replacement_character() -> None:
-    a = quiet_train(["ab\ud800cd ab\udfffcd"] * 3, vocab_size=270, min_frequency=1)
-    b = quiet_train(["ab\ufffdcd ab\ufffdcd"] * 3, vocab_size=270, min_frequency=1)
+@pytest.mark.parametrize("pattern", ["cl100k", CUSTOM_PATTERN])
+def test_lone_surrogates_count_as_replacement_character(pattern: str) -> None:
+    a = quiet_train(["ab\ud800cd ab\udfffcd"] * 3, vocab_size=270, min_frequency=1, pattern=pattern)
+    b = quiet_train(["ab\ufffdcd ab\ufffdcd"] * 3, vocab_size=270, min_frequency=1, pattern=pattern)
     assert a.fingerprint == b.fingerprint
+    assert len(a.merges) > 0
+
+
+def test_empty_input_gives_bytes_and_specials_only() -> None:
+    with pytest.warns(UserWarning, match="stopped after 0 of 43 merges"):
+        tok = tokenizer.train([], vocab_size=300, progress=False)
+    assert tok.vocab_size == 257 and tok.eos_id == 256
 
 
 # ------------------------------------------------------------------------------------------------ inputs

@@ -36,6 +36,12 @@ def tokenizer_group() -> None:
     "--text-field", default="text", show_default=True, help="JSON field / Parquet column with the text."
 )
 @click.option(
+    "--split-on",
+    default=None,
+    help="Split .txt files into documents on this separator (e.g. '\\n\\n'); a huge single-document .txt is "
+    "otherwise held in memory whole.",
+)
+@click.option(
     "--min-frequency",
     type=int,
     default=2,
@@ -57,6 +63,7 @@ def train_cmd(
     pattern: str,
     workers: int | None,
     text_field: str,
+    split_on: str | None,
     min_frequency: int,
     special_tokens: tuple[str, ...],
     storage_options: str | None,
@@ -64,10 +71,16 @@ def train_cmd(
 ) -> None:
     """Train a tokenizer on INPUT... (files, directories, globs, fsspec URLs: .txt, .jsonl[.gz|.zst], .parquet)."""
     import tokenizer
+    from shardstore.cli.build_cmds import _unescape as unescape_separator  # same --split-on syntax as `build`
     from shardstore.sources import iter_texts
 
     # iter_texts is lazy: options are validated by `train` before any input is opened.
-    texts = iter_texts(list(inputs), text_field=text_field, storage_options=_storage_options(storage_options))
+    texts = iter_texts(
+        list(inputs),
+        text_field=text_field,
+        split_on=unescape_separator(split_on) if split_on else None,
+        storage_options=_storage_options(storage_options),
+    )
     tok = tokenizer.train(
         texts,
         vocab_size=vocab_size,
