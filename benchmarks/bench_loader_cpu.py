@@ -9,7 +9,7 @@ stacked with `torch.stack` (no mixture, no shuffle bijection, no verification, n
 training script commonly has. Ratios are printed against it.
 
 Usage:
-    python benchmarks/bench_loader_cpu.py --mix mix.toml --batch-size 16 --procs 1 8 --num-workers 2 --seconds 10
+    python benchmarks/bench_loader_cpu.py --mix mix.toml --batch-size 32 --procs 1 8 --num-workers 0 1 --seconds 10
 """
 
 from __future__ import annotations
@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mix", required=True)
     p.add_argument("--batch-size", type=int, default=16, help="per process")
     p.add_argument("--procs", type=int, nargs="+", default=[1, 8])
-    p.add_argument("--num-workers", type=int, default=2, help="DataLoader workers per process")
+    p.add_argument(
+        "--num-workers", type=int, nargs="+", default=[0, 2], help="DataLoader workers per process"
+    )
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--work-dir", default="bench-data")
     p.add_argument("--json", help="write the results here")
@@ -111,16 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     flat, dtype, seq_len = _flat_tokens(a.mix, work)
     rows = []
     for n in a.procs:
-        ours = _run(_loader_proc, lambda r, n=n: (a.mix, a.batch_size, r, n, a.num_workers, a.seconds), n)
         peer = _run(_memmap_proc, lambda r: (flat, dtype, a.batch_size, seq_len, r, a.seconds), n)
-        rows.append({"procs": n, "num_workers": a.num_workers, "shardstore": ours, "memmap_get_batch": peer})
-        print(
-            f"{n} proc(s) x {a.num_workers} workers: shardstore {ours['per_process_tokens_per_s'] / 1e6:.2f} M tok/s "
-            f"per process ({ours['total_tokens_per_s'] / 1e6:.2f} M total); memmap get_batch "
-            f"{peer['per_process_tokens_per_s'] / 1e6:.2f} M per process; ratio "
-            f"{ours['total_tokens_per_s'] / peer['total_tokens_per_s']:.2f}x",
-            flush=True,
-        )
+        for w in a.num_workers:
+            ours = _run(_loader_proc, lambda r, n=n, w=w: (a.mix, a.batch_size, r, n, w, a.seconds), n)
+            rows.append({"procs": n, "num_workers": w, "shardstore": ours, "memmap_get_batch": peer})
+            print(
+                f"{n} proc(s) x {w} workers: shardstore {ours['per_process_tokens_per_s'] / 1e6:.2f} M tok/s "
+                f"per process ({ours['total_tokens_per_s'] / 1e6:.2f} M total); memmap get_batch "
+                f"{peer['per_process_tokens_per_s'] / 1e6:.2f} M per process; ratio "
+                f"{ours['total_tokens_per_s'] / peer['total_tokens_per_s']:.2f}x",
+                flush=True,
+            )
     if a.json:
         Path(a.json).write_text(
             json.dumps({"cpus": os.cpu_count(), "seq_len": seq_len, "rows": rows}, indent=1)

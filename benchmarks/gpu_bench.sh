@@ -52,13 +52,15 @@ done
 
 echo "== loader alone on the CPUs"
 python3 benchmarks/bench_loader_cpu.py --mix "$DATA/mix_gpu.toml" --batch-size 32 --procs 1 8 \
-  --num-workers 1 --seconds "$LOADER_SECONDS" --work-dir "$DATA" --json "$OUT/loader_cpu.json"
+  --num-workers 0 1 --seconds "$LOADER_SECONDS" --work-dir "$DATA" --json "$OUT/loader_cpu.json"
 
 python3 - "$OUT" $MODELS <<'EOF'
 import json, sys
 from pathlib import Path
 out, models = Path(sys.argv[1]), sys.argv[2:]
-print(f"{'model':>6} {'params':>8} {'synthetic tok/s':>16} {'loader tok/s':>13} {'ratio':>7} {'data wait':>10}")
+print(f"{'model':>6} {'params':>8} {'batch':>5} {'synthetic tok/s':>16} {'loader tok/s':>13} {'ratio':>7} "
+      f"{'host wait':>10} {'GPU gap loader':>15} {'GPU gap synth':>14}")
+pct = lambda v: f"{100 * v:.3f}%" if v is not None else "n/a"
 for m in models:
     try:
         s = json.loads((out / f"{m}-gpu-synthetic.json").read_text())
@@ -66,6 +68,7 @@ for m in models:
     except FileNotFoundError as exc:
         print(f"{m:>6} missing: {exc}")
         continue
-    print(f"{m:>6} {s['params']/1e6:7.1f}M {s['tokens_per_s']/1e6:15.3f}M {l['tokens_per_s']/1e6:12.3f}M "
-          f"{l['tokens_per_s']/s['tokens_per_s']:7.4f} {100*l['data_wait_frac']:9.3f}%")
+    print(f"{m:>6} {s['params']/1e6:7.1f}M {l['global_batch']:>5} {s['tokens_per_s']/1e6:15.3f}M "
+          f"{l['tokens_per_s']/1e6:12.3f}M {l['tokens_per_s']/s['tokens_per_s']:7.4f} {pct(l['data_wait_frac']):>10} "
+          f"{pct(l.get('gpu_data_gap_frac')):>15} {pct(s.get('gpu_data_gap_frac')):>14}")
 EOF

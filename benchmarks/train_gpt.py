@@ -312,18 +312,20 @@ def save_checkpoint(
     step: int,
     model: nn.Module,
     opt: torch.optim.Optimizer,
-    data: DataSource,
     d: DistInfo,
     cfg: TrainConfig,
+    loader_state: dict[str, Any] | None,
 ) -> None:
-    """Every rank writes its loader state, rank 0 the model and optimizer; then one atomic rename commits it."""
+    """Every rank writes its loader state, rank 0 the model and optimizer; then one atomic rename commits it.
+
+    `loader_state` is taken right after the step's batch was consumed, before the next one is prefetched."""
     final = ckpt_dir / f"step_{step:08d}"
     tmp = ckpt_dir / f".step_{step:08d}.tmp"
     if d.is_main:
         tmp.mkdir(parents=True, exist_ok=True)
     _barrier(d)
-    if data.loader is not None:
-        _write_atomic(tmp / f"loader_rank{d.rank}.json", json.dumps(data.loader.state_dict()).encode())
+    if loader_state is not None:
+        _write_atomic(tmp / f"loader_rank{d.rank}.json", json.dumps(loader_state).encode())
     if d.is_main:
         torch.save(model.state_dict(), tmp / "model.pt")
         torch.save(opt.state_dict(), tmp / "optim.pt")
@@ -430,30 +432,26 @@ def _train(cfg: TrainConfig, d: DistInfo) -> dict[str, Any]:
             flush=True,
         )
 
-    batches = data.batches if data.loader is None else iter(data.loader)
+    feeder = DeviceFeeder(data.batches if data.loader is None else iter(data.loader), d, bool(cfg.hash_log))
     hash_f = open(cfg.hash_log, "a") if (cfg.hash_log and d.is_main) else None  # noqa: SIM115
     metrics_f = open(cfg.metrics_log, "a") if (cfg.metrics_log and d.is_main) else None  # noqa: SIM115
-    pending: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, float, float]] = []
+    pending: list[StepRecord] = []
     records: list[dict[str, Any]] = []
-    wait_total = 0.0
     t_timed = wall0 = time.perf_counter()
     timed_from = start
     step = start
+    prev_end: Any = None
     try:
+        nxt = feeder.fetch()
         for step in range(start + 1, cfg.steps + 1):
             if step == start + cfg.warmup_steps + 1:  # throughput excludes compile and warm-up steps
                 if cuda:
                     torch.cuda.synchronize()
-                t_timed, timed_from, wait_timed = time.perf_counter(), step - 1, wait_total
+                t_timed, timed_from = time.perf_counter(), step - 1
             t0 = time.perf_counter()
-            batch = next(batches)
-            if cfg.hash_log:  # a collective under DDP: every rank takes part
-                hashes = gather_hashes(sample_hashes(batch["input_ids"]), d)
-            x = batch["input_ids"].to(d.device, non_blocking=True)
-            y = batch["labels"].to(d.device, non_blocking=True)
-            s = batch["source_ids"].to(d.device, non_blocking=True)
-            wait = time.perf_counter() - t0
-            wait_total += wait
+            cur = nxt
+            x, y, s = feeder.ready(cur)
+            ev_start = feeder.event()  # the GPU reaches this once the batch is there: the step can begin
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * min(1.0, step / 10)  # short linear warm-up
             with autocast:
@@ -462,16 +460,30 @@ def _train(cfg: TrainConfig, d: DistInfo) -> dict[str, Any]:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             opt.zero_grad(set_to_none=True)
+            ev_end = feeder.event()
+            ckpt_due = bool(cfg.ckpt_dir and cfg.ckpt_every and step % cfg.ckpt_every == 0)
+            loader_state = data.loader.state_dict() if ckpt_due and data.loader is not None else None
+            # Prefetch the next batch (and start its copy) while the GPU runs this step.
+            nxt = feeder.fetch() if step < cfg.steps else None
             pending.append(
-                (step, loss.detach(), src_sum.detach(), src_cnt.detach(), wait, time.perf_counter() - t0)
+                StepRecord(
+                    step,
+                    loss.detach(),
+                    src_sum.detach(),
+                    src_cnt.detach(),
+                    cur.wait_s,
+                    time.perf_counter() - t0,
+                    prev_end,
+                    ev_start,
+                )
             )
+            prev_end = ev_end
             if hash_f is not None:
-                hash_f.write(json.dumps({"step": step, "samples": hashes}) + "\n")
-            if step % cfg.log_every == 0 or step == cfg.steps or step == cfg.crash_at_step:
+                hash_f.write(json.dumps({"step": step, "samples": cur.hashes}) + "\n")
+            if step % cfg.log_every == 0 or step == cfg.steps or step == cfg.crash_at_step or ckpt_due:
                 records += _flush(pending, data.source_names, d, metrics_f, hash_f)
-            if cfg.ckpt_dir and cfg.ckpt_every and step % cfg.ckpt_every == 0:
-                records += _flush(pending, data.source_names, d, metrics_f, hash_f)
-                save_checkpoint(Path(cfg.ckpt_dir), step, model, opt, data, d, cfg)
+            if ckpt_due:
+                save_checkpoint(Path(cfg.ckpt_dir), step, model, opt, d, cfg, loader_state)  # type: ignore[arg-type]
             if step == cfg.crash_at_step:
                 for f in (hash_f, metrics_f):
                     if f is not None:
@@ -488,18 +500,26 @@ def _train(cfg: TrainConfig, d: DistInfo) -> dict[str, Any]:
     t_end = time.perf_counter()
     timed_steps = step - timed_from
     if timed_steps <= 0 or timed_from == start:  # too few steps to leave out the warm-up: time everything
-        t_timed, timed_steps, wait_timed = wall0, step - start, 0.0
+        t_timed, timed_steps, timed_from = wall0, step - start, start
     elapsed = t_end - t_timed
+    timed = [r for r in records if r["step"] > timed_from]
     tokens = timed_steps * cfg.batch_size * data.seq_len
+    gaps = [r["gpu_data_gap_s"] for r in timed if r["gpu_data_gap_s"] is not None]
     summary = {
         "model": cfg.model,
         "params": model.num_params(),
         "data": str(cfg.data),
         "world_size": d.world_size,
+        "global_batch": cfg.batch_size,
+        "seq_len": data.seq_len,
+        "num_workers": cfg.num_workers,
         "steps": step - start,
         "timed_steps": timed_steps,
         "tokens_per_s": tokens / elapsed if elapsed > 0 else 0.0,
-        "data_wait_frac": (wait_total - wait_timed) / elapsed if elapsed > 0 else 0.0,
+        # host time spent obtaining batches (overlaps GPU work: an upper bound of the stall)
+        "data_wait_frac": sum(r["data_wait_s"] for r in timed) / elapsed if elapsed > 0 else 0.0,
+        # GPU idle between the end of one step and the start of the next (CUDA events): the real stall
+        "gpu_data_gap_frac": sum(gaps) / elapsed if gaps and elapsed > 0 else None,
         "final_loss": records[-1]["loss"] if records else None,
         "losses": [r["loss"] for r in records],
     }
@@ -508,22 +528,93 @@ def _train(cfg: TrainConfig, d: DistInfo) -> dict[str, Any]:
     return summary
 
 
-def _flush(pending: list, names: list[str], d: DistInfo, metrics_f: Any, hash_f: Any) -> list[dict[str, Any]]:
-    """One device sync for all pending steps: losses become floats and are logged."""
-    out = []
+@dataclass(slots=True)
+class Fetched:
+    batch: dict[str, torch.Tensor]  # on the device (copies possibly still in flight on the copy stream)
+    hashes: list[int] | None
+    wait_s: float  # host time spent getting the batch from the loader and issuing its copies
+
+
+class DeviceFeeder:
+    """Gets batch i+1 from the loader and starts its host-to-device copy on a side stream while step i runs.
+
+    `ready()` makes the compute stream wait for that copy (no host sync). On CPU it is a plain pass-through.
+    """
+
+    def __init__(self, batches: Any, d: DistInfo, want_hashes: bool) -> None:
+        self.batches, self.d, self.want_hashes = batches, d, want_hashes
+        self.cuda = d.device.type == "cuda"
+        self.stream = torch.cuda.Stream(d.device) if self.cuda else None
+
+    def fetch(self) -> Fetched:
+        t0 = time.perf_counter()
+        batch = next(self.batches)
+        # a collective under DDP: every rank takes part, in the same order
+        hashes = gather_hashes(sample_hashes(batch["input_ids"]), self.d) if self.want_hashes else None
+        keys = ("input_ids", "labels", "source_ids")
+        if self.stream is not None:
+            with torch.cuda.stream(self.stream):
+                on_dev = {k: batch[k].to(self.d.device, non_blocking=True) for k in keys}
+        else:
+            on_dev = {k: batch[k] for k in keys}
+        return Fetched(on_dev, hashes, time.perf_counter() - t0)
+
+    def ready(self, f: Fetched) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.stream is not None:
+            current = torch.cuda.current_stream(self.d.device)
+            current.wait_stream(self.stream)
+            for t in f.batch.values():
+                t.record_stream(current)  # the caching allocator must not reuse it before compute is done
+        return f.batch["input_ids"], f.batch["labels"], f.batch["source_ids"]
+
+    def event(self) -> Any:
+        if not self.cuda:
+            return None
+        ev = torch.cuda.Event(enable_timing=True)
+        ev.record()
+        return ev
+
+
+@dataclass(slots=True)
+class StepRecord:
+    step: int
+    loss: torch.Tensor
+    src_sum: torch.Tensor
+    src_cnt: torch.Tensor
+    wait_s: float
+    step_s: float
+    prev_end: Any  # CUDA event at the end of the previous step (None on CPU / first step)
+    start: Any  # CUDA event where this step's compute could begin
+
+
+def _flush(
+    pending: list[StepRecord], names: list[str], d: DistInfo, metrics_f: Any, hash_f: Any
+) -> list[dict[str, Any]]:
+    """One device sync for all pending steps: losses become floats, events become times, and they are logged."""
+    out: list[dict[str, Any]] = []
     if not pending:
         return out
-    stacked = torch.stack([torch.cat([p[1].view(1), p[2], p[3]]) for p in pending]).float().cpu().tolist()
-    for (step, _, _, _, wait, dt), row in zip(pending, stacked, strict=True):
-        n = len(names)
+    stacked = torch.stack([torch.cat([p.loss.view(1), p.src_sum, p.src_cnt]) for p in pending]).float().cpu()
+    n = len(names)
+    for p, row in zip(pending, stacked.tolist(), strict=True):
         src = {names[i]: (row[1 + i] / row[1 + n + i] if row[1 + n + i] else None) for i in range(n)}
-        rec = {"step": step, "loss": row[0], "source_loss": src, "data_wait_s": wait, "step_s": dt}
+        gap = p.prev_end.elapsed_time(p.start) / 1e3 if p.prev_end is not None else None
+        rec = {
+            "step": p.step,
+            "loss": row[0],
+            "source_loss": src,
+            "data_wait_s": p.wait_s,
+            "gpu_data_gap_s": gap,
+            "step_s": p.step_s,
+        }
         out.append(rec)
         if metrics_f is not None:
             metrics_f.write(json.dumps(rec) + "\n")
-        if d.is_main and step % 10 == 0:
+        if d.is_main and p.step % 10 == 0:
+            gap_txt = f" gpu gap {gap * 1e3:.2f} ms" if gap is not None else ""
             print(
-                f"step {step}: loss {row[0]:.4f} wait {wait * 1e3:.2f} ms step {dt * 1e3:.1f} ms", flush=True
+                f"step {p.step}: loss {row[0]:.4f} wait {p.wait_s * 1e3:.2f} ms{gap_txt} step {p.step_s * 1e3:.1f} ms",
+                flush=True,
             )
     pending.clear()
     for f in (metrics_f, hash_f):

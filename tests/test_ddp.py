@@ -57,6 +57,17 @@ def _torchrun(args, *, nproc: int, expect_rc: int = 0) -> None:
         )
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """As the torchrun processes (OMP_NUM_THREADS=1): intra-op threads only add spin-waits for a tiny model."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_ddp_two_ranks_equal_one_rank_and_resume_anywhere(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     mix = make_mix(tmp / "data")

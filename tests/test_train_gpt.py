@@ -13,6 +13,17 @@ def mix(tmp_path_factory):
     return make_mix(tmp_path_factory.mktemp("gptdata"))
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """A tiny model gains nothing from intra-op threads, and on a busy CI machine their spin-waits cost ~10x."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _cfg(tg, mix, tmp, name, **kw):
     base = dict(
         mix=str(mix),
