@@ -30,7 +30,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shardstore.cachedir import CacheDir, Usage
@@ -74,13 +74,26 @@ def default_cache_dir() -> str:
 
 @dataclass(frozen=True, slots=True)
 class CacheConfig:
-    """How a remote store is cached. `cache_limit` None: unbounded (or $SHARDSTORE_CACHE_LIMIT)."""
+    """How a remote store is cached.
+
+    Args:
+        cache_limit: bytes the whole cache root may hold (None: unbounded, or $SHARDSTORE_CACHE_LIMIT). It must
+            fit the shards mapped at once on the node, plus one.
+        retry: attempts and backoff for every remote read.
+        prefetch_workers: background download threads per process.
+        max_prefetch_pins: prefetched shards kept from eviction until read (the lookahead).
+        lock_timeout_s: how long to wait for another process's download of the same file.
+        space_timeout_s: how long a read waits for other processes to release shards when the cache is full.
+        prefer_compressed: fetch `.zst` copies when `compression.json` lists them.
+        chunk_size: bytes per range read when streaming a `.zst` copy.
+    """
 
     cache_limit: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     prefetch_workers: int = 4
     max_prefetch_pins: int = 32
     lock_timeout_s: float = 1800.0
+    space_timeout_s: float = 300.0
     prefer_compressed: bool = True
     chunk_size: int = 16 << 20
 
@@ -91,9 +104,10 @@ class CacheConfig:
             raise ConfigError(
                 f"need prefetch_workers >= 1 and max_prefetch_pins >= 0, got {self.prefetch_workers}, {self.max_prefetch_pins}"
             )
-        if self.lock_timeout_s <= 0 or self.chunk_size < 1 << 16:
+        if min(self.lock_timeout_s, self.space_timeout_s) <= 0 or self.chunk_size < 1 << 16:
             raise ConfigError(
-                f"need lock_timeout_s > 0 and chunk_size >= 64 KiB, got {self.lock_timeout_s}, {self.chunk_size}"
+                f"need lock_timeout_s, space_timeout_s > 0 and chunk_size >= 64 KiB, got {self.lock_timeout_s}, "
+                f"{self.space_timeout_s}, {self.chunk_size}"
             )
 
 
@@ -377,23 +391,27 @@ class RemoteLocator:
 
     def _reserve(self, item: _Item, *, demand: bool) -> str | None:
         limit = self.config.cache_limit
-        part = self.cache.reserve(item.name, item.size, limit=limit, demand=demand)
-        if part is not None or not demand:
-            return part
+        got = self.cache.reserve(item.name, item.size, limit=limit, demand=demand)
+        if got.part is not None or not demand:
+            return got.part
         self._drop_prefetch_pins()  # demand beats hints: our own lookahead may go first
-        deadline = time.monotonic() + self.config.lock_timeout_s
+        deadline = time.monotonic() + self.config.space_timeout_s
         delay = 0.01
-        while (part := self.cache.reserve(item.name, item.size, limit=limit, demand=True)) is None:
-            if time.monotonic() > deadline:
-                usage = self.cache.usage()
+        while (got := self.cache.reserve(item.name, item.size, limit=limit, demand=True)).part is None:
+            with self._mutex:
+                ours = all(d == self.cache.dir and n in self._fds for d, n in got.pinned)
+            if (ours and not got.reserved) or time.monotonic() > deadline:
+                # Only this process's own mapped shards block eviction: waiting cannot help.
+                who = "this process" if ours else "processes on this node"
                 raise CacheError(
                     f"{self.cache.root}: cannot fit {item.name} ({item.size} bytes) under cache_limit={limit}: "
-                    f"{usage.total} bytes are held by shards in use on this node for {self.config.lock_timeout_s:.0f}s; "
-                    "raise cache_limit (>= (processes x shards mapped per process + 1) x shard size)"
+                    f"{len(got.pinned)} files are mapped by {who} and cannot be evicted; raise cache_limit to at "
+                    "least (processes x shards mapped per process + 1) x shard size, or map fewer shards at once "
+                    "(Store max_open_shards)"
                 )
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
-        return part
+        return got.part
 
 
 def _touch(path: str) -> bool:
@@ -432,15 +450,7 @@ def _resolve_config(config: CacheConfig | None, cache_limit: int | None) -> Cach
     ):
         cache_limit = parse_size(env)
     if cache_limit is not None:
-        config = CacheConfig(
-            cache_limit=cache_limit,
-            retry=config.retry,
-            prefetch_workers=config.prefetch_workers,
-            max_prefetch_pins=config.max_prefetch_pins,
-            lock_timeout_s=config.lock_timeout_s,
-            prefer_compressed=config.prefer_compressed,
-            chunk_size=config.chunk_size,
-        )
+        config = replace(config, cache_limit=cache_limit)
     return config
 
 

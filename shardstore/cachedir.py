@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from shardstore.errors import CacheError
 
-__all__ = ["CacheDir", "Usage", "flat_name"]
+__all__ = ["CacheDir", "Reservation", "Usage", "flat_name"]
 
 _EVICT_LOCK = ".evict.lock"
 
@@ -99,6 +99,16 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class Reservation:
+    """`part`: the temp file to download into, or None when there is no room; then `pinned` lists the
+    (store dir, name) of files in use that eviction had to skip, and `reserved` the bytes of downloads in flight."""
+
+    part: str | None
+    pinned: tuple[tuple[str, str], ...] = ()
+    reserved: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class _Entry:
     mtime: float
     size: int
@@ -150,29 +160,33 @@ class CacheDir:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
 
-    def reserve(self, name: str, size: int, *, limit: int | None, demand: bool) -> str | None:
-        """Create the temp file that will receive `name`, after making room under `limit`; None if no room.
+    def reserve(self, name: str, size: int, *, limit: int | None, demand: bool) -> Reservation:
+        """Create the temp file that will receive `name`, after making room under `limit`.
 
         Call with the download lock of `name` held. A demand reservation succeeds when what is already used fits
         the limit (this file may then overshoot it by its own size); a prefetch one only if this file fits too.
+        Without room, the result says which pinned files blocked eviction and how much others have reserved.
         """
         part = os.path.join(
             self.dir, "tmp", f"{flat_name(name)}.{size}.{os.getpid()}.{secrets.token_hex(4)}.part"
         )
         if limit is None:
-            return self._create(part)
+            return Reservation(self._create(part))
         fd = flock(os.path.join(self.root, _EVICT_LOCK))
         try:
             usage, candidates = self._scan()
             used = usage.total
+            pinned: list[tuple[str, str]] = []
             for entry in sorted(candidates, key=lambda e: e.mtime):
                 if used + size <= limit:
                     break
                 if self._evict(entry):
                     used -= entry.size
+                else:
+                    pinned.append((entry.key_dir, entry.name))
             if used + size <= limit or (demand and used <= limit):
-                return self._create(part)
-            return None
+                return Reservation(self._create(part))
+            return Reservation(None, tuple(pinned), usage.reserved)
         finally:
             os.close(fd)
 

@@ -1,7 +1,8 @@
 """A separate process of the remote-cache tests: `python remote_worker.py MODE URL CACHE OPTIONS_JSON [ARG]`.
 
 MODE read: wait for the file `CACHE.go`, open the store, read every shard from THREADS threads (each in its own
-rotated order, with prefetch hints), print the sha256 of all tokens. MODE shard: stage shard ARG and print its path.
+rotated order, with prefetch hints), print the sha256 of all tokens. MODE shard: stage shard ARG and print its path;
+MODE hold: the same, then keep it pinned until stdin is closed.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ def main() -> None:
     mode, url, cache, options_json = sys.argv[1:5]
     options = json.loads(options_json)
     config = CacheConfig(retry=RetryPolicy(attempts=8, backoff_s=0.005, max_backoff_s=0.05))
-    if mode == "shard":
+    if mode in ("shard", "hold"):
         _, locator = open_remote(url, cache_dir=cache, storage_options=options, config=config)
         print(locator.shard_path(int(sys.argv[5])), flush=True)
+        if mode == "hold":  # keep the shard pinned (as a Store mapping it would) until stdin closes
+            sys.stdin.read()
         return
     threads = int(sys.argv[5])
     while not os.path.exists(cache + ".go"):

@@ -37,7 +37,11 @@ WORKER = os.path.join(os.path.dirname(__file__), "remote_worker.py")
 
 def _worker(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, WORKER, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, WORKER, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -151,14 +155,41 @@ def test_eviction_keeps_the_cache_within_limit_plus_one_shard(
 def test_a_limit_smaller_than_the_shards_in_use_is_a_clear_error(
     tmp_path: Any, remote_url: str, proxy: Any
 ) -> None:
-    config = CacheConfig(cache_limit=1000, retry=TEST_RETRY, lock_timeout_s=0.3)
+    config = CacheConfig(cache_limit=1000, retry=TEST_RETRY)
     _, locator = open_remote(
         remote_url, cache_dir=str(tmp_path), storage_options=quiet_options(proxy), config=config
     )
     locator.shard_path(0)  # one shard may overshoot the limit while in use
-    with pytest.raises(CacheError, match=r"cannot fit shard-000001\.shard .* under cache_limit=1000"):
+    start = time.monotonic()
+    with pytest.raises(
+        CacheError,
+        match=r"cannot fit shard-000001\.shard .* under cache_limit=1000: 1 files are mapped by this process",
+    ):
         locator.shard_path(1)
+    assert time.monotonic() - start < 5  # only our own mapping blocks: no point waiting for others
     locator.release(0)
     assert os.path.exists(locator.shard_path(1))  # released shard 0 was evicted to make room
     assert not os.path.exists(os.path.join(locator.directory, "data", "shard-000000.shard"))
+    locator.close()
+
+
+def test_a_shard_mapped_by_another_process_is_never_evicted(
+    tmp_path: Any, remote_url: str, proxy: Any
+) -> None:
+    cache = str(tmp_path)
+    holder = _worker("hold", remote_url, cache, json.dumps(quiet_options(proxy)), "0")
+    assert holder.stdout is not None and holder.stdin is not None
+    held = holder.stdout.readline().strip()
+    assert os.path.exists(held), holder.stderr.read() if holder.stderr else ""
+    config = CacheConfig(cache_limit=1000, retry=TEST_RETRY, space_timeout_s=60)
+    _, locator = open_remote(remote_url, cache_dir=cache, storage_options=quiet_options(proxy), config=config)
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(locator.shard_path(1)))
+    reader.start()
+    time.sleep(1.0)
+    assert not result and os.path.exists(held)  # waiting: the other process still maps shard 0
+    holder.stdin.close()  # the holder exits; its pin goes with it
+    holder.wait(timeout=30)
+    reader.join(timeout=30)
+    assert result and os.path.exists(result[0]) and not os.path.exists(held)
     locator.close()
