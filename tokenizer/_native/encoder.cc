@@ -152,6 +152,11 @@ class Encoder {
             while (pairs_[i].key != ~0ULL && pairs_[i].key != kv.first) i = (i + 1) & pair_mask_;
             pairs_[i] = PairSlot{kv.first, kv.second};
         }
+        byte_pairs_.assign(65536, kNone);
+        for (const auto& kv : pairs) {
+            uint64_t a = kv.first >> 32, b = kv.first & 0xFFFFFFFFu;
+            if (a < 256 && b < 256) byte_pairs_[(a << 8) | b] = kv.second;
+        }
     }
 
     int pattern() const { return pattern_; }
@@ -224,7 +229,7 @@ class Encoder {
         uint32_t tok[kSmallPiece], rank[kSmallPiece];
         size_t m = n;
         for (size_t i = 0; i < m; ++i) tok[i] = p[i];
-        for (size_t i = 0; i + 1 < m; ++i) rank[i] = pair(tok[i], tok[i + 1]);
+        for (size_t i = 0; i + 1 < m; ++i) rank[i] = byte_pairs_[(tok[i] << 8) | tok[i + 1]];
         while (m > 1) {
             size_t best = 0;
             uint32_t best_rank = kNone;
@@ -267,7 +272,7 @@ class Encoder {
             prv[i] = i == 0 ? kNone : i - 1;
         }
         for (uint32_t i = 0; i + 1 < end; ++i) {
-            uint32_t r = pair(tok[i], tok[i + 1]);
+            uint32_t r = byte_pairs_[(tok[i] << 8) | tok[i + 1]];
             if (r != kNone) s.heap.push_back((uint64_t(r) << 32) | i);
         }
         std::make_heap(s.heap.begin(), s.heap.end(), std::greater<uint64_t>());
@@ -332,6 +337,7 @@ class Encoder {
         uint32_t val;  // merged id
     };
     std::vector<PairSlot> pairs_;
+    std::vector<uint32_t> byte_pairs_;  // dense 256x256 table for the first round of merges (256 KiB)
     size_t pair_mask_ = 0;
 };
 

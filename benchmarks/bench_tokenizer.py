@@ -1,0 +1,184 @@
+"""Encode throughput: shardstore's tokenizer vs tiktoken vs HF tokenizers, on the same pattern and the same ranks.
+
+Corpus: this Python's standard library sources (``*.py`` under sysconfig's 'stdlib' path; the Python documentation
+sources are used too when a ``--docs-root`` of ``*.rst``/``*.txt`` files is given). Files are split alternately into
+a training half and an evaluation half. A cl100k-pattern vocabulary is trained on the training half by our trainer
+(``tokenizer.train``; ``rustbpe`` if ours is unavailable); the same ranks go to tiktoken via ``to_tiktoken()`` and to
+HF via ``save_hf()``, so all three do the same work. Every contender's ids are checked against ours.
+
+Reported: single-thread MB/s (UTF-8 bytes in) per contender, best of ``--repeat`` wall-clock runs, with ratios to
+tiktoken measured in the same run; then batch encoding with 1, 2, ... threads (ours: ``encode_batch_to_numpy``;
+tiktoken: ``encode_ordinary_batch``). ``--part train`` runs benchmarks/bench_tokenizer_train.py instead.
+
+    python benchmarks/bench_tokenizer.py [--part encode|train|all] [--max-mb 16] [--vocab 32768] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import pathlib
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def load_corpus(max_mb: float, docs_root: str | None) -> list[str]:
+    """Stdlib sources (and docs), in sorted path order, up to max_mb of UTF-8."""
+    root = pathlib.Path(sysconfig.get_paths()["stdlib"])
+    paths = sorted(p for p in root.rglob("*.py") if "site-packages" not in p.parts)
+    if docs_root:
+        docs = pathlib.Path(docs_root)
+        paths += sorted(p for p in docs.rglob("*") if p.suffix in (".rst", ".txt"))
+    texts, total = [], 0
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        texts.append(text)
+        total += len(text.encode("utf-8"))
+        if total >= max_mb * 1e6:
+            break
+    return texts
+
+
+def train_vocab(texts: list[str], vocab: int):
+    """Our trainer on the cl100k pattern; rustbpe as a fallback (its ranks converted to merges)."""
+    from tokenizer import Tokenizer
+
+    try:
+        import tokenizer
+
+        return tokenizer.train(texts, vocab_size=vocab, pattern="cl100k", progress=False), "shardstore"
+    except ImportError:
+        import rustbpe
+
+        from tokenizer.patterns import PATTERNS
+
+        rb = rustbpe.Tokenizer()
+        rb.train_from_iterator(iter(texts), vocab - 1, pattern=PATTERNS["cl100k"])
+        ranks = dict(rb.get_mergeable_ranks())
+        return Tokenizer.from_merges(_merges_from_ranks(ranks)), "rustbpe"
+
+
+def _merges_from_ranks(ranks: dict[bytes, int]) -> list[tuple[bytes, bytes]]:
+    """Recover (left, right) for each token: BPE of its bytes with only lower ranks leaves exactly two parts."""
+    merges = []
+    for token, _rank in sorted(ranks.items(), key=lambda kv: kv[1]):
+        if len(token) == 1:
+            continue
+        parts = [bytes([b]) for b in token]
+        while len(parts) > 2:
+            best = min((ranks.get(parts[i] + parts[i + 1], 1 << 60), i) for i in range(len(parts) - 1))
+            i = best[1]
+            parts[i : i + 2] = [parts[i] + parts[i + 1]]
+        merges.append((parts[0], parts[1]))
+    return merges
+
+
+def best_time(fn: Callable[[], object], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bench_encode(args: argparse.Namespace) -> None:
+    import tiktoken
+    import tokenizers
+
+    texts = load_corpus(args.max_mb, args.docs_root)
+    train, evaluate = texts[0::2], texts[1::2]
+    mb = sum(len(t.encode("utf-8")) for t in evaluate) / 1e6
+    start = time.perf_counter()
+    tok, trainer = train_vocab(train, args.vocab)
+    print(
+        f"corpus: {len(texts)} files; train half {sum(map(len, train)) / 1e6:.1f} MB, eval half {mb:.1f} MB"
+    )
+    print(
+        f"vocab: {tok.vocab_size} ids, cl100k pattern, trained by {trainer} in {time.perf_counter() - start:.1f}s"
+    )
+
+    pat_str, ranks, specials = tok.to_tiktoken()
+    tt = tiktoken.Encoding(name="bench", pat_str=pat_str, mergeable_ranks=ranks, special_tokens=specials)
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save_hf(os.path.join(tmp, "tokenizer.json"))
+        hf = tokenizers.Tokenizer.from_file(os.path.join(tmp, "tokenizer.json"))
+    hf.encode_special_tokens = True
+
+    ours = [tok.encode(t) for t in evaluate]
+    mismatch_tt = sum(tt.encode_ordinary(t) != ids for t, ids in zip(evaluate, ours, strict=True))
+    mismatch_hf = sum(
+        hf.encode(t, add_special_tokens=False).ids != ids for t, ids in zip(evaluate, ours, strict=True)
+    )
+    ntok = sum(map(len, ours))
+    print(
+        f"ids identical: tiktoken {len(evaluate) - mismatch_tt}/{len(evaluate)} docs, "
+        f"HF {len(evaluate) - mismatch_hf}/{len(evaluate)} docs; {ntok} tokens ({mb * 1e6 / ntok:.2f} bytes/token)"
+    )
+
+    single: dict[str, Callable[[], object]] = {
+        "shardstore encode (list)": lambda: [tok.encode(t) for t in evaluate],
+        "shardstore encode_to_numpy": lambda: [tok.encode_to_numpy(t) for t in evaluate],
+        "tiktoken encode_ordinary": lambda: [tt.encode_ordinary(t) for t in evaluate],
+        "HF tokenizers encode": lambda: [hf.encode(t, add_special_tokens=False).ids for t in evaluate],
+    }
+    print(f"\n## single thread, best of {args.repeat} (wall clock)")
+    speeds = {name: mb / best_time(fn, args.repeat) for name, fn in single.items()}
+    base = speeds["tiktoken encode_ordinary"]
+    for name, speed in speeds.items():
+        print(f"{name:30s} {speed:8.1f} MB/s   {speed / base:5.2f}x tiktoken")
+
+    print(f"\n## batch, threads (cores here: {os.cpu_count()})")
+    base1 = None
+    for threads in args.threads:
+        ours_t = mb / best_time(lambda: tok.encode_batch_to_numpy(evaluate, num_threads=threads), args.repeat)  # noqa: B023
+        tt_t = mb / best_time(lambda: tt.encode_ordinary_batch(evaluate, num_threads=threads), args.repeat)  # noqa: B023
+        base1 = base1 or ours_t
+        print(
+            f"threads={threads:2d}  shardstore {ours_t:8.1f} MB/s (x{ours_t / base1:4.2f} vs 1 thread)   "
+            f"tiktoken {tt_t:8.1f} MB/s   ratio {ours_t / tt_t:5.2f}x"
+        )
+
+
+def bench_train(argv: Sequence[str]) -> None:
+    path = HERE / "bench_tokenizer_train.py"
+    if not path.exists():
+        raise SystemExit(f"{path} does not exist (training benchmark not available)")
+    spec = importlib.util.spec_from_file_location("bench_tokenizer_train", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(list(argv))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--part", choices=["encode", "train", "all"], default="encode")
+    parser.add_argument("--max-mb", type=float, default=16.0, help="corpus size (train + eval halves)")
+    parser.add_argument("--vocab", type=int, default=32768)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--docs-root", default=None, help="folder of Python docs sources (*.rst, *.txt) to add"
+    )
+    args, rest = parser.parse_known_args(argv)
+    if args.part in ("encode", "all"):
+        if rest:
+            parser.error(f"unknown arguments {rest}")
+        bench_encode(args)
+    if args.part in ("train", "all"):
+        bench_train(rest)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
