@@ -204,7 +204,8 @@ def test_counts_from_separate_processes_combine_to_the_same_merges() -> None:
     for part in (corpus[:100], corpus[100:250], corpus[250:]):
         combined.add(count_pieces(part, pattern="cl100k", num_threads=1).to_dict())
     assert combined.to_dict() == whole.to_dict()
-    assert learn_merges(combined, num_merges=150) == learn_merges(whole, num_merges=150)
+    assert learn_merges(combined, num_merges=150) == learn_merges(whole, num_merges=150, consume=True)
+    assert len(whole) == 0 and whole.to_dict() == {}  # consumed: the pieces now live only in the merger
 
 
 def test_smaller_vocabulary_is_a_prefix_of_larger() -> None:

@@ -148,7 +148,11 @@ def train(
         texts, pattern=config.pattern, num_threads=config.threads, progress=config.progress
     )
     merges = learn_merges(
-        counter, num_merges=config.num_merges, min_frequency=config.min_frequency, progress=config.progress
+        counter,
+        num_merges=config.num_merges,
+        min_frequency=config.min_frequency,
+        progress=config.progress,
+        consume=True,
     )
     if len(merges) < config.num_merges:
         warnings.warn(
@@ -268,14 +272,25 @@ def _python_counter(counter: PieceCounter, regex_str: str) -> Callable[[list[str
 
 
 def learn_merges(
-    counter: PieceCounter, *, num_merges: int, min_frequency: int = 2, progress: bool = False
+    counter: PieceCounter,
+    *,
+    num_merges: int,
+    min_frequency: int = 2,
+    progress: bool = False,
+    consume: bool = False,
 ) -> list[tuple[bytes, bytes]]:
-    """Learn up to `num_merges` merges from a `PieceCounter`; fewer if no pair reaches `min_frequency`."""
+    """Learn up to `num_merges` merges from a `PieceCounter`; fewer if no pair reaches `min_frequency`.
+
+    With ``consume=True`` the counter is cleared as soon as the merger has its own copy of the pieces, so both
+    hold them only while that copy is made.
+    """
     from tqdm import tqdm
 
     from ._native import _trainer
 
     merger = _trainer.BpeMerger(counter)
+    if consume:
+        counter.clear()
     merges: list[tuple[bytes, bytes]] = []
     with tqdm(total=num_merges, desc="merge", unit="merge", disable=not progress) as bar:
         while len(merges) < num_merges and not merger.exhausted:

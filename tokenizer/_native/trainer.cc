@@ -362,6 +362,14 @@ PyObject* counter_stats(PyObject* self, PyObject*) {
                          static_cast<Py_ssize_t>(arena));
 }
 
+PyObject* counter_clear(PyObject* self, PyObject*) {
+    auto* c = reinterpret_cast<PieceCounterObject*>(self);
+    BusyGuard guard(c->busy);
+    if (!guard.ok) return nullptr;
+    for (auto& m : *c->shards) m.clear();
+    Py_RETURN_NONE;
+}
+
 PyMethodDef counter_methods[] = {
     {"count_texts", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(counter_count_texts)),
      METH_VARARGS | METH_KEYWORDS,
@@ -369,6 +377,7 @@ PyMethodDef counter_methods[] = {
      "returns the UTF-8 bytes counted."},
     {"add", counter_add, METH_O, "add(pieces: dict[bytes | str, int]): add counts of pieces split elsewhere."},
     {"to_dict", counter_to_dict, METH_NOARGS, "to_dict() -> dict[bytes, int]: every unique piece and its count."},
+    {"clear", counter_clear, METH_NOARGS, "clear(): forget every piece and free the memory (the stats stay)."},
     {"stats", counter_stats, METH_NOARGS, "stats() -> dict: unique pieces, pieces, bytes, surrogates replaced."},
     {nullptr, nullptr, 0, nullptr},
 };
