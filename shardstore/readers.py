@@ -437,14 +437,20 @@ def _read_txt_split(
     if sep is None:  # pragma: no cover - dispatch guarantees it
         raise ConfigError("split_on is required here")
     sep_bytes = sep.encode("utf-8")
-    buf = b""
+    buf = bytearray()
     record = 0
     eof = False
     while not eof:
         data = stream.read(_BLOCK)
         eof = not data
-        parts = (buf + data).split(sep_bytes)
-        buf = b"" if eof else parts.pop()
+        # Only bytes new in this block (plus a separator's overlap) can hold a new separator: re-splitting the whole
+        # buffer every block would be quadratic in the size of a long part.
+        seen = max(0, len(buf) - len(sep_bytes) + 1)
+        buf += data
+        if not eof and buf.find(sep_bytes, seen) < 0:
+            continue
+        parts = bytes(buf).split(sep_bytes)
+        buf = bytearray() if eof else bytearray(parts.pop())
         if eof and parts and not parts[-1]:
             parts.pop()  # a separator at the very end does not start another (empty) document
         for part in parts:

@@ -213,3 +213,12 @@ def test_s3_url_input(s3_server, corpus):
     assert texts == ["whole file one", "j0", "j1", "g0", "p0", "p1"]
     files = expand_inputs([f"s3://{bucket}/data/*.jsonl*"], storage_options=opts)
     assert [f.url for f in files] == [f"s3://{bucket}/data/b.jsonl", f"s3://{bucket}/data/c.jsonl.gz"]
+
+
+def test_split_on_separator_straddling_read_blocks(tmp_path):
+    block = 1 << 20  # the readers' block size
+    first = b"a" * (block - 1)
+    p = tmp_path / "s.txt"
+    p.write_bytes(first + b"\n\n" + b"b" * (3 * block) + b"\n\nc")
+    docs, counts = _docs(str(p), split_on="\n\n")
+    assert [(len(t), r) for t, r in docs] == [(block - 1, 0), (3 * block, 1), (1, 2)] and counts == {}
