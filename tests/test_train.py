@@ -181,18 +181,22 @@ def test_golden_merges_and_ids() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ determinism
-def test_result_independent_of_thread_count_and_batching(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("pattern", ["cl100k", CUSTOM_PATTERN])
+def test_result_independent_of_thread_count_and_batching(
+    pattern: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     corpus = synthetic_corpus(7, 400)
-    base = quiet_train(corpus, vocab_size=600, num_threads=1)
-    monkeypatch.setattr(
-        sys.modules["tokenizer.train"], "_BATCH_CHARS_PER_THREAD", 3_000
-    )  # many small batches, split differently
+    base = quiet_train(corpus, vocab_size=600, num_threads=1, pattern=pattern)
+    # Many small batches, cut at different places for each thread count.
+    monkeypatch.setattr(sys.modules["tokenizer.train"], "_BATCH_CHARS_PER_THREAD", 3_000)
     for threads in (1, 2, 4):
-        tok = quiet_train(corpus, vocab_size=600, num_threads=threads)
+        tok = quiet_train(corpus, vocab_size=600, num_threads=threads, pattern=pattern)
         assert tok.fingerprint == base.fingerprint, threads
     shuffled = corpus[:]
     random.Random(1).shuffle(shuffled)
-    assert quiet_train(shuffled, vocab_size=600, num_threads=2).fingerprint == base.fingerprint
+    assert (
+        quiet_train(shuffled, vocab_size=600, num_threads=2, pattern=pattern).fingerprint == base.fingerprint
+    )
 
 
 def test_counts_from_separate_processes_combine_to_the_same_merges() -> None:

@@ -217,14 +217,15 @@ def count_pieces(
     counter = _trainer.PieceCounter()
     limit = _BATCH_CHARS_PER_THREAD * num_threads
     count: Callable[[list[str]], int]
-    if native_id >= 0:
-        count = functools.partial(_native_count, counter, native_id, num_threads)
-    else:
-        count = _python_counter(counter, regex_str)
     with (
         tqdm(desc="count", unit="B", unit_scale=True, disable=not progress) as bar,
-        ThreadPoolExecutor(1) as pool,
+        ThreadPoolExecutor(1) as pool,  # counts one batch while this thread reads the next
+        ThreadPoolExecutor(num_threads) as split_pool,  # custom patterns only; starts no thread otherwise
     ):
+        if native_id >= 0:
+            count = functools.partial(_native_count, counter, native_id, num_threads)
+        else:
+            count = _python_counter(counter, regex_str, split_pool, num_threads)
         pending: Future[int] | None = None
         batch: list[str] = []
         size = 0
@@ -250,23 +251,38 @@ def _native_count(counter: PieceCounter, pattern_id: int, num_threads: int, batc
     return counter.count_texts(batch, pattern_id, num_threads)
 
 
-def _python_counter(counter: PieceCounter, regex_str: str) -> Callable[[list[str]], int]:
-    """Counting for custom patterns: split with the `regex` package, hand the batch's counts to native code."""
+def _python_counter(
+    counter: PieceCounter, regex_str: str, pool: ThreadPoolExecutor, num_threads: int
+) -> Callable[[list[str]], int]:
+    """Counting for custom patterns: split with the `regex` package, hand the batch's counts to native code.
+
+    The batch is cut into `num_threads` slices split on a thread pool; `regex` releases the GIL while it matches
+    (``concurrent=True``), so matching runs in parallel while building the per-slice `Counter` does not.
+    """
     import regex
 
     compiled = regex.compile(regex_str)
     surrogates = regex.compile("[\ud800-\udfff]")
 
-    def count(batch: list[str]) -> int:
+    def count_slice(texts: list[str]) -> tuple[Counter[str], int]:
         counts: Counter[str] = Counter()
         size = 0
-        for text in batch:
+        for text in texts:
             if surrogates.search(text):
                 text = surrogates.sub("\ufffd", text)
-            counts.update(compiled.findall(text))
+            counts.update(compiled.findall(text, concurrent=True))
             size += len(text.encode("utf-8"))
-        counter.add(dict(counts))
-        return size
+        return counts, size
+
+    def count(batch: list[str]) -> int:
+        if num_threads == 1:
+            parts = [count_slice(batch)]
+        else:
+            step = -(-len(batch) // num_threads)
+            parts = list(pool.map(count_slice, [batch[i : i + step] for i in range(0, len(batch), step)]))
+        for counts, _ in parts:
+            counter.add(dict(counts))
+        return sum(size for _, size in parts)
 
     return count
 
