@@ -8,9 +8,11 @@ HF via ``save_hf()``, so all three do the same work. Every contender's ids are c
 
 Reported: single-thread MB/s (UTF-8 bytes in) per contender, best of ``--repeat`` wall-clock runs, with ratios to
 tiktoken measured in the same run; then batch encoding with 1, 2, ... threads (ours: ``encode_batch_to_numpy``;
-tiktoken: ``encode_ordinary_batch``). ``--part train`` runs benchmarks/bench_tokenizer_train.py instead.
+tiktoken: ``encode_ordinary_batch``). ``--part train`` runs benchmarks/bench_tokenizer_train.py instead (its own
+arguments follow; with ``--part all`` put them after ``--``).
 
     python benchmarks/bench_tokenizer.py [--part encode|train|all] [--max-mb 16] [--vocab 32768] [--repeat 3]
+    python benchmarks/bench_tokenizer.py --part train --max-mb 8 --vocab 8192
 """
 
 from __future__ import annotations
@@ -160,6 +162,11 @@ def bench_train(argv: Sequence[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Arguments after "--" go to the training benchmark; with --part train and no "--", all but --part do.
+    own, train_args = (
+        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, None)
+    )
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -171,14 +178,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--docs-root", default=None, help="folder of Python docs sources (*.rst, *.txt) to add"
     )
-    args, rest = parser.parse_known_args(argv)
+    if train_args is None and "--part" in own and own[own.index("--part") + 1 :][:1] == ["train"]:
+        i = own.index("--part")
+        train_args, own = own[:i] + own[i + 2 :], own[i : i + 2]
+    args = parser.parse_args(own)
     if args.part in ("encode", "all"):
-        if rest:
-            parser.error(f"unknown arguments {rest}")
         bench_encode(args)
     if args.part in ("train", "all"):
-        bench_train(rest)
+        bench_train(train_args or [])
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
