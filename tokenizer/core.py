@@ -229,10 +229,10 @@ class Tokenizer:
         if native is None:
             with self._lock:
                 if self._native is None:
-                    from ._native import _encoder
+                    from ._native._encoder import Encoder
 
                     specials = [s.encode("utf-8") for s in self._special_tokens]
-                    self._native = _encoder.Encoder(
+                    self._native = Encoder(
                         self._token_bytes + specials, len(self._token_bytes), native_pattern_id(self._pattern)
                     )
                 native = self._native

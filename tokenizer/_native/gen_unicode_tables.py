@@ -57,7 +57,8 @@ def fold_sets() -> dict[str, list[int]]:
 
 
 def render(cls: list[int], folds: dict[str, list[int]]) -> str:
-    starts, values = [], []
+    starts: list[int] = []
+    values: list[int] = []
     for cp, c in enumerate(cls):
         if not values or values[-1] != c:
             starts.append(cp)
