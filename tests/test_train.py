@@ -287,8 +287,10 @@ def test_bad_options_raise_config_error(kwargs: dict, match: str) -> None:
 
 
 def test_bad_inputs_raise_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"inputs\[1\] is a bytes"):
+    with pytest.raises(ConfigError, match=r"text #1 is a bytes, expected str"):
         tokenizer.train(["ok", b"bytes"], vocab_size=300, progress=False)
+    with pytest.raises(ConfigError, match=r"text #0 is a NoneType"):
+        tokenizer.train([None, "text"], vocab_size=300, progress=False)
     with pytest.raises(ConfigError, match="mixes paths"):
         tokenizer.train([tmp_path, "text"], vocab_size=300, progress=False)
     with pytest.raises(ConfigError, match="inputs must be"):

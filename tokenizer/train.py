@@ -5,7 +5,8 @@ Design:
   (`tokenizer._native._trainer.PieceCounter`, a hash map piece -> u64 count). Memory is bounded by the number of
   unique pieces plus one or two batches, never by corpus size. For the built-in patterns the native pre-tokenizer
   splits on `num_threads` threads with the GIL released, while this thread reads the next batch; custom regex
-  patterns are split here with the `regex` package and only their counts go to native code.
+  patterns are split by the `regex` package on `num_threads` threads (it matches with the GIL released) and only
+  their counts go to native code (~3-5 MB/s per thread, against ~80 MB/s natively).
 - Merge learning (`BpeMerger`, see `_native/train_merge.h`): pair counts over unique pieces, incremental updates
   after each merge touching only the pieces that contain the pair, a lazy max-heap. Ties: the highest count wins,
   then the smallest (left bytes, right bytes), compared as Python compares `bytes`. That is a total order on pairs,
@@ -33,7 +34,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from shardstore.errors import ConfigError
 
@@ -175,9 +176,10 @@ def _iter_inputs(inputs: Inputs, *, text_field: str) -> Iterator[str]:
         raise ConfigError(
             f"inputs must be an iterable of str texts, a path, or an iterable of paths; got {type(inputs).__name__}"
         )
-    items = iter(inputs)
-    first = next(items, None)
-    if first is None:
+    items: Iterator[object] = iter(inputs)
+    nothing = object()
+    first = next(items, nothing)
+    if first is nothing:
         return iter(())
     if isinstance(first, os.PathLike):
         paths: list[str] = []
@@ -188,17 +190,7 @@ def _iter_inputs(inputs: Inputs, *, text_field: str) -> Iterator[str]:
                 )
             paths.append(os.fsdecode(item))
         return iter_texts(paths, text_field=text_field)
-    return _checked_texts(chain([first], items))
-
-
-def _checked_texts(items: Iterator[Any]) -> Iterator[str]:
-    for i, text in enumerate(items):
-        if not isinstance(text, str):
-            raise ConfigError(
-                f"inputs[{i}] is a {type(text).__name__}, expected str; decode bytes first, and pass paths as "
-                "pathlib.Path objects"
-            )
-        yield text
+    return cast("Iterator[str]", chain([first], items))  # count_pieces checks that every item is a str
 
 
 def count_pieces(
@@ -229,20 +221,26 @@ def count_pieces(
         pending: Future[int] | None = None
         batch: list[str] = []
         size = 0
-        for text in chain(texts, [None]):
-            if text is not None:
-                batch.append(text)
-                size += len(text)
-                if size < limit:
-                    continue
-            elif not batch:
-                break
+
+        def flush() -> None:
+            nonlocal pending, batch, size
             if pending is not None:
                 bar.update(pending.result())
-            pending = pool.submit(count, batch)
+            pending = pool.submit(count, batch) if batch else None
             batch, size = [], 0
-        if pending is not None:
-            bar.update(pending.result())
+
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ConfigError(
+                    f"text #{i} is a {type(text).__name__}, expected str; decode bytes first, and pass paths as "
+                    "pathlib.Path objects"
+                )
+            batch.append(text)
+            size += len(text)
+            if size >= limit:
+                flush()
+        flush()  # the last partial batch
+        flush()  # wait for it
     return counter
 
 
