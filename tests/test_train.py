@@ -340,3 +340,26 @@ def test_counting_streams_in_bounded_batches(monkeypatch: pytest.MonkeyPatch) ->
     stats = counter.stats()
     assert stats["bytes"] == sum(len(t.encode("utf-8")) for t in corpus)
     assert stats["unique_pieces"] == len(counter) < stats["pieces"]
+
+
+def test_native_objects_reject_misuse_without_crashing() -> None:
+    blank = _trainer.PieceCounter.__new__(
+        _trainer.PieceCounter
+    )  # __init__ skipped: still a valid, empty counter
+    assert len(blank) == 0 and blank.to_dict() == {}
+    merger = _trainer.BpeMerger.__new__(_trainer.BpeMerger)
+    with pytest.raises(RuntimeError, match="not initialized"):
+        merger.step(3)
+    with pytest.raises(TypeError):
+        _trainer.BpeMerger(42)
+    with pytest.raises(OverflowError):
+        blank.add({b"ab": -1})
+    with pytest.raises(TypeError, match="keys must be bytes or str"):
+        blank.add({1: 2})
+    with pytest.raises(ValueError, match="pattern=7"):
+        blank.count_texts(["x"], 7, 1)
+    with pytest.raises(TypeError, match=r"texts\[1\] is int"):
+        blank.count_texts(["x", 1], 0, 1)
+    blank.add({b"ab": 3})
+    merger.__init__(blank)  # re-initializing starts over
+    assert merger.step(5) == [(b"a", b"b")] and merger.exhausted

@@ -77,6 +77,75 @@ size_t utf8_replacing_surrogates(PyObject* text, std::string& out) {
     return replaced;
 }
 
+// Owns one reference.
+struct PyRef {
+    PyObject* p;
+    explicit PyRef(PyObject* o) : p(o) {}
+    PyRef(const PyRef&) = delete;
+    PyRef& operator=(const PyRef&) = delete;
+    ~PyRef() { Py_XDECREF(p); }
+};
+
+// C++ exceptions must not cross into CPython: methods that allocate while holding the GIL are wrapped in these.
+inline PyObject* set_error_from_exception() {
+    try {
+        throw;
+    } catch (const std::bad_alloc&) {
+        return PyErr_NoMemory();
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+    return nullptr;
+}
+
+template <PyObject* (*F)(PyObject*, PyObject*, PyObject*)>
+PyObject* guarded(PyObject* self, PyObject* args, PyObject* kwds) {
+    try {
+        return F(self, args, kwds);
+    } catch (...) {
+        return set_error_from_exception();
+    }
+}
+
+template <PyObject* (*F)(PyObject*, PyObject*)>
+PyObject* guarded1(PyObject* self, PyObject* arg) {
+    try {
+        return F(self, arg);
+    } catch (...) {
+        return set_error_from_exception();
+    }
+}
+
+// Runs fn(0..n-1), fn(t) on its own thread for t > 0, and returns the first error message ("" if none).  Never
+// throws: an exception inside a task is recorded, and a task whose thread cannot be started runs on the caller.
+template <class Fn>
+std::string run_parallel(size_t n, Fn fn) {
+    std::vector<std::string> errors(n);
+    auto task = [&](size_t t) {
+        try {
+            fn(t);
+        } catch (const std::bad_alloc&) {
+            errors[t] = "out of memory";
+        } catch (const std::exception& e) {
+            errors[t] = e.what();
+        }
+    };
+    std::vector<std::thread> pool;
+    size_t started = 1;
+    try {
+        pool.reserve(n);
+        for (; started < n; ++started) pool.emplace_back(task, started);
+    } catch (...) {
+    }
+    task(0);
+    for (size_t t = started; t < n; ++t) task(t);
+    for (auto& th : pool) th.join();
+    for (const auto& e : errors) {
+        if (!e.empty()) return e;
+    }
+    return "";
+}
+
 // Shared guard against two Python threads using one native object at once while the GIL is released.
 struct BusyGuard {
     bool& flag;
@@ -102,18 +171,23 @@ struct PieceCounterObject {
     bool busy;
 };
 
-int counter_init(PyObject* self, PyObject* args, PyObject* kwds) {
+// The maps exist from tp_new on, so no method ever sees a half-built counter.
+PyObject* counter_new(PyTypeObject* type, PyObject*, PyObject*) {
+    PyObject* self = type->tp_alloc(type, 0);
+    if (!self) return nullptr;
+    auto* c = reinterpret_cast<PieceCounterObject*>(self);
+    try {
+        c->shards = new Shards(kShards);
+    } catch (const std::bad_alloc&) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return self;
+}
+
+int counter_init(PyObject*, PyObject* args, PyObject* kwds) {
     static const char* kwlist[] = {nullptr};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, ":PieceCounter", const_cast<char**>(kwlist))) return -1;
-    auto* c = reinterpret_cast<PieceCounterObject*>(self);
-    delete c->shards;
-    c->shards = new (std::nothrow) Shards(kShards);
-    if (!c->shards) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    c->bytes_counted = c->pieces_counted = c->surrogates_replaced = 0;
-    c->busy = false;
     return 0;
 }
 
@@ -133,7 +207,7 @@ Py_ssize_t counter_len(PyObject* self) {
 }
 
 // Merges per-thread shards into the global ones; thread t owns global shards t, t+T, ...
-[[maybe_unused]] void merge_shards(Shards& global, std::vector<Shards>& locals, size_t nthreads) {
+[[maybe_unused]] std::string merge_shards(Shards& global, std::vector<Shards>& locals, size_t nthreads) {
     auto work = [&](size_t t) {
         for (size_t s = t; s < kShards; s += nthreads) {
             for (Shards& local : locals) {
@@ -145,10 +219,7 @@ Py_ssize_t counter_len(PyObject* self) {
             }
         }
     };
-    std::vector<std::thread> pool;
-    for (size_t t = 1; t < nthreads; ++t) pool.emplace_back(work, t);
-    work(0);
-    for (auto& th : pool) th.join();
+    return run_parallel(nthreads, work);
 }
 
 PyObject* counter_count_texts(PyObject* self, PyObject* args, PyObject* kwds) {
@@ -178,7 +249,8 @@ PyObject* counter_count_texts(PyObject* self, PyObject* args, PyObject* kwds) {
     auto* c = reinterpret_cast<PieceCounterObject*>(self);
     BusyGuard guard(c->busy);
     if (!guard.ok) return nullptr;
-    PyObject* seq = PySequence_Fast(texts_obj, "texts must be a list or tuple of str");
+    PyRef holder(PySequence_Fast(texts_obj, "texts must be a list or tuple of str"));
+    PyObject* seq = holder.p;
     if (!seq) return nullptr;
     const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     std::vector<std::pair<const uint8_t*, size_t>> refs(static_cast<size_t>(n));
@@ -188,16 +260,12 @@ PyObject* counter_count_texts(PyObject* self, PyObject* args, PyObject* kwds) {
         PyObject* t = PySequence_Fast_GET_ITEM(seq, i);
         if (!PyUnicode_Check(t)) {
             PyErr_Format(PyExc_TypeError, "texts[%zd] is %.100s, expected str", i, Py_TYPE(t)->tp_name);
-            Py_DECREF(seq);
             return nullptr;
         }
         Py_ssize_t len = 0;
         const char* p = PyUnicode_AsUTF8AndSize(t, &len);
         if (!p) {
-            if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
-                Py_DECREF(seq);
-                return nullptr;
-            }
+            if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return nullptr;
             PyErr_Clear();
             owned.push_back(std::make_unique<std::string>());
             c->surrogates_replaced += utf8_replacing_surrogates(t, *owned.back());
@@ -210,13 +278,12 @@ PyObject* counter_count_texts(PyObject* self, PyObject* args, PyObject* kwds) {
     size_t nthreads = std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(num_threads), refs.size()));
     std::vector<Shards> locals(nthreads, Shards(kShards));
     std::atomic<size_t> next{0};
-    std::vector<std::string> errors(nthreads);
     std::vector<uint64_t> pieces(nthreads, 0);
     const PretokPattern pat = static_cast<PretokPattern>(pattern);
     std::string err;
     Py_BEGIN_ALLOW_THREADS;
     auto work = [&](size_t t) {
-        try {
+        {
             Shards& mine = locals[t];
             uint64_t count = 0;
             // Software pipeline: a piece is split and hashed, its slot prefetched, and it is inserted kLag pieces
@@ -250,26 +317,16 @@ PyObject* counter_count_texts(PyObject* self, PyObject* args, PyObject* kwds) {
             }
             count = queued;
             pieces[t] = count;
-        } catch (const std::exception& e) {
-            errors[t] = e.what();
         }
     };
-    std::vector<std::thread> pool;
-    for (size_t t = 1; t < nthreads; ++t) pool.emplace_back(work, t);
-    work(0);
-    for (auto& th : pool) th.join();
-    for (const auto& e : errors) {
-        if (!e.empty()) err = e;
-    }
+    err = run_parallel(nthreads, work);
+    // Only a batch counted completely is added, so a failed call leaves the counter as it was -- unless the merge
+    // itself runs out of memory, which the message says.
     if (err.empty()) {
-        try {
-            merge_shards(*c->shards, locals, nthreads);
-        } catch (const std::exception& e) {
-            err = e.what();
-        }
+        err = merge_shards(*c->shards, locals, nthreads);
+        if (!err.empty()) err += " while adding a batch's counts; this counter is now incomplete";
     }
     Py_END_ALLOW_THREADS;
-    Py_DECREF(seq);
     if (!err.empty()) {
         PyErr_SetString(PyExc_MemoryError, err.c_str());
         return nullptr;
@@ -371,12 +428,12 @@ PyObject* counter_clear(PyObject* self, PyObject*) {
 }
 
 PyMethodDef counter_methods[] = {
-    {"count_texts", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(counter_count_texts)),
+    {"count_texts", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(guarded<counter_count_texts>)),
      METH_VARARGS | METH_KEYWORDS,
      "count_texts(texts, pattern, num_threads) -> int: split and count a list of str natively (GIL released); "
      "returns the UTF-8 bytes counted."},
-    {"add", counter_add, METH_O, "add(pieces: dict[bytes | str, int]): add counts of pieces split elsewhere."},
-    {"to_dict", counter_to_dict, METH_NOARGS, "to_dict() -> dict[bytes, int]: every unique piece and its count."},
+    {"add", guarded1<counter_add>, METH_O, "add(pieces: dict[bytes | str, int]): add counts of pieces split elsewhere."},
+    {"to_dict", guarded1<counter_to_dict>, METH_NOARGS, "to_dict() -> dict[bytes, int]: every unique piece and its count."},
     {"clear", counter_clear, METH_NOARGS, "clear(): forget every piece and free the memory (the stats stay)."},
     {"stats", counter_stats, METH_NOARGS, "stats() -> dict: unique pieces, pieces, bytes, surrogates replaced."},
     {nullptr, nullptr, 0, nullptr},
@@ -403,11 +460,12 @@ int merger_init(PyObject* self, PyObject* args, PyObject* kwds) {
         return -1;
     auto* m = reinterpret_cast<BpeMergerObject*>(self);
     auto* c = reinterpret_cast<PieceCounterObject*>(counter);
+    BusyGuard merger_guard(m->busy);
+    if (!merger_guard.ok) return -1;
     BusyGuard guard(c->busy);
     if (!guard.ok) return -1;
     delete m->merger;
     m->merger = nullptr;
-    m->busy = false;
     std::string err;
     train::BpeMerger* built = nullptr;
     Py_BEGIN_ALLOW_THREADS;
@@ -502,7 +560,7 @@ PyObject* merger_num_skipped(PyObject* self, void*) {
 }
 
 PyMethodDef merger_methods[] = {
-    {"step", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(merger_step)),
+    {"step", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(guarded<merger_step>)),
      METH_VARARGS | METH_KEYWORDS,
      "step(max_merges, min_frequency=1) -> list[tuple[bytes, bytes]]: learn up to max_merges more merges (GIL "
      "released); fewer when no pair with count >= min_frequency is left."},
@@ -533,7 +591,7 @@ PyMODINIT_FUNC PyInit__trainer(void) {
     PieceCounterType.tp_basicsize = sizeof(PieceCounterObject);
     PieceCounterType.tp_flags = Py_TPFLAGS_DEFAULT;
     PieceCounterType.tp_doc = "Unique pre-tokenized pieces -> u64 counts (bounded by unique pieces).";
-    PieceCounterType.tp_new = PyType_GenericNew;
+    PieceCounterType.tp_new = counter_new;
     PieceCounterType.tp_init = counter_init;
     PieceCounterType.tp_dealloc = counter_dealloc;
     PieceCounterType.tp_methods = counter_methods;
