@@ -133,3 +133,15 @@ def test_long_pieces_are_not_quadratic(text):
     assert elapsed < 20, f"{elapsed:.1f}s for a 1 MB piece"
     short = text[:500]
     assert tok.encode(short) == encode(short, tok.pattern, build_ranks(merges))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_native_encoder_is_lossless_on_arbitrary_bytes(small_tokenizer, data):
+    # The public API takes str, so the native splitter only ever sees valid UTF-8; still, any bytes (invalid
+    # sequences, truncated characters, encoded surrogates, bytes >= 0xF8) must neither crash nor lose data.
+    enc = small_tokenizer._encoder()
+    ids = enc.encode(data)
+    assert small_tokenizer.decode_bytes(ids) == data
+    ends = enc.split(data)
+    assert ends == sorted(set(ends)) and (ends[-1] if ends else 0) == len(data)
