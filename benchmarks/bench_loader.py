@@ -431,6 +431,11 @@ def worker_rss(stores: dict[str, Path], *, seed: int, batches: int, num_workers:
 
 def _revision() -> str:
     """The commit the benchmarked code is at, `+dirty` when a module of the read path has uncommitted edits."""
+    import shardstore
+
+    stamp = Path(shardstore.__file__).resolve().parent.parent / "REVISION"
+    if stamp.is_file():  # a frozen copy (`git archive`) put first on PYTHONPATH, stamped with its commit
+        return stamp.read_text().strip() + " (snapshot)"
     repo = Path(__file__).resolve().parent.parent
     git = ["git", "-C", str(repo)]
     try:
