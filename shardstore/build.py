@@ -51,6 +51,7 @@ __all__ = ["REPORT_NAME", "TOKENIZER_NAME", "BuildConfig", "BuildReport", "build
 TOKENIZER_NAME = "tokenizer.json"
 REPORT_NAME = "build_report.json"
 BUILDER_VERSION = 1
+STREAM_PIECE_CHARS = 8 << 20  # plain-text documents longer than this are read and encoded in pieces
 
 
 def _unit_name(unit: WorkUnit) -> str:
@@ -255,7 +256,7 @@ def _run_units(
     from tokenizer.patterns import native_pattern_id
 
     # Huge plain-text documents are streamed in pieces only where that provably keeps the ids (built-in patterns).
-    piece_chars = 8 << 20 if native_pattern_id(tok.pattern) >= 0 else 1 << 62
+    piece_chars = STREAM_PIECE_CHARS if native_pattern_id(tok.pattern) >= 0 else 1 << 62
     read = ReadOptions(
         text_field=cfg.text_field,
         split_on=cfg.split_on,

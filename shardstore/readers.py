@@ -19,6 +19,7 @@ import codecs
 import gzip
 import io
 import json
+import re
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, cast
@@ -371,7 +372,10 @@ def _read_txt_whole(
     pieces already handed out cannot be taken back.
     """
     checker = _Utf8Checker()
-    buf = ""
+    chunks: list[str] = []  # decoded text not handed out yet; joined only when a piece is cut
+    size = 0
+    tail = ""  # the last 2 characters buffered, to see cut points across block boundaries
+    cut_possible = False  # whether `chunks` holds a safe cut point at all
     pending: str | None = None  # a piece held back until we know whether it is the last one
     streamed = False
     while True:
@@ -384,7 +388,7 @@ def _read_txt_whole(
                 )
             counts.add(SkipReason.BINARY)
             return
-        buf += checker.decode(data, final)
+        text = checker.decode(data, final)
         if checker.invalid and options.utf8_errors is not Utf8Policy.REPLACE:
             if streamed and options.utf8_errors is Utf8Policy.SKIP:
                 raise InputError(
@@ -393,16 +397,31 @@ def _read_txt_whole(
                 )
             _keep_bad_utf8(file, 0, checker.bad_offset or 0, options, counts)
             return
-        while len(buf) > options.piece_chars:
+        if text:
+            cut_possible = cut_possible or _CUT.search(tail + text) is not None
+            tail = (tail + text)[-2:]
+            chunks.append(text)
+            size += len(text)
+        # Text without any cut point is held whole (no safe place to split it); everything else is cut near
+        # `piece_chars`. Joining only when cutting and searching only new text keeps this linear in the size.
+        while size > options.piece_chars and cut_possible:
+            buf = "".join(chunks)
             cut = _safe_cut(buf, options.piece_chars)
             if cut is None:
+                found = _CUT.search(buf, options.piece_chars)
+                cut = None if found is None else found.start() + 1
+            if cut is None:  # pragma: no cover - cut_possible said there is one
+                chunks, cut_possible = [buf], False
                 break
             if pending is not None:
                 streamed = True
                 yield DocPiece(pending, 0, last=False)
-            pending, buf = buf[:cut], buf[cut:]
+            pending, rest = buf[:cut], buf[cut:]
+            chunks, size = [rest], len(rest)
+            cut_possible = _CUT.search(rest) is not None
         if final:
             break
+    buf = "".join(chunks)
     if checker.invalid:
         counts.add(SkipReason.INVALID_UTF8_REPLACED)
     if pending is not None:
@@ -411,6 +430,9 @@ def _read_txt_whole(
         counts.add(SkipReason.EMPTY)
         return
     yield DocPiece(buf, 0, last=True)
+
+
+_CUT = re.compile("[A-Za-z] (?=[A-Za-z])")  # a safe cut point is right after the letter of a match
 
 
 def _is_ascii_letter(ch: str) -> bool:

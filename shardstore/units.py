@@ -5,10 +5,10 @@ A unit is a pure function of (input file bytes, read options, tokenizer, eos fla
 The unit commits itself, in this order: shards (each temp + fsync + rename, by `ShardWriter`), provenance Parquet
 (same), journal entry (same). Before starting it deletes whatever an earlier, killed attempt left with its prefix.
 
-Documents streamed in pieces (huge plain-text files, see `sources`) are encoded piece by piece; their token arrays
-are concatenated at the end of the document, because a document is one contiguous run in a shard. Peak memory for
-such a document is therefore about its token count x dtype size (~0.5 byte per input byte for English with a 2-byte
-dtype) plus one piece of text, instead of text + tokens of the whole document.
+Documents streamed in pieces (huge plain-text files, see `sources`) are encoded piece by piece and their ids appended
+to one array grown in place, because a document is one contiguous run in a shard and `ShardWriter.add_document`
+takes it whole. Peak memory for such a document is therefore about its token count x dtype size (~0.5 byte per input
+byte for English at ~4 bytes/token with a 2-byte dtype) plus one piece of text, instead of text + tokens.
 """
 
 from __future__ import annotations
@@ -85,33 +85,33 @@ class _DocSink:
         self.progress = progress
         self.records = array("q")
         self.docs = self.tokens = self.text_bytes = 0
-        self._parts: list[np.ndarray] = []
+        self._growing: np.ndarray | None = None  # ids so far of a document that arrives in pieces
         self._pending = [0, 0, 0]
         self._last_report = time.monotonic()
 
     def add(self, piece: DocPiece, ids: np.ndarray) -> None:
         self.text_bytes += len(piece.text)  # characters: a cheap stand-in for bytes in the figures
         self._pending[1] += len(piece.text)
-        if not piece.last:
-            self._parts.append(ids)
-            return
         extra = 0 if self.eos_id is None else 1
-        if extra and not self._parts:  # the common case: one piece, EOS appended
+        if not piece.last or self._growing is not None:
+            # A document streamed in pieces: append each piece's ids to one array grown in place
+            # (`ndarray.resize` -> realloc -> mremap for large blocks: no copy, no second copy of the document
+            # alive), and drop the piece's buffer at once (the encoder's buffers are sized for the worst case).
+            doc = self._growing if self._growing is not None else np.empty(0, dtype=self.dtype)
+            start = doc.size
+            doc.resize(start + ids.size + (extra if piece.last else 0), refcheck=False)
+            doc[start : start + ids.size] = ids
+            if not piece.last:
+                self._growing = doc
+                return
+            if extra:
+                doc[-1] = self.eos_id
+            ids, self._growing = doc, None
+        elif extra:  # the common case: one piece, EOS appended
             n = ids.size
             doc = np.empty(n + 1, dtype=self.dtype)
             doc[:n] = ids
             doc[n] = self.eos_id
-            ids = doc
-        elif self._parts or extra:
-            parts, self._parts = [*self._parts, ids], []
-            doc = np.empty(sum(p.size for p in parts) + extra, dtype=self.dtype)
-            pos = 0
-            while parts:  # copy and drop each piece, so a huge document is held about once, not twice
-                part = parts.pop(0)
-                doc[pos : pos + part.size] = part
-                pos += part.size
-            if extra:
-                doc[-1] = self.eos_id
             ids = doc
         self.writer.add_document(ids)
         self.records.append(piece.record)

@@ -340,3 +340,16 @@ def test_tokenizer_without_eos_needs_no_eos(tmp_path, corpus):
         _build([root / "part-000.jsonl"], path, tmp_path / "a")
     _build([root / "part-000.jsonl"], path, tmp_path / "b", eos=False)
     assert Store.open(tmp_path / "b").doc(0).tolist() == tok.encode(texts[0])
+
+
+def test_document_streamed_in_pieces_is_stored_exactly(tmp_path, tok_path, tok, monkeypatch):
+    import shardstore.build as build_module
+
+    monkeypatch.setattr(build_module, "STREAM_PIECE_CHARS", 1024)
+    rng = random.Random(9)
+    text = "\n\n".join(text_of(rng, 80) + " 2026 ünï" for _ in range(120))
+    (tmp_path / "long.txt").write_text(text)
+    _build([tmp_path / "long.txt"], tok_path, tmp_path / "st", max_shard_bytes=1 << 13)
+    store = Store.open(tmp_path / "st", verify="full")
+    assert store.num_docs == 1
+    assert store.doc(0).tolist() == [*tok.encode(text), tok.eos_id]
