@@ -145,6 +145,8 @@ def test_lone_surrogate_policy(tok):
         tok.encode_to_numpy(text)
     with pytest.raises(InputError, match="index 2"):
         tok.encode_batch(["fine", text])
+    with pytest.raises(InputError, match="index 15"):
+        tok.encode(f"{EOT}ab\udfffc", allowed_special="all")
     replaced = tok.encode(text, errors="replace")
     assert tok.decode(replaced) == "ab\ufffdc the"
     assert tok.encode_batch(["x", text], errors="replace") == [tok.encode("x"), replaced]

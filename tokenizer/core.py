@@ -306,8 +306,14 @@ class Tokenizer:
     def encode(self, text: str, *, allowed_special: AllowedSpecial = (), errors: str = "strict") -> list[int]:
         """Encode text to ids. Special-token strings are plain text unless listed in `allowed_special`."""
         self._prepare(text, errors)
+        segments = self._segments(text, allowed_special)
+        if len(segments) > 1 and errors == "strict":
+            try:  # check the whole text, so that an error names the index in it, not in a segment
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise _surrogate_error(text, exc) from None
         out: list[int] = []
-        for seg in self._segments(text, allowed_special):
+        for seg in segments:
             if isinstance(seg, int):
                 out.append(seg)
             else:
