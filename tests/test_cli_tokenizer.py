@@ -87,6 +87,20 @@ def test_train_split_on_makes_documents_of_one_txt_file(tmp_path: Path) -> None:
     assert whole.fingerprint != expected.fingerprint  # the separator really split the file
 
 
+def test_train_from_s3_urls(s3_server, corpus_dir: Path, tmp_path: Path) -> None:
+    import s3fs
+
+    bucket = s3_server.new_bucket()
+    fs = s3fs.S3FileSystem(**s3_server.storage_options)
+    fs.put(str(corpus_dir) + "/", f"{bucket}/corpus/", recursive=True)
+    out = tmp_path / "s3.json"
+    args = ["tokenizer", "train", f"s3://{bucket}/corpus/", "--vocab-size", "320", "--out", str(out)]
+    args += ["--storage-options", json.dumps(s3_server.storage_options), "--no-progress"]
+    assert main(args) == 0
+    expected = tokenizer.train(CORPUS, vocab_size=320, progress=False)
+    assert tokenizer.Tokenizer.load(out).fingerprint == expected.fingerprint
+
+
 def test_export_tiktoken_encodes_identically(tok_path: Path, tmp_path: Path, capsys) -> None:
     import tiktoken
     from tiktoken.load import load_tiktoken_bpe
