@@ -362,8 +362,8 @@ class Tokenizer:
     def encode_batch(
         self,
         texts: Iterable[str],
-        *,
         num_threads: int | None = None,
+        *,
         allowed_special: AllowedSpecial = (),
         errors: str = "strict",
     ) -> list[list[int]]:
@@ -373,8 +373,8 @@ class Tokenizer:
     def encode_batch_to_numpy(
         self,
         texts: Iterable[str],
-        *,
         num_threads: int | None = None,
+        *,
         allowed_special: AllowedSpecial = (),
         errors: str = "strict",
         dtype: npt.DTypeLike | None = None,
