@@ -198,7 +198,14 @@ def _make_handler(proxy: S3Proxy) -> type[BaseHTTPRequestHandler]:
             if fault is Fault.HTTP_500:
                 self._send(500, "Internal Server Error", [("Content-Type", "application/xml")], _ERROR_500)
                 return
-            status, reason, headers, data = self._forward()
+            try:
+                status, reason, headers, data = self._forward()
+            except (
+                http.client.HTTPException,
+                OSError,
+            ):  # upstream gone (shutting down): answer like a dead server
+                self._drop()
+                return
             stall = proxy._stall_pattern
             if self.command == "GET" and status < 300 and len(data) > 1:
                 if fault is Fault.CORRUPT:
