@@ -576,11 +576,16 @@ PyObject* Encoder_encode_batch(EncoderObject* self, PyObject* args) {
         }
     }
     const Encoder* enc = self->enc;
+    // Largest texts first (LPT scheduling): one big document handed out last would leave the other threads idle.
+    std::vector<size_t> order(count);
+    for (size_t i = 0; i < count; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&sizes](size_t a, size_t b) { return sizes[a] > sizes[b]; });
     std::atomic<size_t> next{0};
     std::atomic<bool> oom{false};
     auto work = [&]() {
         std::vector<uint32_t> scratch;
-        for (size_t i; (i = next.fetch_add(1)) < count;) {
+        for (size_t k; (k = next.fetch_add(1)) < count;) {
+            const size_t i = order[k];
             try {
                 if (itemsize == 2) {
                     ntok[i] = enc->encode_text(data[i], sizes[i], static_cast<uint16_t*>(bufs[i]));
