@@ -216,3 +216,16 @@ def test_custom_pattern_uses_regex_package():
     assert tok.encode("ab ab!") == [257, 256, 33]
     assert tok.encode_batch(["ab ab!"]) == [[257, 256, 33]]
     assert tok.encode_to_numpy("ab ab!").tolist() == [257, 256, 33]
+
+
+def test_package_train_stays_the_function_after_submodule_import():
+    import importlib
+    import sys
+
+    import tokenizer as package
+
+    importlib.import_module("tokenizer.train")  # binds the submodule on the package...
+    assert (
+        callable(package.train) and package.train.__module__ == "tokenizer.train"
+    )  # ...but the name stays the function
+    assert sys.modules["tokenizer.train"].train is package.train
