@@ -22,6 +22,7 @@ Locators survive `fork` (DataLoader workers): a child drops the parent's pins an
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -145,6 +146,16 @@ def _track(locator: RemoteLocator) -> None:
 class RemoteLocator:
     """Local paths of a remote store's files, staged on demand into a node-local cache (see module doc)."""
 
+    # Per-process state, reset in a forked child (see _forget_parent_state).
+    _pid: int
+    _mutex: threading.Lock
+    _fds: dict[str, int]  # name -> fd holding its shared pin
+    _reasons: dict[str, set[str]]  # name -> why pinned: "use" (mapped), "prefetch", "file"
+    _prefetched: OrderedDict[str, None]  # pinned only for prefetch, oldest first
+    _inflight: dict[str, Future[None]]
+    _executor: ThreadPoolExecutor | None
+    last_prefetch_error: BaseException | None
+
     def __init__(
         self,
         *,
@@ -179,6 +190,7 @@ class RemoteLocator:
             _Item(s.name, s.size, s.checksum, compressed.get(s.name)) for s in self.manifest.shards
         ]
         self._files = {f.name: _Item(f.name, f.size, f.checksum, None) for f in self.manifest.files}
+        self._by_name = {item.name: item for item in self._shards}
         self.cache = CacheDir(cache_root, _store_key(url, self.manifest.fingerprint))
         self.directory = self.cache.dir
         self.downloads = 0  # files this process downloaded (tests and benchmarks read it)
@@ -226,7 +238,7 @@ class RemoteLocator:
                     )
                 future = self._executor.submit(self._prefetch_one, item)
                 self._inflight[item.name] = future
-            future.add_done_callback(lambda _f, name=item.name: self._done(name))
+            future.add_done_callback(functools.partial(self._done, item.name))
 
     def release(self, index: int) -> None:
         """The Store unmapped shard `index`: it may be evicted again (once no process uses it)."""
@@ -242,6 +254,23 @@ class RemoteLocator:
             executor.shutdown(wait=True, cancel_futures=True)
         for fd in fds.values():
             os.close(fd)
+
+    def names(self) -> list[str]:
+        """Every file a full copy of the store needs: auxiliary files, then shards in order."""
+        return [*self._files, *(item.name for item in self._shards)]
+
+    def size_of(self, name: str) -> int:
+        return self._item(name).size
+
+    def is_cached(self, name: str) -> bool:
+        return os.path.exists(self.cache.data_path(name))
+
+    def fetch(self, name: str, *, report: Callable[[int], None] | None = None) -> str:
+        """Make sure `name` is in the cache (without pinning it) and return its path; `report(n)` gets progress."""
+        path = self._ensure(self._item(name), demand=True, report=report)
+        if path is None:
+            raise CacheError(f"{self.directory}: no room for {name}")
+        return path
 
     def usage(self) -> Usage:
         """Bytes in the whole cache root right now (files + downloads in progress)."""
@@ -266,6 +295,12 @@ class RemoteLocator:
         )
 
     # ---- internals -------------------------------------------------------------------------------------------
+    def _item(self, name: str) -> _Item:
+        item = self._files.get(name) or self._by_name.get(name)
+        if item is None:
+            raise CacheError(f"{join_url(self.url, name)}: not listed in the store manifest")
+        return item
+
     def _shard(self, index: int) -> _Item:
         if not 0 <= index < len(self._shards):
             raise IndexError(f"shard index {index} out of range 0..{len(self._shards) - 1} of {self.url}")
@@ -273,19 +308,19 @@ class RemoteLocator:
 
     def _forget_parent_state(self, *, close: bool = True) -> None:
         if close:
-            for fd in getattr(self, "_fds", {}).values():
+            for fd in self._fds.values():
                 os.close(fd)  # the parent still holds these flocks through its own descriptor
             # fsspec's async filesystems (s3fs, gcsfs) refuse to run in a forked child: make a fresh one (lazily:
             # this runs inside the fork hook).
             self._fs = None
         self._pid = os.getpid()
         self._mutex = threading.Lock()
-        self._fds: dict[str, int] = {}
-        self._reasons: dict[str, set[str]] = {}
-        self._prefetched: OrderedDict[str, None] = OrderedDict()
-        self._inflight: dict[str, Future[None]] = {}
-        self._executor: ThreadPoolExecutor | None = None
-        self.last_prefetch_error: BaseException | None = None
+        self._fds = {}
+        self._reasons = {}
+        self._prefetched = OrderedDict()
+        self._inflight = {}
+        self._executor = None
+        self.last_prefetch_error = None
 
     def _check_fork(self) -> None:
         if os.getpid() != self._pid:
@@ -347,7 +382,7 @@ class RemoteLocator:
         for name in overflow:
             self._unhold(name, "prefetch")
 
-    def _done(self, name: str) -> None:
+    def _done(self, name: str, _future: Future[None]) -> None:
         with self._mutex:
             self._inflight.pop(name, None)
 

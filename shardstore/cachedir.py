@@ -75,7 +75,10 @@ def flock(path: str, *, shared: bool = False, timeout_s: float | None = None) ->
         return fd
     deadline = time.monotonic() + timeout_s
     delay = 0.002
-    while (fd := try_flock(path, shared=shared)) is None:
+    while True:
+        got = try_flock(path, shared=shared)
+        if got is not None:
+            return got
         if time.monotonic() > deadline:
             raise CacheError(
                 f"{path}: still locked by another process after {timeout_s:.0f}s (a download that hangs?); "
@@ -83,7 +86,6 @@ def flock(path: str, *, shared: bool = False, timeout_s: float | None = None) ->
             )
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
-    return fd
 
 
 @dataclass(frozen=True, slots=True)

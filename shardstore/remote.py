@@ -72,16 +72,12 @@ def join_url(url: str, name: str) -> str:
     return f"{url.rstrip('/')}/{name}"
 
 
-def with_retries(
-    what: str, fn: Callable[[], T], policy: RetryPolicy, *, on_retry: Callable[[], None] | None = None
-) -> T:
+def with_retries(what: str, fn: Callable[[], T], policy: RetryPolicy) -> T:
     """Call `fn` up to `policy.attempts` times; `what` (a URL) names the thing in the final RemoteError."""
     last: BaseException | None = None
     for attempt in range(policy.attempts):
         if attempt:
             time.sleep(policy.delay(attempt - 1))
-            if on_retry is not None:
-                on_retry()
         try:
             return fn()
         except (TypeError, AttributeError) as exc:  # a bad option or a bug: asking again cannot help

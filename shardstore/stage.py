@@ -52,8 +52,8 @@ def stage(
     if workers < 1:
         raise ConfigError(f"workers={workers} must be >= 1")
     _, locator = open_remote(url, cache_dir=cache_dir, storage_options=storage_options, config=config)
-    items = list(locator._files.values()) + list(locator._shards)
-    total = sum(item.size for item in items)
+    names = locator.names()
+    total = sum(locator.size_of(name) for name in names)
     limit = locator.cache_limit
     if limit is not None and total > limit:
         raise CacheError(
@@ -80,17 +80,17 @@ def stage(
                 if seconds > 0:
                     bar.set_postfix_str(f"{moved[0] / 1e6 / seconds:.1f} MB/s", refresh=False)
 
-    def one(item: Any) -> None:
-        if os.path.exists(locator.cache.data_path(item.name)):  # already cached: nothing to move
+    def one(name: str) -> None:
+        if locator.is_cached(name):  # nothing to move
             if bar is not None:
                 with lock:
-                    bar.update(item.size)
+                    bar.update(locator.size_of(name))
             return
-        locator._ensure(item, demand=True, report=report)
+        locator.fetch(name, report=report)
 
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="shardstore-stage") as pool:
-            for future in [pool.submit(one, item) for item in items]:
+            for future in [pool.submit(one, name) for name in names]:
                 future.result()
     finally:
         if bar is not None:
@@ -100,7 +100,7 @@ def stage(
     return StageReport(
         url=locator.url,
         directory=locator.directory,
-        files=len(items),
+        files=len(names),
         downloaded=locator.downloads,
         bytes_total=total,
         bytes_downloaded=moved[0],

@@ -305,3 +305,18 @@ def test_flock_is_released_when_its_holder_is_killed(tmp_path: Any) -> None:
         holder.wait()
     fd = flock(path, timeout_s=5)  # the kernel dropped the dead holder's lock
     os.close(fd)
+
+
+def test_any_fsspec_url_works_memory_filesystem(tmp_path: Any) -> None:
+    import fsspec
+
+    src = build_store(str(tmp_path / "src"), num_docs=25, seed=9)
+    fs = fsspec.filesystem("memory")
+    for name in os.listdir(src):
+        fs.pipe(f"/h6-cache-test/{name}", (tmp_path / "src" / name).read_bytes())
+    try:
+        store = Store.open("memory://h6-cache-test", cache_dir=str(tmp_path / "cache"))
+        assert tokens_digest(store) == tokens_digest(Store.open(src))
+        assert store.locator.downloads == len(store.manifest.shards)
+    finally:
+        fs.rm("/h6-cache-test", recursive=True)
