@@ -276,6 +276,7 @@ def test_iterator_input_is_streamed_once() -> None:
         ({"vocab_size": 256}, r"vocab_size=256 is too small.*>= 257"),
         ({"vocab_size": 258, "special_tokens": ("<a>", "<b>", "<c>")}, r"vocab_size=258 .*>= 259"),
         ({"vocab_size": True}, r"vocab_size=True"),
+        ({"vocab_size": 2**40}, r"vocab_size=1099511627776 is larger than the supported maximum"),
         ({"vocab_size": 300, "min_frequency": 0}, r"min_frequency=0"),
         ({"vocab_size": 300, "num_threads": 0}, r"num_threads=0"),
         ({"vocab_size": 300, "pattern": "(unclosed"}, r"does not compile"),

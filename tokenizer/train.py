@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["TrainConfig", "count_pieces", "learn_merges", "train"]
 
 NUM_BYTE_TOKENS = 256
+MAX_VOCAB_SIZE = 2**31  # token ids are u32 in the native trainer; far above any practical vocabulary
 _BATCH_CHARS_PER_THREAD = 4 << 20
 _MERGES_PER_STEP = 256
 
@@ -75,6 +76,10 @@ class TrainConfig:
                 f"vocab_size={self.vocab_size!r} is too small: it counts {NUM_BYTE_TOKENS} byte tokens + merges + "
                 f"{len(self.special_tokens)} special token(s), so it must be an int >= {self.min_vocab_size}; "
                 "raise vocab_size or pass fewer special_tokens"
+            )
+        if self.vocab_size > MAX_VOCAB_SIZE:
+            raise ConfigError(
+                f"vocab_size={self.vocab_size} is larger than the supported maximum {MAX_VOCAB_SIZE} (ids are u32)"
             )
         if not _is_int(self.min_frequency) or self.min_frequency < 1:
             raise ConfigError(
