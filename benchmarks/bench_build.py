@@ -1,6 +1,7 @@
 """End-to-end `shardstore build` throughput vs the tokenizer's own single-thread encode speed, in one run.
 
     python benchmarks/bench_build.py [--mb 64] [--files 16] [--vocab 8192] [--format jsonl|jsonl.zst|parquet]
+                                     [--rounds 3]
 
 Corpus: synthetic English-like text (Zipf-distributed words from a 30k-word lexicon, punctuation, numbers,
 paragraphs), documents of log-normal length (median ~2.5 KB), split over `--files` files. The tokenizer is trained
@@ -173,6 +174,9 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=8192)
     ap.add_argument("--format", choices=["jsonl", "jsonl.zst", "parquet"], default="jsonl.zst")
     ap.add_argument("--keep", help="work in this directory and keep it")
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="alternating measurement rounds; best of each is kept"
+    )
     args = ap.parse_args()
 
     import tokenizer
@@ -189,23 +193,37 @@ def main() -> None:
     tok.save(tok_path)
     print(f"tokenizer: vocab {tok.vocab_size} trained on 1/8 of the corpus ({time.perf_counter() - t:.1f}s)")
 
-    enc_b, enc_d = encode_speed(tok, texts, total)
     sample = texts[:2000]
     bpt = sum(len(x.encode()) for x in sample) / sum(
         a.size for a in tok.encode_batch_to_numpy(sample, num_threads=1)
     )
-    print(f"encode 1-thread: batch {enc_b:.1f} MB/s, per-doc {enc_d:.1f} MB/s ({bpt:.2f} bytes/token)")
-    del texts
-
     tiny = work / "tiny"
     tiny.mkdir(exist_ok=True)
     for name in ("t0.jsonl", "t1.jsonl"):  # two units, so that the 2-worker run starts its pool
         (tiny / name).write_text('{"text": "x"}\n')
-    fixed = {w: run_build(tiny, tok_path, work / f"tiny{w}", w)["cpu"] for w in (1, 2)}
-    results = {}
+
+    # Rounds alternate the encode measurement and the builds, and keep the best of each: on a shared machine the
+    # neighbours' load changes within seconds, and the best figures are the ones least disturbed by it.
+    enc_b = enc_d = 0.0
+    fixed = {1: float("inf"), 2: float("inf")}
+    best: dict[int, dict] = {}
+    for _ in range(args.rounds):
+        b, d = encode_speed(tok, texts, total)
+        enc_b, enc_d = max(enc_b, b), max(enc_d, d)
+        for workers in (1, 2):
+            fixed[workers] = min(
+                fixed[workers], run_build(tiny, tok_path, work / f"tiny{workers}", workers)["cpu"]
+            )
+            r = run_build(work / "corpus", tok_path, work / f"store{workers}", workers)
+            if workers not in best or r["cpu"] < best[workers]["cpu"]:
+                best[workers] = r | {"wall": min(r["wall"], best.get(workers, r)["wall"])}
+            else:
+                best[workers]["wall"] = min(best[workers]["wall"], r["wall"])
+                best[workers]["peak_mib"] = max(best[workers]["peak_mib"], r["peak_mib"])
+    print(f"encode 1-thread: batch {enc_b:.1f} MB/s, per-doc {enc_d:.1f} MB/s ({bpt:.2f} bytes/token)")
+    del texts
     for workers in (1, 2):
-        r = run_build(work / "corpus", tok_path, work / f"store{workers}", workers)
-        results[workers] = r
+        r = best[workers]
         net = max(1e-9, r["cpu"] - fixed[workers])
         per_cpu = total / net / 1e6
         print(
@@ -216,8 +234,9 @@ def main() -> None:
             f"{r['report']['num_docs']:,} docs {r['report']['num_tokens']:,} tokens"
         )
     print(
-        f"scaling 1 -> 2 workers (wall): {results[1]['wall'] / results[2]['wall']:.2f}x on {os.cpu_count()} cores; "
-        f"load average now {os.getloadavg()[0]:.1f} (a shared machine: wall figures are noisy, CPU figures less so)"
+        f"scaling 1 -> 2 workers (best wall): {best[1]['wall'] / best[2]['wall']:.2f}x on {os.cpu_count()} cores; "
+        f"load average now {os.getloadavg()[0]:.1f} (a shared machine: wall figures are noisy, CPU figures less so); "
+        f"best of {args.rounds} rounds"
     )
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
