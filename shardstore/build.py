@@ -138,6 +138,26 @@ def _build_options(
     }
 
 
+def _repairs_only(
+    old: Mapping[str, Any], new: Mapping[str, Any], units: Sequence[WorkUnit], finished: set[int]
+) -> bool:
+    """True if the options differ only in the size of input files none of whose units is finished: files repaired
+    in place after their units failed (or before they ran). Those units run from scratch, every other unit is
+    unchanged, so the result is the store a clean build of the repaired inputs would give."""
+    if set(old) != set(new) or any(old[k] != new[k] for k in new if k != "inputs"):
+        return False
+    before, after = old.get("inputs"), new.get("inputs")
+    if not isinstance(before, list) or not isinstance(after, list) or len(before) != len(after):
+        return False
+    changed = set()
+    for a, b in zip(before, after, strict=True):
+        if a != b:
+            if not isinstance(a, list) or len(a) != 4 or [a[0], a[2], a[3]] != [b[0], b[2], b[3]]:
+                return False
+            changed.add(b[0])
+    return not any(u.file.url in changed and i in finished for i, u in enumerate(units))
+
+
 def run_build(cfg: BuildConfig) -> BuildReport:
     """Run (or resume, or finalize) the build described by `cfg`."""
     from tokenizer import Tokenizer
@@ -161,7 +181,9 @@ def run_build(cfg: BuildConfig) -> BuildReport:
         journal.create()
     except OSError as exc:
         raise BuildError(f"cannot create the store directory {cfg.out!r}: {exc}") from exc
-    journal.check_options(options)
+    journal.check_options(
+        options, acceptable=lambda old, new: _repairs_only(old, new, units, journal.finished_indices())
+    )
     store_tok = os.path.join(cfg.out, TOKENIZER_NAME)
     if _read_or_none(store_tok) != tok_bytes:
         atomic_write(store_tok, tok_bytes)
@@ -219,8 +241,8 @@ def run_build(cfg: BuildConfig) -> BuildReport:
         raise BuildError(
             f"{len(failed)} of {len(units)} input units failed ({names}"
             f"{', ...' if len(failed) > 5 else ''}): {next(iter(report.failed.values()))}. The other units are "
-            f"finished and kept; fix or remove the bad inputs and re-run, or pass --allow-partial to commit the "
-            f"store without them. Details in {os.path.join(cfg.out, REPORT_NAME)}"
+            f"finished and kept; repair the bad files in place and re-run the same command (only their units run "
+            f"again), or pass --allow-partial to commit the store without them. Details in {os.path.join(cfg.out, REPORT_NAME)}"
         )
     _sweep_stale_temps(cfg.out)
     manifest = _finalize(cfg, files, units, results, failed, tok, dtype, options)

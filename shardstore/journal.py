@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,8 +129,14 @@ class Journal:
 
     # -- options --------------------------------------------------------------------------------------------
 
-    def check_options(self, options: Mapping[str, Any]) -> bool:
-        """Record the options on first use; on later runs insist they are equal. Returns True if newly written."""
+    def check_options(
+        self,
+        options: Mapping[str, Any],
+        *,
+        acceptable: Callable[[Mapping[str, Any], Mapping[str, Any]], bool] | None = None,
+    ) -> bool:
+        """Record the options on first use; on later runs insist they are equal (or that `acceptable(old, new)`
+        allows the change, which then replaces the record). Returns True if the record was (re)written."""
         path = os.path.join(self.root, "options.json")
         data = canonical_json(dict(options))
         try:
@@ -145,6 +151,9 @@ class Journal:
             old = json.loads(old_bytes)
         except ValueError:
             old = {}
+        if acceptable is not None and isinstance(old, dict) and acceptable(old, options):
+            atomic_write(path, data)
+            return True
         changed = sorted(k for k in set(old) | set(options) if old.get(k) != options.get(k))
         details = "; ".join(f"{k}: {_short(old.get(k))} -> {_short(options.get(k))}" for k in changed[:6])
         raise BuildError(

@@ -166,6 +166,19 @@ def test_bad_file_fails_alone_and_allow_partial(tmp_path, tok_path, corpus):
     assert store.num_docs == 40
     assert store.manifest.provenance["failed_inputs"] == [f"{inputs}/part-001.jsonl.gz"]
     assert read_provenance(store, 20)["file"].endswith("part-003.parquet")
+    store.close()
+    # Changing a file whose unit is finished is refused; repairing the failed file in place finishes the store,
+    # identical to a clean build of the repaired inputs.
+    good = (inputs / "part-000.jsonl").read_bytes()
+    (inputs / "part-000.jsonl").write_bytes(good + b'{"text": "one more"}\n')
+    with pytest.raises(BuildError, match="different build options"):
+        _build([inputs], tok_path, out)
+    (inputs / "part-000.jsonl").write_bytes(good)
+    (inputs / "part-001.jsonl.gz").write_bytes(blob)
+    repaired = _build([inputs], tok_path, out)
+    assert repaired.complete and not repaired.failed and repaired.units_run == 1 and repaired.num_docs == 5040
+    _build([inputs], tok_path, tmp_path / "clean")
+    assert snapshot(out) == snapshot(tmp_path / "clean")
 
 
 def test_bad_records_are_counted_in_report(tmp_path, tok_path, tok):
