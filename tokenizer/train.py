@@ -210,7 +210,7 @@ def count_pieces(
     from ._native import _trainer
 
     regex_str = resolve_pattern(pattern)
-    native_id = native_pattern_id(regex_str) if _trainer.HAVE_PRETOK else -1
+    native_id = native_pattern_id(regex_str)
     counter = _trainer.PieceCounter()
     limit = _BATCH_CHARS_PER_THREAD * num_threads
     count: Callable[[list[str]], int]

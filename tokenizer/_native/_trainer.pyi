@@ -1,7 +1,5 @@
 """Type stub of the native trainer extension (tokenizer/_native/trainer.cc)."""
 
-HAVE_PRETOK: int
-
 class PieceCounter:
     def __init__(self) -> None: ...
     def count_texts(self, texts: list[str] | tuple[str, ...], pattern: int, num_threads: int) -> int: ...

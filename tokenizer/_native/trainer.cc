@@ -2,10 +2,8 @@
 //
 // PieceCounter  -- unique pre-tokenized pieces -> u64 counts.  Memory is bounded by the number of unique pieces,
 //                  never by corpus size.  `count_texts` splits a batch of str with the hand-written pre-tokenizer
-//                  (pretok.h) on N threads with the GIL released: every thread counts into its own maps, sharded
-//                  by hash into 64 shards, then the shards are merged into the global maps in parallel (thread t
-//                  owns shards t, t+T, ...).  Sums commute, so the counts never depend on the thread count.
-//                  `add` takes already-split pieces (custom regex patterns are split in Python).
+//                  (pretok.h) on N threads with the GIL released (train_count.h); the counts never depend on the
+//                  thread count.  `add` takes already-split pieces (custom regex patterns are split in Python).
 // BpeMerger     -- merge learning (train_merge.h); `step(n, min_frequency)` releases the GIL while it works, so the
 //                  caller can drive a progress bar between steps.
 // Lone surrogates in input str (not encodable as UTF-8) are counted as U+FFFD, and counted in `stats()`.
@@ -13,36 +11,22 @@
 #include <Python.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <exception>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "train_count.h"
 #include "train_maps.h"
 #include "train_merge.h"
 
-#if defined(__has_include)
-#if __has_include("pretok.h")
-#include "pretok.h"
-#define TRAIN_HAVE_PRETOK 1
-#endif
-#endif
-#ifndef TRAIN_HAVE_PRETOK
-#define TRAIN_HAVE_PRETOK 0
-#endif
-
 namespace {
 
-constexpr int kShardBits = 6;
-constexpr size_t kShards = size_t{1} << kShardBits;
-
-inline size_t shard_of(uint64_t h) { return static_cast<size_t>(h >> (64 - kShardBits)); }
-
-using Shards = std::vector<train::PieceMap>;
+using train::kShards;
+using train::shard_of;
+using train::Shards;
 
 // Appends the UTF-8 encoding of `text` to `out`, with every lone surrogate written as U+FFFD.  Returns how many
 // surrogates were replaced.  Only used for the rare str that PyUnicode_AsUTF8AndSize rejects.
@@ -116,36 +100,6 @@ PyObject* guarded1(PyObject* self, PyObject* arg) {
     }
 }
 
-// Runs fn(0..n-1), fn(t) on its own thread for t > 0, and returns the first error message ("" if none).  Never
-// throws: an exception inside a task is recorded, and a task whose thread cannot be started runs on the caller.
-template <class Fn>
-std::string run_parallel(size_t n, Fn fn) {
-    std::vector<std::string> errors(n);
-    auto task = [&](size_t t) {
-        try {
-            fn(t);
-        } catch (const std::bad_alloc&) {
-            errors[t] = "out of memory";
-        } catch (const std::exception& e) {
-            errors[t] = e.what();
-        }
-    };
-    std::vector<std::thread> pool;
-    size_t started = 1;
-    try {
-        pool.reserve(n);
-        for (; started < n; ++started) pool.emplace_back(task, started);
-    } catch (...) {
-    }
-    task(0);
-    for (size_t t = started; t < n; ++t) task(t);
-    for (auto& th : pool) th.join();
-    for (const auto& e : errors) {
-        if (!e.empty()) return e;
-    }
-    return "";
-}
-
 // Shared guard against two Python threads using one native object at once while the GIL is released.
 struct BusyGuard {
     bool& flag;
@@ -206,22 +160,6 @@ Py_ssize_t counter_len(PyObject* self) {
     return static_cast<Py_ssize_t>(counter_size(*reinterpret_cast<PieceCounterObject*>(self)->shards));
 }
 
-// Merges per-thread shards into the global ones; thread t owns global shards t, t+T, ...
-[[maybe_unused]] std::string merge_shards(Shards& global, std::vector<Shards>& locals, size_t nthreads) {
-    auto work = [&](size_t t) {
-        for (size_t s = t; s < kShards; s += nthreads) {
-            for (Shards& local : locals) {
-                const train::PieceMap& m = local[s];
-                for (const auto& slot : m.slots()) {
-                    if (slot.used) global[s].add(m.key(slot), slot.len, slot.hash, slot.count);
-                }
-                local[s].clear();
-            }
-        }
-    };
-    return run_parallel(nthreads, work);
-}
-
 PyObject* counter_count_texts(PyObject* self, PyObject* args, PyObject* kwds) {
     static const char* kwlist[] = {"texts", "pattern", "num_threads", nullptr};
     PyObject* texts_obj;
@@ -230,14 +168,6 @@ PyObject* counter_count_texts(PyObject* self, PyObject* args, PyObject* kwds) {
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oin:count_texts", const_cast<char**>(kwlist), &texts_obj, &pattern,
                                      &num_threads))
         return nullptr;
-#if !TRAIN_HAVE_PRETOK
-    (void)self;
-    (void)texts_obj;
-    (void)pattern;
-    (void)num_threads;
-    PyErr_SetString(PyExc_RuntimeError, "built without the native pre-tokenizer (pretok.h); split pieces in Python");
-    return nullptr;
-#else
     if (pattern != PRETOK_CL100K && pattern != PRETOK_GPT2) {
         PyErr_Format(PyExc_ValueError, "pattern=%d is not a native pre-tokenizer pattern id", pattern);
         return nullptr;
@@ -253,7 +183,7 @@ PyObject* counter_count_texts(PyObject* self, PyObject* args, PyObject* kwds) {
     PyObject* seq = holder.p;
     if (!seq) return nullptr;
     const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    std::vector<std::pair<const uint8_t*, size_t>> refs(static_cast<size_t>(n));
+    std::vector<train::TextRef> refs(static_cast<size_t>(n));
     std::vector<std::unique_ptr<std::string>> owned;  // re-encoded texts that held lone surrogates
     uint64_t total = 0;
     for (Py_ssize_t i = 0; i < n; ++i) {
@@ -275,66 +205,21 @@ PyObject* counter_count_texts(PyObject* self, PyObject* args, PyObject* kwds) {
         refs[static_cast<size_t>(i)] = {reinterpret_cast<const uint8_t*>(p), static_cast<size_t>(len)};
         total += static_cast<uint64_t>(len);
     }
-    size_t nthreads = std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(num_threads), refs.size()));
-    std::vector<Shards> locals(nthreads, Shards(kShards));
-    std::atomic<size_t> next{0};
-    std::vector<uint64_t> pieces(nthreads, 0);
     const PretokPattern pat = static_cast<PretokPattern>(pattern);
+    const size_t threads = static_cast<size_t>(num_threads);
     std::string err;
+    uint64_t pieces = 0;
     Py_BEGIN_ALLOW_THREADS;
-    auto work = [&](size_t t) {
-        {
-            Shards& mine = locals[t];
-            uint64_t count = 0;
-            // Software pipeline: a piece is split and hashed, its slot prefetched, and it is inserted kLag pieces
-            // later, so the (cache-missing) hash-table probe overlaps the splitting of the next pieces.
-            constexpr size_t kLag = 8;
-            struct Pending {
-                const uint8_t* p;
-                size_t n;
-                uint64_t h;
-            } ring[kLag];
-            size_t queued = 0;
-            for (size_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < refs.size();) {
-                const uint8_t* s = refs[k].first;
-                const size_t len = refs[k].second;
-                size_t pos = 0;
-                while (pos < len) {
-                    size_t end = pretok_next(pat, s, len, pos);
-                    if (end <= pos || end > len) throw std::logic_error("pre-tokenizer returned an invalid offset");
-                    uint64_t h = train::hash_bytes(s + pos, end - pos);
-                    Pending& slot = ring[queued % kLag];
-                    if (queued >= kLag) mine[shard_of(slot.h)].add(slot.p, slot.n, slot.h, 1);
-                    slot = Pending{s + pos, end - pos, h};
-                    mine[shard_of(h)].prefetch(h);
-                    ++queued;
-                    pos = end;
-                }
-            }
-            for (size_t q = queued > kLag ? queued - kLag : 0; q < queued; ++q) {
-                const Pending& slot = ring[q % kLag];
-                mine[shard_of(slot.h)].add(slot.p, slot.n, slot.h, 1);
-            }
-            count = queued;
-            pieces[t] = count;
-        }
-    };
-    err = run_parallel(nthreads, work);
-    // Only a batch counted completely is added, so a failed call leaves the counter as it was -- unless the merge
-    // itself runs out of memory, which the message says.
-    if (err.empty()) {
-        err = merge_shards(*c->shards, locals, nthreads);
-        if (!err.empty()) err += " while adding a batch's counts; this counter is now incomplete";
-    }
+    err = train::count_texts(pat, refs, threads, *c->shards, pieces);
     Py_END_ALLOW_THREADS;
     if (!err.empty()) {
-        PyErr_SetString(PyExc_MemoryError, err.c_str());
+        bool oom = err.find("out of memory") != std::string::npos;
+        PyErr_SetString(oom ? PyExc_MemoryError : PyExc_RuntimeError, err.c_str());
         return nullptr;
     }
-    for (uint64_t p : pieces) c->pieces_counted += p;
+    c->pieces_counted += pieces;
     c->bytes_counted += total;
     return PyLong_FromUnsignedLongLong(total);
-#endif
 }
 
 // add(pieces: dict[bytes | str, int]) -- counts of pieces split elsewhere (custom regex patterns).
@@ -613,8 +498,7 @@ PyMODINIT_FUNC PyInit__trainer(void) {
     Py_INCREF(&PieceCounterType);
     Py_INCREF(&BpeMergerType);
     if (PyModule_AddObject(mod, "PieceCounter", reinterpret_cast<PyObject*>(&PieceCounterType)) < 0 ||
-        PyModule_AddObject(mod, "BpeMerger", reinterpret_cast<PyObject*>(&BpeMergerType)) < 0 ||
-        PyModule_AddIntConstant(mod, "HAVE_PRETOK", TRAIN_HAVE_PRETOK) < 0) {
+        PyModule_AddObject(mod, "BpeMerger", reinterpret_cast<PyObject*>(&BpeMergerType)) < 0) {
         Py_DECREF(mod);
         return nullptr;
     }
