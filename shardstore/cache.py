@@ -248,10 +248,11 @@ class RemoteLocator:
         """Cancel pending prefetches and drop every pin of this process."""
         with self._mutex:
             executor, self._executor = self._executor, None
+        if executor is not None:  # first: a running prefetch could pin again after the pins are dropped
+            executor.shutdown(wait=True, cancel_futures=True)
+        with self._mutex:
             fds, self._fds, self._reasons = self._fds, {}, {}
             self._prefetched.clear()
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
         for fd in fds.values():
             os.close(fd)
 
@@ -328,17 +329,20 @@ class RemoteLocator:
 
     def _hold(self, name: str, reason: str) -> None:
         self._check_fork()
-        with self._mutex:
-            have = name in self._fds
-        fd = None if have else self.cache.pin(name)
-        with self._mutex:
-            if name not in self._fds and fd is not None:
-                self._fds[name], fd = fd, None
-            self._reasons.setdefault(name, set()).add(reason)
-            if reason == "use":
-                self._prefetched.pop(name, None)
-                self._reasons[name].discard("prefetch")
-        if fd is not None:
+        fd: int | None = None
+        while True:  # the flock may block briefly (an evictor holds it): never under the mutex
+            with self._mutex:
+                if name in self._fds or fd is not None:
+                    if name not in self._fds and fd is not None:
+                        self._fds[name] = fd
+                        fd = None
+                    self._reasons.setdefault(name, set()).add(reason)
+                    if reason == "use":
+                        self._prefetched.pop(name, None)
+                        self._reasons[name].discard("prefetch")
+                    break
+            fd = self.cache.pin(name)
+        if fd is not None:  # another thread pinned it meanwhile
             os.close(fd)
 
     def _unhold(self, name: str, reason: str) -> None:
@@ -364,6 +368,9 @@ class RemoteLocator:
             self._unhold(name, "prefetch")
 
     def _prefetch_one(self, item: _Item) -> None:
+        with self._mutex:
+            if "use" in self._reasons.get(item.name, ()):  # mapped already: nothing to prefetch or pin
+                return
         self._hold(item.name, "prefetch")
         try:
             path = self._ensure(item, demand=False)
