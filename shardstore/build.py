@@ -138,6 +138,16 @@ def _build_options(
     }
 
 
+def _outside(files: list[InputFile], out: str) -> list[InputFile]:
+    """Drop inputs inside the store directory itself (`build data/ --out data/store` must not read its own
+    provenance files back as inputs when it resumes)."""
+    root = os.path.realpath(out) + os.sep
+    kept = [f for f in files if "://" in f.url or not os.path.realpath(f.url).startswith(root)]
+    if not kept:
+        raise ConfigError(f"every input is inside the output directory {out!r}; nothing to build")
+    return kept
+
+
 def _repairs_only(
     old: Mapping[str, Any], new: Mapping[str, Any], units: Sequence[WorkUnit], finished: set[int]
 ) -> bool:
@@ -163,7 +173,7 @@ def run_build(cfg: BuildConfig) -> BuildReport:
     from tokenizer import Tokenizer
 
     t0 = time.monotonic()
-    files = expand_inputs(cfg.inputs, storage_options=cfg.storage_options)
+    files = _outside(expand_inputs(cfg.inputs, storage_options=cfg.storage_options), cfg.out)
     units = plan_units(files, unit_bytes=cfg.unit_bytes, storage_options=cfg.storage_options)
     tok_bytes = _read_or_none(cfg.tokenizer)
     if tok_bytes is None:

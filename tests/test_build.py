@@ -366,3 +366,14 @@ def test_document_streamed_in_pieces_is_stored_exactly(tmp_path, tok_path, tok, 
     store = Store.open(tmp_path / "st", verify="full")
     assert store.num_docs == 1
     assert store.doc(0).tolist() == [*tok.encode(text), tok.eos_id]
+
+
+def test_store_inside_the_input_directory_is_not_read_back(tmp_path, tok_path, corpus):
+    root, _ = corpus
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "a.parquet").write_bytes((root / "part-003.parquet").read_bytes())
+    first = _build([d], tok_path, d / "store")
+    assert first.complete and first.num_units == 1
+    again = _build([d], tok_path, d / "store")  # its provenance/*.parquet files are not inputs
+    assert again.nothing_to_do
