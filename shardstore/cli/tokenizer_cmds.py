@@ -23,7 +23,7 @@ def tokenizer_group() -> None:
 
 
 @tokenizer_group.command("train")
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--vocab-size", required=True, type=int, help="256 byte tokens + merges + special tokens.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Tokenizer JSON file to write.")
 @click.option(
