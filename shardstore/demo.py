@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -170,9 +171,16 @@ def _step_build(
     from shardstore.build import build  # `shardstore.build` names the submodule once it is imported
     from shardstore.store import Store
 
+    tok_fp = report.tokenizer["fingerprint"]
     for name, _ in _SOURCES:
+        store_dir, stamp_path = out / "stores" / name, out / "stores" / f".{name}.stamp"
+        stamp = _digest([corpus[name]], f"tokenizer={tok_fp}")
+        if stamp_path.exists() and stamp_path.read_text() != stamp and store_dir.exists():
+            # Built by an earlier demo run from another corpus cap or tokenizer: a build resumes only with its
+            # original inputs, so this derived store (ours, under --out) is rebuilt from scratch.
+            shutil.rmtree(store_dir)
         t = time.perf_counter()
-        build(
+        result = build(
             [str(corpus[name])],
             tokenizer=str(tok_path),
             out=str(out / "stores" / name),
@@ -180,6 +188,7 @@ def _step_build(
             progress=cfg.progress,
         )
         seconds = time.perf_counter() - t
+        _write_text(stamp_path, stamp)
         store = Store.open(str(out / "stores" / name))
         report.stores[name] = {
             "path": str(out / "stores" / name),
@@ -187,6 +196,7 @@ def _step_build(
             "num_docs": store.num_docs,
             "fingerprint": store.fingerprint,
             "build_seconds": seconds,
+            "already_built": bool(getattr(result, "nothing_to_do", False)),
             "input_bytes": corpus[name].stat().st_size,
         }
 
@@ -309,9 +319,14 @@ def format_report(report: DemoReport) -> str:
     ]
     for name, s in report.stores.items():
         rate = s["input_bytes"] / s["build_seconds"] / 1e6 if s["build_seconds"] > 0 else float("nan")
+        how = (
+            "already built"
+            if s["already_built"]
+            else f"built in {s['build_seconds']:.1f} s ({rate:.1f} MB/s)"
+        )
         lines.append(
-            f"store     {name}: {s['num_tokens']:,} tokens, {s['num_docs']:,} docs, {s['build_seconds']:.1f} s "
-            f"({rate:.1f} MB/s), fingerprint {s['fingerprint'][:16]}"
+            f"store     {name}: {s['num_tokens']:,} tokens, {s['num_docs']:,} docs, {how}, "
+            f"fingerprint {s['fingerprint'][:16]}"
         )
     frac = ", ".join(
         f"{n} {ld['delivered_fraction'][n]:.4f} (target {ld['target_fraction'][n]:.2f}, {ld['delivered'][n]} samples)"

@@ -131,6 +131,15 @@ def test_demo_end_to_end_on_a_small_cap_and_rerun_reuses_everything(tmp_path, ca
     assert [again["stores"][n]["fingerprint"] for n in ("code", "text")] == [
         report["stores"][n]["fingerprint"] for n in ("code", "text")
     ]
+    assert again["stores"]["code"]["already_built"] is True
+
+    # Another cap into the same folder: a new corpus, so new stores (the old derived ones are rebuilt).
+    smaller = [a if a != "0.5" else "0.25" for a in args]
+    assert main(smaller) == 0
+    third = json.loads((out / "report.json").read_text())
+    assert third["corpus"]["code_bytes"] < report["corpus"]["code_bytes"]
+    assert third["stores"]["code"]["already_built"] is False
+    assert third["stores"]["code"]["num_tokens"] == Store.open(str(out / "stores" / "code")).num_tokens
 
 
 def test_demo_rejects_bad_options_with_one_line(tmp_path, capsys):
