@@ -116,10 +116,17 @@ class _Progress:
         self.done = 0
 
 
-def _fsspec_callback(progress: _Progress) -> Any:
+def _fsspec_callback(progress: _Progress, *, url: str, size: int) -> Any:
     from fsspec.callbacks import Callback
 
     class _CB(Callback):  # type: ignore[misc]
+        def set_size(self, value: int | None) -> None:
+            # The server announces the length before the body: refuse a wrong-sized object before writing it,
+            # so a stale or hostile object cannot fill the disk.
+            if value is not None and value != size:
+                raise ChecksumError(f"{url}: the server has {value} bytes, the manifest lists {size}")
+            super().set_size(value)
+
         def relative_update(self, inc: int = 1) -> None:
             progress.add(int(inc))
 
@@ -129,8 +136,8 @@ def _fsspec_callback(progress: _Progress) -> Any:
     return _CB()
 
 
-def _download_plain(fs: Any, rpath: str, tmp: str, progress: _Progress) -> None:
-    fs.get_file(rpath, tmp, callback=_fsspec_callback(progress))
+def _download_plain(fs: Any, rpath: str, tmp: str, progress: _Progress, *, url: str, size: int) -> None:
+    fs.get_file(rpath, tmp, callback=_fsspec_callback(progress, url=url, size=size))
 
 
 def _download_zstd(fs: Any, rpath: str, tmp: str, *, size: int, chunk_size: int, progress: _Progress) -> str:
@@ -191,7 +198,7 @@ def download_verified(
         if zstd:
             got = _download_zstd(fs, rpath, tmp, size=size, chunk_size=chunk_size, progress=progress)
         else:
-            _download_plain(fs, rpath, tmp, progress)
+            _download_plain(fs, rpath, tmp, progress, url=url, size=size)
             actual = os.path.getsize(tmp)
             if actual != size:
                 raise ChecksumError(

@@ -320,3 +320,23 @@ def test_any_fsspec_url_works_memory_filesystem(tmp_path: Any) -> None:
         assert store.locator.downloads == len(store.manifest.shards)
     finally:
         fs.rm("/h6-cache-test", recursive=True)
+
+
+def test_an_object_of_the_wrong_size_is_refused_before_it_is_written(
+    tmp_path: Any, s3_server: Any, proxy: Any
+) -> None:
+    import s3fs
+
+    src = build_store(str(tmp_path / "src"), num_docs=30)
+    url = upload(s3_server, src)
+    key = url.removeprefix("s3://") + "/shard-000001.shard"
+    s3fs.S3FileSystem(**s3_server.storage_options).pipe(key, b"\0" * (4 << 20))  # replaced after the manifest
+    config = CacheConfig(retry=RetryPolicy(attempts=2, backoff_s=0.001, max_backoff_s=0.002))
+    store, locator = _open(url, str(tmp_path / "cache"), proxy, config=config)
+    span = store.shard_token_offsets
+    with pytest.raises(
+        RemoteError, match=r"shard-000001\.shard: the server has 4194304 bytes, the manifest lists"
+    ):
+        store.tokens(int(span[1]), int(span[1]) + 1)
+    assert proxy.bytes_sent["store/shard-000001.shard"] < 4 << 20  # not transferred in full
+    assert os.listdir(os.path.join(locator.directory, "tmp")) == []
