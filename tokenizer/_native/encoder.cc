@@ -196,14 +196,6 @@ class Encoder {
         return encode_piece_hashed(p, n, n == 1 ? 0 : hash_bytes(p, n), out);
     }
 
-    // Hash of a piece; its token-table slot is prefetched (the lookup is the encoder's main cache miss).
-    uint64_t hash_and_prefetch(const uint8_t* p, size_t n) const {
-        if (n == 1) return 0;
-        uint64_t h = hash_bytes(p, n);
-        __builtin_prefetch(&slots_[h & slot_mask_]);
-        return h;
-    }
-
     template <class T>
     size_t encode_piece_hashed(const uint8_t* p, size_t n, uint64_t h, T* out) const {
         if (n == 1) {
@@ -319,26 +311,12 @@ class Encoder {
     template <class T>
     size_t encode_text(const uint8_t* s, size_t n, T* out) const {
         PretokPattern pat = static_cast<PretokPattern>(pattern_);
-        auto next = [&](size_t pos) {
-            size_t e = pretok_next(pat, s, n, pos);
-            return (e <= pos || e > n) ? pos + 1 : e;  // defensive: never loop forever or read past the end
-        };
-        // Software pipeline: split and hash piece i+1 and prefetch its table slot before encoding piece i.
-        size_t m = 0, pos = 0;
-        if (n == 0) return 0;
-        size_t end = next(0);
-        uint64_t h = hash_and_prefetch(s, end);
+        size_t pos = 0, m = 0;
         while (pos < n) {
-            size_t pos2 = end, end2 = end;
-            uint64_t h2 = 0;
-            if (pos2 < n) {
-                end2 = next(pos2);
-                h2 = hash_and_prefetch(s + pos2, end2 - pos2);
-            }
-            m += encode_piece_hashed(s + pos, end - pos, h, out + m);
-            pos = pos2;
-            end = end2;
-            h = h2;
+            size_t e = pretok_next(pat, s, n, pos);
+            if (e <= pos || e > n) e = pos + 1;  // defensive: never loop forever or read past the end
+            m += encode_piece(s + pos, e - pos, out + m);
+            pos = e;
         }
         return m;
     }
