@@ -233,6 +233,15 @@ def run_build(cfg: BuildConfig) -> BuildReport:
     missing = [i for i in range(len(units)) if i not in results and i not in failed]
     report.seconds = time.monotonic() - t0
 
+    if failed and not cfg.allow_partial:
+        _write_report(cfg.out, report)
+        names = ", ".join(_unit_name(units[i]) for i in sorted(failed)[:5])
+        raise BuildError(
+            f"{len(failed)} of {len(units)} input units failed ({names}"
+            f"{', ...' if len(failed) > 5 else ''}): {next(iter(report.failed.values()))}. The other units are "
+            f"finished and kept; repair the bad files in place and re-run the same command (only their units run "
+            f"again), or pass --allow-partial to commit the store without them. Details in {os.path.join(cfg.out, REPORT_NAME)}"
+        )
     if missing:
         if cfg.finalize:
             raise BuildError(
@@ -245,15 +254,6 @@ def run_build(cfg: BuildConfig) -> BuildReport:
         )
         _write_report(cfg.out, report)
         return report
-    if failed and not cfg.allow_partial:
-        _write_report(cfg.out, report)
-        names = ", ".join(_unit_name(units[i]) for i in sorted(failed)[:5])
-        raise BuildError(
-            f"{len(failed)} of {len(units)} input units failed ({names}"
-            f"{', ...' if len(failed) > 5 else ''}): {next(iter(report.failed.values()))}. The other units are "
-            f"finished and kept; repair the bad files in place and re-run the same command (only their units run "
-            f"again), or pass --allow-partial to commit the store without them. Details in {os.path.join(cfg.out, REPORT_NAME)}"
-        )
     _sweep_stale_temps(cfg.out)
     manifest = _finalize(cfg, files, units, results, failed, tok, dtype, options)
     report.complete, report.fingerprint = True, manifest.fingerprint
