@@ -15,10 +15,10 @@ Design and trade-offs:
   node-local cache may delete the file. Arrays already handed out keep their mapping alive (CPython unmaps when the
   last view dies), so eviction never invalidates memory in use. Mapping and eviction take a lock; reads never do,
   so threads may share a Store.
-- `read_into` is the hot path: bisect over cumulative shard token offsets, a slot lookup, a trusted-shard flag (or
+- `read_into` reads one row: bisect over cumulative shard token offsets, a slot lookup, a trusted-shard flag (or
   a bitmap check), one numpy copy; ~0.8 us of Python per call on top of the copy (benchmarks/RESULTS.md: 1.4x the
-  throughput of slicing an np.memmap of one flat file). Single-shard `tokens()`/`doc()` return zero-copy read-only
-  views of the mapping.
+  throughput of slicing an np.memmap of one flat file). `read_rows` / `mark_doc_starts` do a whole batch of rows
+  per call (`shardstore.rows`: the loader's hot path). Single-shard `tokens()`/`doc()` return zero-copy views.
 - The locator decides where shard files come from: `LocalLocator` for directories and file:// URLs; for any other
   fsspec URL, `shardstore.cache.open_remote` stages files to node-local disk.
 """
@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shardstore import format as fmt
+from shardstore import rows as _rows
 from shardstore.errors import ChecksumError, ConfigError, FormatError, ManifestError
 from shardstore.locator import LocalLocator, Locator, split_url
 from shardstore.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, FileInfo, Manifest
@@ -300,6 +301,18 @@ class Store:
             start += take
         return out
 
+    def read_rows(self, starts: np.ndarray, out: np.ndarray, *, rows: np.ndarray | None = None) -> np.ndarray:
+        """Fill ``out[i]`` (``out[rows[i]]`` when given) with tokens ``[starts[i], starts[i] + out.shape[1])`` for a
+        2-D integer `out`, verified like `read_into`, across shard boundaries; returns `out`."""
+        return _rows.read_rows(self, starts, out, rows=rows)
+
+    def mark_doc_starts(
+        self, starts: np.ndarray, marks: np.ndarray, *, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Set ``marks[i, p]`` (row ``rows[i]`` when given) of a 2-D bool array where a document begins at token
+        ``starts[i] + p``, ``p < marks.shape[1]``; batched `doc_starts`. Returns `marks`."""
+        return _rows.mark_doc_starts(self, starts, marks, rows=rows)
+
     def tokens(self, start: int, stop: int) -> np.ndarray:
         """Tokens [start, stop) as a read-only array (a zero-copy view when they lie in one shard)."""
         if not 0 <= start <= stop <= self._num_tokens:
@@ -351,8 +364,9 @@ class Store:
             base = self._tok_starts[s]
             offs = shard.offsets
             last = offs.size - 1  # entries [0, last) are document starts; offs[last] is the end
-            i0 = int(np.searchsorted(offs, max(start - base, 0), "left"))
-            i1 = min(int(np.searchsorted(offs, min(stop - base, shard.num_tokens), "left")), last)
+            # uint64 queries: a Python int would make numpy cast the whole uint64 offsets array per search
+            i0 = int(np.searchsorted(offs, np.uint64(max(start - base, 0)), "left"))
+            i1 = min(int(np.searchsorted(offs, np.uint64(min(stop - base, shard.num_tokens)), "left")), last)
             seg = offs[i0 : i1 + 1].astype(np.int64)
             parts.append(seg[:-1][seg[1:] > seg[:-1]] + base)  # empty documents begin nowhere
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
