@@ -7,7 +7,9 @@ scheduling:
 - `run_local`: `workers == 1` runs inline (no process start-up); otherwise a `ProcessPoolExecutor` on the
   `forkserver` context (no fork of a possibly threaded parent; `spawn` where forkserver is unavailable), one tokenizer
   per process, at most `2 x workers` units in flight so memory stays bounded whatever the number of units. Workers
-  stream progress deltas through a queue.
+  stream progress deltas through a queue, and hold the read end of a "lifeline" pipe whose only write end is in
+  the build process: when the build dies (even `kill -9`), they exit at once instead of living on as orphans of the
+  forkserver (which itself stays alive as long as any worker does).
 - `run_ray`: units as Ray tasks (`num_cpus=1` each), at most `2 x cluster CPUs` in flight. Connects to the running
   Ray instance if there is one (`ray.init()` honours `RAY_ADDRESS`), otherwise starts a local one.
 - `node_units`: the deterministic slice of units for `--num-nodes N --node-rank R`: greedy longest-processing-time
