@@ -8,7 +8,7 @@ import click
 
 
 @click.command("build")
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option(
     "--tokenizer", "tokenizer_path", required=True, type=click.Path(dir_okay=False), help="Tokenizer JSON."
 )
