@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -90,6 +91,10 @@ def test_ddp_two_ranks_equal_one_rank_and_resume_anywhere(tmp_path_factory):
     for r in crashed:  # rank 0's half then rank 1's half == the single process's global batch, in order
         assert r["samples"] == ref[r["step"]], f"step {r['step']}"
     assert (ckpt2 / "LATEST").read_text() == f"step_{CKPT_AT:08d}"
+    saved = ckpt2 / f"step_{CKPT_AT:08d}"
+    # The loader state is a global position: both ranks saved the same one, after CKPT_AT global batches.
+    state0, state1 = (json.loads((saved / f"loader_rank{r}.json").read_text()) for r in (0, 1))
+    assert state0 == state1 and state0["position"] == CKPT_AT * BATCH
 
     # Resume the 2-process checkpoint on 1 process (a copy: the 2-process resume below writes new checkpoints).
     ckpt1 = tmp / "ckpt1"
