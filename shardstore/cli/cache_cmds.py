@@ -28,6 +28,7 @@ def _storage_options(text: str | None) -> dict[str, Any] | None:
 @click.argument("url")
 @click.option(
     "--cache",
+    "--cache-dir",
     "cache_dir",
     default=None,
     help="Cache root (default: $SHARDSTORE_CACHE or ~/.cache/shardstore).",
