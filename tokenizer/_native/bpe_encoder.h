@@ -1,0 +1,350 @@
+// Byte-level BPE encoding core (no Python): token and pair tables, piece cache, merges, text -> ids.
+//
+// Semantics (identical to tiktoken's on the same ranks; the rank of a token is its id):
+//   1. split the UTF-8 text with the hand-written pre-tokenizer (pretok.h), or take pieces pre-split elsewhere;
+//   2. a piece that is itself a token -> that token (one hash lookup; ~94% of pieces of real code end here);
+//   3. otherwise look the piece up in a per-thread direct-mapped cache (pieces up to 24 bytes);
+//   4. otherwise merge: repeatedly merge the adjacent pair whose concatenation is the lowest-ranked token, leftmost
+//      first on ties. Pairs are looked up by (left id, right id) in a table listing every split of every token.
+//      Pieces up to 64 bytes use the simple rescan (fast for short pieces); longer ones use a linked list plus a
+//      lazy min-heap keyed by (rank, position), O(n log n), so a 1 MB run of one letter is not quadratic.
+// The tables are the main cache misses, so they are compact: a token slot holds the token's first 8 bytes and
+// length (16 bytes per slot, load factor <= 2/3), a pair slot holds key and value together, and the first round
+// of merges uses a dense 256x256 table. Everything here is const after construction: safe from many threads.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pretok.h"
+
+namespace bpe {
+
+inline constexpr uint32_t kNone = UINT32_MAX;
+inline constexpr size_t kSmallPiece = 64;     // pieces up to this many bytes use the O(n^2) rescan
+inline constexpr size_t kCacheKey = 24;       // pieces up to this many bytes are cached
+inline constexpr size_t kCacheSlots = 4096;   // per thread, direct-mapped
+
+// The first min(n, 8) bytes of p packed into a u64, zero padded; reads only p[0..n). Equal bytes give equal
+// heads and, for a given length, different bytes give different heads (all the token table relies on).
+inline uint64_t load_head(const uint8_t* p, size_t n) {
+    uint64_t v;
+    if (n >= 8) {
+        std::memcpy(&v, p, 8);
+        return v;
+    }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n >= 4) {  // two overlapping 4-byte loads; the overlap holds equal bytes, so OR is exact (little endian)
+        uint32_t lo, hi;
+        std::memcpy(&lo, p, 4);
+        std::memcpy(&hi, p + n - 4, 4);
+        return uint64_t(lo) | (uint64_t(hi) << (8 * (n - 4)));
+    }
+#endif
+    v = 0;
+    for (size_t i = 0; i < n; ++i) v |= uint64_t(p[i]) << (8 * i);
+    return v;
+}
+
+inline uint64_t hash_bytes(const uint8_t* p, size_t n) {
+    constexpr uint64_t K = 0x9E3779B97F4A7C15ULL;
+    uint64_t h = K ^ (n * 0xFF51AFD7ED558CCDULL);
+    while (n >= 8) {
+        uint64_t w;
+        std::memcpy(&w, p, 8);
+        h = (h ^ w) * K;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    if (n) {
+        h = (h ^ load_head(p, n)) * K;
+        h ^= h >> 29;
+    }
+    h *= 0xC4CEB9FE1A85EC53ULL;
+    return h ^ (h >> 32);
+}
+
+inline uint64_t hash_u64(uint64_t x) {
+    x *= 0x9E3779B97F4A7C15ULL;
+    return x ^ (x >> 31);
+}
+
+// Open addressing at load factor <= 2/3: the tables are the encoder's cache misses, so they are kept small
+// (a 32k vocabulary's token table is 1 MiB, the size of one core's L2 here).
+inline size_t table_capacity(size_t items) {
+    size_t cap = 16;
+    while (cap < items + items / 2 + 1) cap <<= 1;
+    return cap;
+}
+
+struct Cache {
+    uint64_t owner[kCacheSlots];
+    uint8_t key_len[kCacheSlots];
+    uint8_t ntok[kCacheSlots];
+    uint8_t key[kCacheSlots][kCacheKey];
+    uint32_t tok[kCacheSlots][kCacheKey];
+};
+
+inline std::atomic<uint64_t> g_next_owner{1};
+
+inline Cache& thread_cache() {
+    thread_local std::unique_ptr<Cache> cache;
+    if (!cache) {
+        cache.reset(new Cache);
+        std::memset(cache->owner, 0, sizeof(cache->owner));
+    }
+    return *cache;
+}
+
+struct Scratch {
+    std::vector<uint32_t> tok, nxt, prv;
+    std::vector<uint64_t> heap;
+    std::vector<uint32_t> out;
+};
+
+inline Scratch& thread_scratch() {
+    thread_local Scratch scratch;
+    return scratch;
+}
+
+class Encoder {
+  public:
+    Encoder(std::vector<std::string> tokens, uint32_t num_ordinary, int pattern)
+        : owner_(g_next_owner.fetch_add(1)), num_ordinary_(num_ordinary), pattern_(pattern) {
+        offsets_.reserve(tokens.size() + 1);
+        offsets_.push_back(0);
+        for (const auto& t : tokens) {
+            data_ += t;
+            offsets_.push_back(static_cast<uint32_t>(data_.size()));
+        }
+        size_t cap = table_capacity(num_ordinary_);
+        slots_.assign(cap, Slot{0, 0, 0, 0});
+        slot_mask_ = cap - 1;
+        for (uint32_t id = 0; id < num_ordinary_; ++id) {
+            max_len_ = std::max<size_t>(max_len_, len(id));
+            uint64_t h = hash_bytes(ptr(id), len(id));
+            size_t i = h & slot_mask_;
+            while (slots_[i].id1) i = (i + 1) & slot_mask_;
+            slots_[i] = Slot{load_head(ptr(id), len(id)), id + 1, static_cast<uint16_t>(h >> 48),
+                             static_cast<uint16_t>(std::min<size_t>(len(id), 0xFFFF))};
+        }
+        // Every split of every merged token into two tokens -> that token.
+        std::vector<std::pair<uint64_t, uint32_t>> pairs;
+        for (uint32_t id = 256; id < num_ordinary_; ++id) {
+            const uint8_t* p = ptr(id);
+            size_t n = len(id);
+            for (size_t k = 1; k < n; ++k) {
+                int64_t a = find(p, k), b = find(p + k, n - k);
+                if (a >= 0 && b >= 0) pairs.emplace_back((uint64_t(a) << 32) | uint64_t(b), id);
+            }
+        }
+        size_t pcap = table_capacity(pairs.size());
+        pairs_.assign(pcap, PairSlot{~0ULL, kNone});
+        pair_mask_ = pcap - 1;
+        for (const auto& kv : pairs) {
+            size_t i = hash_u64(kv.first) & pair_mask_;
+            while (pairs_[i].key != ~0ULL && pairs_[i].key != kv.first) i = (i + 1) & pair_mask_;
+            pairs_[i] = PairSlot{kv.first, kv.second};
+        }
+        byte_pairs_.assign(65536, kNone);
+        for (const auto& kv : pairs) {
+            uint64_t a = kv.first >> 32, b = kv.first & 0xFFFFFFFFu;
+            if (a < 256 && b < 256) byte_pairs_[(a << 8) | b] = kv.second;
+        }
+    }
+
+    int pattern() const { return pattern_; }
+    uint32_t vocab_size() const { return static_cast<uint32_t>(offsets_.size() - 1); }
+    const uint8_t* ptr(uint32_t id) const { return reinterpret_cast<const uint8_t*>(data_.data()) + offsets_[id]; }
+    size_t len(uint32_t id) const { return offsets_[id + 1] - offsets_[id]; }
+
+    int64_t find(const uint8_t* p, size_t n) const { return n > max_len_ ? -1 : find_hashed(p, n, hash_bytes(p, n)); }
+
+    int64_t find_hashed(const uint8_t* p, size_t n, uint64_t h) const {
+        uint16_t tag = static_cast<uint16_t>(h >> 48);
+        uint16_t len16 = static_cast<uint16_t>(std::min<size_t>(n, 0xFFFF));
+        uint64_t head = load_head(p, n);
+        for (size_t i = h & slot_mask_;; i = (i + 1) & slot_mask_) {
+            const Slot& s = slots_[i];
+            if (!s.id1) return -1;
+            if (s.tag != tag || s.len != len16 || s.head != head) continue;
+            // Tokens of up to 8 bytes are compared within the slot (no second cache miss); the length still has
+            // to match, since zero padding makes "a" and "a\0" share a head.
+            uint32_t id = s.id1 - 1;
+            if (n <= 8 || (len(id) == n && std::memcmp(ptr(id) + 8, p + 8, n - 8) == 0)) return id;
+        }
+    }
+
+    uint32_t pair(uint32_t a, uint32_t b) const {
+        uint64_t key = (uint64_t(a) << 32) | b;
+        for (size_t i = hash_u64(key) & pair_mask_;; i = (i + 1) & pair_mask_) {
+            const PairSlot& slot = pairs_[i];  // key and value share a cache line
+            if (slot.key == key) return slot.val;
+            if (slot.key == ~0ULL) return kNone;
+        }
+    }
+
+    // Encode one piece into out (capacity >= n); returns the number of tokens.
+    template <class T>
+    size_t encode_piece(const uint8_t* p, size_t n, T* out) const {
+        return encode_piece_hashed(p, n, n == 1 ? 0 : hash_bytes(p, n), out);
+    }
+
+    template <class T>
+    size_t encode_piece_hashed(const uint8_t* p, size_t n, uint64_t h, T* out) const {
+        if (n == 1) {
+            out[0] = static_cast<T>(p[0]);
+            return 1;
+        }
+        if (n <= max_len_) {
+            int64_t id = find_hashed(p, n, h);
+            if (id >= 0) {
+                out[0] = static_cast<T>(id);
+                return 1;
+            }
+        }
+        if (n > kCacheKey) return n <= kSmallPiece ? merge_small(p, n, out) : merge_heap(p, n, out);
+        Cache& c = thread_cache();
+        size_t slot = (h ^ (h >> 17)) & (kCacheSlots - 1);
+        if (c.owner[slot] == owner_ && c.key_len[slot] == n && std::memcmp(c.key[slot], p, n) == 0) {
+            for (size_t i = 0; i < c.ntok[slot]; ++i) out[i] = static_cast<T>(c.tok[slot][i]);
+            return c.ntok[slot];
+        }
+        uint32_t tmp[kCacheKey];
+        size_t m = merge_small(p, n, tmp);
+        c.owner[slot] = owner_;
+        c.key_len[slot] = static_cast<uint8_t>(n);
+        c.ntok[slot] = static_cast<uint8_t>(m);
+        std::memcpy(c.key[slot], p, n);
+        std::memcpy(c.tok[slot], tmp, m * sizeof(uint32_t));
+        for (size_t i = 0; i < m; ++i) out[i] = static_cast<T>(tmp[i]);
+        return m;
+    }
+
+    // Simple rescan: find the lowest-ranked adjacent pair (leftmost on ties), merge, update its two neighbours.
+    template <class T>
+    size_t merge_small(const uint8_t* p, size_t n, T* out) const {
+        uint32_t tok[kSmallPiece], rank[kSmallPiece];
+        size_t m = n;
+        for (size_t i = 0; i < m; ++i) tok[i] = p[i];
+        for (size_t i = 0; i + 1 < m; ++i) rank[i] = byte_pairs_[(tok[i] << 8) | tok[i + 1]];
+        while (m > 1) {
+            size_t best = 0;
+            uint32_t best_rank = kNone;
+            for (size_t i = 0; i + 1 < m; ++i) {
+                if (rank[i] < best_rank) {
+                    best_rank = rank[i];
+                    best = i;
+                }
+            }
+            if (best_rank == kNone) break;
+            tok[best] = best_rank;
+            std::memmove(tok + best + 1, tok + best + 2, (m - best - 2) * sizeof(uint32_t));
+            std::memmove(rank + best + 1, rank + best + 2, (m - best - 2) * sizeof(uint32_t));
+            --m;
+            if (best + 1 < m) rank[best] = pair(tok[best], tok[best + 1]);
+            if (best > 0) rank[best - 1] = pair(tok[best - 1], tok[best]);
+        }
+        for (size_t i = 0; i < m; ++i) out[i] = static_cast<T>(tok[i]);
+        return m;
+    }
+
+    // Linked list of parts + lazy min-heap of (rank << 32 | position): O(n log n) for long pieces.
+    template <class T>
+    size_t merge_heap(const uint8_t* p, size_t n, T* out) const {
+        Scratch& s = thread_scratch();
+        s.tok.assign(p, p + n);
+        s.nxt.resize(n);
+        s.prv.resize(n);
+        s.heap.clear();
+        uint32_t* tok = s.tok.data();
+        uint32_t* nxt = s.nxt.data();
+        uint32_t* prv = s.prv.data();
+        const uint32_t end = static_cast<uint32_t>(n);
+        auto push = [&s](uint32_t rank, uint32_t pos) {
+            s.heap.push_back((uint64_t(rank) << 32) | pos);
+            std::push_heap(s.heap.begin(), s.heap.end(), std::greater<uint64_t>());
+        };
+        for (uint32_t i = 0; i < end; ++i) {
+            nxt[i] = i + 1;
+            prv[i] = i == 0 ? kNone : i - 1;
+        }
+        for (uint32_t i = 0; i + 1 < end; ++i) {
+            uint32_t r = byte_pairs_[(tok[i] << 8) | tok[i + 1]];
+            if (r != kNone) s.heap.push_back((uint64_t(r) << 32) | i);
+        }
+        std::make_heap(s.heap.begin(), s.heap.end(), std::greater<uint64_t>());
+        while (!s.heap.empty()) {
+            std::pop_heap(s.heap.begin(), s.heap.end(), std::greater<uint64_t>());
+            uint64_t top = s.heap.back();
+            s.heap.pop_back();
+            uint32_t rank = static_cast<uint32_t>(top >> 32), i = static_cast<uint32_t>(top);
+            if (tok[i] == kNone) continue;  // part was merged into its left neighbour
+            uint32_t j = nxt[i];
+            if (j == end || pair(tok[i], tok[j]) != rank) continue;  // stale entry
+            tok[i] = rank;
+            tok[j] = kNone;
+            uint32_t k = nxt[j];
+            nxt[i] = k;
+            if (k != end) {
+                prv[k] = i;
+                uint32_t r = pair(tok[i], tok[k]);
+                if (r != kNone) push(r, i);
+            }
+            if (prv[i] != kNone) {
+                uint32_t r = pair(tok[prv[i]], tok[i]);
+                if (r != kNone) push(r, prv[i]);
+            }
+        }
+        size_t m = 0;
+        for (uint32_t i = 0; i != end; i = nxt[i]) out[m++] = static_cast<T>(tok[i]);
+        return m;
+    }
+
+    // Split s[0..n) with the built-in pattern and encode; out has capacity >= n. Returns the number of tokens.
+    template <class T>
+    size_t encode_text(const uint8_t* s, size_t n, T* out) const {
+        PretokPattern pat = static_cast<PretokPattern>(pattern_);
+        size_t pos = 0, m = 0;
+        while (pos < n) {
+            size_t e = pretok_next(pat, s, n, pos);
+            if (e <= pos || e > n) e = pos + 1;  // defensive: never loop forever or read past the end
+            m += encode_piece(s + pos, e - pos, out + m);
+            pos = e;
+        }
+        return m;
+    }
+
+  private:
+    struct Slot {
+        uint64_t head;  // first 8 bytes of the token, zero padded
+        uint32_t id1;   // id + 1; 0 = empty
+        uint16_t tag;   // high hash bits, to skip most compares
+        uint16_t len;   // token length, capped at 0xFFFF (the exact length is checked for long tokens)
+    };
+    uint64_t owner_;
+    uint32_t num_ordinary_;
+    int pattern_;
+    std::string data_;
+    std::vector<uint32_t> offsets_;
+    std::vector<Slot> slots_;
+    size_t slot_mask_ = 0;
+    size_t max_len_ = 1;
+    struct PairSlot {
+        uint64_t key;  // left << 32 | right; ~0 = empty
+        uint32_t val;  // merged id
+    };
+    std::vector<PairSlot> pairs_;
+    std::vector<uint32_t> byte_pairs_;  // dense 256x256 table for the first round of merges (256 KiB)
+    size_t pair_mask_ = 0;
+};
+
+}  // namespace bpe
