@@ -219,6 +219,18 @@ class RemoteLocator:
     def cache_limit(self) -> int | None:
         return self.config.cache_limit
 
+    @property
+    def max_mapped_shards(self) -> int | None:
+        """How many shards one process may keep mapped (pinned) so that the next one still fits `cache_limit`.
+
+        None without a limit. A Store over this locator should map at most this many at once: pinned shards
+        cannot be evicted, so more of them than fit make the next read fail with CacheError.
+        """
+        limit = self.config.cache_limit
+        if limit is None or not self._shards:
+            return None
+        return max(1, limit // max(item.size for item in self._shards) - 1)
+
     # ---- pickling (spawned DataLoader workers): rebuild from the same bytes, no refetch ----------------------
     def __reduce__(self) -> tuple[Any, ...]:
         return (

@@ -123,7 +123,8 @@ def test_eviction_keeps_the_cache_within_limit_plus_one_shard(
     cache = str(tmp_path / "cache")
     config = CacheConfig(cache_limit=limit, retry=TEST_RETRY, max_prefetch_pins=2)
     _, locator = open_remote(url, cache_dir=cache, storage_options=quiet_options(proxy), config=config)
-    store = Store(locator.manifest, locator, root=url, max_open_shards=1)
+    assert locator.max_mapped_shards == 3  # 4 shards fit: 3 mapped + the one being read next
+    store = Store(locator.manifest, locator, root=url, max_open_shards=locator.max_mapped_shards)
     local = Store.open(src)
     peak = [0]
     stop = threading.Event()
