@@ -15,13 +15,13 @@ __all__ = ["BuildReport", "Mixture", "ShardStoreError", "Store", "build"]
 
 _LAZY = {
     "Store": ("shardstore.store", "Store"),
-    "build": ("shardstore.build", "build"),
-    "BuildReport": ("shardstore.build", "BuildReport"),
+    "build": ("shardstore.pipeline", "build"),
+    "BuildReport": ("shardstore.pipeline", "BuildReport"),
     "Mixture": ("shardstore.mixture", "Mixture"),
 }
 
 if TYPE_CHECKING:
-    from shardstore.build import BuildReport, build
+    from shardstore.pipeline import BuildReport, build
     from shardstore.mixture import Mixture
     from shardstore.store import Store
 

@@ -356,7 +356,7 @@ def test_tokenizer_without_eos_needs_no_eos(tmp_path, corpus):
 
 
 def test_document_streamed_in_pieces_is_stored_exactly(tmp_path, tok_path, tok, monkeypatch):
-    import shardstore.build as build_module
+    import shardstore.pipeline as build_module
 
     monkeypatch.setattr(build_module, "STREAM_PIECE_CHARS", 1024)
     rng = random.Random(9)

@@ -82,7 +82,7 @@ def test_peek_decodes_what_a_rank_sees(mix_file: Path, capsys: pytest.CaptureFix
 
 
 def test_peek_names_the_input_file_and_record_of_a_built_store(tmp_path: Path, capsys) -> None:
-    from shardstore.build import build
+    from shardstore.pipeline import build
     from tokenizer import Tokenizer
 
     (tmp_path / "in").mkdir()

@@ -1,4 +1,4 @@
-"""`shardstore.build`: corpora -> a store, in parallel, resumable, byte-deterministic.
+"""`shardstore.build` (this module, `shardstore.pipeline`): corpora -> a store, in parallel, resumable, byte-deterministic.
 
 Pipeline:
 1. Expand the inputs into an ordered file list (`sources.expand_inputs`); file i is work unit i.
@@ -20,9 +20,7 @@ describes the last run that changed the store.
 from __future__ import annotations
 
 import os
-import sys
 import time
-import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -435,14 +433,3 @@ def _compress(out: str) -> None:
             f"--compress needs shardstore.cache.compress_store, which is not available ({exc})"
         ) from exc
     compress_store(out)
-
-
-class _CallableModule(types.ModuleType):
-    """`shardstore.build` is both this module and the function: importing the submodule binds the module on the
-    package (shadowing the lazily exported function), so the module forwards calls to `build`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> BuildReport:
-        return build(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
