@@ -3,7 +3,7 @@
 // Semantics (identical to tiktoken's on the same ranks; the rank of a token is its id):
 //   1. split the UTF-8 text with the hand-written pre-tokenizer (pretok.h), or take pieces pre-split elsewhere;
 //   2. a piece that is itself a token -> that token (one hash lookup; ~94% of pieces of real code end here);
-//   3. otherwise look the piece up in a per-thread direct-mapped cache (pieces up to 24 bytes);
+//   3. otherwise look the piece up in a per-thread direct-mapped cache (pieces up to 22 bytes, <= 8 tokens);
 //   4. otherwise merge: repeatedly merge the adjacent pair whose concatenation is the lowest-ranked token, leftmost
 //      first on ties. Pairs are looked up by (left id, right id) in a table listing every split of every token.
 //      Pieces up to 64 bytes use the simple rescan (fast for short pieces); longer ones use a linked list plus a
@@ -29,8 +29,9 @@ namespace bpe {
 
 inline constexpr uint32_t kNone = UINT32_MAX;
 inline constexpr size_t kSmallPiece = 64;     // pieces up to this many bytes use the O(n^2) rescan
-inline constexpr size_t kCacheKey = 24;       // pieces up to this many bytes are cached
-inline constexpr size_t kCacheSlots = 4096;   // per thread, direct-mapped
+inline constexpr size_t kCacheKey = 22;       // pieces up to this many bytes are cached...
+inline constexpr size_t kCacheTok = 8;        // ...if they encode to at most this many tokens
+inline constexpr size_t kCacheSlots = 8192;   // per thread, direct-mapped, one 64-byte line each (512 KiB)
 
 // The first min(n, 8) bytes of p packed into a u64, zero padded; reads only p[0..n). Equal bytes give equal
 // heads and, for a given length, different bytes give different heads (all the token table relies on).
@@ -85,12 +86,18 @@ inline size_t table_capacity(size_t items) {
     return cap;
 }
 
+// A cache entry is one cache line: a hit costs one miss at most.
+struct alignas(64) CacheEntry {
+    uint64_t owner;  // Encoder identity (0 = empty); stale entries of a destroyed encoder never match
+    uint8_t key_len;
+    uint8_t ntok;
+    uint8_t key[kCacheKey];
+    uint32_t tok[kCacheTok];
+};
+static_assert(sizeof(CacheEntry) == 64, "cache entry must be one cache line");
+
 struct Cache {
-    uint64_t owner[kCacheSlots];
-    uint8_t key_len[kCacheSlots];
-    uint8_t ntok[kCacheSlots];
-    uint8_t key[kCacheSlots][kCacheKey];
-    uint32_t tok[kCacheSlots][kCacheKey];
+    CacheEntry entries[kCacheSlots];
 };
 
 inline std::atomic<uint64_t> g_next_owner{1};
@@ -99,7 +106,7 @@ inline Cache& thread_cache() {
     thread_local std::unique_ptr<Cache> cache;
     if (!cache) {
         cache.reset(new Cache);
-        std::memset(cache->owner, 0, sizeof(cache->owner));
+        for (CacheEntry& e : cache->entries) e.owner = 0;
     }
     return *cache;
 }
@@ -212,19 +219,20 @@ class Encoder {
             }
         }
         if (n > kCacheKey) return n <= kSmallPiece ? merge_small(p, n, out) : merge_heap(p, n, out);
-        Cache& c = thread_cache();
-        size_t slot = (h ^ (h >> 17)) & (kCacheSlots - 1);
-        if (c.owner[slot] == owner_ && c.key_len[slot] == n && std::memcmp(c.key[slot], p, n) == 0) {
-            for (size_t i = 0; i < c.ntok[slot]; ++i) out[i] = static_cast<T>(c.tok[slot][i]);
-            return c.ntok[slot];
+        CacheEntry& e = thread_cache().entries[(h ^ (h >> 17)) & (kCacheSlots - 1)];
+        if (e.owner == owner_ && e.key_len == n && std::memcmp(e.key, p, n) == 0) {
+            for (size_t i = 0; i < e.ntok; ++i) out[i] = static_cast<T>(e.tok[i]);
+            return e.ntok;
         }
         uint32_t tmp[kCacheKey];
         size_t m = merge_small(p, n, tmp);
-        c.owner[slot] = owner_;
-        c.key_len[slot] = static_cast<uint8_t>(n);
-        c.ntok[slot] = static_cast<uint8_t>(m);
-        std::memcpy(c.key[slot], p, n);
-        std::memcpy(c.tok[slot], tmp, m * sizeof(uint32_t));
+        if (m <= kCacheTok) {
+            e.owner = owner_;
+            e.key_len = static_cast<uint8_t>(n);
+            e.ntok = static_cast<uint8_t>(m);
+            std::memcpy(e.key, p, n);
+            std::memcpy(e.tok, tmp, m * sizeof(uint32_t));
+        }
         for (size_t i = 0; i < m; ++i) out[i] = static_cast<T>(tmp[i]);
         return m;
     }
