@@ -2,7 +2,8 @@
 
 MODE read: wait for the file `CACHE.go`, open the store, read every shard from THREADS threads (each in its own
 rotated order, with prefetch hints), print the sha256 of all tokens. MODE shard: stage shard ARG and print its path;
-MODE hold: the same, then keep it pinned until stdin is closed.
+MODE hold: the same, then keep it pinned until stdin is closed. MODE limited: read every shard forwards then
+backwards through a cache of ARG bytes, one shard mapped at a time; print the sha256 of what was read.
 """
 
 from __future__ import annotations
@@ -28,6 +29,19 @@ def main() -> None:
         print(locator.shard_path(int(sys.argv[5])), flush=True)
         if mode == "hold":  # keep the shard pinned (as a Store mapping it would) until stdin closes
             sys.stdin.read()
+        return
+    if mode == "limited":  # read every shard twice through a small cache, mapping one shard at a time
+        limited = CacheConfig(cache_limit=int(sys.argv[5]), retry=config.retry, max_prefetch_pins=1)
+        _, locator = open_remote(url, cache_dir=cache, storage_options=options, config=limited)
+        store = Store(locator.manifest, locator, root=url, max_open_shards=1)
+        span = store.shard_token_offsets
+        digest = hashlib.sha256()
+        n = store.num_shards
+        for i in [*range(n), *range(n - 1, -1, -1)]:
+            store.prefetch([(i + 1) % n])
+            digest.update(store.tokens(int(span[i]), int(span[i + 1])).tobytes())
+        locator.close()
+        print(digest.hexdigest(), flush=True)
         return
     threads = int(sys.argv[5])
     while not os.path.exists(cache + ".go"):

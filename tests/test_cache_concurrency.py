@@ -194,3 +194,46 @@ def test_a_shard_mapped_by_another_process_is_never_evicted(
     reader.join(timeout=30)
     assert result and os.path.exists(result[0]) and not os.path.exists(held)
     locator.close()
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_bounded_cache(tmp_path: Any, s3_server: Any, proxy: Any) -> None:
+    import hashlib
+
+    src = build_store(str(tmp_path / "src"), num_docs=120, seed=6, max_shard_bytes=16 << 10)
+    shards = read_manifest(src).shards
+    biggest = max(s.size for s in shards)
+    limit = (
+        5 * biggest
+    )  # each process maps one shard and pins at most one prefetched: 4 fit, plus one overshoot
+    url = upload(s3_server, src)
+    cache = str(tmp_path / "cache")
+    local = Store.open(src)
+    span = local.shard_token_offsets
+    n = len(shards)
+    expected = hashlib.sha256()
+    for i in [*range(n), *range(n - 1, -1, -1)]:
+        expected.update(local.tokens(int(span[i]), int(span[i + 1])).tobytes())
+    peak = [0]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], sum(cache_files(cache).values()))
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        procs = [
+            _worker("limited", url, cache, json.dumps(quiet_options(proxy)), str(limit)) for _ in range(2)
+        ]
+        outputs = [p.communicate(timeout=240) for p in procs]
+    finally:
+        stop.set()
+        watcher.join()
+    for p, (out, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+        assert out.strip() == expected.hexdigest()
+    assert 0 < peak[0] <= limit + biggest, (peak[0], limit, biggest)
+    assert proxy.gets(".shard") > n  # evicted and fetched again
