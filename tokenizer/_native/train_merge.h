@@ -52,7 +52,6 @@ class BpeMerger {
             tokens_.emplace_back(1, static_cast<char>(b));
             vocab_.insert(tokens_.back());
         }
-        map_.reserve(words_.size() * 2);
         for (uint32_t w = 0; w < words_.size(); ++w) {
             const Word& wd = words_[w];
             const uint32_t* s = syms_.data() + wd.start;
@@ -175,7 +174,12 @@ class BpeMerger {
     void dec(uint32_t a, uint32_t b, uint64_t wc) {
         uint32_t idx = map_.find(key(a, b));
         if (idx == PairMap::kMissing || pairs_[idx].count < wc) throw std::logic_error("BPE pair table inconsistent");
-        pairs_[idx].count -= wc;
+        Pair& p = pairs_[idx];
+        p.count -= wc;
+        if (p.count == 0) {  // gone from every word: its word list is dead weight
+            std::vector<uint32_t>().swap(p.words);
+            p.last_word = UINT32_MAX;
+        }
     }
 
     void apply(uint32_t pidx, std::string merged) {
