@@ -43,45 +43,10 @@ def quiet_train(inputs, **kwargs) -> tokenizer.Tokenizer:
 def synthetic_corpus(seed: int, docs: int) -> list[str]:
     """Documents of pseudo-words built from syllables: enough distinct pairs for a few hundred merges."""
     rng = random.Random(seed)
-    syllables = [
-        "th",
-        "e",
-        "ca",
-        "t",
-        "sa",
-        "on",
-        "ma",
-        "da",
-        "ta",
-        "to",
-        "ken",
-        "ü",
-        "ber",
-        "na",
-        "ï",
-        "ve",
-        "日",
-        "本",
-    ]
-    syllables += [
-        "x1",
-        "20",
-        "24",
-        "'s",
-        "qu",
-        "ick",
-        "br",
-        "ow",
-        "n",
-        "fo",
-        "x",
-        "ju",
-        "mp",
-        "s",
-        "ov",
-        "er",
-        "la",
-    ]
+    syllable_text = (
+        "th e ca t sa on ma da ta to ken ü ber na ï ve 日 本 x1 20 24 's qu ick br ow n fo x ju mp s ov er la"
+    )
+    syllables = syllable_text.split()
     seps = ["", "", ",", ".", "!\n", "  ", "\t"]
     out = []
     for _ in range(docs):
