@@ -168,7 +168,7 @@ def _step_tokenizer(cfg: DemoConfig, out: Path, corpus: dict[str, Path], report:
 def _step_build(
     cfg: DemoConfig, out: Path, corpus: dict[str, Path], tok_path: Path, report: DemoReport
 ) -> None:
-    from shardstore.pipeline import build
+    from shardstore import build  # the public entry point (shardstore.pipeline.build)
     from shardstore.store import Store
 
     tok_fp = report.tokenizer["fingerprint"]

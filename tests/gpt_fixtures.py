@@ -67,7 +67,7 @@ def _docs(kind: str, n: int, rng: random.Random) -> list[str]:
 
 def make_mix(root: Path, *, seq_len: int = 32) -> Path:
     """Build the corpus, tokenizer, two stores and mix.toml under `root`; return the mix.toml path."""
-    from shardstore.pipeline import build
+    from shardstore import build
     from tokenizer import train
 
     root.mkdir(parents=True, exist_ok=True)
