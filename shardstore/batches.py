@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from shardstore.mixture import Mixture, OpenSource
+from shardstore.recycle import ArrayRecycler
 from shardstore.sampling import FeistelPermutation, permutation
 
 __all__ = ["BatchReader", "DocInfo"]
@@ -51,7 +52,7 @@ class DocInfo(StrEnum):
 class BatchReader:
     """Reads batches of a mixture. Opens the stores lazily, once per process."""
 
-    __slots__ = ("_blocks", "_perms", "_staging", "contiguous", "doc_info", "mixture")
+    __slots__ = ("_blocks", "_iota", "_perms", "_recycler", "_staging", "contiguous", "doc_info", "mixture")
 
     def __init__(
         self, mixture: Mixture, *, doc_info: DocInfo | str | None = None, contiguous: bool = True
@@ -62,6 +63,8 @@ class BatchReader:
         self._perms: dict[tuple[int, int], FeistelPermutation] = {}
         self._blocks: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
         self._staging: tuple[list[OpenSource], np.dtype] | None = None  # (opened sources, their common dtype)
+        self._recycler = ArrayRecycler()  # batch-sized arrays reuse memory the caller has released
+        self._iota = np.arange(0, dtype=np.int64)  # 0, 1, 2, ... for position_ids, grown on demand
 
     @property
     def seq_len(self) -> int:
@@ -144,8 +147,11 @@ class BatchReader:
         # contiguous: native-dtype staging rows (a few KiB per row, cache-resident), widened to int64 by two
         # copies into one [2, rows, length] allocation (input_ids, labels); views: int64 rows filled directly
         dtype = self._staging_dtype(sources) if self.contiguous else np.dtype(np.int64)
-        buf = np.empty((rows, length + 1), dtype=dtype)
-        marks = np.zeros((rows, length), dtype=bool) if self.doc_info is not DocInfo.NONE else None
+        buf = self._recycler.empty((rows, length + 1), dtype)
+        marks = None
+        if self.doc_info is not DocInfo.NONE:
+            marks = self._recycler.empty((rows, length), np.bool_)
+            marks.fill(False)
         for s, picked in groups:
             starts = window[picked] * length
             source = sources[s]
@@ -157,14 +163,34 @@ class BatchReader:
                 _read_multi_store(source, starts, picked, buf, marks)
         src = src.astype(np.int64, copy=False)
         if self.contiguous:
-            wide = np.empty((2, rows, length), dtype=np.int64)
-            np.copyto(wide[0], buf[:, :-1])
+            wide = self._recycler.empty((2, rows, length), np.int64)
+            np.copyto(wide[0], buf[:, :-1])  # two 2-D casts: ~1.7x faster than one over a 3-D shifted view
             np.copyto(wide[1], buf[:, 1:])
             out = {"input_ids": wide[0], "labels": wide[1], "source_ids": src}
         else:
             out = {"input_ids": buf[:, :-1], "labels": buf[:, 1:], "source_ids": src}
         if marks is not None:
-            out.update(_doc_info_arrays(marks, self.doc_info))
+            out.update(self._doc_info_arrays(marks))
+        return out
+
+    def _doc_info_arrays(self, marks: np.ndarray) -> dict[str, np.ndarray]:
+        """``position_ids`` / ``cu_seqlens`` as `shardstore.sampling` defines them (`position_ids_from_marks`,
+        `cu_seqlens_from_marks`; tests pin the equality), from the segment starts of the flattened marks: two
+        passes over ``B * seq_len`` values instead of a ``maximum.accumulate`` along rows (~20x slower, strided)."""
+        rows, length = marks.shape
+        marks[:, 0] = True  # every row starts a segment
+        starts = np.flatnonzero(marks.ravel())
+        total = rows * length
+        out = {}
+        if self.doc_info in (DocInfo.POSITION_IDS, DocInfo.BOTH):
+            if self._iota.size < total:
+                self._iota = np.arange(total, dtype=np.int64)
+            pos = self._recycler.empty((rows, length), np.int64)
+            lengths = np.diff(starts, append=total)
+            np.subtract(self._iota[:total], np.repeat(starts, lengths), out=pos.reshape(-1))
+            out["position_ids"] = pos
+        if self.doc_info in (DocInfo.CU_SEQLENS, DocInfo.BOTH):
+            out["cu_seqlens"] = np.append(starts, total).astype(np.int32)
         return out
 
     def _staging_dtype(self, sources: list[OpenSource]) -> np.dtype:
@@ -201,24 +227,6 @@ def _spans(source: OpenSource, start: int, stop: int) -> list[tuple[Any, int, in
             at += hi - start
             start = hi
         i += 1
-    return out
-
-
-def _doc_info_arrays(marks: np.ndarray, doc_info: DocInfo) -> dict[str, np.ndarray]:
-    """``position_ids`` / ``cu_seqlens`` as `shardstore.sampling` defines them (`position_ids_from_marks`,
-    `cu_seqlens_from_marks`; tests pin the equality), from the segment starts of the flattened marks: a few
-    passes over ``B * seq_len`` values instead of a ``maximum.accumulate`` along rows (~20x slower, strided)."""
-    rows, length = marks.shape
-    marks[:, 0] = True  # every row starts a segment
-    starts = np.flatnonzero(marks.ravel())
-    total = rows * length
-    out = {}
-    if doc_info in (DocInfo.POSITION_IDS, DocInfo.BOTH):
-        pos = np.arange(total, dtype=np.int64)
-        pos -= np.repeat(starts, np.diff(starts, append=total))
-        out["position_ids"] = pos.reshape(rows, length)
-    if doc_info in (DocInfo.CU_SEQLENS, DocInfo.BOTH):
-        out["cu_seqlens"] = np.append(starts, total).astype(np.int32)
     return out
 
 
