@@ -239,8 +239,8 @@ def _step_loader(cfg: DemoConfig, out: Path, mix_path: Path, report: DemoReport)
     mixture = Mixture.from_file(mix_path)
     names = [name for name, _ in _SOURCES]
 
-    def loader() -> Any:
-        return make_dataloader(mixture, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
+    def loader(num_workers: int = cfg.num_workers) -> Any:
+        return make_dataloader(mixture, batch_size=cfg.batch_size, num_workers=num_workers)
 
     # Reference: the uninterrupted stream.
     reference: list[str] = []
@@ -281,7 +281,9 @@ def _step_loader(cfg: DemoConfig, out: Path, mix_path: Path, report: DemoReport)
     del it, interrupted
     state_path = out / "loader_state.json"
     _write_text(state_path, json.dumps(state, indent=1))
-    resumed = loader()
+    # The resumed loader reads in another number of processes: the stream must not depend on it.
+    resumed_workers = 0 if cfg.num_workers else 2
+    resumed = loader(resumed_workers)
     resumed.load_state_dict(json.loads(state_path.read_text()))
     it = iter(resumed)
     after = [_batch_hash(next(it)) for _ in range(cfg.steps - cfg.interrupt_at)]
@@ -289,6 +291,8 @@ def _step_loader(cfg: DemoConfig, out: Path, mix_path: Path, report: DemoReport)
     identical = before + after == reference
     report.resume = {
         "interrupted_at": cfg.interrupt_at,
+        "workers_before": cfg.num_workers,
+        "workers_after": resumed_workers,
         "state_bytes": state_path.stat().st_size,
         "batches_compared": cfg.steps,
         "identical": identical,
@@ -342,8 +346,9 @@ def format_report(report: DemoReport) -> str:
         f"loader    {ld['tokens']:,} tokens in {ld['steps']} batches of {ld['batch_size']}x{ld['seq_len']}, "
         f"{ld['tokens_per_s'] / 1e6:.2f} M tokens/s with {ld['num_workers']} workers",
         f"mix       delivered {frac}",
-        f"resume    interrupted at batch {rs['interrupted_at']}, state {rs['state_bytes']} bytes of JSON; "
-        f"resumed stream identical to the uninterrupted one over {rs['batches_compared']} batches: "
+        f"resume    interrupted at batch {rs['interrupted_at']} ({rs['workers_before']} workers), state "
+        f"{rs['state_bytes']} bytes of JSON, resumed with {rs['workers_after']} workers; stream identical to "
+        f"the uninterrupted one over {rs['batches_compared']} batches: "
         f"{'yes' if rs['identical'] else 'NO'}",
     ]
     for name, text in report.samples.items():

@@ -112,6 +112,8 @@ def test_demo_end_to_end_on_a_small_cap_and_rerun_reuses_everything(tmp_path, ca
     assert report["loader"]["delivered"] == {"code": 336, "text": 144}
     assert report["resume"] == {
         "interrupted_at": 18,
+        "workers_before": 2,
+        "workers_after": 0,
         "state_bytes": report["resume"]["state_bytes"],
         "batches_compared": 30,
         "identical": True,
@@ -119,7 +121,7 @@ def test_demo_end_to_end_on_a_small_cap_and_rerun_reuses_everything(tmp_path, ca
     state = json.loads((out / "loader_state.json").read_text())
     assert set(state) == {"format", "position", "counts", "epochs", "fingerprints"}
     assert set(report["samples"]) == {"code", "text"} and all(report["samples"].values())
-    assert "resumed stream identical to the uninterrupted one over 30 batches: yes" in printed
+    assert "stream identical to the uninterrupted one over 30 batches: yes" in printed
 
     # A re-run trains nothing and rewrites no store (the builds find their manifests committed).
     manifests = {n: (out / "stores" / n / "manifest.json").stat().st_mtime_ns for n in ("code", "text")}
