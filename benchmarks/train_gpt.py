@@ -1,23 +1,25 @@
 """A minimal, real GPT training loop fed by `shardstore.torch.make_dataloader`.
 
 It is the example every user copies (swap your DataLoader for ours) and the harness behind the GPU figures in
-benchmarks/RESULTS.md. It reads top to bottom: model, data, checkpoint, loop.
+benchmarks/RESULTS.md. It reads top to bottom: configuration, data, checkpoint, loop, command line.
 
-- Model: a nanoGPT-style decoder (pre-norm, tied embeddings, `scaled_dot_product_attention`), presets
-  `124m` (GPT-2 small), `20m`, `10m` and `tiny` (CI). The loss is computed inside the model, per sample, so the
-  per-source losses cost one `scatter_add` and `torch.compile` fuses it with the rest.
-- Data: `--mix MIX.toml` drives `make_dataloader` (pinned memory and non-blocking host-to-device copies on GPU).
-  `--data gpu-synthetic` feeds batches that already live on the GPU (taken from the same loader before timing when
-  `--mix` is given, random tokens otherwise): the upper bound the loader is measured against.
-- Data wait: the host time spent in `next(loader)` plus issuing the copies, per step. Its share of wall time is an
-  upper bound of the GPU's idle time caused by data, since the host runs ahead of the GPU between log flushes.
+- Model: `gpt_model.py` beside this file (nanoGPT-style; presets `124m`, `20m`, `10m`, `tiny`), bf16 autocast and
+  `torch.compile` on GPU, fused AdamW.
+- Data: `--mix MIX.toml` drives `make_dataloader` (pinned memory on GPU). While step i runs, batch i+1 is taken
+  from the loader and copied to the GPU on a side stream (`DeviceFeeder`). `--data gpu-synthetic` feeds batches
+  that already live on the GPU (taken from the same loader when `--mix` is given, random tokens otherwise): the
+  upper bound the loader is measured against.
+- Data wait, two measures per step: the host time spent in `next(loader)` plus issuing the copies (it overlaps GPU
+  work when the host runs ahead, so it is an upper bound of the stall), and on GPU the idle time between the end
+  of one step and the point where the next step's compute can start, from CUDA events (the real stall).
 - DDP under `torchrun` (nccl on GPU, gloo on CPU). `--batch-size` is the *global* batch in samples, split evenly over
   ranks, so a 2-process run and a 1-process run consume the same global batches and a checkpoint of one resumes on
   the other.
 - Checkpoint: `model.pt` + `optim.pt` (tensors only, loaded with `weights_only=True`), the loader's JSON state of
   every rank, `meta.json`; written to a temporary folder, renamed, then `LATEST` replaced atomically.
 - Determinism checks: `--hash-log FILE` appends one JSON line per step with a 64-bit hash of every sample of the
-  global batch (gathered over ranks, in rank order) and the loss. `--crash-at-step N` ends the process abruptly
+  global batch (gathered over ranks, in rank order); `--metrics-log FILE` the loss, per-source losses and both data
+  waits of every step. `--crash-at-step N` ends the process abruptly
   (`os._exit`) after step N, like a killed job.
 
 Usage:
@@ -33,7 +35,6 @@ import argparse
 import contextlib
 import hashlib
 import json
-import math
 import os
 import sys
 import time
@@ -44,98 +45,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
+from gpt_model import GPT, PRESETS, model_config  # benchmarks/gpt_model.py, beside this script
 from torch import nn
-
-# ----------------------------------------------------------------------------------------------------------------
-# Model
-
-
-@dataclass(frozen=True, slots=True)
-class ModelConfig:
-    n_layer: int
-    n_head: int
-    n_embd: int
-    vocab_size: int  # at least the data's vocabulary; the embedding is padded to a multiple of 128
-    seq_len: int
-
-
-# Minimum vocabulary per preset: 124m is GPT-2 small (50304 = 50257 padded); the small presets use 8192 so that
-# the embedding does not dominate their parameter count (20m: 6 x 512 -> ~23M, 10m: 4 x 384 -> ~10M).
-PRESETS: dict[str, tuple[int, int, int, int]] = {
-    "124m": (12, 12, 768, 50304),
-    "20m": (6, 8, 512, 8192),
-    "10m": (4, 6, 384, 8192),
-    "tiny": (2, 4, 64, 0),
-}
-
-
-def model_config(preset: str, *, data_vocab: int, seq_len: int) -> ModelConfig:
-    n_layer, n_head, n_embd, min_vocab = PRESETS[preset]
-    vocab = max(min_vocab, data_vocab)
-    vocab = (vocab + 127) // 128 * 128
-    return ModelConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd, vocab_size=vocab, seq_len=seq_len)
-
-
-class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.n_head = cfg.n_head
-        self.ln1 = nn.LayerNorm(cfg.n_embd)
-        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=False)
-        self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
-        self.ln2 = nn.LayerNorm(cfg.n_embd)
-        self.fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=False)
-        self.fc_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, c = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(c, dim=2)
-        q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.proj(y.transpose(1, 2).contiguous().view(b, t, c))
-        return x + self.fc_proj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
-
-
-class GPT(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.wpe = nn.Embedding(cfg.seq_len, cfg.n_embd)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.ln_f = nn.LayerNorm(cfg.n_embd)
-        self.apply(self._init)
-        for name, p in self.named_parameters():
-            if name.endswith("proj.weight"):  # GPT-2's scaled init of the residual projections
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
-
-    @staticmethod
-    def _init(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear | nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def forward(
-        self, idx: torch.Tensor, labels: torch.Tensor, source_ids: torch.Tensor, num_sources: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return (mean loss, per-source loss sums, per-source token counts)."""
-        b, t = idx.shape
-        x = self.wte(idx) + self.wpe(torch.arange(t, device=idx.device))
-        for block in self.blocks:
-            x = block(x)
-        logits = F.linear(self.ln_f(x), self.wte.weight)  # tied embeddings
-        tok_loss = F.cross_entropy(
-            logits.float().view(b * t, -1), labels.view(b * t), ignore_index=-100, reduction="none"
-        ).view(b, t)
-        valid = (labels != -100).float()
-        sample_sum, sample_cnt = (tok_loss * valid).sum(1), valid.sum(1)
-        src_sum = torch.zeros(num_sources, device=idx.device).scatter_add(0, source_ids, sample_sum)
-        src_cnt = torch.zeros(num_sources, device=idx.device).scatter_add(0, source_ids, sample_cnt)
-        return sample_sum.sum() / sample_cnt.sum().clamp(min=1.0), src_sum, src_cnt
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # Configuration and distributed setup

@@ -93,6 +93,8 @@ def load_train_gpt() -> ModuleType:
     """benchmarks/train_gpt.py imported as a module (benchmarks/ is not a package)."""
     if "train_gpt" in sys.modules:
         return sys.modules["train_gpt"]
+    if str(TRAIN_GPT.parent) not in sys.path:  # its model lives beside it, as gpt_model.py
+        sys.path.insert(0, str(TRAIN_GPT.parent))
     spec = importlib.util.spec_from_file_location("train_gpt", TRAIN_GPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
