@@ -245,6 +245,7 @@ def test_iterator_input_is_streamed_once() -> None:
         ({"vocab_size": 300, "min_frequency": 0}, r"min_frequency=0"),
         ({"vocab_size": 300, "num_threads": 0}, r"num_threads=0"),
         ({"vocab_size": 300, "pattern": "(unclosed"}, r"does not compile"),
+        ({"vocab_size": 300, "special_tokens": "<|eot|>"}, r"got the str '<\|eot\|>'; pass \('<\|eot\|>',\)"),
     ],
 )
 def test_bad_options_raise_config_error(kwargs: dict, match: str) -> None:

@@ -140,6 +140,10 @@ def train(
         ConfigError: an invalid option (e.g. vocab_size below 256 + number of special tokens) or input type.
         InputError: an input file cannot be read.
     """
+    if isinstance(special_tokens, str):
+        raise ConfigError(
+            f"special_tokens must be a sequence of str, got the str {special_tokens!r}; pass ({special_tokens!r},)"
+        )
     config = TrainConfig(
         vocab_size=vocab_size,
         pattern=pattern,
