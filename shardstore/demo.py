@@ -268,7 +268,8 @@ def _step_loader(cfg: DemoConfig, out: Path, mix_path: Path, report: DemoReport)
         "seq_len": cfg.seq_len,
         "num_workers": cfg.num_workers,
         "tokens": total * cfg.seq_len,
-        "tokens_per_s": total * cfg.seq_len / elapsed if elapsed > 0 else None,
+        # the first batch was taken before the clock started (worker start-up)
+        "tokens_per_s": (cfg.steps - 1) * cfg.batch_size * cfg.seq_len / elapsed if elapsed > 0 else None,
         "delivered": {n: int(c) for n, c in zip(names, counts.tolist(), strict=True)},
         "delivered_fraction": {n: c / total for n, c in zip(names, counts.tolist(), strict=True)},
         "target_fraction": dict(_SOURCES),
