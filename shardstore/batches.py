@@ -1,22 +1,29 @@
-"""Whole batches as numpy arrays: interleave -> shuffle -> window -> one read per row. No torch, no per-sample
-collate.
+"""Whole batches as numpy arrays: interleave -> shuffle -> window -> one batched read per source. No torch, no
+per-sample collate.
 
 `BatchReader.read(position, counts, size)` returns the samples at global positions ``[position, position + size)``
 given the per-source counts drawn before ``position``:
 
 1. `Interleave.assign` gives each sample's source and its ordinal within the source (exact mixing);
 2. ordinal ``k`` of a source with ``N`` windows is epoch ``k // N``, slot ``k % N``; the epoch's keyed Feistel
-   permutation maps the slot to a window (vectorized per (source, epoch) group present in the batch);
-3. each window's ``seq_len + 1`` tokens are copied straight into row ``i`` of one ``[size, seq_len + 1]`` buffer
-   of the stores' own dtype with `Store.read_into` (one numpy copy per shard crossed, first-touch block
-   verification in the store); ``input_ids`` and ``labels`` are its two shifted column slices, widened to int64
-   in one pass each. (Staging in uint16 instead of int64 measured ~1.5x faster per batch: 4x less memory.)
-   With ``contiguous=False`` the rows are int64 and ``input_ids``/``labels`` are two overlapping views of the
-   buffer: one write per token instead of two, but ``.view(-1)`` on them fails until they are copied (``.to(
-   device)`` does copy them into contiguous memory).
+   permutation maps the slot to a window. A source's ordinals in a batch are consecutive, so its windows are one
+   slice of a cached block of the permutation: a few numpy calls per source, not a lookup per row;
+3. each source's windows (``seq_len + 1`` tokens) are copied into their rows of one ``[size, seq_len + 1]``
+   staging buffer of the stores' own dtype by one `Store.read_rows` call (a tight per-row loop with first-touch
+   block verification; see `shardstore.rows`); ``input_ids`` and ``labels`` are its two shifted column slices,
+   widened into one ``[2, size, seq_len]`` int64 array (two copies; both halves C-contiguous, so
+   ``labels.view(-1)`` works). With ``contiguous=False`` the rows are read into int64 directly and
+   ``input_ids``/``labels`` are two overlapping views of that buffer: half the int64 writes, but ``.view(-1)``
+   fails on them until they are copied (``.to(device)`` copies).
+4. Batch-sized arrays come from an `ArrayRecycler`: their memory is reused once the caller has dropped every
+   reference to an earlier batch (fresh pages cost more than filling them; see `shardstore.recycle`).
+
+Measured (benchmarks/RESULTS.md, "Loader hot path"; B=32, seq_len=2048, 2 sources): ~20 us to locate a batch,
+~40 us to read its rows, ~25-50 us to widen to int64, against ~1 ms per batch before this design for position_ids.
 
 Document starts (for ``position_ids`` / ``cu_seqlens``, defined in `shardstore.sampling`) come from
-`Store.doc_starts` over the same spans; a store boundary inside a window is a document start too.
+`Store.mark_doc_starts` over the same rows; a store boundary inside a window is a document start too. Both arrays
+are computed from the segment starts of the flattened marks (no per-row accumulate).
 """
 
 from __future__ import annotations
@@ -36,8 +43,11 @@ from shardstore.sampling import FeistelPermutation, permutation
 __all__ = ["BatchReader", "DocInfo"]
 
 _MAX_CACHED_PERMUTATIONS = 256
-_BLOCK = 4096  # permuted slots computed (and cached) per vectorized call
-_MAX_CACHED_BLOCKS = 32  # 32 x 4096 x 8 bytes = 1 MiB per reader, whatever the dataset size
+# Permuted slots computed (and cached) per vectorized call. The cost of a call is dominated by its cycle-walking
+# iterations (~60 numpy calls each, ~log(n) of them), not by n: 16384 slots cost ~0.36 us/slot against ~0.7 us/slot
+# for 4096 (a source of 16k windows, whose Feistel domain is 4x its size).
+_BLOCK = 16384
+_MAX_CACHED_BLOCKS = 32  # 32 x 16384 x 8 bytes = 4 MiB per reader at most, whatever the dataset size
 
 
 class DocInfo(StrEnum):
@@ -81,8 +91,8 @@ class BatchReader:
         return perm
 
     def _block(self, source: int, epoch: int, block: int, size: int) -> np.ndarray:
-        """Permuted slots ``[block * 4096, ...)`` of (source, epoch), from a small LRU cache: a source's slots
-        advance consecutively, and one vectorized call over 4096 slots costs ~0.4 us/slot against ~30 us/slot for
+        """Permuted slots ``[block * _BLOCK, ...)`` of (source, epoch), from a small LRU cache: a source's slots
+        advance consecutively, and one vectorized call over many slots costs ~0.4 us/slot against ~30 us/slot for
         a call over a handful."""
         key = (source, epoch, block)
         table = self._blocks.get(key)
@@ -98,7 +108,7 @@ class BatchReader:
 
     def _windows(self, source: int, lo: int, hi: int, size: int) -> np.ndarray:
         """Windows of ordinals ``[lo, hi)`` of a source with ``size`` windows: slices of cached permutation
-        blocks, usually one (a batch crosses a block or epoch boundary once per 4096 samples of a source)."""
+        blocks, usually one (a batch crosses a block or epoch boundary once per _BLOCK samples of a source)."""
         pieces = []
         while lo < hi:
             epoch, slot = divmod(lo, size)
@@ -111,13 +121,13 @@ class BatchReader:
 
     def locate(self, position: int, counts: Sequence[int], size: int) -> tuple[np.ndarray, np.ndarray]:
         """(source id, window index within its source) of each sample in ``[position, position + size)``."""
-        src, windows, _ = self._locate(position, counts, size)
+        src, windows, _, _ = self._locate(position, counts, size)
         return src, windows
 
     def _locate(
         self, position: int, counts: Sequence[int], size: int
-    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
-        sources = self.mixture.open_sources()
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]], list[OpenSource]]:
+        sources = self.mixture.open_sources()  # once per batch: it checks the process id (fork safety)
         src, ordinal = self.mixture.interleave.assign(position, counts, size)
         windows = np.empty(size, dtype=np.int64)
         groups = _rows_by_source(src)
@@ -128,7 +138,7 @@ class BatchReader:
             lo, hi = int(ordinal[rows[0]]), int(ordinal[rows[-1]]) + 1
             table = self._windows(s, lo, hi, sources[s].num_windows)
             windows[rows] = table if hi - lo == rows.size else table[ordinal[rows] - lo]
-        return src, windows, groups
+        return src, windows, groups, sources
 
     def read(self, position: int, counts: Sequence[int], size: int) -> dict[str, np.ndarray]:
         """The batch of global samples ``[position, position + size)`` as numpy arrays."""
@@ -136,12 +146,15 @@ class BatchReader:
 
     def read_windows(self, src: np.ndarray, window: np.ndarray) -> dict[str, np.ndarray]:
         """The batch of these (source id, window) samples as numpy arrays."""
-        return self._read(src, window, _rows_by_source(src))
+        return self._read(src, window, _rows_by_source(src), self.mixture.open_sources())
 
     def _read(
-        self, src: np.ndarray, window: np.ndarray, groups: list[tuple[int, np.ndarray]]
+        self,
+        src: np.ndarray,
+        window: np.ndarray,
+        groups: list[tuple[int, np.ndarray]],
+        sources: list[OpenSource],
     ) -> dict[str, np.ndarray]:
-        sources = self.mixture.open_sources()
         length = self.seq_len
         rows = len(src)
         # contiguous: native-dtype staging rows (a few KiB per row, cache-resident), widened to int64 by two

@@ -302,15 +302,15 @@ class Store:
         return out
 
     def read_rows(self, starts: np.ndarray, out: np.ndarray, *, rows: np.ndarray | None = None) -> np.ndarray:
-        """Fill ``out[i]`` (``out[rows[i]]`` when given) with tokens ``[starts[i], starts[i] + out.shape[1])`` for a
-        2-D integer `out`, verified like `read_into`, across shard boundaries; returns `out`."""
+        """Fill row i (``rows[i]`` if given) of a 2-D integer `out` with tokens ``[starts[i], starts[i] + width)``,
+        verified like `read_into`; the batched hot path (`shardstore.rows`). Returns `out`."""
         return _rows.read_rows(self, starts, out, rows=rows)
 
     def mark_doc_starts(
         self, starts: np.ndarray, marks: np.ndarray, *, rows: np.ndarray | None = None
     ) -> np.ndarray:
-        """Set ``marks[i, p]`` (row ``rows[i]`` when given) of a 2-D bool array where a document begins at token
-        ``starts[i] + p``, ``p < marks.shape[1]``; batched `doc_starts`. Returns `marks`."""
+        """Batched `doc_starts`: set ``marks[i, p]`` (row ``rows[i]`` if given) of a 2-D bool array where a
+        document begins at token ``starts[i] + p``. Returns `marks`."""
         return _rows.mark_doc_starts(self, starts, marks, rows=rows)
 
     def tokens(self, start: int, stop: int) -> np.ndarray:
