@@ -3,12 +3,12 @@
 A moto S3 server runs in its own process on loopback (so client and server do not share a GIL). One store is
 uploaded twice: plain, and as zstd copies (`compress_store(..., keep_originals=False)`).
 
-1. Throughput, `--rounds` alternating rounds, each into a fresh local directory:
+1. Throughput, `--rounds` rounds (the order inside a round alternates), each into a fresh local directory:
    - peer: `s3fs.get([every file of the store], dir)`: fsspec's own concurrent download, no verification;
    - ours: `shardstore.stage.stage(url, cache_dir=..., workers=8)`: per-file flock, temp file, size + xxh3 check
      against the manifest, fsync, rename (and, for the zstd copy, streaming decompression).
-   Prints MB/s (of the store's plain bytes) and the median over rounds of the ours/peer throughput ratio of that
-   round (pairing rounds cancels some of the drift of a shared machine); target >= 0.9.
+   Prints MB/s (of the store's plain bytes) and two ours/peer throughput ratios: of the median times, and the
+   median over rounds of each round's ratio (pairing cancels some drift of a shared machine); target >= 0.9.
 2. First batch from a cold remote store: a torch DataLoader (`make_dataloader`, batch 8 x 2048 tokens) over the
    URL with an empty cache. Prints when the first batch arrived and how many shards had been requested from the
    server by then (counted by a proxy) vs the store's total: once with the loader's lookahead off (exactly what the
@@ -181,21 +181,28 @@ def main() -> None:
         results: dict[str, list[float]] = {"peer fsspec get": [], "ours stage": [], "ours stage (zstd)": []}
         for r in range(args.rounds):
             work = os.path.join(root, f"round{r}")
-            results["peer fsspec get"].append(run_peer(endpoint, "bench/plain", os.path.join(work, "get")))
-            results["ours stage"].append(
-                run_ours(endpoint, "s3://bench/plain", os.path.join(work, "c1"), args.workers)
-            )
-            results["ours stage (zstd)"].append(
-                run_ours(endpoint, "s3://bench/zstd", os.path.join(work, "c2"), args.workers)
-            )
+            runs = {
+                "peer fsspec get": lambda work=work: run_peer(
+                    endpoint, "bench/plain", os.path.join(work, "get")
+                ),
+                "ours stage": lambda work=work: run_ours(
+                    endpoint, "s3://bench/plain", os.path.join(work, "c1"), args.workers
+                ),
+                "ours stage (zstd)": lambda work=work: run_ours(
+                    endpoint, "s3://bench/zstd", os.path.join(work, "c2"), args.workers
+                ),
+            }
+            order = list(runs) if r % 2 == 0 else list(reversed(runs))  # no side always runs first
+            for name in order:
+                results[name].append(runs[name]())
             shutil.rmtree(work)
         peer = results["peer fsspec get"]
         for name, times in results.items():
             med = statistics.median(times)
-            ratio = statistics.median(p / t for p, t in zip(peer, times, strict=True))  # paired per round
+            paired = statistics.median(p / t for p, t in zip(peer, times, strict=True))
             print(
-                f"{name:20s} median {med:6.2f}s  {total / 1e6 / med:7.1f} MB/s  ours/peer {ratio:5.2f}x  "
-                f"(runs: {', '.join(f'{t:.2f}' for t in times)})"
+                f"{name:20s} median {med:6.2f}s  {total / 1e6 / med:7.1f} MB/s  ours/peer: of medians "
+                f"{statistics.median(peer) / med:4.2f}x, paired {paired:4.2f}x  (runs: {', '.join(f'{t:.2f}' for t in times)})"
             )
         first_batch(endpoint, "s3://bench/plain", os.path.join(root, "cold"), args.shards)
     finally:
