@@ -38,7 +38,7 @@ from shardstore.cache_config import CacheConfig, default_cache_dir, parse_size, 
 from shardstore.cachedir import CacheDir, Usage
 from shardstore.compress import COMPRESSION_NAME, CompressedFile, compress_store, parse_compression_index
 from shardstore.errors import CacheError
-from shardstore.remote import download_verified, join_url, resolve, with_retries
+from shardstore.remote import download_verified, fetch_small, join_url, resolve, with_retries
 
 __all__ = [
     "CacheConfig",
@@ -453,7 +453,7 @@ def open_remote(
 
     def fetch_index() -> bytes | None:
         try:
-            return bytes(fs.cat_file(f"{root}/{COMPRESSION_NAME}"))
+            return fetch_small(fs, f"{root}/{COMPRESSION_NAME}")
         except FileNotFoundError:
             return None
 
@@ -461,7 +461,7 @@ def open_remote(
     with ThreadPoolExecutor(1, thread_name_prefix="shardstore-open") as pool:
         index = pool.submit(with_retries, join_url(url, COMPRESSION_NAME), fetch_index, config.retry)
         manifest_bytes = with_retries(
-            join_url(url, MANIFEST_NAME), lambda: bytes(fs.cat_file(f"{root}/{MANIFEST_NAME}")), config.retry
+            join_url(url, MANIFEST_NAME), lambda: fetch_small(fs, f"{root}/{MANIFEST_NAME}"), config.retry
         )
         compression = index.result()
     locator = RemoteLocator(

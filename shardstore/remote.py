@@ -25,7 +25,14 @@ import xxhash
 
 from shardstore.errors import ChecksumError, ConfigError, RemoteError
 
-__all__ = ["RetryPolicy", "download_verified", "fetch_bytes", "join_url", "resolve", "with_retries"]
+__all__ = [
+    "RetryPolicy",
+    "download_verified",
+    "fetch_small",
+    "join_url",
+    "resolve",
+    "with_retries",
+]
 
 T = TypeVar("T")
 
@@ -93,9 +100,13 @@ def with_retries(what: str, fn: Callable[[], T], policy: RetryPolicy) -> T:
     ) from last
 
 
-def fetch_bytes(fs: Any, path: str, *, url: str, policy: RetryPolicy) -> bytes:
-    """The whole content of a small remote file (the manifest), with retries."""
-    return with_retries(url, lambda: bytes(fs.cat_file(path)), policy)
+def fetch_small(fs: Any, path: str) -> bytes:
+    """The whole content of a small file in one request.
+
+    An explicit range from 0 makes s3fs skip the HEAD it otherwise sends to size the object first (and, for a
+    missing one, a LIST): opening a store costs one round trip instead of two or three.
+    """
+    return bytes(fs.cat_file(path, start=0, end=None))
 
 
 class _Progress:

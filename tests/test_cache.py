@@ -52,6 +52,7 @@ def test_open_fetches_only_the_manifest_then_only_the_shards_read(
     local = Store.open(local_store)
     assert (store.num_tokens, store.fingerprint) == (local.num_tokens, local.fingerprint)
     assert proxy.gets(".shard") == 0 and proxy.gets("manifest.json") == 1
+    assert sum(proxy.requests.values()) == 2  # opening is one GET each of manifest.json and compression.json
     assert len(local.manifest.shards) >= 6
     np.testing.assert_array_equal(store.doc(0), local.doc(0))
     assert proxy.gets(".shard") == 1 and proxy.gets("shard-000000.shard") == 1
