@@ -18,6 +18,10 @@ Default cache root when `cache_dir` is None: `$SHARDSTORE_CACHE`, else `$XDG_CAC
 `~/.cache/shardstore`. Default `cache_limit`: `$SHARDSTORE_CACHE_LIMIT` (bytes, or with a K/M/G/T suffix), else none.
 
 Locators survive `fork` (DataLoader workers): a child drops the parent's pins and thread pool and starts its own.
+
+Measured (benchmarks/bench_stage.py, loopback moto S3, 2 shared cores): opening a store is two parallel GETs;
+staging a 269 MB store runs at 0.77-1.12x the speed of a plain `fsspec` get of the same files (0.92x on the
+latest run), fsync and verification included; a cold first batch fetches only the 8 of 32 shards it reads.
 """
 
 from __future__ import annotations
