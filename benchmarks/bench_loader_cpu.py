@@ -18,6 +18,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import queue
 import sys
 import time
 from pathlib import Path
@@ -70,7 +71,16 @@ def _run(target: Any, args_of_rank: Any, procs: int) -> dict[str, float]:
     ps = [ctx.Process(target=target, args=(*args_of_rank(r), q)) for r in range(procs)]
     for p in ps:
         p.start()
-    results = [q.get(timeout=600) for _ in ps]
+    results = []
+    while len(results) < procs:  # a process that dies before reporting must not leave us waiting forever
+        try:
+            results.append(q.get(timeout=1.0))
+        except queue.Empty:
+            dead = [p.exitcode for p in ps if p.exitcode not in (None, 0)]
+            if dead:
+                for p in ps:
+                    p.terminate()
+                raise SystemExit(f"a benchmark process exited with code {dead[0]} before reporting") from None
     for p in ps:
         p.join()
         if p.exitcode:

@@ -85,3 +85,21 @@ def test_checkpoint_with_another_global_batch_is_refused(mix, tmp_path):
     tg.train(_cfg(tg, mix, tmp_path, "a", steps=2, ckpt_dir=str(ckpt), ckpt_every=2))
     with pytest.raises(SystemExit, match="batch-size"):
         tg.train(_cfg(tg, mix, tmp_path, "b", steps=4, batch_size=8, ckpt_dir=str(ckpt), resume=True))
+
+
+def test_loader_alone_benchmark_runs_on_cpu(mix, tmp_path, monkeypatch):
+    """benchmarks/bench_loader_cpu.py (issue 8's "loader alone" figures) for a moment, so it cannot rot in CI."""
+    import json
+
+    from gpt_fixtures import ROOT
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # its spawned processes import it by name
+    import bench_loader_cpu as bench
+
+    out = tmp_path / "loader_cpu.json"
+    args = ["--mix", str(mix), "--batch-size", "4", "--procs", "1", "--num-workers", "0", "--seconds", "0.3"]
+    assert bench.main([*args, "--work-dir", str(tmp_path), "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["procs"], r["num_workers"]) for r in rows] == [(1, 0)]
+    for key in ("shardstore", "memmap_get_batch"):
+        assert rows[0][key]["total_tokens_per_s"] >= rows[0][key]["per_process_tokens_per_s"] > 0
