@@ -14,7 +14,14 @@ NATIVE = os.path.join("tokenizer", "_native")
 if sys.platform == "win32":
     CFLAGS = ["/O2", "/std:c++17"]
 else:
-    CFLAGS = ["-O3", "-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-fvisibility=hidden"]
+    CFLAGS = [
+        "-O3",
+        "-std=c++17",
+        "-Wall",
+        "-Wextra",
+        "-Wno-missing-field-initializers",
+        "-fvisibility=hidden",
+    ]
 
 MODULES = {
     "tokenizer._native._encoder": "encoder.cc",
@@ -26,7 +33,11 @@ ext_modules = [
         name,
         sources=[os.path.join(NATIVE, src)],
         include_dirs=[NATIVE],
-        depends=[os.path.join(NATIVE, f) for f in os.listdir(os.path.join(HERE, NATIVE)) if f.endswith((".h", ".hh"))],
+        depends=[
+            os.path.join(NATIVE, f)
+            for f in os.listdir(os.path.join(HERE, NATIVE))
+            if f.endswith((".h", ".hh"))
+        ],
         extra_compile_args=CFLAGS,
         language="c++",
     )

@@ -21,8 +21,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from shardstore.pipeline import BuildReport, build
     from shardstore.mixture import Mixture
+    from shardstore.pipeline import BuildReport, build
     from shardstore.store import Store
 
 

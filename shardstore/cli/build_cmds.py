@@ -86,9 +86,9 @@ def build_cmd(
 
     Resumable: re-run the same command after a crash; a finished build re-run writes nothing.
     """
-    from shardstore.pipeline import BuildConfig, run_build
     from shardstore.errors import ConfigError
     from shardstore.executors import Executor
+    from shardstore.pipeline import BuildConfig, run_build
     from shardstore.sources import Utf8Policy
 
     opts = None
