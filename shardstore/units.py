@@ -5,10 +5,11 @@ A unit is a pure function of (input file bytes, read options, tokenizer, eos fla
 The unit commits itself, in this order: shards (each temp + fsync + rename, by `ShardWriter`), provenance Parquet
 (same), journal entry (same). Before starting it deletes whatever an earlier, killed attempt left with its prefix.
 
-Documents streamed in pieces (huge plain-text files, see `sources`) are encoded piece by piece and their ids appended
-to one array grown in place, because a document is one contiguous run in a shard and `ShardWriter.add_document`
-takes it whole. Peak memory for such a document is therefore about its token count x dtype size (~0.5 byte per input
-byte for English at ~4 bytes/token with a 2-byte dtype) plus one piece of text, instead of text + tokens.
+Hot path: texts are encoded a batch at a time, the batch's id arrays are joined into one buffer with the EOS id
+between documents (one `bytes.join`, no per-document array), and the whole batch goes to the shard writer in one
+`ShardWriter.add_documents` call. Documents streamed in pieces (huge plain-text files, see `sources`) are encoded
+piece by piece and handed to the writer as they come (`begin/extend/end_document`), so peak memory for such a
+document is one piece of text plus its ids, not the document's token count.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,44 +82,60 @@ class _DocSink:
     def __init__(self, writer: Any, dtype: np.dtype, eos_id: int | None, progress: ProgressFn | None) -> None:
         self.writer = writer
         self.dtype = dtype
-        self.eos_id = eos_id
+        self.eos = b"" if eos_id is None else np.array([eos_id], dtype=dtype).tobytes()
         self.progress = progress
         self.records = array("q")
         self.docs = self.tokens = self.text_bytes = 0
-        self._growing: np.ndarray | None = None  # ids so far of a document that arrives in pieces
+        self._streaming = False  # a document arriving in pieces is open in the writer
         self._pending = [0, 0, 0]
         self._last_report = time.monotonic()
 
-    def add(self, piece: DocPiece, ids: np.ndarray) -> None:
-        self.text_bytes += len(piece.text)  # characters: a cheap stand-in for bytes in the figures
-        self._pending[1] += len(piece.text)
-        extra = 0 if self.eos_id is None else 1
-        if not piece.last or self._growing is not None:
-            # A document streamed in pieces: append each piece's ids to one array grown in place
-            # (`ndarray.resize` -> realloc -> mremap for large blocks: no copy, no second copy of the document
-            # alive), and drop the piece's buffer at once (the encoder's buffers are sized for the worst case).
-            doc = self._growing if self._growing is not None else np.empty(0, dtype=self.dtype)
-            start = doc.size
-            doc.resize(start + ids.size + (extra if piece.last else 0), refcheck=False)
-            doc[start : start + ids.size] = ids
-            if not piece.last:
-                self._growing = doc
-                return
-            if extra:
-                doc[-1] = self.eos_id
-            ids, self._growing = doc, None
-        elif extra:  # the common case: one piece, EOS appended
+    def add_batch(self, batch: Sequence[DocPiece], encoded: Sequence[np.ndarray]) -> None:
+        """Write the documents (or pieces) of one encoded batch, in order."""
+        extra = 1 if self.eos else 0
+        parts: list[Any] = []  # whole documents, id arrays and EOS bytes alternating, joined once
+        lengths: list[int] = []
+        chars = 0
+        for piece, ids in zip(batch, encoded, strict=True):
+            chars += len(piece.text)  # characters: a cheap stand-in for bytes in the figures
+            if piece.last and not self._streaming:
+                parts.append(ids)
+                if extra:
+                    parts.append(self.eos)
+                lengths.append(ids.size + extra)
+                self.records.append(piece.record)
+                continue
+            self._write_whole(parts, lengths)
+            parts, lengths = [], []
+            if not self._streaming:
+                self.writer.begin_document()
+                self._streaming = True
+            self.writer.extend_document(ids)
             n = ids.size
-            doc = np.empty(n + 1, dtype=self.dtype)
-            doc[:n] = ids
-            doc[n] = self.eos_id
-            ids = doc
-        self.writer.add_document(ids)
-        self.records.append(piece.record)
-        self.docs += 1
-        self.tokens += ids.size
-        self._pending[0] += 1
-        self._pending[2] += ids.size
+            if piece.last:
+                if extra:
+                    self.writer.extend_document(np.frombuffer(self.eos, dtype=self.dtype))
+                    n += 1
+                self.writer.end_document()
+                self._streaming = False
+                self.records.append(piece.record)
+                self.docs += 1
+                self._pending[0] += 1
+            self.tokens += n
+            self._pending[2] += n
+        self._write_whole(parts, lengths)
+        self.text_bytes += chars
+        self._pending[1] += chars
+
+    def _write_whole(self, parts: list[Any], lengths: list[int]) -> None:
+        if not lengths:
+            return
+        self.writer.add_documents(np.frombuffer(b"".join(parts), dtype=self.dtype), lengths)
+        n = sum(lengths)
+        self.docs += len(lengths)
+        self.tokens += n
+        self._pending[0] += len(lengths)
+        self._pending[2] += n
 
     def report(self, *, force: bool = False) -> None:
         if self.progress is None or not any(self._pending):
@@ -148,9 +165,11 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
     sink = _DocSink(writer, dtype, tokenizer.eos_id if task.eos else None, progress)
 
     def flush(batch: list[DocPiece]) -> None:
+        if not batch:
+            return
         encoded = tokenizer.encode_batch_to_numpy([p.text for p in batch], num_threads=1, dtype=dtype)
-        for piece, ids in zip(batch, encoded, strict=True):
-            sink.add(piece, ids)
+        sink.add_batch(batch, encoded)
+        del encoded  # a streamed piece's ids (worst-case-sized encoder buffers) go now, not at the next batch
         batch.clear()
         sink.report()
 

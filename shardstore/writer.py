@@ -8,11 +8,22 @@ reader ever looks at; the store only exists once `write_manifest` commits it.
 
 A shard rolls over *between* documents when the next one would push the file past `max_shard_bytes`; a single
 document larger than the limit gets a shard of its own (documents never span shards).
+
+Three ways in, all giving the same bytes for the same documents:
+- `add_document(tokens)`: one whole document.
+- `add_documents(tokens, lengths)`: many documents concatenated in one array (the build's hot path). The rollover
+  points are found vectorized (the file size after k more documents is monotonic in k), and the payload is copied
+  into the checksum blocks in block-sized slices, so the cost per call no longer grows with the number of documents.
+- `begin_document()` / `extend_document(tokens)` / `end_document()`: one document in pieces, for documents too large
+  to hold (a 200 MB text). Whether the shard rolls over before it is only known at its end, so while the current
+  shard already holds documents the pieces go to a spill file beside the shard and are copied in at the end through
+  one block buffer; in an empty shard they stream straight in. Memory stays bounded by a piece, not the document.
 """
 
 from __future__ import annotations
 
 import os
+from io import BufferedRandom
 from typing import IO
 
 import numpy as np
@@ -72,6 +83,10 @@ class ShardWriter:
         self._file: IO[bytes] | None = None
         self._tmp = ""
         self._block = bytearray(block_size)
+        self._streaming = False
+        self._stream_tokens = 0
+        self._spill: BufferedRandom | None = None
+        self._spill_path = ""
         self._start_shard_state()
 
     # -- public ---------------------------------------------------------------------------------------------------
@@ -87,20 +102,8 @@ class ShardWriter:
 
     def add_document(self, tokens: npt.ArrayLike) -> None:
         """Append one document. Ids must fit the dtype; an empty document is kept (it has zero tokens)."""
-        if self._closed:
-            raise ConfigError("ShardWriter is closed; create a new one to write more documents")
-        arr = np.asarray(tokens)
-        if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
-            raise ConfigError(
-                f"a document must be a 1-D integer array, got shape {arr.shape} dtype {arr.dtype}"
-            )
-        if arr.size and arr.dtype != self._dtype:
-            lo, hi = int(arr.min()), int(arr.max())
-            if lo < 0 or hi > self._max_id:
-                raise ConfigError(
-                    f"token ids {lo}..{hi} do not fit {self._dtype.name}; use a wider dtype (uint32) for this vocab"
-                )
-        arr = np.ascontiguousarray(arr, dtype=self._dtype)
+        self._check_open()
+        arr = self._as_tokens(tokens, "a document")
         if self._num_docs and self._size_with(arr.size) > self._max_bytes:
             self._finish_shard()
         if self._file is None:
@@ -110,8 +113,112 @@ class ShardWriter:
         self._doc_ends.append(self._num_tokens)
         self._num_docs += 1
 
+    def add_documents(self, tokens: npt.ArrayLike, lengths: npt.ArrayLike) -> None:
+        """Append `len(lengths)` documents stored back to back in `tokens` (document i is the next `lengths[i]` ids).
+
+        Same shards, bytes and rollover points as calling `add_document` once per document.
+        """
+        self._check_open()
+        arr = self._as_tokens(tokens, "tokens")
+        lens = np.asarray(lengths)
+        if lens.ndim != 1 or (lens.size and lens.dtype.kind not in "iu"):
+            raise ConfigError(
+                f"lengths must be a 1-D integer array, got shape {lens.shape} dtype {lens.dtype}"
+            )
+        lens = lens.astype(np.int64, copy=False)
+        if lens.size and int(lens.min()) < 0:
+            raise ConfigError(f"lengths must be >= 0, got {int(lens.min())}")
+        ends = np.cumsum(lens)
+        if (int(ends[-1]) if ends.size else 0) != arr.size:
+            raise ConfigError(
+                f"lengths sum to {int(ends[-1]) if ends.size else 0} but tokens has {arr.size} ids"
+            )
+        data = arr.view(np.uint8).data
+        isz = self._dtype.itemsize
+        first = 0  # index of the first document not written yet
+        while first < lens.size:
+            base = int(ends[first - 1]) if first else 0
+            # File size after adding documents first..k (inclusive), for every k at once (`_size_with`, vectorized).
+            payload = (self._num_tokens + ends[first:] - base) * isz
+            blocks = -(-payload // self._block_size)
+            count = np.arange(1, lens.size - first + 1, dtype=np.int64)
+            size = ((fmt.HEADER_SIZE + payload + 7) & ~7) + (self._num_docs + count + 1) * 8 + blocks * 8
+            over = size > self._max_bytes
+            if not self._num_docs:
+                over[0] = (
+                    False  # a document always fits an empty shard (it gets a shard of its own if too big)
+                )
+            stop = first + (int(np.argmax(over)) if over.any() else lens.size - first)
+            if stop > first:
+                if self._file is None:
+                    self._open_shard()
+                end = int(ends[stop - 1])
+                self._append(data[base * isz : end * isz])
+                self._doc_ends.extend((self._num_tokens + ends[first:stop] - base).tolist())
+                self._num_tokens += end - base
+                self._num_docs += stop - first
+                first = stop
+            if first < lens.size:
+                self._finish_shard()
+
+    def begin_document(self) -> None:
+        """Start a document that arrives in pieces (`extend_document`), finished by `end_document`."""
+        self._check_open()
+        if self._streaming:
+            raise ConfigError("begin_document: the previous streamed document was not ended (end_document)")
+        self._streaming = True
+        self._stream_tokens = 0
+        if (
+            self._num_docs
+        ):  # the shard may have to roll over before this document: hold it aside until its end
+            path = os.path.join(self._dir, f"{self._prefix}spill.tmp.{os.getpid()}")
+            self._spill = open(path, "w+b")  # noqa: SIM115 - closed in end_document / abort
+            self._spill_path = path
+        elif self._file is None:
+            self._open_shard()
+
+    def extend_document(self, tokens: npt.ArrayLike) -> None:
+        """Append ids to the document begun by `begin_document`."""
+        if not self._streaming:
+            raise ConfigError("extend_document without begin_document")
+        arr = self._as_tokens(tokens, "a document piece")
+        if self._spill is not None:
+            self._spill.write(arr.view(np.uint8).data)
+        else:
+            self._append(arr.view(np.uint8).data)
+        self._stream_tokens += arr.size
+
+    def end_document(self) -> None:
+        """Finish the streamed document: same bytes as `add_document` of all its pieces concatenated."""
+        if not self._streaming:
+            raise ConfigError("end_document without begin_document")
+        n = self._stream_tokens
+        spill, self._spill = self._spill, None
+        if spill is not None:
+            try:
+                if self._size_with(n) > self._max_bytes:
+                    self._finish_shard()
+                if self._file is None:
+                    self._open_shard()
+                spill.seek(0)
+                buf = bytearray(self._block_size)
+                while True:
+                    got = spill.readinto(buf)
+                    if not got:
+                        break
+                    self._append(memoryview(buf)[:got])
+            finally:
+                spill.close()
+                os.unlink(self._spill_path)
+        self._streaming = False
+        self._num_tokens += n
+        self._doc_ends.append(self._num_tokens)
+        self._num_docs += 1
+
     def close(self) -> list[ShardInfo]:
         """Finish the current shard and return every shard written, in order. Idempotent."""
+        if self._streaming:
+            raise ConfigError("close: a streamed document was begun but not ended (end_document)")
         if not self._closed:
             if self._num_docs:
                 self._finish_shard()
@@ -120,6 +227,12 @@ class ShardWriter:
 
     def abort(self) -> None:
         """Drop the unfinished shard (its temp file); finished shards stay."""
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+            if os.path.exists(self._spill_path):
+                os.unlink(self._spill_path)
+        self._streaming = False
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -137,6 +250,25 @@ class ShardWriter:
             self.abort()
 
     # -- internals ------------------------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError("ShardWriter is closed; create a new one to write more documents")
+        if self._streaming:
+            raise ConfigError("a streamed document is open: end it (end_document) before adding others")
+
+    def _as_tokens(self, tokens: npt.ArrayLike, what: str) -> np.ndarray:
+        """`tokens` as a contiguous array of the store dtype; ids that do not fit are an error."""
+        arr = np.asarray(tokens)
+        if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+            raise ConfigError(f"{what} must be a 1-D integer array, got shape {arr.shape} dtype {arr.dtype}")
+        if arr.size and arr.dtype != self._dtype:
+            lo, hi = int(arr.min()), int(arr.max())
+            if lo < 0 or hi > self._max_id:
+                raise ConfigError(
+                    f"token ids {lo}..{hi} do not fit {self._dtype.name}; use a wider dtype (uint32) for this vocab"
+                )
+        return np.ascontiguousarray(arr, dtype=self._dtype)
 
     def _start_shard_state(self) -> None:
         self._num_tokens = 0
@@ -166,6 +298,13 @@ class ShardWriter:
         pos, n = 0, len(data)
         bs = self._block_size
         while pos < n:
+            if self._fill == 0 and n - pos >= bs and self._file is not None:
+                # A whole block straight from the source: hash and write it without copying into the buffer.
+                view = data[pos : pos + bs]
+                self._block_sums.append(fmt.checksum_bytes(view))
+                self._file.write(view)
+                pos += bs
+                continue
             take = min(bs - self._fill, n - pos)
             self._block[self._fill : self._fill + take] = data[pos : pos + take]
             self._fill += take
