@@ -1,6 +1,7 @@
-"""A single 200 MB plain-text document builds in bounded memory: the text is streamed in pieces and never held
-whole; the document's token array is (a document is one contiguous run in a shard and `ShardWriter` takes whole
-documents), so peak RSS grows by about tokens x 2 bytes + a constant, not by text + tokens."""
+"""A single 200 MB plain-text document builds in memory bounded by the piece size: the text is streamed in pieces,
+each piece's ids go to the shard writer at once (`ShardWriter.begin/extend/end_document`), and the shard's whole-file
+checksum is read back through a small buffer (not mapped), so peak RSS does not grow with the document's text or its
+token count."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import json, resource, sys
 import shardstore
 from shardstore.store import Store
 report = shardstore.build([sys.argv[1]], tokenizer=sys.argv[2], out=sys.argv[3], workers=1, progress=False)
-peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before reading: mapped shard pages count too
 s = Store.open(sys.argv[3])
 print(json.dumps({"peak_mib": peak_kib / 1024, "docs": s.num_docs, "tokens": s.num_tokens,
                   "last": int(s.doc(0)[-1]), "eos": s.eos_id}))
@@ -53,10 +54,9 @@ def test_200mb_document_has_bounded_memory(tmp_path):
     assert huge["docs"] == 1 and huge["last"] == huge["eos"]
     growth = huge["peak_mib"] - base["peak_mib"]
     token_mib = huge["tokens"] * 2 / (1 << 20)
-    # Holding the whole text as well would add >= size_mib; pieces (8 Mi chars) and I/O buffers stay under 64 MiB.
-    assert growth < token_mib + 64, (
-        f"peak RSS grew by {growth:.0f} MiB; the tokens alone are {token_mib:.0f} MiB"
-    )
+    # Holding the text would add ~size_mib, holding the ids ~token_mib; pieces (8 Mi chars), their ids and I/O
+    # buffers stay under 64 MiB.
+    assert growth < 64, f"peak RSS grew by {growth:.0f} MiB; the tokens alone are {token_mib:.0f} MiB"
     print(
         f"{size_mib:.0f} MiB document: peak RSS +{growth:.0f} MiB over a tiny build ({token_mib:.0f} MiB of tokens)"
     )
