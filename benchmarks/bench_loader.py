@@ -9,7 +9,7 @@ project's torch 2.13 would replace it, so every contender runs from one separate
     # shardstore itself, from the working tree, without building the tokenizer's native extension:
     echo "$PWD" > /work/venv-streaming/lib/python3.11/site-packages/shardstore_dev.pth
 
-Run (from the repository root; ~5 minutes on 2 shared cores; data cached under --workdir between runs):
+Run (from the repository root; ~10 minutes on 2 shared cores; data cached under --workdir between runs):
 
     /work/venv-streaming/bin/python benchmarks/bench_loader.py
     python3.11 benchmarks/bench_loader.py --only raw,raw-ndarray,store-read,ours,ours-views   # main env, no peers
@@ -487,7 +487,13 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)  # every contender single-threaded in-process; 2 shared cores
     total = int(args.tokens)
     t = time.perf_counter()
-    data = prepare(args, names)
+    try:
+        data = prepare(args, names)
+    except ImportError as exc:
+        raise SystemExit(
+            f"{exc}: LitData and MosaicML Streaming live in their own venv (torch 2.14.1 + torchvision); build it as"
+            " this script's docstring says, or race without them: --only raw,raw-ndarray,store-read,ours,ours-views"
+        ) from None
     print(
         f"data ready in {time.perf_counter() - t:.1f}s under {args.workdir}: {total / 1e6:.1f}M tokens, "
         f"mix {WEIGHTS}, B={B} seq_len={SEQ_LEN}",
