@@ -1,4 +1,4 @@
-"""The loaders benchmarks/bench_loader.py races ours against, each over the same synthetic tokens.
+"""The loaders benchmarks/bench_loader.py races ours against, and the synthetic tokens they all read.
 
 Every contender yields the same batch: a dict with int64 `input_ids` and `labels` of shape [B, seq_len], cut from
 one window of `seq_len + 1` tokens per row (labels = the window shifted by one). The conversion to that dict is the
@@ -39,7 +39,9 @@ __all__ = [
     "prepare_litdata",
     "prepare_mosaic",
     "raw_loader",
+    "synth_source",
     "windows_to_batch",
+    "write_flat",
 ]
 
 _DONE = ".bench-done"  # written last into a prepared directory: its presence means the copy is complete
@@ -61,6 +63,42 @@ class SourceTokens:
 
     def tokens(self) -> np.ndarray:
         return np.memmap(self.flat_path, dtype=self.dtype, mode="r")
+
+
+def synth_source(
+    root: Path, name: str, num_tokens: int, *, weight: float, seed: int, eos: int
+) -> SourceTokens:
+    """Documents of lognormal length (median ~550 tokens), random ids below `eos`, each ending with `eos`.
+
+    Cached under `root`: the token file is written first and the offsets file is renamed into place last, so a
+    killed run leaves no offsets and the next run writes both again.
+    """
+    flat = root / f"{name}-{num_tokens}.tokens"
+    offsets_path = root / f"{name}-{num_tokens}.offsets.npy"
+    if not (flat.exists() and offsets_path.exists()):
+        rng = np.random.default_rng([seed, num_tokens, *name.encode()])
+        lengths = np.clip(rng.lognormal(6.3, 1.0, num_tokens // 200 + 16), 8, 65536).astype(np.int64)
+        lengths = lengths[: int(np.searchsorted(np.cumsum(lengths), num_tokens)) + 1]
+        lengths[-1] -= int(lengths.sum()) - num_tokens
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        tokens = rng.integers(0, eos, num_tokens, dtype=np.uint16)
+        tokens[offsets[1:] - 1] = eos
+        tokens.tofile(flat)
+        tmp = root / f"{name}-{num_tokens}.offsets.tmp.npy"
+        np.save(tmp, offsets)
+        tmp.rename(offsets_path)
+    return SourceTokens(name, weight, flat, np.load(offsets_path), np.dtype("<u2"))
+
+
+def write_flat(sources: Sequence[SourceTokens], path: Path) -> Path:
+    """One flat file of all sources' tokens, for the raw bound."""
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            for src in sources:
+                f.write(memoryview(np.ascontiguousarray(src.tokens())))
+        tmp.rename(path)
+    return path
 
 
 def windows_to_batch(windows: torch.Tensor) -> dict[str, torch.Tensor]:

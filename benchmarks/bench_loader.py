@@ -83,22 +83,7 @@ _READ_PATH = ("batches", "format", "interleave", "manifest", "mixture", "samplin
 
 
 def synth_source(root: Path, name: str, num_tokens: int, *, seed: int) -> peers.SourceTokens:
-    """Documents of lognormal length (median ~550 tokens), random ids, each ending with EOS; cached on disk."""
-    flat = root / f"{name}-{num_tokens}.tokens"
-    offsets_path = root / f"{name}-{num_tokens}.offsets.npy"
-    if not (flat.exists() and offsets_path.exists()):
-        rng = np.random.default_rng([seed, num_tokens, *name.encode()])
-        lengths = np.clip(rng.lognormal(6.3, 1.0, num_tokens // 200 + 16), 8, 65536).astype(np.int64)
-        cum = np.cumsum(lengths)
-        lengths = lengths[: int(np.searchsorted(cum, num_tokens)) + 1]
-        lengths[-1] -= int(lengths.sum()) - num_tokens
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        tokens = rng.integers(0, EOS, num_tokens, dtype=np.uint16)
-        tokens[offsets[1:] - 1] = EOS
-        tokens.tofile(flat)
-        np.save(offsets_path, offsets)
-    offsets = np.load(offsets_path)
-    return peers.SourceTokens(name, WEIGHTS[name], flat, offsets, np.dtype("<u2"))
+    return peers.synth_source(root, name, num_tokens, weight=WEIGHTS[name], seed=seed, eos=EOS)
 
 
 def write_store(src: peers.SourceTokens, directory: Path, *, max_shard_bytes: int) -> Path:
@@ -126,17 +111,6 @@ def write_store(src: peers.SourceTokens, directory: Path, *, max_shard_bytes: in
     )
     write_manifest(directory, Manifest(dtype="uint16", shards=tuple(w.shards), tokenizer=tok))
     return directory
-
-
-def write_flat(sources: list[peers.SourceTokens], path: Path) -> Path:
-    """One flat file of all sources' tokens, for the raw bound."""
-    if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            for src in sources:
-                f.write(memoryview(np.ascontiguousarray(src.tokens())))
-        tmp.rename(path)
-    return path
 
 
 def mixture_config(stores: dict[str, Path], *, seed: int) -> dict:
@@ -202,7 +176,7 @@ def prepare(args: argparse.Namespace, names: list[str]) -> Data:
         )
         for s in sources
     }
-    flat = write_flat(sources, root / f"flat-{total}.tokens")
+    flat = peers.write_flat(sources, root / f"flat-{total}.tokens")
     lit = peers.prepare_litdata(sources, root) if {"litdata", "litdata-1src"} & set(names) else {}
     mds = peers.prepare_mosaic(sources, root, seq_len=SEQ_LEN) if "mosaic" in names else {}
     return Data(sources, stores, flat, lit, mds)
