@@ -48,6 +48,8 @@ _MAX_CACHED_PERMUTATIONS = 256
 # for 4096 (a source of 16k windows, whose Feistel domain is 4x its size).
 _BLOCK = 16384
 _MAX_CACHED_BLOCKS = 32  # 32 x 16384 x 8 bytes = 4 MiB per reader at most, whatever the dataset size
+_AHEAD_BATCHES = 32  # batches located per vectorized call ...
+_AHEAD_SAMPLES = 4096  # ... spanning at most this many global samples
 
 
 class DocInfo(StrEnum):
@@ -62,7 +64,17 @@ class DocInfo(StrEnum):
 class BatchReader:
     """Reads batches of a mixture. Opens the stores lazily, once per process."""
 
-    __slots__ = ("_blocks", "_iota", "_perms", "_recycler", "_staging", "contiguous", "doc_info", "mixture")
+    __slots__ = (
+        "_ahead",
+        "_blocks",
+        "_iota",
+        "_perms",
+        "_recycler",
+        "_staging",
+        "contiguous",
+        "doc_info",
+        "mixture",
+    )
 
     def __init__(
         self, mixture: Mixture, *, doc_info: DocInfo | str | None = None, contiguous: bool = True
@@ -75,6 +87,10 @@ class BatchReader:
         self._staging: tuple[list[OpenSource], np.dtype] | None = None  # (opened sources, their common dtype)
         self._recycler = ArrayRecycler()  # batch-sized arrays reuse memory the caller has released
         self._iota = np.arange(0, dtype=np.int64)  # 0, 1, 2, ... for position_ids, grown on demand
+        # position -> (counts there, source ids, windows, rows per source) of the next batches (_locate_ahead)
+        self._ahead: dict[
+            int, tuple[tuple[int, ...], np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]
+        ] = {}
 
     @property
     def seq_len(self) -> int:
@@ -125,24 +141,67 @@ class BatchReader:
         return src, windows
 
     def _locate(
-        self, position: int, counts: Sequence[int], size: int
+        self, position: int, counts: Sequence[int], size: int, stride: int | None = None
     ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]], list[OpenSource]]:
         sources = self.mixture.open_sources()  # once per batch: it checks the process id (fork safety)
-        src, ordinal = self.mixture.interleave.assign(position, counts, size)
-        windows = np.empty(size, dtype=np.int64)
-        groups = _rows_by_source(src)
-        # A source's ordinals are consecutive along the global order (ordinal = samples of it drawn before), so
-        # each source's windows are one contiguous range of its permutation: a few numpy calls per source
-        # present instead of a lookup per row.
-        for s, rows in groups:
-            lo, hi = int(ordinal[rows[0]]), int(ordinal[rows[-1]]) + 1
-            table = self._windows(s, lo, hi, sources[s].num_windows)
-            windows[rows] = table if hi - lo == rows.size else table[ordinal[rows] - lo]
-        return src, windows, groups, sources
+        counts = tuple(int(c) for c in counts)
+        hit = self._ahead.get(position)
+        if hit is None or hit[0] != counts or hit[1].size != size:
+            hit = self._locate_ahead(position, counts, size, max(stride or size, size), sources)
+        # a copy of the source ids: the caller may keep or modify them
+        return hit[1].copy(), hit[2], hit[3], sources
 
-    def read(self, position: int, counts: Sequence[int], size: int) -> dict[str, np.ndarray]:
-        """The batch of global samples ``[position, position + size)`` as numpy arrays."""
-        return self._read(*self._locate(position, counts, size))
+    def _locate_ahead(
+        self, position: int, counts: tuple[int, ...], size: int, stride: int, sources: list[OpenSource]
+    ) -> tuple[tuple[int, ...], np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
+        """Locate this reader's next ``k`` batches, ``[position + j * stride, ... + size)`` for ``j < k``, in one
+        vectorized pass, cache them by position (with the counts they start from) and return the first.
+
+        Per batch, locating costs ~20 us of numpy calls on 32-element arrays whatever their size; over ``k``
+        batches at once it is ~1 us per batch. ``k * stride`` is capped (`_AHEAD_SAMPLES`), so a large world size
+        locates one batch at a time instead of samples other ranks read."""
+        k = max(1, min(_AHEAD_BATCHES, _AHEAD_SAMPLES // stride))
+        total = (k - 1) * stride + size
+        src_all, ordinal_all = self.mixture.interleave.assign(position, counts, total)
+        if stride == size:
+            src, ordinal = src_all, ordinal_all
+        else:
+            mine = (np.arange(k, dtype=np.int64)[:, None] * stride + np.arange(size, dtype=np.int64)).ravel()
+            src, ordinal = src_all[mine], ordinal_all[mine]
+        windows = np.empty(src.size, dtype=np.int64)
+        # A source's ordinals increase along the global order (ordinal = samples of it drawn before), so its
+        # windows are one range of its permutation: a few numpy calls per source, not a lookup per row.
+        cuts = np.arange(k + 1, dtype=np.int64) * size
+        groups: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(k)]
+        for s in np.flatnonzero(np.bincount(src, minlength=len(sources))).tolist():
+            rows = np.flatnonzero(src == s)
+            ords = ordinal[rows]
+            lo, hi = int(ords[0]), int(ords[-1]) + 1
+            table = self._windows(s, lo, hi, sources[s].num_windows)
+            windows[rows] = table if hi - lo == rows.size else table[ords - lo]
+            bounds = np.searchsorted(rows, cuts).tolist()  # this source's rows in each batch, batch-relative
+            for j in range(k):
+                if bounds[j + 1] > bounds[j]:
+                    groups[j].append((s, rows[bounds[j] : bounds[j + 1]] - j * size))
+        firsts = np.arange(k, dtype=np.int64) * stride
+        before = [
+            (np.concatenate(([0], np.cumsum(src_all == s)))[firsts] + c).tolist()
+            for s, c in enumerate(counts)
+        ]
+        self._ahead.clear()
+        for j in range(k):
+            state = tuple(per_source[j] for per_source in before)
+            part = slice(j * size, (j + 1) * size)
+            self._ahead[position + j * stride] = (state, src[part], windows[part], groups[j])
+        return self._ahead[position]
+
+    def read(
+        self, position: int, counts: Sequence[int], size: int, *, stride: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """The batch of global samples ``[position, position + size)`` as numpy arrays. `stride`: where this
+        reader's next batch will start (``position + stride``; default `size`), so upcoming batches are located
+        together."""
+        return self._read(*self._locate(position, counts, size, stride))
 
     def read_windows(self, src: np.ndarray, window: np.ndarray) -> dict[str, np.ndarray]:
         """The batch of these (source id, window) samples as numpy arrays."""

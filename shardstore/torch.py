@@ -93,7 +93,7 @@ class MixtureDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, key: BatchKey) -> dict[str, torch.Tensor]:
         position, size, stride, *counts = (int(x) for x in key)
-        batch = self.reader.read(position, counts, size)
+        batch = self.reader.read(position, counts, size, stride=stride)
         if self.prefetch:
             ahead = self.mixture.interleave.advance(position, counts, stride)
             self.reader.prefetch(position + stride, ahead, size)

@@ -193,3 +193,28 @@ def test_batch_reader_matches_a_per_row_reference(two_store_mixture):
         counts = mix.interleave.advance(position, counts, 37)
         position += 37
     assert crossing >= 1
+
+
+def test_batches_located_ahead_equal_batches_located_one_by_one(two_store_mixture):
+    mix, il = two_store_mixture, two_store_mixture.interleave
+    for size, world, rank in ((5, 1, 0), (5, 3, 1), (4, 4, 3), (300, 20, 7)):
+        ahead, alone = BatchReader(mix), BatchReader(mix)
+        stride = size * world
+        position, counts = 0, (0, 0)
+        for _step in range(40):
+            start = position + rank * size
+            rank_counts = il.advance(position, counts, rank * size)
+            got = ahead.read(start, rank_counts, size, stride=stride)
+            alone._ahead.clear()  # nothing located ahead: every batch on its own
+            want = alone.read(start, rank_counts, size)
+            assert all(np.array_equal(got[k], want[k]) for k in want), (size, world, rank, _step)
+            got["source_ids"][:] = 99  # a caller scribbling on its batch does not change a re-read
+            counts = il.advance(position, counts, stride)
+            position += stride
+        again = ahead.read(start, rank_counts, size, stride=stride)
+        assert np.array_equal(again["source_ids"], want["source_ids"])
+    # the same position from other counts (a state loaded with strict=False) is located again, not served stale
+    reader = BatchReader(mix)
+    reader.read(0, (0, 0), 8)
+    src, _ = reader.locate(8, (8, 0), 8)
+    assert np.array_equal(src, il.assign(8, (8, 0), 8)[0])
