@@ -334,6 +334,7 @@ def _read_jsonl(
 ) -> Iterator[DocPiece]:
     field_name = options.text_field
     fast = _fast_json_loads()
+    obj: Any
     for lineno, line in lines:
         if fast is not None and b"\x00" not in line:
             # The common record, in as few operations as possible; anything else (including a line orjson rejects)
@@ -353,7 +354,7 @@ def _read_jsonl(
             continue
         bad_at = -1
         decoded = ""
-        obj: Any = _NO_VALUE
+        obj = _NO_VALUE
         if fast is not None:
             try:  # strict UTF-8, no lone surrogates: anything unusual falls back to the exact slow path below
                 obj = fast(line)
@@ -422,6 +423,11 @@ def _read_parquet(
             for value in batch.column(0).to_pylist():
                 record = row
                 row += 1
+                if (
+                    type(value) is str and value
+                ):  # the common case first; the checks below give the same result
+                    yield DocPiece(value, record)
+                    continue
                 if value is None:
                     counts.add(SkipReason.MISSING_FIELD)
                     continue

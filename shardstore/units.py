@@ -90,14 +90,12 @@ class _DocSink:
         self._pending = [0, 0, 0]
         self._last_report = time.monotonic()
 
-    def add_batch(self, batch: Sequence[DocPiece], encoded: Sequence[np.ndarray]) -> None:
-        """Write the documents (or pieces) of one encoded batch, in order."""
+    def add_batch(self, batch: Sequence[DocPiece], encoded: Sequence[np.ndarray], chars: int) -> None:
+        """Write the documents (or pieces) of one encoded batch (`chars` characters of text), in order."""
         extra = 1 if self.eos else 0
         parts: list[Any] = []  # whole documents, id arrays and EOS bytes alternating, joined once
         lengths: list[int] = []
-        chars = 0
         for piece, ids in zip(batch, encoded, strict=True):
-            chars += len(piece.text)  # characters: a cheap stand-in for bytes in the figures
             if piece.last and not self._streaming:
                 parts.append(ids)
                 if extra:
@@ -124,7 +122,7 @@ class _DocSink:
             self.tokens += n
             self._pending[2] += n
         self._write_whole(parts, lengths)
-        self.text_bytes += chars
+        self.text_bytes += chars  # characters: a cheap stand-in for bytes in the figures
         self._pending[1] += chars
 
     def _write_whole(self, parts: list[Any], lengths: list[int]) -> None:
@@ -164,11 +162,11 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
     )
     sink = _DocSink(writer, dtype, tokenizer.eos_id if task.eos else None, progress)
 
-    def flush(batch: list[DocPiece]) -> None:
+    def flush(batch: list[DocPiece], chars: int) -> None:
         if not batch:
             return
         encoded = tokenizer.encode_batch_to_numpy([p.text for p in batch], num_threads=1, dtype=dtype)
-        sink.add_batch(batch, encoded)
+        sink.add_batch(batch, encoded, chars)
         del encoded  # a streamed piece's ids (worst-case-sized encoder buffers) go now, not at the next batch
         batch.clear()
         sink.report()
@@ -180,9 +178,9 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
             batch.append(piece)
             chars += len(piece.text)
             if len(batch) >= _BATCH_DOCS or chars >= _BATCH_CHARS:
-                flush(batch)
+                flush(batch, chars)
                 chars = 0
-        flush(batch)
+        flush(batch, chars)
         shards = tuple(writer.close())
         prov = None
         if sink.docs:
