@@ -191,12 +191,15 @@ class BatchReader:
             (np.concatenate(([0], np.cumsum(src_all == s)))[firsts] + c).tolist()
             for s, c in enumerate(counts)
         ]
-        self._ahead.clear()
+        ahead = {}
         for j in range(k):
             state = tuple(per_source[j] for per_source in before)
             part = slice(j * size, (j + 1) * size)
-            self._ahead[position + j * stride] = (state, src[part], windows[part], groups[j])
-        return self._ahead[position]
+            ahead[position + j * stride] = (state, src[part], windows[part], groups[j])
+        self._ahead = (
+            ahead  # replaced whole: a thread reading the old cache meanwhile still sees whole entries
+        )
+        return ahead[position]
 
     def read(
         self, position: int, counts: Sequence[int], size: int, *, stride: int | None = None
