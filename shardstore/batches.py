@@ -71,6 +71,7 @@ class BatchReader:
         "_ahead",
         "_blocks",
         "_iota",
+        "_last_position",
         "_perms",
         "_recycler",
         "_staging",
@@ -90,6 +91,7 @@ class BatchReader:
         self._staging: tuple[list[OpenSource], np.dtype] | None = None  # (opened sources, their common dtype)
         self._recycler = ArrayRecycler()  # batch-sized arrays reuse memory the caller has released
         self._iota = np.arange(0, dtype=np.int64)  # 0, 1, 2, ... for position_ids, grown on demand
+        self._last_position: int | None = None  # of the last batch located (its successor's step is learned)
         # position -> (counts there, source ids, windows, rows per source) of the next batches (_locate_ahead)
         self._ahead: dict[
             int, tuple[tuple[int, ...], np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]
@@ -150,7 +152,14 @@ class BatchReader:
         counts = tuple(int(c) for c in counts)
         hit = self._ahead.get(position)
         if hit is None or hit[0] != counts or hit[1].size != size:
-            hit = self._locate_ahead(position, counts, size, max(stride or size, size), sources)
+            # Predict where this reader's next batches start: `stride` apart, unless its requests so far came a
+            # multiple of that apart (DataLoader workers take every num_workers-th batch of a rank).
+            step = max(stride or size, size)
+            last = self._last_position
+            if last is not None and position > last and (position - last) % step == 0:
+                step = position - last
+            hit = self._locate_ahead(position, counts, size, step, sources)
+        self._last_position = position
         # a copy of the source ids: the caller may keep or modify them
         return hit[1].copy(), hit[2], hit[3], sources
 

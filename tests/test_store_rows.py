@@ -197,17 +197,26 @@ def test_batch_reader_matches_a_per_row_reference(two_store_mixture):
 
 def test_batches_located_ahead_equal_batches_located_one_by_one(two_store_mixture):
     mix, il = two_store_mixture, two_store_mixture.interleave
-    for size, world, rank in ((5, 1, 0), (5, 3, 1), (4, 4, 3), (300, 20, 7)):
+    for size, world, rank, workers, worker in (
+        (5, 1, 0, 1, 0),
+        (5, 3, 1, 1, 0),
+        (4, 4, 3, 3, 2),
+        (300, 20, 7, 1, 0),
+    ):
         ahead, alone = BatchReader(mix), BatchReader(mix)
         stride = size * world
         position, counts = 0, (0, 0)
-        for _step in range(40):
+        for _step in range(40 * workers):
+            if _step % workers != worker:  # another DataLoader worker's batch
+                counts = il.advance(position, counts, stride)
+                position += stride
+                continue
             start = position + rank * size
             rank_counts = il.advance(position, counts, rank * size)
             got = ahead.read(start, rank_counts, size, stride=stride)
             alone._ahead.clear()  # nothing located ahead: every batch on its own
             want = alone.read(start, rank_counts, size)
-            assert all(np.array_equal(got[k], want[k]) for k in want), (size, world, rank, _step)
+            assert all(np.array_equal(got[k], want[k]) for k in want), (size, world, rank, worker, _step)
             got["source_ids"][:] = 99  # a caller scribbling on its batch does not change a re-read
             counts = il.advance(position, counts, stride)
             position += stride
