@@ -8,6 +8,7 @@ and optional schedule phases. Relative store paths resolve against the config fi
     seed = 1234
     global_batch_size = 512          # samples per optimizer step; needed only by step-based schedule phases
     cache_dir = "/local/cache"       # optional: node-local cache for remote stores
+    cache_limit = "200G"             # optional: bound on that cache per remote store (bytes, or K/M/G/T)
     # storage_options = { ... }      # optional: fsspec options for remote stores (endpoint_url, ...)
 
     [[sources]]
@@ -61,6 +62,17 @@ def _int(value: object, *, what: str, lo: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < lo:
         raise ConfigError(f"{what} must be an integer >= {lo}, got {value!r}")
     return value
+
+
+def _size(value: object) -> int | None:
+    """A cache size from a config: bytes as an integer, or a string such as "500M" / "20G"."""
+    if value is None or isinstance(value, int):
+        return value  # integers are range-checked by MixtureConfig
+    if isinstance(value, str):
+        from shardstore.cache_config import parse_size
+
+        return parse_size(value)
+    raise ConfigError(f"cache_limit must be bytes (an integer) or a size such as '20G', got {value!r}")
 
 
 def _weight(value: object, *, what: str) -> float | int:
@@ -135,6 +147,9 @@ class MixtureConfig:
     schedule: tuple[PhaseConfig, ...] = ()
     global_batch_size: int | None = None
     cache_dir: str | None = None
+    cache_limit: int | None = (
+        None  # bytes of node-local cache per remote store (None: $SHARDSTORE_CACHE_LIMIT)
+    )
     verify: str = "touch"
     allow_tokenizer_mismatch: bool = False
     storage_options: dict[str, Any] | None = None  # fsspec options for remote stores (endpoint, credentials)
@@ -151,6 +166,8 @@ class MixtureConfig:
             raise ConfigError(f"source names must be unique, got {names}")
         if self.global_batch_size is not None:
             _int(self.global_batch_size, what="global_batch_size", lo=1)
+        if self.cache_limit is not None:
+            _int(self.cache_limit, what="cache_limit", lo=1)
         if self.storage_options is not None and not isinstance(self.storage_options, dict):
             raise ConfigError(
                 f"storage_options must be a table of fsspec options, got {self.storage_options!r}"
@@ -194,7 +211,16 @@ class MixtureConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, base_dir: str = ".") -> MixtureConfig:
-        known = {"seq_len", "seed", "sources", "schedule", "global_batch_size", "cache_dir", "verify"}
+        known = {
+            "seq_len",
+            "seed",
+            "sources",
+            "schedule",
+            "global_batch_size",
+            "cache_dir",
+            "cache_limit",
+            "verify",
+        }
         known |= {"allow_tokenizer_mismatch", "storage_options"}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -226,6 +252,7 @@ class MixtureConfig:
             schedule=tuple(schedule),
             global_batch_size=d.get("global_batch_size"),
             cache_dir=d.get("cache_dir"),
+            cache_limit=_size(d.get("cache_limit")),
             verify=d.get("verify", "touch"),
             allow_tokenizer_mismatch=bool(d.get("allow_tokenizer_mismatch", False)),
             storage_options=d.get("storage_options"),
@@ -370,6 +397,7 @@ class Mixture:
                     verify=cfg.verify,
                     cache_dir=cfg.cache_dir,
                     storage_options=cfg.storage_options,
+                    cache_limit=cfg.cache_limit,
                 )
                 stores.append(store)
                 offsets.append(offsets[-1] + store.num_tokens)

@@ -128,9 +128,14 @@ class Store:
         cache_dir: str | os.PathLike[str] | None = None,
         storage_options: dict[str, Any] | None = None,
         max_open_shards: int = DEFAULT_MAX_OPEN_SHARDS,
+        cache_limit: int | None = None,
     ) -> Store:
-        """Open a store directory, a `file://` URL, or (through the node-local cache) any fsspec URL."""
-        args = (os.fspath(path_or_url), verify, cache_dir, storage_options, max_open_shards)
+        """Open a store directory, a `file://` URL, or (through the node-local cache) any fsspec URL.
+
+        `cache_limit` (bytes) bounds the node-local cache of a remote store; the store then keeps at most as many
+        shards mapped as fit under it (mapped shards cannot be evicted).
+        """
+        args = (os.fspath(path_or_url), verify, cache_dir, storage_options, max_open_shards, cache_limit)
         proto, path = split_url(path_or_url)
         if proto is None:
             if os.path.basename(path) == MANIFEST_NAME and os.path.isfile(path):
@@ -155,7 +160,12 @@ class Store:
                 raise ConfigError(
                     f"{path}: opening a remote store needs shardstore.cache, which is not available ({exc})"
                 ) from exc
-            manifest_bytes, locator = open_remote(path, cache_dir=cache_dir, storage_options=storage_options)
+            manifest_bytes, locator = open_remote(
+                path, cache_dir=cache_dir, storage_options=storage_options, cache_limit=cache_limit
+            )
+            pinnable = locator.max_mapped_shards
+            if pinnable is not None:
+                max_open_shards = min(max_open_shards, pinnable)
             manifest = Manifest.from_json_bytes(manifest_bytes, source=f"{path.rstrip('/')}/{MANIFEST_NAME}")
             root = path
         return cls(
@@ -502,6 +512,7 @@ def _reopen(
     cache_dir: str | None,
     storage_options: dict[str, Any] | None,
     max_open: int,
+    cache_limit: int | None = None,
 ) -> Store:
     # A FULL store was verified by its parent; the child checks blocks as it touches them instead.
     mode = VerifyMode.TOUCH if VerifyMode(verify) is VerifyMode.FULL else verify
@@ -511,4 +522,5 @@ def _reopen(
         cache_dir=cache_dir,
         storage_options=storage_options,
         max_open_shards=max_open,
+        cache_limit=cache_limit,
     )

@@ -265,6 +265,7 @@ def make_dataloader(
     multiprocessing_context: Any = None,
     cache_dir: str | os.PathLike[str] | None = None,
     storage_options: dict[str, Any] | None = None,
+    cache_limit: int | None = None,
     max_steps: int | None = None,
     timeout: float = 0,
     contiguous: bool = True,
@@ -278,19 +279,21 @@ def make_dataloader(
         doc_info: add ``position_ids`` and/or ``cu_seqlens`` ("position_ids", "cu_seqlens", "both").
         cache_dir: node-local cache for remote stores (overrides the mixture's ``cache_dir``).
         storage_options: fsspec options for remote stores (override the mixture's ``storage_options``).
+        cache_limit: bytes of node-local cache per remote store (overrides the mixture's ``cache_limit``).
         max_steps: stop after this many batches per ``iter()`` (default: never; sources repeat epoch by epoch).
         contiguous: False makes ``input_ids``/``labels`` zero-copy overlapping views of one int64 buffer (one
             fewer copy per token; ``.view()`` on them fails until copied, e.g. by ``.to(device)``).
     """
     if not isinstance(mixture, Mixture):
         mixture = Mixture.from_file(mixture)
-    if cache_dir is not None or storage_options is not None:
+    if cache_dir is not None or storage_options is not None or cache_limit is not None:
         config = mixture.config
         mixture = Mixture(
             replace(
                 config,
                 cache_dir=config.cache_dir if cache_dir is None else os.fspath(cache_dir),
                 storage_options=config.storage_options if storage_options is None else storage_options,
+                cache_limit=config.cache_limit if cache_limit is None else cache_limit,
             )
         )
     try:

@@ -54,3 +54,58 @@ def test_remote_store_gives_the_same_batches_and_state(s3_server, tmp_path: Path
     remote.load_state_dict(state)
     assert remote.state_dict() == state
     assert any(name.endswith(".shard") for _, _, files in os.walk(tmp_path / "cache") for name in files)
+
+
+def test_small_cache_limit_through_the_loader_evicts_and_stays_bounded(s3_server, tmp_path: Path) -> None:
+    """A remote store several times larger than `cache_limit`, read through make_dataloader: correct batches,
+    and the cache on disk never holds more than the limit plus one shard."""
+    from remote_fixtures import build_store, upload
+
+    from shardstore.store import Store
+
+    local = build_store(str(tmp_path / "big"), num_docs=120, max_shard_bytes=8 << 10)
+    store = Store.open(local)
+    shard_bytes = max(s.size for s in store.manifest.shards)
+    assert store.num_shards >= 12
+    total = sum(s.size for s in store.manifest.shards)
+    limit = 4 * shard_bytes
+    assert total > 3 * limit
+    url = upload(s3_server, local, prefix="big")
+
+    def mixture(ref: str) -> Mixture:
+        return Mixture.from_dict(
+            {"seq_len": 64, "seed": 3, "sources": [{"name": "big", "store": ref, "weight": 1}]}
+        )
+
+    steps = 2 * store.num_tokens // (64 * 8)  # about two epochs: every shard is needed more than once
+    want = make_dataloader(mixture(local), batch_size=8, max_steps=steps)
+    got = make_dataloader(
+        mixture(url),
+        batch_size=8,
+        max_steps=steps,
+        cache_dir=tmp_path / "cache",
+        storage_options=s3_server.storage_options,
+        cache_limit=limit,
+    )
+    peak = 0
+    for a, b in zip(want, got, strict=True):
+        assert torch.equal(a["input_ids"], b["input_ids"])
+        on_disk = sum(
+            os.path.getsize(os.path.join(d, f))
+            for d, _, files in os.walk(tmp_path / "cache")
+            for f in files
+            if ".shard" in f
+        )
+        peak = max(peak, on_disk)
+    assert 0 < peak <= limit + shard_bytes
+
+
+def test_cache_limit_in_the_mixture_file_accepts_sizes() -> None:
+    d = {"seq_len": 8, "seed": 0, "cache_limit": "2M", "sources": [{"name": "a", "store": "x", "weight": 1}]}
+    assert Mixture.from_dict(d).config.cache_limit == 2 << 20
+    import pytest
+
+    from shardstore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cache_limit"):
+        Mixture.from_dict({**d, "cache_limit": -5})
