@@ -36,6 +36,11 @@ class Locator(Protocol):
         """The Store unmapped this shard; a cache may now evict it."""
         ...
 
+    @property
+    def max_mapped_shards(self) -> int | None:
+        """How many shards the Store may keep mapped at once (a bounded cache cannot evict mapped ones); None: any."""
+        ...
+
 
 class LocalLocator:
     """Files of a store in a local directory; refuses any path (or symlink) that resolves outside of it."""
@@ -67,6 +72,10 @@ class LocalLocator:
 
     def release(self, index: int) -> None:
         """Local files are never evicted."""
+
+    @property
+    def max_mapped_shards(self) -> int | None:
+        return None
 
 
 def split_url(path_or_url: str | os.PathLike[str]) -> tuple[str | None, str]:

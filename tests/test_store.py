@@ -141,8 +141,8 @@ def test_file_url_and_manifest_path(store_dir):
 def test_remote_urls_go_through_the_cache(store_dir, monkeypatch):
     calls = []
 
-    def open_remote(url, *, cache_dir, storage_options):
-        calls.append((url, cache_dir, storage_options))
+    def open_remote(url, *, cache_dir, storage_options, cache_limit):
+        calls.append((url, cache_dir, storage_options, cache_limit))
         data = (store_dir / "manifest.json").read_bytes()
         return data, LocalLocator(str(store_dir), Manifest.from_json_bytes(data, source=url))
 
@@ -150,7 +150,7 @@ def test_remote_urls_go_through_the_cache(store_dir, monkeypatch):
     fake.open_remote = open_remote
     monkeypatch.setitem(sys.modules, "shardstore.cache", fake)
     store = Store.open("s3://bucket/store", cache_dir="/tmp/c", storage_options={"anon": True})
-    assert calls == [("s3://bucket/store", "/tmp/c", {"anon": True})]
+    assert calls == [("s3://bucket/store", "/tmp/c", {"anon": True}, None)]
     assert store.root == "s3://bucket/store" and np.array_equal(store.doc(1), DOCS[1])
 
 
