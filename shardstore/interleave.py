@@ -340,7 +340,8 @@ class Interleave:
         limit = end if seg_end >= NEVER else min(end, seg_end - margin)
         if period > _MAX_PERIOD:
             return counts, done
-        sched, seen = self.schedule, {}
+        sched = self.schedule
+        seen: dict[tuple[int, ...], tuple[int, tuple[int, ...]]] = {}
         while done + period <= limit:
             key = tuple(sched.scaled_cumulative(s, done) - c * sched.scale for s, c in enumerate(counts))
             if key in seen:
