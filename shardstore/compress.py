@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shardstore.errors import ConfigError, ManifestError
+from shardstore.manifest import _fsync_dir
 
 __all__ = ["COMPRESSION_NAME", "CompressedFile", "compress_store", "parse_compression_index"]
 
@@ -37,14 +38,6 @@ class CompressedFile:
 
     name: str
     size: int
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _compress_file(src: str, dst: str, *, level: int, threads: int) -> int:

@@ -25,35 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shardstore.errors import BuildError
-from shardstore.manifest import FileInfo, ShardInfo
+from shardstore.manifest import FileInfo, ShardInfo, atomic_write  # atomic_write: re-exported for the build
 
 __all__ = ["Journal", "UnitResult", "atomic_write", "canonical_json"]
 
 JOURNAL_DIR = ".build"
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    """Write to a temp name beside `path`, fsync, rename over `path`, fsync the directory."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
 def canonical_json(obj: Any) -> bytes:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shardstore.errors import FormatError
+from shardstore.manifest import atomic_write
 
 __all__ = ["UNITS_FILE", "read_provenance", "unit_file_name", "write_unit_provenance"]
 
@@ -42,17 +43,9 @@ def write_unit_provenance(out: str, index: int, url: str, records: Sequence[int]
     os.makedirs(os.path.dirname(path), exist_ok=True)
     column = pa.array(np.asarray(records, dtype=np.int64))
     table = pa.table({"record": column}).replace_schema_metadata({"url": url, "unit": str(index)})
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f, compression="zstd", write_statistics=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", write_statistics=False)
+    atomic_write(path, sink.getvalue().to_pybytes())
     return name
 
 
