@@ -40,7 +40,7 @@ from shardstore import format as fmt
 from shardstore import rows as _rows
 from shardstore.errors import ChecksumError, ConfigError, FormatError, ManifestError
 from shardstore.locator import LocalLocator, Locator, split_url
-from shardstore.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, FileInfo, Manifest
+from shardstore.manifest import MANIFEST_NAME, FileInfo, Manifest, read_manifest
 from shardstore.mapped import MappedShard
 
 if TYPE_CHECKING:
@@ -140,17 +140,7 @@ class Store:
         if proto is None:
             if os.path.basename(path) == MANIFEST_NAME and os.path.isfile(path):
                 path = os.path.dirname(path) or "."
-            source = os.path.join(path, MANIFEST_NAME)
-            try:
-                with fmt.open_regular(source) as f:
-                    data = f.read(MAX_MANIFEST_BYTES + 1)
-            except FileNotFoundError:
-                raise ManifestError(
-                    f"{source}: no manifest: {path} is not a shardstore store, or its build never finished"
-                ) from None
-            except OSError as exc:
-                raise ManifestError(f"{source}: cannot read manifest: {exc}") from exc
-            manifest = Manifest.from_json_bytes(data, source=source)
+            manifest = read_manifest(path)
             locator: Locator = LocalLocator(path, manifest)
             root = path
         else:
