@@ -11,11 +11,11 @@ import pytest
 import zstandard
 
 from shardstore.errors import InputError
-from shardstore.readers import _ZstdReader
+from shardstore.zstdio import ZstdReader
 
 
 def _read_all(blob: bytes) -> bytes:
-    reader = io.BufferedReader(_ZstdReader(io.BytesIO(blob), "t.jsonl.zst"), buffer_size=4096)
+    reader = io.BufferedReader(ZstdReader(io.BytesIO(blob), "t.jsonl.zst"), buffer_size=4096)
     return reader.read()
 
 
