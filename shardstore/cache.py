@@ -316,8 +316,9 @@ class RemoteLocator:
             os.close(fd)
 
     def _drop_prefetch_pins(self) -> None:
+        # Every prefetch hold, also those whose download is still finishing (not yet in `_prefetched`).
         with self._mutex:
-            names = list(self._prefetched)
+            names = [name for name, reasons in self._reasons.items() if "prefetch" in reasons]
         for name in names:
             self._unhold(name, "prefetch")
 
@@ -396,7 +397,10 @@ class RemoteLocator:
         while (got := self.cache.reserve(item.name, item.size, limit=limit, demand=True)).part is None:
             with self._mutex:
                 ours = all(d == self.cache.dir and n in self._fds for d, n in got.pinned)
-            if (ours and not got.reserved) or time.monotonic() > deadline:
+                mapped = ours and all("use" in self._reasons.get(n, ()) for _, n in got.pinned)
+            if ours and not mapped:  # a prefetch of ours pinned a file meanwhile: hints yield to demand
+                self._drop_prefetch_pins()
+            if (mapped and not got.reserved) or time.monotonic() > deadline:
                 # Only this process's own mapped shards block eviction: waiting cannot help.
                 who = "this process" if ours else "processes on this node"
                 raise CacheError(
