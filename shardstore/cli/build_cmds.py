@@ -6,6 +6,8 @@ import json
 
 import click
 
+from shardstore.cli.options import parse_storage_options
+
 
 @click.command("build")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
@@ -86,21 +88,11 @@ def build_cmd(
 
     Resumable: re-run the same command after a crash; a finished build re-run writes nothing.
     """
-    from shardstore.errors import ConfigError
     from shardstore.executors import Executor
     from shardstore.pipeline import BuildConfig, run_build
     from shardstore.sources import Utf8Policy
 
-    opts = None
-    if storage_options:
-        try:
-            opts = json.loads(storage_options)
-        except ValueError as exc:
-            raise ConfigError(
-                f"--storage-options must be a JSON object, got {storage_options!r} ({exc})"
-            ) from None
-        if not isinstance(opts, dict):
-            raise ConfigError(f"--storage-options must be a JSON object, got {storage_options!r}")
+    opts = parse_storage_options(storage_options)
     cfg = BuildConfig(
         inputs=inputs,
         tokenizer=tokenizer_path,

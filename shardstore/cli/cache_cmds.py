@@ -2,26 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import click
 
-from shardstore.errors import ConfigError
-
-
-def _storage_options(text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(
-            f"--storage-options {text!r} is not JSON ({exc}); e.g. '{{\"anon\": true}}'"
-        ) from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"--storage-options must be a JSON object, got {type(value).__name__}")
-    return value
+from shardstore.cli.options import parse_storage_options
 
 
 @click.command("stage")
@@ -55,7 +38,7 @@ def stage_cmd(
     report = stage(
         url,
         cache_dir=cache_dir,
-        storage_options=_storage_options(storage_options),
+        storage_options=parse_storage_options(storage_options),
         workers=workers,
         progress=not quiet,
         config=config,

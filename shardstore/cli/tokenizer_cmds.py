@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from enum import StrEnum
-from typing import Any
 
 import click
 
-from shardstore.errors import ConfigError, InputError
+from shardstore.cli.options import parse_storage_options
+from shardstore.errors import InputError
 
 
 class ExportFormat(StrEnum):
@@ -79,7 +79,7 @@ def train_cmd(
         list(inputs),
         text_field=text_field,
         split_on=unescape_separator(split_on) if split_on else None,
-        storage_options=_storage_options(storage_options),
+        storage_options=parse_storage_options(storage_options),
     )
     tok = tokenizer.train(
         texts,
@@ -146,18 +146,6 @@ def _read_stdin() -> str:
         raise InputError(
             f"stdin is not valid UTF-8: {exc.reason} at byte offset {exc.start}; pass UTF-8 text"
         ) from None
-
-
-def _storage_options(raw: str | None) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--storage-options must be a JSON object, got {raw!r} ({exc})") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"--storage-options must be a JSON object, got {raw!r}")
-    return value
 
 
 def register(root: click.Group) -> None:
