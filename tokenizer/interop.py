@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
+
+from tokenizer.serialization import atomic_write_text
 
 __all__ = ["bytes_to_unicode", "hf_merges", "write_hf_tokenizer_json"]
 
@@ -109,16 +110,4 @@ def write_hf_tokenizer_json(
             "merges": [[names[a], names[b]] for a, b in hf_merges(token_bytes)],
         },
     }
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tokenizer-hf.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, json.dumps(doc, ensure_ascii=False))

@@ -109,12 +109,17 @@ def write_tokenizer_file(
     text = json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
     # One merge per line keeps the file diffable without making it large.
     text = text.replace("],[", "],\n[")
+    atomic_write_text(path, text + "\n", encoding="ascii")
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> None:
+    """Write `text` to a temp file in the same folder, fsync, rename over `path`, fsync the folder."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tokenizer.", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(text + "\n")
+        with os.fdopen(fd, "w", encoding=encoding, newline="\n") as f:
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

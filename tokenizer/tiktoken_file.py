@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import os
-import tempfile
 from typing import TYPE_CHECKING, Any
+
+from tokenizer.serialization import atomic_write_text
 
 if TYPE_CHECKING:
     from .core import Tokenizer
@@ -26,19 +27,7 @@ def write_tiktoken_bpe(tokenizer: Tokenizer, path: str | os.PathLike[str]) -> No
         f"{base64.b64encode(token).decode('ascii')} {rank}\n"
         for token, rank in sorted(ranks.items(), key=_rank)
     ]
-    target = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(
-        prefix=".tmp-", suffix=".tiktoken", dir=os.path.dirname(os.path.abspath(target))
-    )
-    try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="\n") as f:
-            f.writelines(lines)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write_text(path, "".join(lines), encoding="ascii")
 
 
 def tiktoken_metadata(tokenizer: Tokenizer) -> dict[str, Any]:
