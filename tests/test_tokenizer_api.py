@@ -8,6 +8,8 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shardstore.errors import ChecksumError, ConfigError, FormatError, InputError
 from tokenizer import Tokenizer
@@ -229,3 +231,61 @@ def test_package_train_stays_the_function_after_submodule_import():
         callable(package.train) and package.train.__module__ == "tokenizer.train"
     )  # ...but the name stays the function
     assert sys.modules["tokenizer.train"].train is package.train
+
+
+def _pack(texts: list[str]) -> tuple[bytes, np.ndarray, np.ndarray]:
+    raw = [t.encode("utf-8") for t in texts]
+    ends = np.cumsum([len(r) for r in raw], dtype=np.int64)
+    return b"".join(raw), ends - np.array([len(r) for r in raw], dtype=np.int64), ends
+
+
+@settings(max_examples=80, deadline=None)
+@given(texts=st.lists(st.text(st.characters(codec="utf-8"), max_size=60), max_size=12), append=st.booleans())
+def test_encode_packed_equals_per_text_encode(texts, append):
+    tok = Tokenizer.from_merges(MERGES, special_tokens=(EOT, "<|pad|>"))
+    data, starts, ends = _pack(texts)
+    eos = tok.special_tokens[EOT] if append else None
+    for dtype in (np.uint16, np.uint32):
+        ids, counts = tok.encode_packed(bytearray(data), starts, ends, append_id=eos, dtype=dtype)
+        expected = [tok.encode(t) + ([eos] if append else []) for t in texts]
+        assert ids.dtype == dtype and counts.dtype == np.int64
+        assert counts.tolist() == [len(e) for e in expected]
+        assert ids.tolist() == [i for e in expected for i in e]
+
+
+def test_encode_packed_spans_may_skip_overlap_and_reorder(tok):
+    data = "the abc é <|endoftext|>".encode()
+    starts, ends = np.array([4, 0, 0, 9]), np.array([7, 3, 7, 9])
+    ids, counts = tok.encode_packed(data, starts, ends)
+    parts = [data[a:b].decode() for a, b in zip(starts, ends, strict=True)]
+    assert ids.tolist() == [i for p in parts for i in tok.encode(p)]  # special-token text stays plain text
+    assert counts.tolist() == [len(tok.encode(p)) for p in parts]
+
+
+def test_encode_packed_errors_name_the_text(tok):
+    with pytest.raises(InputError, match=r"text 1 is not valid UTF-8 at byte 2"):
+        tok.encode_packed(b"okab\xffc", [0, 2], [2, 6])
+    with pytest.raises(InputError, match="UTF-8"):
+        tok.encode_packed("\ud800".encode("utf-8", "surrogatepass"), [0], [3])  # encoded surrogate
+    with pytest.raises(ConfigError, match="outside the 3-byte buffer"):
+        tok.encode_packed(b"abc", [0], [4])
+    with pytest.raises(ConfigError, match="outside the 3-byte buffer"):
+        tok.encode_packed(b"abc", [2], [1])
+    with pytest.raises(ConfigError, match="one length"):
+        tok.encode_packed(b"abc", [0, 1], [1])
+    with pytest.raises(ConfigError, match="append_id"):
+        tok.encode_packed(b"abc", [0], [3], append_id=tok.vocab_size)
+    ids, counts = tok.encode_packed(b"", [], [])
+    assert ids.size == 0 and counts.size == 0
+
+
+def test_encode_packed_custom_pattern_matches_encode():
+    tok = Tokenizer.from_merges([(b"a", b"b"), (b"ab", b" ")], pattern=r"\w+\s?|\W")
+    data, starts, ends = _pack(["ab ab!", "", "b a"])
+    ids, counts = tok.encode_packed(data, starts, ends, append_id=0)
+    assert ids.tolist() == [257, 256, 33, 0, 0, 98, 32, 97, 0]
+    assert counts.tolist() == [4, 1, 4]
+    with pytest.raises(ConfigError, match="outside the 3-byte buffer"):
+        tok.encode_packed(b"abc", [1], [4])
+    with pytest.raises(InputError, match="text 0 is not valid UTF-8 at byte 1"):
+        tok.encode_packed(b"a\xff", [0], [2])

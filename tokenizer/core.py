@@ -384,6 +384,58 @@ class Tokenizer:
         bufs = self._batch(texts, num_threads, allowed_special, errors, itemsize=dt.itemsize)
         return [np.frombuffer(b, dtype=dt) for b in bufs]
 
+    def encode_packed(
+        self,
+        data: Any,
+        starts: npt.ArrayLike,
+        ends: npt.ArrayLike,
+        *,
+        append_id: int | None = None,
+        dtype: npt.DTypeLike | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Encode many UTF-8 texts packed in one buffer, text i being ``data[starts[i]:ends[i]]``.
+
+        For producers that already hold texts as bytes side by side (an Arrow string array's data buffer, a block of
+        JSON lines): no Python object per text, one native call, one output array. Returns ``(ids, counts)``: the ids
+        of all texts in order, each followed by `append_id` (e.g. EOS) when given, and int64 ids per text (the
+        appended id included). Special-token strings are plain text, as in `encode`. Raises `InputError` when a
+        text is not valid UTF-8 (naming the text and byte) and `ConfigError` for spans outside `data`.
+        """
+        dt = self._check_dtype(dtype)
+        lo = np.ascontiguousarray(starts, dtype=np.int64)
+        hi = np.ascontiguousarray(ends, dtype=np.int64)
+        if lo.ndim != 1 or lo.shape != hi.shape:
+            raise ConfigError(f"starts and ends must be 1-D and of one length, got {lo.shape} and {hi.shape}")
+        if append_id is not None and not 0 <= append_id < self.vocab_size:
+            raise ConfigError(f"append_id {append_id} is outside [0, {self.vocab_size})")
+        native = self._encoder()
+        if native.pattern_id < 0:  # custom split pattern: the per-text path
+            view = memoryview(data).cast("B")
+            bad = np.flatnonzero((lo < 0) | (lo > hi) | (hi > len(view)))
+            if bad.size:
+                i = int(bad[0])
+                raise ConfigError(f"text {i} spans [{lo[i]}, {hi[i]}), outside the {len(view)}-byte buffer")
+            parts: list[np.ndarray] = []
+            counts = np.empty(lo.size, dtype=np.int64)
+            for i, (a, b) in enumerate(zip(lo.tolist(), hi.tolist(), strict=True)):
+                try:
+                    text = bytes(view[a:b]).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(f"text {i} is not valid UTF-8 at byte {exc.start}") from None
+                ids = self.encode_to_numpy(text, dtype=dt)
+                parts.append(ids if append_id is None else np.append(ids, np.array([append_id], dtype=dt)))
+                counts[i] = parts[-1].size
+            return (np.concatenate(parts) if parts else np.empty(0, dtype=dt)), counts
+        try:
+            ids, counts_buf = native.encode_packed(
+                data, lo, hi, dt.itemsize, -1 if append_id is None else append_id
+            )
+        except ValueError as exc:
+            if "UTF-8" in str(exc):
+                raise InputError(str(exc)) from None
+            raise ConfigError(str(exc)) from None
+        return np.frombuffer(ids, dtype=dt), np.frombuffer(counts_buf, dtype=np.int64)
+
     def _batch(
         self,
         texts: Iterable[str],

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bpe_encoder.h"
+#include "utf8.h"
 
 namespace {
 
@@ -288,6 +289,118 @@ PyObject* Encoder_encode_batch(EncoderObject* self, PyObject* args) {
     return result;
 }
 
+// Many texts packed in one buffer (an Arrow string array's data, a block of JSON lines unescaped in place): text i is
+// data[starts[i]:ends[i]]. Returns (ids, counts): one bytearray of `itemsize`-byte ids of all texts in order, each
+// followed by `append_id` when it is >= 0, and a bytearray of int64 ids per text. No Python object per text, GIL
+// released; every text is checked to be valid UTF-8 first (ValueError naming the text and byte otherwise).
+struct BufferGuard {
+    Py_buffer view{};
+    bool held = false;
+    ~BufferGuard() {
+        if (held) PyBuffer_Release(&view);
+    }
+};
+
+PyObject* Encoder_encode_packed(EncoderObject* self, PyObject* args) {
+    PyObject *data_obj, *starts_obj, *ends_obj;
+    int itemsize;
+    long long append_id;
+    if (!ready(self) || !PyArg_ParseTuple(args, "OOOiL", &data_obj, &starts_obj, &ends_obj, &itemsize, &append_id))
+        return nullptr;
+    if (itemsize != 2 && itemsize != 4) {
+        PyErr_SetString(PyExc_ValueError, "itemsize must be 2 or 4");
+        return nullptr;
+    }
+    if (!check_builtin(self->enc)) return nullptr;
+    const long long limit = itemsize == 2 ? 0x10000LL : 0x100000000LL;
+    if (append_id >= limit || append_id < -1) {
+        PyErr_Format(PyExc_ValueError, "append_id %lld does not fit %d-byte ids", append_id, itemsize);
+        return nullptr;
+    }
+    BufferGuard data, starts, ends;
+    if (PyObject_GetBuffer(data_obj, &data.view, PyBUF_SIMPLE) < 0) return nullptr;
+    data.held = true;
+    if (PyObject_GetBuffer(starts_obj, &starts.view, PyBUF_SIMPLE) < 0) return nullptr;
+    starts.held = true;
+    if (PyObject_GetBuffer(ends_obj, &ends.view, PyBUF_SIMPLE) < 0) return nullptr;
+    ends.held = true;
+    if (starts.view.len % 8 || starts.view.len != ends.view.len) {
+        PyErr_SetString(PyExc_ValueError, "starts and ends must be int64 buffers of the same length");
+        return nullptr;
+    }
+    const size_t count = static_cast<size_t>(starts.view.len / 8);
+    const size_t size = static_cast<size_t>(data.view.len);
+    const auto* s = static_cast<const uint8_t*>(data.view.buf);
+    std::vector<int64_t> lo(count), hi(count);
+    if (count) {
+        std::memcpy(lo.data(), starts.view.buf, count * 8);
+        std::memcpy(hi.data(), ends.view.buf, count * 8);
+    }
+    size_t worst = 0;
+    for (size_t i = 0; i < count; ++i) {
+        if (lo[i] < 0 || lo[i] > hi[i] || static_cast<uint64_t>(hi[i]) > size) {
+            PyErr_Format(PyExc_ValueError, "text %zu spans [%lld, %lld), outside the %zu-byte buffer", i,
+                         static_cast<long long>(lo[i]), static_cast<long long>(hi[i]), size);
+            return nullptr;
+        }
+        worst += static_cast<size_t>(hi[i] - lo[i]) + (append_id >= 0 ? 1 : 0);
+    }
+    size_t bad_text = count, bad_at = 0;
+    Py_BEGIN_ALLOW_THREADS;
+    for (size_t i = 0; i < count && bad_text == count; ++i) {
+        const size_t n = static_cast<size_t>(hi[i] - lo[i]);
+        const size_t at = utf8::first_invalid(s + lo[i], n);
+        if (at != n) bad_text = i, bad_at = at;
+    }
+    Py_END_ALLOW_THREADS;
+    if (bad_text != count) {
+        PyErr_Format(PyExc_ValueError, "text %zu is not valid UTF-8 at byte %zu", bad_text, bad_at);
+        return nullptr;
+    }
+    PyObject* ids = PyByteArray_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(worst * itemsize));
+    if (!ids) return nullptr;
+    PyObject* counts = PyByteArray_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(count * 8));
+    if (!counts) {
+        Py_DECREF(ids);
+        return nullptr;
+    }
+    auto* out = PyByteArray_AS_STRING(ids);
+    auto* cnt = reinterpret_cast<int64_t*>(PyByteArray_AS_STRING(counts));
+    const Encoder* enc = self->enc;
+    size_t m = 0;
+    bool oom = false;
+    Py_BEGIN_ALLOW_THREADS;
+    try {
+        for (size_t i = 0; i < count; ++i) {
+            const size_t n = static_cast<size_t>(hi[i] - lo[i]);
+            size_t k;
+            if (itemsize == 2) {
+                auto* o = reinterpret_cast<uint16_t*>(out) + m;
+                k = enc->encode_text(s + lo[i], n, o);
+                if (append_id >= 0) o[k++] = static_cast<uint16_t>(append_id);
+            } else {
+                auto* o = reinterpret_cast<uint32_t*>(out) + m;
+                k = enc->encode_text(s + lo[i], n, o);
+                if (append_id >= 0) o[k++] = static_cast<uint32_t>(append_id);
+            }
+            cnt[i] = static_cast<int64_t>(k);
+            m += k;
+        }
+    } catch (const std::bad_alloc&) {
+        oom = true;
+    }
+    Py_END_ALLOW_THREADS;
+    if (oom || PyByteArray_Resize(ids, static_cast<Py_ssize_t>(m * itemsize)) < 0) {
+        Py_DECREF(ids);
+        Py_DECREF(counts);
+        return oom ? PyErr_NoMemory() : nullptr;
+    }
+    PyObject* result = PyTuple_Pack(2, ids, counts);
+    Py_DECREF(ids);
+    Py_DECREF(counts);
+    return result;
+}
+
 PyObject* Encoder_encode_pieces(EncoderObject* self, PyObject* pieces) {
     if (!ready(self)) return nullptr;
     if (!PyList_Check(pieces)) {
@@ -391,6 +504,8 @@ PyMethodDef Encoder_methods[] = {
      "encode_to_buffer(text, itemsize) -> bytearray of native-endian uint16/uint32 ids"},
     {"encode_batch", reinterpret_cast<PyCFunction>(Encoder_encode_batch), METH_VARARGS,
      "encode_batch(texts: list, num_threads, itemsize) -> list of lists (itemsize 0) or bytearrays"},
+    {"encode_packed", reinterpret_cast<PyCFunction>(Encoder_encode_packed), METH_VARARGS,
+     "encode_packed(data, starts, ends, itemsize, append_id) -> (ids bytearray, int64 counts bytearray)"},
     {"encode_pieces", reinterpret_cast<PyCFunction>(Encoder_encode_pieces), METH_O,
      "encode_pieces(pieces: list[bytes]) -> list[int] (pieces pre-split by a custom pattern)"},
     {"decode_bytes", reinterpret_cast<PyCFunction>(Encoder_decode_bytes), METH_O, "decode_bytes(ids) -> bytes"},
