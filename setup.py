@@ -23,26 +23,27 @@ else:
         "-fvisibility=hidden",
     ]
 
+# module -> source; every module sees the tokenizer's headers (utf8.h is shared with shardstore's JSON-lines scanner)
 MODULES = {
-    "tokenizer._native._encoder": "encoder.cc",
-    "tokenizer._native._trainer": "trainer.cc",
+    "tokenizer._native._encoder": os.path.join(NATIVE, "encoder.cc"),
+    "tokenizer._native._trainer": os.path.join(NATIVE, "trainer.cc"),
+    "shardstore._native._jsonl": os.path.join("shardstore", "_native", "jsonl.cc"),
 }
+HEADERS = [
+    os.path.join(NATIVE, f) for f in os.listdir(os.path.join(HERE, NATIVE)) if f.endswith((".h", ".hh"))
+]
 
 ext_modules = [
     Extension(
         name,
-        sources=[os.path.join(NATIVE, src)],
+        sources=[src],
         include_dirs=[NATIVE],
-        depends=[
-            os.path.join(NATIVE, f)
-            for f in os.listdir(os.path.join(HERE, NATIVE))
-            if f.endswith((".h", ".hh"))
-        ],
+        depends=HEADERS,
         extra_compile_args=CFLAGS,
         language="c++",
     )
     for name, src in MODULES.items()
-    if os.path.exists(os.path.join(HERE, NATIVE, src))
+    if os.path.exists(os.path.join(HERE, src))
 ]
 
 setup(ext_modules=ext_modules)

@@ -84,8 +84,7 @@ class BuildConfig:
 class BuildReport:
     """What a build did. Totals are for the whole store; `*_run` figures are for this invocation only.
 
-    `text_bytes_run` (and the MB/s derived from it) counts characters of document text, which equals bytes for
-    ASCII: counting exact UTF-8 bytes would cost an encode per document just for a statistic.
+    `text_bytes_run` (and the MB/s derived from it) counts UTF-8 bytes of document text (after JSON unescaping).
     """
 
     out: str

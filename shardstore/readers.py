@@ -6,8 +6,14 @@ Design:
   stream reader of `zstandard` silently stops at a truncated frame, so ours decompresses with it (straight into
   the line reader's buffer, the fastest way here) while a pass-through walker of the frame and block headers
   checks that the input ends between frames.
-- JSON lines go through `orjson` when it is installed (about 2x faster); any line it rejects (invalid UTF-8, lone
-  surrogates, NaN, ...) takes the standard-library path, which implements the policies, so results are identical.
+- JSON Lines are read in blocks of about 1 MiB and scanned by the native `shardstore._native._jsonl.scan`: every
+  line that is plainly a document (strict JSON object, valid UTF-8, the text field once, a non-empty string) has its
+  text unescaped in place, and the block goes on as one `PackedDocs`. The first other line stops the scan and takes
+  the reference path (`_jsonl_record`: `orjson` when installed, then the standard library, which implements the
+  policies and counts), then the scan goes on; so every line is judged by one of two paths that agree, and the
+  documents do not depend on which (tested line by line against the reference).
+- Parquet string columns go out as `PackedDocs` over the Arrow buffers themselves (no copy, no str per row); other
+  column types take the per-row path.
 - Invalid UTF-8 is detected without a second pass: decode with 'replace' and compare the number of U+FFFD in the
   output with the number of encoded U+FFFD sequences in the input.
 - Ranges (`span`): a byte range of an uncompressed JSON Lines file owns the lines that start inside it (the reader
@@ -23,8 +29,10 @@ import io
 import json
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import IO, Any, cast
+
+import numpy as np
 
 from shardstore.errors import ConfigError, InputError
 from shardstore.sources import (
@@ -33,6 +41,7 @@ from shardstore.sources import (
     DocPiece,
     InputFile,
     InputFormat,
+    PackedDocs,
     ReadOptions,
     SkipCounts,
     SkipReason,
@@ -42,10 +51,12 @@ from shardstore.sources import (
 )
 from shardstore.zstdio import ZstdReader
 
-__all__ = ["read_documents"]
+__all__ = ["read_batches"]
 
 
 # ----------------------------------------------------------------------------------------------- byte streams
+
+_STREAM_BUFFER = 1 << 16
 
 
 def _open_raw(file: InputFile, options: ReadOptions) -> IO[bytes]:
@@ -56,7 +67,8 @@ def _open_raw(file: InputFile, options: ReadOptions) -> IO[bytes]:
         except OSError as exc:
             raise InputError(f"cannot open {file.url!r}: {exc}") from exc
     try:
-        return open(file.url, "rb", buffering=_BLOCK)  # lines are read from it: large reads, few system calls
+        # A small buffer: the block readers' reads (>= it) go straight into their own buffers, no extra copy.
+        return open(file.url, "rb", buffering=_STREAM_BUFFER)
     except OSError as exc:
         raise InputError(f"cannot open {file.url!r}: {exc}") from exc
 
@@ -65,7 +77,7 @@ def _open_stream(file: InputFile, raw: IO[bytes]) -> IO[bytes]:
     if file.compression is Compression.GZIP:
         return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
     if file.compression is Compression.ZSTD:
-        return io.BufferedReader(ZstdReader(raw, file.url), buffer_size=_BLOCK)
+        return io.BufferedReader(ZstdReader(raw, file.url), buffer_size=_STREAM_BUFFER)
     return raw
 
 
@@ -154,10 +166,10 @@ def _has_lone_surrogate(text: str) -> bool:
 # ----------------------------------------------------------------------------------------------- readers
 
 
-def read_documents(
+def read_batches(
     file: InputFile, options: ReadOptions, counts: SkipCounts, *, span: tuple[int, int] | None = None
-) -> Iterator[DocPiece]:
-    """See `shardstore.sources.iter_documents`."""
+) -> Iterator[DocPiece | PackedDocs]:
+    """See `shardstore.sources.iter_batches`."""
     if span is not None and not (
         file.format is InputFormat.PARQUET
         or (file.format is InputFormat.JSONL and file.compression is Compression.NONE)
@@ -171,8 +183,15 @@ def read_documents(
         stream = _open_stream(file, raw)
         try:
             if file.format is InputFormat.JSONL:
-                lines = enumerate(stream) if span is None else _span_lines(stream, *span)
-                yield from _read_jsonl(file, lines, options, counts)
+                scan = _native_scan()
+                if scan is not None:
+                    yield from _read_jsonl_blocks(file, stream, options, counts, span, scan)
+                else:
+                    lines = enumerate(stream) if span is None else _span_lines(stream, *span)
+                    for lineno, line in lines:
+                        piece = _jsonl_record(line, lineno, file, options, counts)
+                        if piece is not None:
+                            yield piece
             elif options.split_on is not None:
                 yield from _read_txt_split(file, stream, options, counts)
             else:
@@ -186,19 +205,103 @@ def read_documents(
         raw.close()
 
 
-def _span_lines(stream: IO[bytes], start: int, stop: int) -> Iterator[tuple[int, bytes]]:
-    """(byte offset, line) for every line that starts in [start, stop)."""
+def _seek_span_start(stream: IO[bytes], start: int) -> int:
+    """Position the stream at the first line that starts at or after `start`; returns that offset."""
     if start > 0:
         stream.seek(start - 1)
         if stream.read(1) != b"\n":
             stream.readline()  # a line begun before `start` belongs to the previous range
-    pos = stream.tell()
+    return stream.tell()
+
+
+def _span_lines(stream: IO[bytes], start: int, stop: int) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, line) for every line that starts in [start, stop)."""
+    pos = _seek_span_start(stream, start)
     while pos < stop:
         line = stream.readline()
         if not line:
             return
         yield pos, line
         pos += len(line)
+
+
+def _native_scan() -> Any:
+    """The native JSON Lines scanner, or None when the extension is not built (the per-line path then reads)."""
+    try:
+        from shardstore._native._jsonl import scan
+    except ImportError:
+        return None
+    return scan
+
+
+_SCAN_BLOCK = 1 << 18  # text read, scanned and encoded while it is still in the core's cache (measured best)
+
+
+def _read_jsonl_blocks(
+    file: InputFile,
+    stream: IO[bytes],
+    options: ReadOptions,
+    counts: SkipCounts,
+    span: tuple[int, int] | None,
+    scan: Any,
+) -> Iterator[DocPiece | PackedDocs]:
+    """JSON Lines in blocks: the native scan packs plain documents, other lines take `_jsonl_record`.
+
+    Each block is a new bytearray (a yielded `PackedDocs` owns its block); the unfinished last line moves to the next
+    one, which doubles in size while a single line does not fit, so a huge line is read in linear time.
+    """
+    from shardstore._native._jsonl import DONE, FALLBACK
+
+    field = options.text_field.encode("utf-8")
+    by_offset = span is not None  # records of a range are byte offsets (line numbers are unknown there)
+    offset = 0 if span is None else _seek_span_start(stream, span[0])  # file offset of buf[0]
+    stop = None if span is None else span[1]
+    lineno = 0  # line number of the next line (whole-file reads)
+    buf = bytearray(_SCAN_BLOCK)
+    fill = 0
+    eof = False
+    readinto = cast(Any, stream).readinto  # every stream here has it (files, zstd/gzip readers, fsspec files)
+    while True:
+        while not eof and fill < len(buf):
+            with memoryview(buf) as view, view[fill:] as tail:
+                n = readinto(tail)
+            if n:
+                fill += n
+            else:
+                eof = True
+        limit = (
+            fill if stop is None else max(0, min(fill, stop - offset))
+        )  # lines must start before the limit
+        pos = 0
+        while True:
+            pos, reason, lines, starts, ends, records = scan(
+                buf, pos, limit, fill, eof, field, offset if by_offset else lineno, by_offset
+            )
+            if lines:
+                yield PackedDocs(
+                    buf,
+                    np.frombuffer(starts, dtype=np.int64),
+                    np.frombuffer(ends, dtype=np.int64),
+                    np.frombuffer(records, dtype=np.int64),
+                )
+                lineno += lines
+            if reason != FALLBACK:
+                break
+            nl = buf.find(b"\n", pos, fill)
+            end = fill if nl < 0 else nl + 1
+            piece = _jsonl_record(
+                bytes(buf[pos:end]), offset + pos if by_offset else lineno, file, options, counts
+            )
+            if piece is not None:
+                yield piece
+            lineno += 1
+            pos = end
+        if eof or (reason == DONE and stop is not None and offset + pos >= stop):
+            return
+        rest = fill - pos
+        grown = bytearray(max(_SCAN_BLOCK, 2 * rest))
+        grown[:rest] = buf[pos:fill]
+        buf, fill, offset = grown, rest, offset + pos
 
 
 _NO_VALUE = object()
@@ -214,76 +317,81 @@ def _fast_json_loads() -> Any:
     return orjson.loads
 
 
-def _read_jsonl(
-    file: InputFile, lines: Iterable[tuple[int, bytes]], options: ReadOptions, counts: SkipCounts
-) -> Iterator[DocPiece]:
+_FAST_LOADS = _fast_json_loads()
+
+
+def _jsonl_record(
+    line: bytes, lineno: int, file: InputFile, options: ReadOptions, counts: SkipCounts
+) -> DocPiece | None:
+    """The reference reading of one JSON line (the policies and counts); None when the record is skipped."""
     field_name = options.text_field
-    fast = _fast_json_loads()
+    fast = _FAST_LOADS
     obj: Any
-    for lineno, line in lines:
-        if fast is not None and b"\x00" not in line:
-            # The common record, in as few operations as possible; anything else (including a line orjson rejects)
-            # takes the full path below, which gives the same result for this case.
-            try:
-                obj = fast(line)
-            except ValueError:
-                pass
-            else:
-                if type(obj) is dict:
-                    text = obj.get(field_name)
-                    if type(text) is str and text:
-                        yield DocPiece(text, lineno)
-                        continue
-        if b"\x00" in line:
-            counts.add(SkipReason.BINARY)
-            continue
-        bad_at = -1
-        decoded = ""
-        obj = _NO_VALUE
-        if fast is not None:
-            try:  # strict UTF-8, no lone surrogates: anything unusual falls back to the exact slow path below
-                obj = fast(line)
-            except ValueError:
-                obj = _NO_VALUE
-        if obj is _NO_VALUE:
-            if not line or line.isspace():
-                counts.add(SkipReason.BLANK_LINE)
-                continue
-            try:
-                decoded = line.decode("utf-8")
-            except UnicodeDecodeError as exc:  # the policy applies only if the record is otherwise a document
-                decoded, bad_at = line.decode("utf-8", "replace"), exc.start
-            try:
-                obj = json.loads(decoded)
-            except ValueError:
-                counts.add(SkipReason.MALFORMED_JSON)
-                continue
-        if not isinstance(obj, dict):
-            counts.add(SkipReason.NOT_AN_OBJECT)
-            continue
-        if field_name not in obj:
-            counts.add(SkipReason.MISSING_FIELD)
-            continue
-        text = obj[field_name]
-        if not isinstance(text, str):
-            counts.add(SkipReason.NOT_A_STRING)
-            continue
-        if bad_at >= 0 and "\ufffd" in text:
-            if not _keep_bad_utf8(file, lineno, bad_at, options, counts):
-                continue
-        elif "\\u" in decoded and _has_lone_surrogate(text):  # JSON escapes can encode invalid UTF-16
-            if not _keep_bad_utf8(file, lineno, 0, options, counts):
-                continue
-            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        if not text:
-            counts.add(SkipReason.EMPTY)
-            continue
-        yield DocPiece(text, lineno)
+    if fast is not None and b"\x00" not in line:
+        # The common record, in as few operations as possible; anything else (including a line orjson rejects)
+        # takes the full path below, which gives the same result for this case.
+        try:
+            obj = fast(line)
+        except ValueError:
+            pass
+        else:
+            if type(obj) is dict:
+                text = obj.get(field_name)
+                if type(text) is str and text:
+                    return DocPiece(text, lineno)
+    if b"\x00" in line:
+        counts.add(SkipReason.BINARY)
+        return None
+    bad_at = -1
+    decoded = ""
+    obj = _NO_VALUE
+    if fast is not None:
+        try:  # strict UTF-8, no lone surrogates: anything unusual falls back to the exact slow path below
+            obj = fast(line)
+        except ValueError:
+            obj = _NO_VALUE
+    if obj is _NO_VALUE:
+        if not line or line.isspace():
+            counts.add(SkipReason.BLANK_LINE)
+            return None
+        try:
+            decoded = line.decode("utf-8")
+        except UnicodeDecodeError as exc:  # the policy applies only if the record is otherwise a document
+            decoded, bad_at = line.decode("utf-8", "replace"), exc.start
+        try:
+            obj = json.loads(decoded)
+        except ValueError:
+            counts.add(SkipReason.MALFORMED_JSON)
+            return None
+    if not isinstance(obj, dict):
+        counts.add(SkipReason.NOT_AN_OBJECT)
+        return None
+    if field_name not in obj:
+        counts.add(SkipReason.MISSING_FIELD)
+        return None
+    text = obj[field_name]
+    if not isinstance(text, str):
+        counts.add(SkipReason.NOT_A_STRING)
+        return None
+    if bad_at >= 0 and "\ufffd" in text:
+        if not _keep_bad_utf8(file, lineno, bad_at, options, counts):
+            return None
+    elif "\\u" in decoded and _has_lone_surrogate(text):  # JSON escapes can encode invalid UTF-16
+        if not _keep_bad_utf8(file, lineno, 0, options, counts):
+            return None
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if not text:
+        counts.add(SkipReason.EMPTY)
+        return None
+    return DocPiece(text, lineno)
+
+
+_PARQUET_BATCH = 512  # rows per record batch: ~1.5 MB of text for 3 KB documents, encoded while cache-warm
 
 
 def _read_parquet(
     file: InputFile, raw: IO[bytes], options: ReadOptions, counts: SkipCounts, span: tuple[int, int] | None
-) -> Iterator[DocPiece]:
+) -> Iterator[DocPiece | PackedDocs]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -304,8 +412,17 @@ def _read_parquet(
         )
     row = sum(pf.metadata.row_group(g).num_rows for g in range(groups[0])) if groups else 0
     try:
-        for batch in pf.iter_batches(columns=[column], batch_size=4096, row_groups=groups):
-            for value in batch.column(0).to_pylist():
+        for batch in pf.iter_batches(
+            columns=[column], batch_size=_PARQUET_BATCH, row_groups=groups, use_threads=False
+        ):
+            col = batch.column(0)
+            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                packed = _pack_strings(col, row, counts)
+                row += len(col)
+                if packed is not None:
+                    yield packed
+                continue
+            for value in col.to_pylist():
                 record = row
                 row += 1
                 if (
@@ -332,6 +449,41 @@ def _read_parquet(
                 yield DocPiece(value, record)
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{file.url}: Parquet read failed after row {row} ({exc})") from exc
+
+
+def _pack_strings(col: Any, row: int, counts: SkipCounts) -> PackedDocs | None:
+    """The non-empty, non-null values of an Arrow string / large_string array as `PackedDocs` over its own buffers
+    (row numbers from `row`); nulls count as a missing field and empty strings as empty documents, as per row."""
+    n = len(col)
+    if n == 0:
+        return None
+    _, offsets_buf, data = col.buffers()
+    width = 8 if col.type.id == _large_string_type_id() else 4
+    offsets: np.ndarray[Any, np.dtype[np.int64]] = np.frombuffer(
+        offsets_buf, dtype=np.int64 if width == 8 else np.int32, count=n + 1, offset=col.offset * width
+    ).astype(np.int64)
+    keep = offsets[1:] > offsets[:-1]
+    if col.null_count:
+        valid = col.is_valid().to_numpy(zero_copy_only=False)
+        counts.add(SkipReason.MISSING_FIELD, col.null_count)
+        empty = int(np.count_nonzero(valid & ~keep))
+        keep &= valid
+    else:
+        empty = n - int(np.count_nonzero(keep))
+    if empty:
+        counts.add(SkipReason.EMPTY, empty)
+    index = np.flatnonzero(keep)
+    if index.size == 0:
+        return None
+    if index.size == n:
+        return PackedDocs(data, offsets[:-1], offsets[1:], np.arange(row, row + n, dtype=np.int64))
+    return PackedDocs(data, offsets[:-1][index], offsets[1:][index], row + index.astype(np.int64))
+
+
+def _large_string_type_id() -> int:
+    import pyarrow as pa
+
+    return int(pa.large_string().id)
 
 
 def _read_txt_whole(

@@ -14,6 +14,10 @@ Design:
   documents, documents containing NUL bytes (binary junk). Damage that makes the rest of a file unreadable
   (truncated .gz/.zst, a broken Parquet footer, a missing column) raises `InputError` naming the file: the caller
   fails that one work unit and keeps the others.
+- `iter_batches` is the build's entry point: the same documents, but where a reader holds many texts side by side in
+  one UTF-8 buffer (JSON Lines scanned natively, Parquet string columns) they come as one `PackedDocs` (buffer +
+  spans + records) that the tokenizer encodes without a Python object per document. `iter_documents` is
+  `iter_batches` with every `PackedDocs` unpacked into `DocPiece`s.
 - The per-format readers live in `shardstore.readers`; this module holds the types, the expansion and the entry
   points.
 """
@@ -26,17 +30,21 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+
 from shardstore.errors import ConfigError, InputError
 
 __all__ = [
     "DocPiece",
     "InputFile",
     "InputFormat",
+    "PackedDocs",
     "ReadOptions",
     "SkipCounts",
     "SkipReason",
     "Utf8Policy",
     "expand_inputs",
+    "iter_batches",
     "iter_documents",
     "iter_texts",
 ]
@@ -154,6 +162,30 @@ class DocPiece:
     text: str
     record: int
     last: bool = True  # False while more pieces of the same document follow
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PackedDocs:
+    """Whole documents side by side in one buffer: document i is the UTF-8 text `data[starts[i]:ends[i]]` of record
+    `records[i]`. The buffer belongs to this object (readers never reuse it); the int64 arrays are read-only."""
+
+    data: Any  # a bytes-like object: bytearray, bytes, pyarrow.Buffer
+    starts: np.ndarray
+    ends: np.ndarray
+    records: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.starts.size)
+
+    @property
+    def nbytes(self) -> int:
+        """UTF-8 bytes of text in all the documents."""
+        return int((self.ends - self.starts).sum())
+
+    def pieces(self) -> Iterator[DocPiece]:
+        view = memoryview(self.data).cast("B")
+        for a, b, r in zip(self.starts.tolist(), self.ends.tolist(), self.records.tolist(), strict=True):
+            yield DocPiece(str(view[a:b], "utf-8"), r)
 
 
 # ----------------------------------------------------------------------------------------------- expansion
@@ -299,9 +331,20 @@ def iter_documents(
         InputError: the file cannot be read to its end (truncated or corrupt compressed stream, broken Parquet,
             missing column, invalid UTF-8 under the 'fail' policy). Pieces yielded before remain valid.
     """
-    from shardstore.readers import read_documents
+    for batch in iter_batches(file, options, counts, span=span):
+        if isinstance(batch, PackedDocs):
+            yield from batch.pieces()
+        else:
+            yield batch
 
-    return read_documents(file, options, counts, span=span)
+
+def iter_batches(
+    file: InputFile, options: ReadOptions, counts: SkipCounts, *, span: tuple[int, int] | None = None
+) -> Iterator[DocPiece | PackedDocs]:
+    """The documents of `iter_documents`, in the same order, as `DocPiece`s and `PackedDocs` batches."""
+    from shardstore.readers import read_batches
+
+    return read_batches(file, options, counts, span=span)
 
 
 # ----------------------------------------------------------------------------------------------- convenience

@@ -5,9 +5,11 @@ A unit is a pure function of (input file bytes, read options, tokenizer, eos fla
 The unit commits itself, in this order: shards (each temp + fsync + rename, by `ShardWriter`), provenance Parquet
 (same), journal entry (same). Before starting it deletes whatever an earlier, killed attempt left with its prefix.
 
-Hot path: texts are encoded a batch at a time, the batch's id arrays are joined into one buffer with the EOS id
-between documents (one `bytes.join`, no per-document array), and the whole batch goes to the shard writer in one
-`ShardWriter.add_documents` call. Documents streamed in pieces (huge plain-text files, see `sources`) are encoded
+Hot path: readers hand out most documents as `PackedDocs` (a block of JSON lines or an Arrow string array: one buffer
+plus spans); `Tokenizer.encode_packed` turns one into a single id array with EOS after every document, which goes to
+the shard writer in one `ShardWriter.add_documents` call: no Python object per document anywhere. Documents that come
+one by one (`DocPiece`: plain text, unusual JSON lines) are encoded a batch at a time, their id arrays joined into one
+buffer with the EOS id between documents, and written the same way. Documents streamed in pieces (huge plain-text files, see `sources`) are encoded
 piece by piece and handed to the writer as they come (`begin/extend/end_document`), so peak memory for such a
 document is one piece of text plus its ids, not the document's token count.
 """
@@ -26,7 +28,7 @@ import numpy as np
 from shardstore.journal import Journal, UnitResult
 from shardstore.manifest import file_info
 from shardstore.provenance import unit_file_name, write_unit_provenance
-from shardstore.sources import DocPiece, InputFile, ReadOptions, SkipCounts, iter_documents
+from shardstore.sources import DocPiece, InputFile, PackedDocs, ReadOptions, SkipCounts, iter_batches
 
 __all__ = ["UnitTask", "run_unit", "shard_prefix"]
 
@@ -82,6 +84,7 @@ class _DocSink:
     def __init__(self, writer: Any, dtype: np.dtype, eos_id: int | None, progress: ProgressFn | None) -> None:
         self.writer = writer
         self.dtype = dtype
+        self.eos_id = eos_id
         self.eos = b"" if eos_id is None else np.array([eos_id], dtype=dtype).tobytes()
         self.progress = progress
         self.records = array("q")
@@ -89,6 +92,22 @@ class _DocSink:
         self._streaming = False  # a document arriving in pieces is open in the writer
         self._pending = [0, 0, 0]
         self._last_report = time.monotonic()
+
+    def add_packed(self, packed: PackedDocs, tokenizer: Any) -> None:
+        """Encode and write a packed batch of whole documents (EOS appended by the encoder)."""
+        ids, lengths = tokenizer.encode_packed(
+            packed.data, packed.starts, packed.ends, append_id=self.eos_id, dtype=self.dtype
+        )
+        self.writer.add_documents(ids, lengths)
+        self.records.frombytes(packed.records.astype(np.int64, copy=False).tobytes())
+        n = len(packed)
+        nbytes = packed.nbytes
+        self.docs += n
+        self.tokens += ids.size
+        self.text_bytes += nbytes
+        self._pending[0] += n
+        self._pending[1] += nbytes
+        self._pending[2] += ids.size
 
     def add_batch(self, batch: Sequence[DocPiece], encoded: Sequence[np.ndarray], chars: int) -> None:
         """Write the documents (or pieces) of one encoded batch (`chars` characters of text), in order."""
@@ -122,7 +141,7 @@ class _DocSink:
             self.tokens += n
             self._pending[2] += n
         self._write_whole(parts, lengths)
-        self.text_bytes += chars  # characters: a cheap stand-in for bytes in the figures
+        self.text_bytes += chars
         self._pending[1] += chars
 
     def _write_whole(self, parts: list[Any], lengths: list[int]) -> None:
@@ -173,10 +192,17 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
 
     try:
         batch: list[DocPiece] = []
-        chars = 0
-        for piece in iter_documents(task.file, task.read, counts, span=task.span):
+        chars = 0  # UTF-8 bytes of the batch's text
+        for piece in iter_batches(task.file, task.read, counts, span=task.span):
+            if isinstance(piece, PackedDocs):
+                flush(batch, chars)  # documents stay in reading order
+                chars = 0
+                sink.add_packed(piece, tokenizer)
+                sink.report()
+                continue
             batch.append(piece)
-            chars += len(piece.text)
+            text = piece.text
+            chars += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
             if len(batch) >= _BATCH_DOCS or chars >= _BATCH_CHARS:
                 flush(batch, chars)
                 chars = 0
