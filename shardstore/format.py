@@ -69,6 +69,11 @@ def checksum_bytes(data: Any) -> int:
     return xxhash.xxh3_64_intdigest(data)
 
 
+def checksum_stream() -> Any:
+    """The streaming form of `checksum_bytes`: `.update(buffer)`, `.intdigest()`, `.reset()`."""
+    return xxhash.xxh3_64()
+
+
 def dtype_for_vocab(vocab_size: int) -> np.dtype:
     """uint16 when every id fits (vocab_size <= 65536), else uint32."""
     if vocab_size <= 0 or vocab_size > 1 << 32:

@@ -82,7 +82,6 @@ class ShardWriter:
         self._closed = False
         self._file: IO[bytes] | None = None
         self._tmp = ""
-        self._block = bytearray(block_size)
         self._streaming = False
         self._stream_tokens = 0
         self._spill: BufferedRandom | None = None
@@ -135,6 +134,14 @@ class ShardWriter:
             )
         data = arr.view(np.uint8).data
         isz = self._dtype.itemsize
+        if lens.size and self._fits(arr.size, lens.size):  # the common case: no rollover inside this batch
+            if self._file is None:
+                self._open_shard()
+            self._append(data)
+            self._doc_ends.extend((ends + self._num_tokens).tolist())
+            self._num_tokens += arr.size
+            self._num_docs += lens.size
+            return
         first = 0  # index of the first document not written yet
         while first < lens.size:
             base = int(ends[first - 1]) if first else 0
@@ -274,8 +281,16 @@ class ShardWriter:
         self._num_tokens = 0
         self._num_docs = 0
         self._doc_ends: list[int] = [0]
-        self._fill = 0
+        self._fill = 0  # bytes of the current, partial block (hashed so far by `_hasher`)
+        self._hasher = fmt.checksum_stream()
         self._block_sums: list[int] = []
+
+    def _fits(self, extra_tokens: int, extra_docs: int) -> bool:
+        """Whether `extra_docs` more documents holding `extra_tokens` ids in all still fit the current shard."""
+        payload = (self._num_tokens + extra_tokens) * self._dtype.itemsize
+        blocks = -(-payload // self._block_size)
+        size = ((fmt.HEADER_SIZE + payload + 7) & ~7) + (self._num_docs + extra_docs + 1) * 8 + blocks * 8
+        return size <= self._max_bytes
 
     def _size_with(self, extra_tokens: int) -> int:
         """File size if one more document of `extra_tokens` were added (`format.shard_layout`, inlined: per doc)."""
@@ -284,12 +299,10 @@ class ShardWriter:
         return ((fmt.HEADER_SIZE + payload + 7) & ~7) + (self._num_docs + 2) * 8 + blocks * 8
 
     def _file_checksum(self, path: str) -> str:
-        """`format.file_checksum`, streamed through the block buffer: mapping the file instead would count the whole
+        """`format.file_checksum`, streamed through a 1 MiB buffer: mapping the file instead would count the whole
         shard (page cache) in this process's RSS, the largest item of a huge document's peak."""
-        import xxhash
-
-        h = xxhash.xxh3_64()
-        buf = self._block
+        h = fmt.checksum_stream()
+        buf = bytearray(1 << 20)
         with open(path, "rb", buffering=0) as f:
             while True:
                 got = f.readinto(buf)
@@ -310,28 +323,29 @@ class ShardWriter:
         return f
 
     def _append(self, data: memoryview) -> None:
+        """Write payload bytes, hashing them block by block as they pass (no copy into a block buffer)."""
+        f = self._file
+        if f is None:  # pragma: no cover - callers open the shard first
+            raise ConfigError("internal: no shard open")
         pos, n = 0, len(data)
         bs = self._block_size
         while pos < n:
-            if self._fill == 0 and n - pos >= bs and self._file is not None:
-                # A whole block straight from the source: hash and write it without copying into the buffer.
-                view = data[pos : pos + bs]
-                self._block_sums.append(fmt.checksum_bytes(view))
-                self._file.write(view)
-                pos += bs
-                continue
             take = min(bs - self._fill, n - pos)
-            self._block[self._fill : self._fill + take] = data[pos : pos + take]
-            self._fill += take
+            view = data[pos : pos + take]
+            if take == bs:  # a whole block straight from the source
+                self._block_sums.append(fmt.checksum_bytes(view))
+            else:
+                self._hasher.update(view)
+                self._fill += take
+            f.write(view)
             pos += take
             if self._fill == bs:
                 self._flush_block()
 
     def _flush_block(self) -> None:
-        if self._fill and self._file is not None:
-            view = memoryview(self._block)[: self._fill]
-            self._block_sums.append(fmt.checksum_bytes(view))
-            self._file.write(view)
+        if self._fill:
+            self._block_sums.append(self._hasher.intdigest())
+            self._hasher.reset()
             self._fill = 0
 
     def _finish_shard(self) -> None:
