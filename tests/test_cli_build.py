@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 
 import pytest
 from test_build_support import train_tokenizer
@@ -98,3 +99,13 @@ def test_bad_arguments_are_clear(tmp_path, tok_path, capsys):
         "--storage-options", "[1]",
     )  # fmt: skip
     assert code == 1 and "JSON object" in err
+
+
+def test_cli_runs_blas_on_one_thread_unless_told(monkeypatch, capsys):
+    """numpy's OpenBLAS would start a spinning thread per core in every build process (~0.1 CPU-s each, measured)."""
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    assert main(["--version"]) == 0
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    assert main(["--version"]) == 0
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "3"
