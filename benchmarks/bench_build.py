@@ -10,11 +10,14 @@ here on a sample of it. Figures printed (all on the same corpus, same machine, s
 - `encode 1-thread`: `Tokenizer.encode_batch_to_numpy(batch, num_threads=1)` over the in-memory texts (the
   tokenizer's fastest single-thread path) and per-document `encode_to_numpy`, in MB of text per CPU second.
 - `build N workers`: `shardstore build --workers N` end to end (read, decompress, parse JSON, encode, EOS,
-  checksums, shard writes with fsync, provenance, journal, manifest) as a subprocess. Throughput per core is MB of
-  text per CPU second of the whole process tree (user + sys: exact from wait4 for 1 worker, which runs the units
-  in its one process; sampled every 20 ms per process for 2 workers), net of the fixed start-up CPU measured
-  on a one-document build (interpreter, imports, tokenizer load, worker start); the ratio to the encode speed is
-  the issue's "per core >= 80%" figure. CPU time is used because the machine is shared: wall time is reported too.
+  checksums, shard writes with fsync, provenance, journal, manifest) as a subprocess, in CPU seconds of the whole
+  process tree (user + sys: exact from wait4 for 1 worker, which runs the units in its one process; sampled every
+  20 ms per process for 2 workers). CPU time is used because the machine is shared; wall time is reported too.
+  The issue's "throughput per core" figure is the *marginal* one: the build of all files minus the build of the
+  first half, i.e. MB of text of the second half per CPU-second it added. That removes every fixed cost (interpreter,
+  imports, tokenizer load, pool start, the first touches of a fresh heap) and nothing that grows with the input;
+  its ratio to the encode speed is the ">= 80%" figure. The all-in figure (whole build, start-up included) is
+  printed beside it.
 - scaling 1 -> 2 workers: wall-clock ratio. Peak RSS: sampled sum over the process tree, every 20 ms.
 """
 
@@ -92,10 +95,15 @@ def make_corpus(root: Path, *, mb: int, files: int, fmt: str, seed: int = 0) -> 
         text = " ".join(out)
         texts.append(text)
         total += len(text.encode())
-    root.mkdir(parents=True, exist_ok=True)
     per = math.ceil(len(texts) / files)
-    for f in range(files):
-        chunk = texts[f * per : (f + 1) * per]
+    write_parts(root, [texts[f * per : (f + 1) * per] for f in range(files)], fmt)
+    return texts, total
+
+
+def write_parts(root: Path, parts: list[list[str]], fmt: str) -> None:
+    """One input file of format `fmt` per list of texts: part-0000.<fmt>, ... (Parquet: snappy, pyarrow's default)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for f, chunk in enumerate(parts):
         rows = b"".join(json.dumps({"text": t}).encode() + b"\n" for t in chunk)
         if fmt == "jsonl":
             (root / f"part-{f:04d}.jsonl").write_bytes(rows)
@@ -108,7 +116,6 @@ def make_corpus(root: Path, *, mb: int, files: int, fmt: str, seed: int = 0) -> 
             import pyarrow.parquet as pq
 
             pq.write_table(pa.table({"text": chunk}), root / f"part-{f:04d}.parquet")
-    return texts, total
 
 
 def _accumulate(xs: list[float]):
@@ -133,13 +140,13 @@ def encode_speed(tok, texts: list[str], total: int) -> tuple[float, float]:
     return best_b, best_d
 
 
-def run_build(corpus: Path, tok: Path, out: Path, workers: int) -> dict:
+def run_build(inputs: list[str], tok: Path, out: Path, workers: int) -> dict:
     """Wall seconds, CPU seconds of the whole process tree, peak RSS MiB of the tree, and the build's report."""
     import psutil
 
     shutil.rmtree(out, ignore_errors=True)
     cmd = [
-        sys.executable, "-m", "shardstore", "build", str(corpus), "--tokenizer", str(tok), "--out", str(out),
+        sys.executable, "-m", "shardstore", "build", *inputs, "--tokenizer", str(tok), "--out", str(out),
         "--workers", str(workers), "--no-progress", "--json",
     ]  # fmt: skip
     t = time.perf_counter()
@@ -205,24 +212,26 @@ def main() -> None:
     bpt = sum(len(x.encode()) for x in sample) / sum(
         a.size for a in tok.encode_batch_to_numpy(sample, num_threads=1)
     )
-    tiny = work / "tiny"
-    tiny.mkdir(exist_ok=True)
-    for name in ("t0.jsonl", "t1.jsonl"):  # two units, so that the 2-worker run starts its pool
-        (tiny / name).write_text('{"text": "x"}\n')
+    files = sorted(str(p) for p in (work / "corpus").iterdir())
+    per = math.ceil(len(texts) / args.files)
+    half = len(files) // 2
+    if half < 1:
+        raise SystemExit("--files must be at least 2 (the marginal figure builds the first half, then all)")
+    second_half_bytes = sum(len(t.encode()) for t in texts[half * per :])
 
     # Rounds alternate the encode measurement and the builds, and keep the best of each: on a shared machine the
     # neighbours' load changes within seconds, and the best figures are the ones least disturbed by it.
     enc_b = enc_d = 0.0
-    fixed = {1: float("inf"), 2: float("inf")}
+    best_half = {1: float("inf"), 2: float("inf")}
     best: dict[int, dict] = {}
     for _ in range(args.rounds):
         b, d = encode_speed(tok, texts, total)
         enc_b, enc_d = max(enc_b, b), max(enc_d, d)
         for workers in (1, 2):
-            fixed[workers] = min(
-                fixed[workers], run_build(tiny, tok_path, work / f"tiny{workers}", workers)["cpu"]
+            best_half[workers] = min(
+                best_half[workers], run_build(files[:half], tok_path, work / f"half{workers}", workers)["cpu"]
             )
-            r = run_build(work / "corpus", tok_path, work / f"store{workers}", workers)
+            r = run_build(files, tok_path, work / f"store{workers}", workers)
             if workers not in best or r["cpu"] < best[workers]["cpu"]:
                 best[workers] = r | {"wall": min(r["wall"], best.get(workers, r)["wall"])}
             else:
@@ -232,14 +241,14 @@ def main() -> None:
     del texts
     for workers in (1, 2):
         r = best[workers]
-        net = max(1e-9, r["cpu"] - fixed[workers])
-        per_cpu = total / net / 1e6
+        marginal = second_half_bytes / max(1e-9, r["cpu"] - best_half[workers]) / 1e6
+        all_in = total / r["cpu"] / 1e6
         print(
             f"build {workers} worker{'s' if workers > 1 else ' '}: wall {r['wall']:5.2f}s "
-            f"({total / r['wall'] / 1e6:5.1f} MB/s), CPU {r['cpu']:5.2f}s of which {fixed[workers]:.2f}s start-up; "
-            f"net {per_cpu:5.1f} MB/s per CPU-second = {per_cpu / enc_b:.2f} x encode batch "
-            f"({per_cpu / enc_d:.2f} x per-doc); peak RSS {r['peak_mib']:.0f} MiB; "
-            f"{r['report']['num_docs']:,} docs {r['report']['num_tokens']:,} tokens"
+            f"({total / r['wall'] / 1e6:5.1f} MB/s), CPU {r['cpu']:5.2f}s (first half {best_half[workers]:.2f}s); "
+            f"marginal {marginal:5.1f} MB/s per CPU-second = {marginal / enc_b:.2f} x encode batch "
+            f"({marginal / enc_d:.2f} x per-doc); all-in {all_in:5.1f} MB/s = {all_in / enc_b:.2f} x; "
+            f"peak RSS {r['peak_mib']:.0f} MiB; {r['report']['num_docs']:,} docs {r['report']['num_tokens']:,} tokens"
         )
     print(
         f"scaling 1 -> 2 workers (best wall): {best[1]['wall'] / best[2]['wall']:.2f}x on {os.cpu_count()} cores; "
