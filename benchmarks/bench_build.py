@@ -1,7 +1,7 @@
 """End-to-end `shardstore build` throughput vs the tokenizer's own single-thread encode speed, in one run.
 
     python benchmarks/bench_build.py [--mb 64] [--files 16] [--vocab 8192] [--format jsonl|jsonl.zst|parquet]
-                                     [--rounds 3]
+                                     [--parquet-compression snappy|zstd|none] [--rounds 3]
 
 Corpus: synthetic English-like text (Zipf-distributed words from a 30k-word lexicon, punctuation, numbers,
 paragraphs), documents of log-normal length (median ~2.5 KB), split over `--files` files. The tokenizer is trained
@@ -36,7 +36,9 @@ import time
 from pathlib import Path
 
 
-def make_corpus(root: Path, *, mb: int, files: int, fmt: str, seed: int = 0) -> tuple[list[str], int]:
+def make_corpus(
+    root: Path, *, mb: int, files: int, fmt: str, seed: int = 0, parquet_compression: str = "snappy"
+) -> tuple[list[str], int]:
     rng = random.Random(seed)
     letters = "etaoinshrdlcumwfgypbvkjxqz"
     weights = [
@@ -96,12 +98,13 @@ def make_corpus(root: Path, *, mb: int, files: int, fmt: str, seed: int = 0) -> 
         texts.append(text)
         total += len(text.encode())
     per = math.ceil(len(texts) / files)
-    write_parts(root, [texts[f * per : (f + 1) * per] for f in range(files)], fmt)
+    write_parts(root, [texts[f * per : (f + 1) * per] for f in range(files)], fmt, parquet_compression)
     return texts, total
 
 
-def write_parts(root: Path, parts: list[list[str]], fmt: str) -> None:
-    """One input file of format `fmt` per list of texts: part-0000.<fmt>, ... (Parquet: snappy, pyarrow's default)."""
+def write_parts(root: Path, parts: list[list[str]], fmt: str, parquet_compression: str = "snappy") -> None:
+    """One input file of format `fmt` per list of texts: part-0000.<fmt>, ... (Parquet: pyarrow's defaults but for
+    the codec; snappy is pyarrow's default)."""
     root.mkdir(parents=True, exist_ok=True)
     for f, chunk in enumerate(parts):
         rows = b"".join(json.dumps({"text": t}).encode() + b"\n" for t in chunk)
@@ -115,7 +118,9 @@ def write_parts(root: Path, parts: list[list[str]], fmt: str) -> None:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            pq.write_table(pa.table({"text": chunk}), root / f"part-{f:04d}.parquet")
+            pq.write_table(
+                pa.table({"text": chunk}), root / f"part-{f:04d}.parquet", compression=parquet_compression
+            )
 
 
 def _accumulate(xs: list[float]):
@@ -188,6 +193,7 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=16)
     ap.add_argument("--vocab", type=int, default=8192)
     ap.add_argument("--format", choices=["jsonl", "jsonl.zst", "parquet"], default="jsonl.zst")
+    ap.add_argument("--parquet-compression", choices=["snappy", "zstd", "none"], default="snappy")
     ap.add_argument("--keep", help="work in this directory and keep it")
     ap.add_argument(
         "--rounds", type=int, default=3, help="alternating measurement rounds; best of each is kept"
@@ -198,9 +204,15 @@ def main() -> None:
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench_build_"))
     t = time.perf_counter()
-    texts, total = make_corpus(work / "corpus", mb=args.mb, files=args.files, fmt=args.format)
+    texts, total = make_corpus(
+        work / "corpus",
+        mb=args.mb,
+        files=args.files,
+        fmt=args.format,
+        parquet_compression=args.parquet_compression,
+    )
     print(
-        f"corpus: {len(texts):,} docs, {total / 1e6:.1f} MB text, {args.files} x {args.format} ({time.perf_counter() - t:.1f}s)"
+        f"corpus: {len(texts):,} docs, {total / 1e6:.1f} MB text, {args.files} x {args.format}{' ' + args.parquet_compression if args.format == 'parquet' else ''} ({time.perf_counter() - t:.1f}s)"
     )
     t = time.perf_counter()
     tok = tokenizer.train(texts[: max(1, len(texts) // 8)], vocab_size=args.vocab, progress=False)

@@ -234,7 +234,10 @@ def _native_scan() -> Any:
     return scan
 
 
-_SCAN_BLOCK = 1 << 18  # text read, scanned and encoded while it is still in the core's cache (measured best)
+_SCAN_BLOCK = 1 << 20  # bytes read (decompressed) at a time
+_PACK_BYTES = (
+    1 << 18
+)  # ...and scanned, packed and encoded at a time, while they are still in the core's cache
 
 
 def _read_jsonl_blocks(
@@ -274,8 +277,11 @@ def _read_jsonl_blocks(
         )  # lines must start before the limit
         pos = 0
         while True:
+            window = min(
+                limit, pos + _PACK_BYTES
+            )  # documents are packed (and then encoded) ~_PACK_BYTES at a time
             pos, reason, lines, starts, ends, records = scan(
-                buf, pos, limit, fill, eof, field, offset if by_offset else lineno, by_offset
+                buf, pos, window, fill, eof, field, offset if by_offset else lineno, by_offset
             )
             if lines:
                 yield PackedDocs(
@@ -286,6 +292,8 @@ def _read_jsonl_blocks(
                 )
                 lineno += lines
             if reason != FALLBACK:
+                if reason == DONE and pos < limit:
+                    continue  # the next window of this block
                 break
             nl = buf.find(b"\n", pos, fill)
             end = fill if nl < 0 else nl + 1

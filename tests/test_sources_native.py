@@ -96,12 +96,16 @@ def _line(draw) -> bytes:
     lines=st.lists(_line(), max_size=25),
     final_newline=st.booleans(),
     block=st.sampled_from([64, 200, 1 << 18]),
+    pack=st.sampled_from([1, 100, 1 << 18]),
     policy=st.sampled_from(["replace", "skip"]),
 )
-def test_native_jsonl_equals_reference(tmp_path_factory, monkeypatch, lines, final_newline, block, policy):
+def test_native_jsonl_equals_reference(
+    tmp_path_factory, monkeypatch, lines, final_newline, block, pack, policy
+):
     path = tmp_path_factory.mktemp("j") / "in.jsonl"
     path.write_bytes(b"\n".join(lines) + (b"\n" if final_newline and lines else b""))
     monkeypatch.setattr(readers, "_SCAN_BLOCK", block)
+    monkeypatch.setattr(readers, "_PACK_BYTES", pack)
     ref = _read(path, native=False, monkeypatch=monkeypatch, utf8_errors=policy)
     assert _read(path, native=True, monkeypatch=monkeypatch, utf8_errors=policy) == ref
     # Ranges partition the lines the same way on both paths (records are byte offsets there).
