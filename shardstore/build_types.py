@@ -85,6 +85,8 @@ class BuildReport:
     """What a build did. Totals are for the whole store; `*_run` figures are for this invocation only.
 
     `text_bytes_run` (and the MB/s derived from it) counts UTF-8 bytes of document text (after JSON unescaping).
+    `cpu_seconds_run` sums the CPU time of the processes while they ran this invocation's units (read, decompress,
+    parse, encode, write, checksum, fsync, provenance): the build's cost per core, without start-up.
     """
 
     out: str
@@ -98,6 +100,7 @@ class BuildReport:
     docs_run: int = 0
     tokens_run: int = 0
     text_bytes_run: int = 0
+    cpu_seconds_run: float = 0.0
     seconds: float = 0.0
     complete: bool = False  # manifest written (now or before)
     nothing_to_do: bool = False
@@ -123,6 +126,8 @@ class BuildReport:
                 "docs_per_s": round(self.docs_run / secs, 1),
                 "tokens_per_s": round(self.tokens_run / secs, 1),
                 "mb_per_s": round(self.text_bytes_run / secs / 1e6, 3),
+                "cpu_seconds": round(self.cpu_seconds_run, 3),
+                "mb_per_cpu_s": round(self.text_bytes_run / max(self.cpu_seconds_run, 1e-9) / 1e6, 3),
             },
             "complete": self.complete,
             "nothing_to_do": self.nothing_to_do,
@@ -142,7 +147,8 @@ class BuildReport:
         if self.units_run:
             lines.append(
                 f"this run: {self.docs_run:,} docs, {self.tokens_run:,} tokens in {run['seconds']:.1f}s "
-                f"({run['docs_per_s']:,.0f} docs/s, {run['tokens_per_s']:,.0f} tokens/s, {run['mb_per_s']:.2f} MB/s)"
+                f"({run['docs_per_s']:,.0f} docs/s, {run['tokens_per_s']:,.0f} tokens/s, {run['mb_per_s']:.2f} MB/s; "
+                f"{run['mb_per_cpu_s']:.1f} MB per CPU-second of the units)"
             )
         if self.skipped:
             lines.append(

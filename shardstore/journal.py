@@ -52,6 +52,7 @@ class UnitResult:
     provenance: FileInfo | None = None
     skipped: Mapping[str, int] = field(default_factory=dict)
     error: str | None = None
+    cpu_seconds: float = 0.0  # CPU time of the process while it ran the unit (reading to journal commit)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +65,7 @@ class UnitResult:
             "provenance": self.provenance.to_dict() if self.provenance else None,
             "skipped": dict(sorted(self.skipped.items())),
             "error": self.error,
+            "cpu_seconds": round(self.cpu_seconds, 4),
         }
 
     @classmethod
@@ -83,6 +85,7 @@ class UnitResult:
                 else FileInfo.from_dict(d["provenance"], source=source),
                 skipped={str(k): int(v) for k, v in d["skipped"].items()},
                 error=d["error"],
+                cpu_seconds=float(d.get("cpu_seconds", 0.0)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BuildError(

@@ -317,6 +317,7 @@ def _run_units(
         report.docs_run += result.num_docs
         report.tokens_run += result.num_tokens
         report.text_bytes_run += result.text_bytes
+        report.cpu_seconds_run += result.cpu_seconds
         bar.unit_done(units[result.index].size, failed=result.error is not None)
         if result.error is not None:
             bar.write(f"shardstore: unit {result.index} failed: {result.error}")

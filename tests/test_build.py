@@ -80,6 +80,15 @@ def test_round_trip_eos_tokenizer_and_provenance(tmp_path, tok_path, tok, corpus
         read_provenance(store, len(texts))
     report_json = json.loads((tmp_path / "st" / "build_report.json").read_bytes())
     assert report_json["num_docs"] == len(texts) and report_json["run"]["tokens"] == store.num_tokens
+    run = report_json["run"]
+    assert run["text_bytes"] == sum(
+        len(t.encode()) for t in texts
+    )  # exact UTF-8 bytes, also through JSON escapes
+    assert run["cpu_seconds"] > 0 and run["mb_per_cpu_s"] > 0
+    units = [
+        json.loads(p.read_bytes()) for p in sorted((tmp_path / "st" / ".build" / "units").glob("*.json"))
+    ]
+    assert abs(sum(u["cpu_seconds"] for u in units) - run["cpu_seconds"]) < 0.01
 
 
 def test_golden_token_stream(tmp_path, tok_path, corpus):
