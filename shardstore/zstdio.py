@@ -15,7 +15,7 @@ from shardstore.errors import InputError
 
 __all__ = ["ZstdFrameWalker", "ZstdReader"]
 
-_READ_SIZE = 1 << 18
+_READ_SIZE = 1 << 20
 
 
 class ZstdFrameWalker:

@@ -162,7 +162,7 @@ def test_binary_junk_and_empty_files(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".jsonl.gz", ".jsonl.zst"])
 def test_truncated_compressed_file_raises_naming_it(tmp_path, suffix):
-    data = _jsonl([{"text": f"document number {i} " * 20} for i in range(10_000)])  # several read blocks
+    data = _jsonl([{"text": f"document number {i} " * 20} for i in range(40_000)])  # several read blocks
     blob = gzip.compress(data) if suffix.endswith("gz") else zstandard.ZstdCompressor().compress(data)
     p = tmp_path / f"t{suffix}"
     p.write_bytes(blob[: len(blob) // 2])
@@ -170,7 +170,7 @@ def test_truncated_compressed_file_raises_naming_it(tmp_path, suffix):
     with pytest.raises(InputError, match=rf"t{suffix.replace('.', '[.]')}: .*(truncated|ended)"):
         for piece in iter_documents(expand_inputs([str(p)])[0], ReadOptions(), SkipCounts()):
             got.append(piece.text)
-    assert 0 < len(got) < 10_000
+    assert 0 < len(got) < 40_000
 
 
 def test_zstd_multiple_frames(tmp_path):
