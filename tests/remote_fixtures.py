@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,6 +73,31 @@ def cache_files(cache_root: str) -> dict[str, int]:
                 with contextlib.suppress(FileNotFoundError):
                     out[os.path.relpath(path, cache_root)] = os.path.getsize(path)
     return out
+
+
+def cache_bytes_in_use(cache_root: str) -> int:
+    """Bytes on disk under a cache root, from a walk that cannot over-count: a walk is not a snapshot, so each key's
+    tmp/ is listed before its data/ (a download reserved after an eviction is then seen only if the evicted file is
+    already gone), and each shard counts once (a .part committed into data/ between the two listings is seen twice)."""
+    per_shard: dict[tuple[str, str], int] = {}
+
+    def add(key: str, shard: str, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            per_shard[(key, shard)] = max(per_shard.get((key, shard), 0), os.path.getsize(path))
+
+    keys = sorted(os.listdir(cache_root)) if os.path.isdir(cache_root) else []  # not created yet
+    for key in keys:
+        tmp, data = os.path.join(cache_root, key, "tmp"), os.path.join(cache_root, key, "data")
+        if not os.path.isdir(tmp):
+            continue
+        for entry in os.scandir(tmp):  # <flat name>.<size>.<pid>.<rand>.part
+            add(key, entry.name.rsplit(".", 4)[0], entry.path)
+        for dirpath, _, names in os.walk(data):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                rel = os.path.relpath(path, data).replace(os.sep, "/")
+                add(key, urllib.parse.quote(rel, safe=""), path)
+    return sum(per_shard.values())
 
 
 @pytest.fixture(scope="module", name="local_store")

@@ -16,6 +16,7 @@ import pytest
 from remote_fixtures import (  # noqa: F401  (fixtures)
     TEST_RETRY,
     build_store,
+    cache_bytes_in_use,
     cache_files,
     local_store_fixture,
     proxy_fixture,
@@ -131,7 +132,7 @@ def test_eviction_keeps_the_cache_within_limit_plus_one_shard(
 
     def watch() -> None:  # measure the disk independently of the cache's own accounting
         while not stop.is_set():
-            peak[0] = max(peak[0], sum(cache_files(cache).values()))
+            peak[0] = max(peak[0], cache_bytes_in_use(cache))
             time.sleep(0.001)
 
     watcher = threading.Thread(target=watch)
@@ -219,7 +220,7 @@ def test_two_processes_share_one_bounded_cache(tmp_path: Any, s3_server: Any, pr
 
     def watch() -> None:
         while not stop.is_set():
-            peak[0] = max(peak[0], sum(cache_files(cache).values()))
+            peak[0] = max(peak[0], cache_bytes_in_use(cache))
             time.sleep(0.001)
 
     watcher = threading.Thread(target=watch)
