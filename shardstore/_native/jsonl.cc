@@ -19,6 +19,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "pybuffer.h"
 #include "utf8.h"
 
 namespace {
@@ -314,14 +315,6 @@ uint8_t* unescape_in_place(uint8_t* b, const uint8_t* e) {
     return w;
 }
 
-struct BufferGuard {
-    Py_buffer view{};
-    bool held = false;
-    ~BufferGuard() {
-        if (held) PyBuffer_Release(&view);
-    }
-};
-
 PyObject* bytes_of(const std::vector<int64_t>& v) {
     return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(v.data()), static_cast<Py_ssize_t>(v.size() * 8));
 }
@@ -336,15 +329,14 @@ PyObject* scan(PyObject*, PyObject* args) {
     if (!PyArg_ParseTuple(args, "Onnnpy#Lp", &buf_obj, &pos, &limit, &end, &final_block, &field, &field_len,
                           &record_base, &by_offset))
         return nullptr;
-    BufferGuard buf;
-    if (PyObject_GetBuffer(buf_obj, &buf.view, PyBUF_WRITABLE) < 0) return nullptr;
-    buf.held = true;
-    if (pos < 0 || pos > end || limit > end || end > buf.view.len) {
+    pybuf::View buf;
+    if (!buf.get(buf_obj, PyBUF_WRITABLE)) return nullptr;
+    if (pos < 0 || pos > end || limit > end || end > buf.len()) {
         PyErr_Format(PyExc_ValueError, "pos %zd, limit %zd, end %zd do not fit a %zd-byte buffer", pos, limit, end,
-                     buf.view.len);
+                     buf.len());
         return nullptr;
     }
-    auto* b = static_cast<uint8_t*>(buf.view.buf);
+    auto* b = static_cast<uint8_t*>(buf.buf());
     std::vector<int64_t> starts, ends, records;
     long long lines = 0;
     int reason = kDone;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bpe_encoder.h"
+#include "pybuffer.h"
 #include "utf8.h"
 
 namespace {
@@ -293,14 +294,6 @@ PyObject* Encoder_encode_batch(EncoderObject* self, PyObject* args) {
 // data[starts[i]:ends[i]]. Returns (ids, counts): one bytearray of `itemsize`-byte ids of all texts in order, each
 // followed by `append_id` when it is >= 0, and a bytearray of int64 ids per text. No Python object per text, GIL
 // released; every text is checked to be valid UTF-8 first (ValueError naming the text and byte otherwise).
-struct BufferGuard {
-    Py_buffer view{};
-    bool held = false;
-    ~BufferGuard() {
-        if (held) PyBuffer_Release(&view);
-    }
-};
-
 PyObject* Encoder_encode_packed(EncoderObject* self, PyObject* args) {
     PyObject *data_obj, *starts_obj, *ends_obj;
     int itemsize;
@@ -317,24 +310,20 @@ PyObject* Encoder_encode_packed(EncoderObject* self, PyObject* args) {
         PyErr_Format(PyExc_ValueError, "append_id %lld does not fit %d-byte ids", append_id, itemsize);
         return nullptr;
     }
-    BufferGuard data, starts, ends;
-    if (PyObject_GetBuffer(data_obj, &data.view, PyBUF_SIMPLE) < 0) return nullptr;
-    data.held = true;
-    if (PyObject_GetBuffer(starts_obj, &starts.view, PyBUF_SIMPLE) < 0) return nullptr;
-    starts.held = true;
-    if (PyObject_GetBuffer(ends_obj, &ends.view, PyBUF_SIMPLE) < 0) return nullptr;
-    ends.held = true;
-    if (starts.view.len % 8 || starts.view.len != ends.view.len) {
+    pybuf::View data, starts, ends;
+    if (!data.get(data_obj, PyBUF_SIMPLE) || !starts.get(starts_obj, PyBUF_SIMPLE) || !ends.get(ends_obj, PyBUF_SIMPLE))
+        return nullptr;
+    if (starts.len() % 8 || starts.len() != ends.len()) {
         PyErr_SetString(PyExc_ValueError, "starts and ends must be int64 buffers of the same length");
         return nullptr;
     }
-    const size_t count = static_cast<size_t>(starts.view.len / 8);
-    const size_t size = static_cast<size_t>(data.view.len);
-    const auto* s = static_cast<const uint8_t*>(data.view.buf);
+    const size_t count = static_cast<size_t>(starts.len() / 8);
+    const size_t size = static_cast<size_t>(data.len());
+    const auto* s = static_cast<const uint8_t*>(data.buf());
     std::vector<int64_t> lo(count), hi(count);
     if (count) {
-        std::memcpy(lo.data(), starts.view.buf, count * 8);
-        std::memcpy(hi.data(), ends.view.buf, count * 8);
+        std::memcpy(lo.data(), starts.buf(), count * 8);
+        std::memcpy(hi.data(), ends.buf(), count * 8);
     }
     size_t worst = 0;
     for (size_t i = 0; i < count; ++i) {
