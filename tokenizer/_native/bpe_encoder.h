@@ -31,7 +31,7 @@ inline constexpr uint32_t kNone = UINT32_MAX;
 inline constexpr size_t kSmallPiece = 64;     // pieces up to this many bytes use the O(n^2) rescan
 inline constexpr size_t kCacheKey = 22;       // pieces up to this many bytes are cached...
 inline constexpr size_t kCacheTok = 8;        // ...if they encode to at most this many tokens
-inline constexpr size_t kCacheSlots = 8192;   // per thread, direct-mapped, one 64-byte line each (512 KiB)
+inline constexpr size_t kCacheSlots = 32768;  // per thread, direct-mapped, one 64-byte line each (2 MiB)
 
 // The first min(n, 8) bytes of p packed into a u64, zero padded; reads only p[0..n). Equal bytes give equal
 // heads and, for a given length, different bytes give different heads (all the token table relies on).
