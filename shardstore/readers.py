@@ -6,7 +6,7 @@ Design:
   stream reader of `zstandard` silently stops at a truncated frame, so ours decompresses with it (straight into
   the line reader's buffer, the fastest way here) while a pass-through walker of the frame and block headers
   checks that the input ends between frames.
-- JSON Lines are read in blocks of about 1 MiB and scanned by the native `shardstore._native._jsonl.scan`: every
+- JSON Lines are read in blocks of 4 MiB and scanned by the native `shardstore._native._jsonl.scan`: every
   line that is plainly a document (strict JSON object, valid UTF-8, the text field once, a non-empty string) has its
   text unescaped in place, and the block goes on as one `PackedDocs`. The first other line stops the scan and takes
   the reference path (`_jsonl_record`: `orjson` when installed, then the standard library, which implements the
@@ -273,14 +273,11 @@ def _read_jsonl_blocks(
                 fill += n
             else:
                 eof = True
-        limit = (
-            fill if stop is None else max(0, min(fill, stop - offset))
-        )  # lines must start before the limit
+        # Lines must start before `limit`; documents are packed (and then encoded) ~_PACK_BYTES at a time.
+        limit = fill if stop is None else max(0, min(fill, stop - offset))
         pos = 0
         while True:
-            window = min(
-                limit, pos + _PACK_BYTES
-            )  # documents are packed (and then encoded) ~_PACK_BYTES at a time
+            window = min(limit, pos + _PACK_BYTES)
             pos, reason, lines, starts, ends, records = scan(
                 buf, pos, window, fill, eof, field, offset if by_offset else lineno, by_offset
             )
@@ -298,9 +295,8 @@ def _read_jsonl_blocks(
                 break
             nl = buf.find(b"\n", pos, fill)
             end = fill if nl < 0 else nl + 1
-            piece = _jsonl_record(
-                bytes(buf[pos:end]), offset + pos if by_offset else lineno, file, options, counts
-            )
+            line = bytes(memoryview(buf)[pos:end])
+            piece = _jsonl_record(line, offset + pos if by_offset else lineno, file, options, counts)
             if piece is not None:
                 yield piece
             lineno += 1
@@ -309,7 +305,7 @@ def _read_jsonl_blocks(
             return
         rest = fill - pos
         grown = bytearray(max(_SCAN_BLOCK, 2 * rest))
-        grown[:rest] = buf[pos:fill]
+        grown[:rest] = memoryview(buf)[pos:fill]
         buf, fill, offset = grown, rest, offset + pos
 
 
@@ -463,11 +459,13 @@ def _read_parquet(
 def _pack_strings(col: Any, row: int, counts: SkipCounts) -> PackedDocs | None:
     """The non-empty, non-null values of an Arrow string / large_string array as `PackedDocs` over its own buffers
     (row numbers from `row`); nulls count as a missing field and empty strings as empty documents, as per row."""
+    import pyarrow as pa
+
     n = len(col)
     if n == 0:
         return None
     _, offsets_buf, data = col.buffers()
-    width = 8 if col.type.id == _large_string_type_id() else 4
+    width = 8 if pa.types.is_large_string(col.type) else 4
     offsets: np.ndarray[Any, np.dtype[np.int64]] = np.frombuffer(
         offsets_buf, dtype=np.int64 if width == 8 else np.int32, count=n + 1, offset=col.offset * width
     ).astype(np.int64)
@@ -487,12 +485,6 @@ def _pack_strings(col: Any, row: int, counts: SkipCounts) -> PackedDocs | None:
     if index.size == n:
         return PackedDocs(data, offsets[:-1], offsets[1:], np.arange(row, row + n, dtype=np.int64))
     return PackedDocs(data, offsets[:-1][index], offsets[1:][index], row + index.astype(np.int64))
-
-
-def _large_string_type_id() -> int:
-    import pyarrow as pa
-
-    return int(pa.large_string().id)
 
 
 def _read_txt_whole(

@@ -9,13 +9,14 @@ Hot path: readers hand out most documents as `PackedDocs` (a block of JSON lines
 plus spans); `Tokenizer.encode_packed` turns one into a single id array with EOS after every document, which goes to
 the shard writer in one `ShardWriter.add_documents` call: no Python object per document anywhere. Documents that come
 one by one (`DocPiece`: plain text, unusual JSON lines) are encoded a batch at a time, their id arrays joined into one
-buffer with the EOS id between documents, and written the same way. Documents streamed in pieces (huge plain-text files, see `sources`) are encoded
-piece by piece and handed to the writer as they come (`begin/extend/end_document`), so peak memory for such a
+buffer with the EOS id between documents, and written the same way. Documents streamed in pieces (huge plain-text
+files, see `sources`) are encoded piece by piece and handed to the writer as they come (`begin/extend/end_document`), so peak memory for such a
 document is one piece of text plus its ids, not the document's token count.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from array import array
@@ -100,17 +101,18 @@ class _DocSink:
         )
         self.writer.add_documents(ids, lengths)
         self.records.frombytes(packed.records.astype(np.int64, copy=False).tobytes())
-        n = len(packed)
-        nbytes = packed.nbytes
-        self.docs += n
-        self.tokens += ids.size
-        self.text_bytes += nbytes
-        self._pending[0] += n
-        self._pending[1] += nbytes
-        self._pending[2] += ids.size
+        self._tally(len(packed), ids.size, packed.nbytes)
+
+    def _tally(self, docs: int, tokens: int, text_bytes: int) -> None:
+        self.docs += docs
+        self.tokens += tokens
+        self.text_bytes += text_bytes
+        self._pending[0] += docs
+        self._pending[1] += text_bytes
+        self._pending[2] += tokens
 
     def add_batch(self, batch: Sequence[DocPiece], encoded: Sequence[np.ndarray], chars: int) -> None:
-        """Write the documents (or pieces) of one encoded batch (`chars` characters of text), in order."""
+        """Write the documents (or pieces) of one encoded batch (`chars` UTF-8 bytes of text), in order."""
         extra = 1 if self.eos else 0
         parts: list[Any] = []  # whole documents, id arrays and EOS bytes alternating, joined once
         lengths: list[int] = []
@@ -136,23 +138,15 @@ class _DocSink:
                 self.writer.end_document()
                 self._streaming = False
                 self.records.append(piece.record)
-                self.docs += 1
-                self._pending[0] += 1
-            self.tokens += n
-            self._pending[2] += n
+            self._tally(1 if piece.last else 0, n, 0)
         self._write_whole(parts, lengths)
-        self.text_bytes += chars
-        self._pending[1] += chars
+        self._tally(0, 0, chars)
 
     def _write_whole(self, parts: list[Any], lengths: list[int]) -> None:
         if not lengths:
             return
         self.writer.add_documents(np.frombuffer(b"".join(parts), dtype=self.dtype), lengths)
-        n = sum(lengths)
-        self.docs += len(lengths)
-        self.tokens += n
-        self._pending[0] += len(lengths)
-        self._pending[2] += n
+        self._tally(len(lengths), sum(lengths), 0)
 
     def report(self, *, force: bool = False) -> None:
         if self.progress is None or not any(self._pending):
@@ -235,8 +229,7 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
         shards=shards,
         provenance=prov,
         skipped=dict(counts),
-        cpu_seconds=time.process_time()
-        - cpu_start,  # the journal commit's own fsyncs are all that is left out
+        cpu_seconds=time.process_time() - cpu_start,  # all but the journal commit's own fsyncs
     )
     journal.commit(result)
     return result
@@ -273,31 +266,25 @@ def load_tokenizer(path: str, fingerprint: str) -> object:
                 f"{path}: tokenizer fingerprint {tok.fingerprint} != {fingerprint} recorded for this build; "
                 "the file changed during the build"
             )
+        tok.encode("warm up")  # builds the native tables now, not inside the first unit
         _LOADED[key] = tok
     return tok
 
 
-_PREPARED: set[str] = set()  # tokenizer keys this process has warmed up
-
-
-def prepare_process(tokenizer: Any, key: str) -> None:
-    """One-time per-process work done before the first unit, so that units (and their CPU accounting) see only work
-    that grows with the input: the native encoder tables (built on first use) and the Parquet writer of the
-    provenance files (import + first use: ~40 ms measured here)."""
-    if key in _PREPARED:
-        return
+@functools.cache
+def _warm_provenance_writer() -> None:
+    """Import and first use of the Parquet writer of the provenance files (~40 ms measured here), once per process
+    and before the first unit, so that units (and their CPU accounting) see only work that grows with the input."""
     import io
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"x": [0]}), io.BytesIO())
-    tokenizer.encode("warm up")
-    _PREPARED.add(key)
 
 
 def run_task(task: UnitTask, progress: ProgressFn | None = None) -> UnitResult:
     """Worker entry point: load the tokenizer for this process if needed, then run the unit."""
     tokenizer = load_tokenizer(task.tokenizer_path, task.tokenizer_fingerprint)
-    prepare_process(tokenizer, f"{task.tokenizer_path}|{task.tokenizer_fingerprint}")
+    _warm_provenance_writer()
     return run_unit(task, tokenizer, progress)

@@ -137,7 +137,9 @@ class ShardWriter:
             )
         data = arr.view(np.uint8).data
         isz = self._dtype.itemsize
-        if lens.size and self._fits(arr.size, lens.size):  # the common case: no rollover inside this batch
+        if (
+            lens.size and self._size_with(arr.size, lens.size) <= self._max_bytes
+        ):  # the common case: no rollover
             if self._file is None:
                 self._open_shard()
             self._append(data)
@@ -288,18 +290,12 @@ class ShardWriter:
         self._hasher = fmt.checksum_stream()
         self._block_sums: list[int] = []
 
-    def _fits(self, extra_tokens: int, extra_docs: int) -> bool:
-        """Whether `extra_docs` more documents holding `extra_tokens` ids in all still fit the current shard."""
+    def _size_with(self, extra_tokens: int, extra_docs: int = 1) -> int:
+        """File size if `extra_docs` more documents holding `extra_tokens` ids were added (`format.shard_layout`,
+        inlined: it runs per document)."""
         payload = (self._num_tokens + extra_tokens) * self._dtype.itemsize
         blocks = -(-payload // self._block_size)
-        size = ((fmt.HEADER_SIZE + payload + 7) & ~7) + (self._num_docs + extra_docs + 1) * 8 + blocks * 8
-        return size <= self._max_bytes
-
-    def _size_with(self, extra_tokens: int) -> int:
-        """File size if one more document of `extra_tokens` were added (`format.shard_layout`, inlined: per doc)."""
-        payload = (self._num_tokens + extra_tokens) * self._dtype.itemsize
-        blocks = -(-payload // self._block_size)
-        return ((fmt.HEADER_SIZE + payload + 7) & ~7) + (self._num_docs + 2) * 8 + blocks * 8
+        return ((fmt.HEADER_SIZE + payload + 7) & ~7) + (self._num_docs + extra_docs + 1) * 8 + blocks * 8
 
     def _file_checksum(self, path: str) -> str:
         """`format.file_checksum`, over read-only mappings of at most 16 MiB at a time: no copy out of the page cache
