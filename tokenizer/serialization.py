@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -113,25 +112,10 @@ def write_tokenizer_file(
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> None:
-    """Write `text` to a temp file in the same folder, fsync, rename over `path`, fsync the folder."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Write `text` atomically (`shardstore.manifest.atomic_write`: temp file, fsync, rename, fsync the folder)."""
+    from shardstore.manifest import atomic_write
+
+    atomic_write(path, text.encode(encoding))
 
 
 def parse_tokenizer_json(
