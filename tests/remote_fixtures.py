@@ -6,6 +6,8 @@ import contextlib
 import hashlib
 import os
 import sys
+import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -98,6 +100,26 @@ def cache_bytes_in_use(cache_root: str) -> int:
                 rel = os.path.relpath(path, data).replace(os.sep, "/")
                 add(key, urllib.parse.quote(rel, safe=""), path)
     return sum(per_shard.values())
+
+
+@contextlib.contextmanager
+def watched_cache_peak(cache_root: str) -> Iterator[list[int]]:
+    """Watch a cache's disk use from a thread, independently of the cache's own accounting; yields [peak bytes]."""
+    peak = [0]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], cache_bytes_in_use(cache_root))
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        watcher.join()
 
 
 @pytest.fixture(scope="module", name="local_store")

@@ -16,7 +16,6 @@ import pytest
 from remote_fixtures import (  # noqa: F401  (fixtures)
     TEST_RETRY,
     build_store,
-    cache_bytes_in_use,
     cache_files,
     local_store_fixture,
     proxy_fixture,
@@ -24,6 +23,7 @@ from remote_fixtures import (  # noqa: F401  (fixtures)
     remote_url_fixture,
     tokens_digest,
     upload,
+    watched_cache_peak,
 )
 from s3proxy import FaultPlan
 
@@ -127,28 +127,17 @@ def test_eviction_keeps_the_cache_within_limit_plus_one_shard(
     assert locator.max_mapped_shards == 3  # 4 shards fit: 3 mapped + the one being read next
     store = Store(locator.manifest, locator, root=url, max_open_shards=locator.max_mapped_shards)
     local = Store.open(src)
-    peak = [0]
-    stop = threading.Event()
-
-    def watch() -> None:  # measure the disk independently of the cache's own accounting
-        while not stop.is_set():
-            peak[0] = max(peak[0], cache_bytes_in_use(cache))
-            time.sleep(0.001)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
+    rng = np.random.default_rng(0)
+    span = local.shard_token_offsets
+    order = list(range(len(shards))) + [int(i) for i in rng.integers(0, len(shards), size=24)]
     try:
-        rng = np.random.default_rng(0)
-        span = local.shard_token_offsets
-        order = list(range(len(shards))) + [int(i) for i in rng.integers(0, len(shards), size=24)]
-        for k, i in enumerate(order):
-            store.prefetch(order[k + 1 : k + 3])  # the sampler's lookahead
-            lo, hi = int(span[i]), int(span[i + 1])
-            np.testing.assert_array_equal(store.tokens(lo, hi), local.tokens(lo, hi))
-            assert locator.usage().total <= limit + biggest
+        with watched_cache_peak(cache) as peak:  # the disk, measured apart from the cache's own accounting
+            for k, i in enumerate(order):
+                store.prefetch(order[k + 1 : k + 3])  # the sampler's lookahead
+                lo, hi = int(span[i]), int(span[i + 1])
+                np.testing.assert_array_equal(store.tokens(lo, hi), local.tokens(lo, hi))
+                assert locator.usage().total <= limit + biggest
     finally:
-        stop.set()
-        watcher.join()
         locator.close()
     assert 0 < peak[0] <= limit + biggest, (peak[0], limit, biggest)
     assert proxy.gets(".shard") > len(shards)  # shards really were evicted and fetched again
@@ -215,24 +204,11 @@ def test_two_processes_share_one_bounded_cache(tmp_path: Any, s3_server: Any, pr
     expected = hashlib.sha256()
     for i in [*range(n), *range(n - 1, -1, -1)]:
         expected.update(local.tokens(int(span[i]), int(span[i + 1])).tobytes())
-    peak = [0]
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], cache_bytes_in_use(cache))
-            time.sleep(0.001)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
+    with watched_cache_peak(cache) as peak:
         procs = [
             _worker("limited", url, cache, json.dumps(quiet_options(proxy)), str(limit)) for _ in range(2)
         ]
         outputs = [p.communicate(timeout=240) for p in procs]
-    finally:
-        stop.set()
-        watcher.join()
     for p, (out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err[-3000:]
         assert out.strip() == expected.hexdigest()
