@@ -14,8 +14,23 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_GPT = ROOT / "benchmarks" / "train_gpt.py"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Autouse where imported. A tiny model gains nothing from intra-op threads (the torchrun processes run with
+    OMP_NUM_THREADS=1), and on a busy CI machine their spin-waits cost ~10x."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 _WORDS = [
     "data",

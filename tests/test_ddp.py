@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 import pytest
-from gpt_fixtures import TRAIN_GPT, load_train_gpt, make_mix, read_jsonl
+from gpt_fixtures import TRAIN_GPT, load_train_gpt, make_mix, one_torch_thread, read_jsonl  # noqa: F401 (autouse)
 
 STEPS, CKPT_AT, CRASH_AT, BATCH = 6, 3, 4, 4
 
@@ -56,17 +56,6 @@ def _torchrun(args, *, nproc: int, expect_rc: int = 0) -> None:
         raise AssertionError(
             f"torchrun exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
         )
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """As the torchrun processes (OMP_NUM_THREADS=1): intra-op threads only add spin-waits for a tiny model."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_ddp_two_ranks_equal_one_rank_and_resume_anywhere(tmp_path_factory):

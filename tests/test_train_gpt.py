@@ -5,23 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from gpt_fixtures import load_train_gpt, make_mix, read_jsonl
+from gpt_fixtures import load_train_gpt, make_mix, one_torch_thread, read_jsonl  # noqa: F401 (autouse)
 
 
 @pytest.fixture(scope="module")
 def mix(tmp_path_factory):
     return make_mix(tmp_path_factory.mktemp("gptdata"))
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """A tiny model gains nothing from intra-op threads, and on a busy CI machine their spin-waits cost ~10x."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _cfg(tg, mix, tmp, name, **kw):
