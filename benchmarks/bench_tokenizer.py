@@ -22,32 +22,21 @@ import importlib.util
 import os
 import pathlib
 import sys
-import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 HERE = pathlib.Path(__file__).resolve().parent
 
 
 def load_corpus(max_mb: float, docs_root: str | None) -> list[str]:
     """Stdlib sources (and docs), in sorted path order, up to max_mb of UTF-8."""
-    root = pathlib.Path(sysconfig.get_paths()["stdlib"])
-    paths = sorted(p for p in root.rglob("*.py") if "site-packages" not in p.parts)
+    train = _train_module()
+    paths = train.stdlib_paths()
     if docs_root:
-        docs = pathlib.Path(docs_root)
-        paths += sorted(p for p in docs.rglob("*") if p.suffix in (".rst", ".txt"))
-    texts, total = [], 0
-    for path in paths:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        texts.append(text)
-        total += len(text.encode("utf-8"))
-        if total >= max_mb * 1e6:
-            break
-    return texts
+        paths += sorted(p for p in pathlib.Path(docs_root).rglob("*") if p.suffix in (".rst", ".txt"))
+    return train.read_capped(paths, max_mb)
 
 
 def train_vocab(texts: list[str], vocab: int):
@@ -151,14 +140,19 @@ def bench_encode(args: argparse.Namespace) -> None:
         )
 
 
-def bench_train(argv: Sequence[str]) -> None:
+def _train_module() -> Any:
+    """benchmarks/bench_tokenizer_train.py as a module (its corpus loader and its `main`)."""
     path = HERE / "bench_tokenizer_train.py"
     if not path.exists():
         raise SystemExit(f"{path} does not exist (training benchmark not available)")
     spec = importlib.util.spec_from_file_location("bench_tokenizer_train", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(list(argv))
+    return module
+
+
+def bench_train(argv: Sequence[str]) -> None:
+    _train_module().main(list(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

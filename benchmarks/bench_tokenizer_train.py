@@ -30,12 +30,20 @@ CONTENDERS = ("ours", "rustbpe", "hf")
 
 def load_corpus(max_mb: float, root: str | None = None) -> list[str]:
     """Stdlib *.py sources in path order, whole files as documents, capped at max_mb MB of UTF-8."""
+    return read_capped(stdlib_paths(root), max_mb)
+
+
+def stdlib_paths(root: str | None = None) -> list[Path]:
+    """The *.py files under `root` (default: this Python's stdlib), sorted, site-packages left out."""
     root_path = Path(root or sysconfig.get_paths()["stdlib"])
+    return sorted(p for p in root_path.rglob("*.py") if "site-packages" not in p.relative_to(root_path).parts)
+
+
+def read_capped(paths: list[Path], max_mb: float) -> list[str]:
+    """The UTF-8 texts of `paths` in order (unreadable ones skipped) until max_mb MB are read."""
     texts: list[str] = []
     total = 0
-    for path in sorted(root_path.rglob("*.py")):
-        if "site-packages" in path.relative_to(root_path).parts:
-            continue
+    for path in paths:
         try:
             text = path.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
