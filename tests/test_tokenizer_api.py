@@ -253,6 +253,25 @@ def test_encode_packed_equals_per_text_encode(texts, append):
         assert ids.tolist() == [i for e in expected for i in e]
 
 
+def test_encode_packed_small_and_large_calls_agree(tok):
+    """Calls whose worst-case output fits the per-thread scratch (<= 16 MiB) and larger ones that allocate it share
+    no state: a large call between two small ones, and small calls after it, give the per-text results."""
+    small = ["the abc é", "", "abc the"] * 50
+    large = ["the abc é é " * 400_000]  # 4.4 MB of text: a worst case of 17.6 MB as uint32
+    data, starts, ends = _pack(small)
+    big, big_starts, big_ends = _pack(large)
+    expected_small = [i for t in small for i in tok.encode(t) + [0]]
+    for dtype in (np.uint16, np.uint32):
+        assert tok.encode_packed(data, starts, ends, append_id=0, dtype=dtype)[0].tolist() == expected_small
+        ids, counts = tok.encode_packed(big, big_starts, big_ends, append_id=0, dtype=dtype)
+        assert ids.tolist() == tok.encode(large[0]) + [0] and counts.tolist() == [ids.size]
+        first, _ = tok.encode_packed(data, starts, ends, append_id=0, dtype=dtype)
+        again, _ = tok.encode_packed(data, starts, ends, append_id=0, dtype=dtype)
+        assert first.tolist() == again.tolist() == expected_small
+        first[:] = 1  # results are independent arrays, not views of the scratch
+        assert again.tolist() == expected_small
+
+
 def test_encode_packed_spans_may_skip_overlap_and_reorder(tok):
     data = "the abc é <|endoftext|>".encode()
     starts, ends = np.array([4, 0, 0, 9]), np.array([7, 3, 7, 9])
