@@ -28,6 +28,7 @@ import gzip
 import io
 import json
 import re
+import sys
 import zlib
 from collections.abc import Iterator
 from typing import IO, Any, cast
@@ -239,6 +240,27 @@ def _native_scan() -> Any:
 _SCAN_BLOCK = 1 << 22
 # ... and scanned, packed and encoded at a time, while they are still in the core's cache.
 _PACK_BYTES = 1 << 18
+# Scan blocks kept for reuse by later reads in this process: a new 4 MiB block costs 1024 page faults and its
+# zeroing, per file (glibc hands a freed block of this size back to the kernel), ~2% of a unit's CPU.
+_SPARE_BLOCKS: list[bytearray] = []
+
+
+def _take_block(size: int) -> bytearray:
+    """A spare scan block of `size` bytes that nothing else references any more (its `PackedDocs` are gone), or a
+    new one. Blocks still referenced are dropped from the spares: their holders own them."""
+    while size == _SCAN_BLOCK:
+        try:
+            block = _SPARE_BLOCKS.pop()
+        except IndexError:
+            break
+        if sys.getrefcount(block) == 2:  # this name and the call's argument
+            return block
+    return bytearray(size)
+
+
+def _give_block(block: bytearray) -> None:
+    if len(block) == _SCAN_BLOCK and len(_SPARE_BLOCKS) < 2:
+        _SPARE_BLOCKS.append(block)
 
 
 def _read_jsonl_blocks(
@@ -251,8 +273,9 @@ def _read_jsonl_blocks(
 ) -> Iterator[DocPiece | PackedDocs]:
     """JSON Lines in blocks: the native scan packs plain documents, other lines take `_jsonl_record`.
 
-    Each block is a new bytearray (a yielded `PackedDocs` owns its block); the unfinished last line moves to the next
-    one, which doubles in size while a single line does not fit, so a huge line is read in linear time.
+    A yielded `PackedDocs` owns its block: a block is reused (`_take_block`) only once nothing else references it.
+    The unfinished last line moves to the next block, which doubles in size while a single line does not fit, so a
+    huge line is read in linear time.
     """
     from shardstore._native._jsonl import DONE, FALLBACK
 
@@ -261,7 +284,7 @@ def _read_jsonl_blocks(
     offset = 0 if span is None else _seek_span_start(stream, span[0])  # file offset of buf[0]
     stop = None if span is None else span[1]
     lineno = 0  # line number of the next line (whole-file reads)
-    buf = bytearray(_SCAN_BLOCK)
+    buf = _take_block(_SCAN_BLOCK)
     fill = 0
     eof = False
     readinto = cast(Any, stream).readinto  # every stream here has it (files, zstd/gzip readers, fsspec files)
@@ -302,10 +325,12 @@ def _read_jsonl_blocks(
             lineno += 1
             pos = end
         if eof or (reason == DONE and stop is not None and offset + pos >= stop):
+            _give_block(buf)
             return
         rest = fill - pos
-        grown = bytearray(max(_SCAN_BLOCK, 2 * rest))
+        grown = _take_block(max(_SCAN_BLOCK, 2 * rest))
         grown[:rest] = memoryview(buf)[pos:fill]
+        _give_block(buf)
         buf, fill, offset = grown, rest, offset + pos
 
 

@@ -214,3 +214,31 @@ def test_packed_docs_byte_count_is_utf8_bytes():
     )
     assert len(packed) == 2 and packed.nbytes == 12
     assert [p.text for p in packed.pieces()] == ["héllo", "wörld"]
+
+
+def test_scan_blocks_are_reused_only_once_nothing_holds_them(tmp_path, monkeypatch):
+    """Blocks go back to a per-process spare list; one whose `PackedDocs` a caller still holds is never refilled."""
+    monkeypatch.setattr(readers, "_SCAN_BLOCK", 1 << 12)
+    monkeypatch.setattr(readers, "_SPARE_BLOCKS", [])
+    lines = [json.dumps({"text": f"document {i} " + "x" * (i % 97)}) for i in range(400)]
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("\n".join(lines) + "\n")
+    b.write_text("\n".join(reversed(lines)) + "\n")
+    (fa,), (fb,) = expand_inputs([str(a)]), expand_inputs([str(b)])
+
+    def texts(packed):
+        return [p.text for p in packed.pieces()]
+
+    held = list(iter_batches(fa, ReadOptions(), SkipCounts()))  # every block of a.jsonl stays referenced
+    before = [texts(p) for p in held]
+    assert sum(map(len, before)) == 400 and len({id(p.data) for p in held}) > 2
+    for _ in iter_batches(fb, ReadOptions(), SkipCounts()):
+        pass  # b.jsonl may only reuse blocks nobody holds
+    assert [texts(p) for p in held] == before
+    assert {id(p.data) for p in held}.isdisjoint(id(x) for x in readers._SPARE_BLOCKS)
+
+    del held, before
+    spare = {id(x) for x in readers._SPARE_BLOCKS}  # ids only: a reference here would pin them
+    assert spare
+    firsts = {id(p.data) for p in iter_batches(fb, ReadOptions(), SkipCounts())}
+    assert firsts & spare  # a free block is reused, not reallocated
