@@ -68,6 +68,12 @@ def _open_raw(file: InputFile, options: ReadOptions) -> IO[bytes]:
         except OSError as exc:
             raise InputError(f"cannot open {file.url!r}: {exc}") from exc
     try:
+        if file.format is InputFormat.PARQUET:
+            import pyarrow as pa
+
+            # Arrow's own file reads into Arrow's memory pool, which keeps its pages; through a Python file every
+            # column chunk was a new bytes object, ~2,700 page faults per 17 MB file.
+            return cast(IO[bytes], pa.OSFile(file.url))
         # A small buffer: the block readers' reads (>= it) go straight into their own buffers, no extra copy.
         return open(file.url, "rb", buffering=_STREAM_BUFFER)
     except OSError as exc:
