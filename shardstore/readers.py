@@ -242,10 +242,12 @@ def _native_scan() -> Any:
 
 
 # Bytes read (decompressed) at a time: long runs of decoding, then of encoding, which evict each other's working set
-# (measured: 4 MiB a little better than 1 MiB or 256 KiB for .zst, the same for .jsonl) ...
+# (measured: 4 MiB better than 1 MiB or 512 KiB for .zst by ~3% of the unit's CPU, 8-16 MiB no better) ...
 _SCAN_BLOCK = 1 << 22
-# ... and scanned, packed and encoded at a time, while they are still in the core's cache.
-_PACK_BYTES = 1 << 18
+# ... and at most this much packed into one `PackedDocs` (one encode call, one shard write). Whole blocks: each call
+# down the line (encode, writer, hashing, write syscall) costs ~50 us of fixed work, which at 256 KiB windows was
+# 3-4% of the unit; scanning a window just before encoding it (cache-warm) did not make up for it.
+_PACK_BYTES = 1 << 22
 # Scan blocks kept for reuse by later reads in this process: a new 4 MiB block costs 1024 page faults and its
 # zeroing, per file (glibc hands a freed block of this size back to the kernel), ~2% of a unit's CPU.
 _SPARE_BLOCKS: list[bytearray] = []

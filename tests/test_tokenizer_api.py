@@ -254,10 +254,10 @@ def test_encode_packed_equals_per_text_encode(texts, append):
 
 
 def test_encode_packed_small_and_large_calls_agree(tok):
-    """Calls whose worst-case output fits the per-thread scratch (<= 16 MiB) and larger ones that allocate it share
+    """Calls whose worst-case output fits the per-thread scratch (<= 32 MiB) and larger ones that allocate it share
     no state: a large call between two small ones, and small calls after it, give the per-text results."""
     small = ["the abc é", "", "abc the"] * 50
-    large = ["the abc é é " * 400_000]  # 4.4 MB of text: a worst case of 17.6 MB as uint32
+    large = ["the abc é é " * 800_000]  # 11.2 MB of text: a worst case of 22.4 MB as uint16, 44.8 MB as uint32
     data, starts, ends = _pack(small)
     big, big_starts, big_ends = _pack(large)
     expected_small = [i for t in small for i in tok.encode(t) + [0]]

@@ -348,8 +348,8 @@ PyObject* Encoder_encode_packed(EncoderObject* self, PyObject* args) {
     }
     // Ids go to a per-thread scratch buffer, then are copied out at their exact size: allocating the worst case
     // (2-4x the text) per call and shrinking it made glibc map and unmap the block every call, a page fault per
-    // 4 KiB of output (~30% more kernel time than the copy). Calls whose worst case is over the cap allocate it.
-    constexpr size_t kScratchCap = size_t{16} << 20;
+    // 4 KiB of output (~30% more kernel time than the copy). Calls whose worst case is over 32 MiB allocate it.
+    constexpr size_t kScratchCap = size_t{32} << 20;
     thread_local std::vector<uint8_t> scratch;
     const size_t worst_bytes = worst * static_cast<size_t>(itemsize);
     PyObject* ids = nullptr;
