@@ -1,6 +1,6 @@
 """End-to-end `shardstore build` throughput vs the tokenizer's own single-thread encode speed, in one run.
 
-    python benchmarks/bench_build.py [--mb 64] [--files 16] [--vocab 8192] [--format jsonl|jsonl.zst|parquet]
+    python benchmarks/bench_build.py [--mb 64] [--files 16] [--vocab 8192] [--format jsonl|jsonl.zst|jsonl.gz|parquet]
                                      [--parquet-compression snappy|zstd|none] [--rounds 3]
 
 Corpus: synthetic English-like text (Zipf-distributed words from a 30k-word lexicon, punctuation, numbers,
@@ -26,6 +26,7 @@ here on a sample of it. Figures printed (all on the same corpus, same machine, s
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import os
@@ -116,6 +117,8 @@ def write_parts(root: Path, parts: list[list[str]], fmt: str, parquet_compressio
             import zstandard
 
             (root / f"part-{f:04d}.jsonl.zst").write_bytes(zstandard.ZstdCompressor(level=3).compress(rows))
+        elif fmt == "jsonl.gz":  # gzip's default level, as `gzip FILE` writes
+            (root / f"part-{f:04d}.jsonl.gz").write_bytes(gzip.compress(rows, compresslevel=6, mtime=0))
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -194,7 +197,7 @@ def main() -> None:
     ap.add_argument("--mb", type=int, default=64)
     ap.add_argument("--files", type=int, default=16)
     ap.add_argument("--vocab", type=int, default=8192)
-    ap.add_argument("--format", choices=["jsonl", "jsonl.zst", "parquet"], default="jsonl.zst")
+    ap.add_argument("--format", choices=["jsonl", "jsonl.zst", "jsonl.gz", "parquet"], default="jsonl.zst")
     ap.add_argument("--parquet-compression", choices=["snappy", "zstd", "none"], default="snappy")
     ap.add_argument("--keep", help="work in this directory and keep it")
     ap.add_argument(

@@ -2,10 +2,11 @@
 plain text.
 
 Design:
-- Compressed streams are decoded here (gzip, zstd) rather than by fsspec so that truncation is detected: the zstd
-  stream reader of `zstandard` silently stops at a truncated frame, so ours decompresses with it (straight into
-  the line reader's buffer, the fastest way here) while a pass-through walker of the frame and block headers
-  checks that the input ends between frames.
+- Compressed streams are decoded here (gzip, zstd) rather than by fsspec so that truncation is detected. gzip:
+  ISA-L's inflate (`isal.igzip`, ~3x zlib's speed) when installed, else the standard library's. zstd: the stream
+  reader of `zstandard` silently stops at a truncated frame, so ours decompresses with it (straight into the line
+  reader's buffer, the fastest way here) while a pass-through walker of the frame and block headers checks that
+  the input ends between frames.
 - JSON Lines are read in blocks of 4 MiB and scanned by the native `shardstore._native._jsonl.scan`: every
   line that is plainly a document (strict JSON object, valid UTF-8, the text field once, a non-empty string) has its
   text unescaped in place, and the block goes on as one `PackedDocs`. The first other line stops the scan and takes
@@ -80,9 +81,29 @@ def _open_raw(file: InputFile, options: ReadOptions) -> IO[bytes]:
         raise InputError(f"cannot open {file.url!r}: {exc}") from exc
 
 
+def _gzip_module() -> Any:
+    """`isal.igzip` (ISA-L's inflate, ~3x zlib's speed here: 0.7 -> 2.2 GB/s of output) when installed, else the
+    standard library's `gzip`; the same file API and the same errors for truncation and CRC mismatches."""
+    try:
+        from isal import igzip
+    except ImportError:
+        return gzip
+    return igzip
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a (compressed) stream raises on truncated or corrupt input: OSError, EOFError, zlib's error and
+    `isal`'s own."""
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return (OSError, EOFError, zlib.error)
+    return (OSError, EOFError, zlib.error, cast(type[BaseException], isal_zlib.error))  # stubs: an instance
+
+
 def _open_stream(file: InputFile, raw: IO[bytes]) -> IO[bytes]:
     if file.compression is Compression.GZIP:
-        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
+        return cast(IO[bytes], _gzip_module().GzipFile(fileobj=raw, mode="rb"))
     if file.compression is Compression.ZSTD:
         return io.BufferedReader(ZstdReader(raw, file.url), buffer_size=_STREAM_BUFFER)
     return raw
@@ -203,7 +224,7 @@ def read_batches(
                 yield from _read_txt_split(file, stream, options, counts)
             else:
                 yield from _read_txt_whole(file, stream, options, counts)
-        except (OSError, EOFError, zlib.error) as exc:
+        except _read_errors() as exc:
             raise InputError(f"{file.url}: cannot read to the end ({type(exc).__name__}: {exc})") from exc
         finally:
             if stream is not raw:

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+from shardstore import readers
 from shardstore.errors import ConfigError, InputError
 from shardstore.sources import (
     ReadOptions,
@@ -171,6 +172,44 @@ def test_truncated_compressed_file_raises_naming_it(tmp_path, suffix):
         for piece in iter_documents(expand_inputs([str(p)])[0], ReadOptions(), SkipCounts()):
             got.append(piece.text)
     assert 0 < len(got) < 40_000
+
+
+@pytest.fixture(params=["isal", "stdlib"])
+def gzip_impl(request, monkeypatch):
+    """Both gzip decoders: ISA-L's (`isal.igzip`, installed with shardstore) and the standard library's fallback."""
+    if request.param == "stdlib":
+        monkeypatch.setattr(readers, "_gzip_module", lambda: gzip)
+    assert readers._gzip_module().__name__ == {"isal": "isal.igzip", "stdlib": "gzip"}[request.param]
+    return request.param
+
+
+def test_gzip_decoders_read_the_same_and_reject_the_same(tmp_path, gzip_impl):
+    docs = [{"text": f"document {i} " * (i % 50 + 1)} for i in range(30_000)]
+    whole = gzip.compress(_jsonl(docs[:20_000]), mtime=0) + gzip.compress(_jsonl(docs[20_000:]), mtime=0)
+    good = tmp_path / "good.jsonl.gz"
+    good.write_bytes(whole)  # two members, several read blocks
+    assert list(iter_texts([str(good)])) == [d["text"] for d in docs]
+
+    def read(name, blob):
+        p = tmp_path / name
+        p.write_bytes(blob)
+        got = []
+        with pytest.raises(InputError) as err:
+            for piece in iter_documents(expand_inputs([str(p)])[0], ReadOptions(), SkipCounts()):
+                got.append(piece.text)
+        assert name in str(err.value)
+        return str(err.value), got
+
+    message, got = read("cut.jsonl.gz", whole[: len(whole) // 2])
+    assert "ended" in message and 0 < len(got) < 30_000 and got == [d["text"] for d in docs[: len(got)]]
+    deflate = bytearray(whole)
+    deflate[10] = 0xFF  # the first deflate block header: an invalid block type
+    message, got = read("deflate.jsonl.gz", bytes(deflate))
+    assert "cannot read to the end" in message and got == []
+    crc = bytearray(whole)
+    crc[-6] ^= 1  # the second member's CRC-32
+    message, got = read("crc.jsonl.gz", bytes(crc))
+    assert "CRC" in message and len(got) >= 20_000
 
 
 def test_zstd_multiple_frames(tmp_path):

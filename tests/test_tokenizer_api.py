@@ -257,14 +257,14 @@ def test_encode_packed_small_and_large_calls_agree(tok):
     """Calls whose worst-case output fits the per-thread scratch (<= 32 MiB) and larger ones that allocate it share
     no state: a large call between two small ones, and small calls after it, give the per-text results."""
     small = ["the abc é", "", "abc the"] * 50
-    large = ["the abc é é " * 800_000]  # 11.2 MB of text: a worst case of 22.4 MB as uint16, 44.8 MB as uint32
+    large = ["the abc é é " * 800_000]  # 11.2 MB: a worst case of 22.4 MB as uint16, 44.8 MB as uint32
     data, starts, ends = _pack(small)
     big, big_starts, big_ends = _pack(large)
-    expected_small = [i for t in small for i in tok.encode(t) + [0]]
+    expected_small = [i for t in small for i in [*tok.encode(t), 0]]
     for dtype in (np.uint16, np.uint32):
         assert tok.encode_packed(data, starts, ends, append_id=0, dtype=dtype)[0].tolist() == expected_small
         ids, counts = tok.encode_packed(big, big_starts, big_ends, append_id=0, dtype=dtype)
-        assert ids.tolist() == tok.encode(large[0]) + [0] and counts.tolist() == [ids.size]
+        assert ids.tolist() == [*tok.encode(large[0]), 0] and counts.tolist() == [ids.size]
         first, _ = tok.encode_packed(data, starts, ends, append_id=0, dtype=dtype)
         again, _ = tok.encode_packed(data, starts, ends, append_id=0, dtype=dtype)
         assert first.tolist() == again.tolist() == expected_small
