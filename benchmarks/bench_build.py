@@ -20,6 +20,9 @@ here on a sample of it. Figures printed (all on the same corpus, same machine, s
     samples per process for 2), per MB of the second half: the same quantity measured from outside, but the
     difference of two noisy numbers (+-10% from run to run here).
   - `all-in`: the whole build's CPU, start-up included.
+  - `paired`: the units figure of each build over an encode pass measured just before it, median and range over
+    the rounds. The best-of-rounds ratios above divide two bests taken seconds apart; on a shared machine whose speed
+    drifts by +-10% the paired ratio is the steadier of the two.
 - scaling 1 -> 2 workers: wall-clock ratio. Peak RSS: sampled sum over the process tree, every 20 ms.
 """
 
@@ -32,6 +35,7 @@ import math
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -150,6 +154,14 @@ def encode_speed(tok, texts: list[str], total: int) -> tuple[float, float]:
     return best_b, best_d
 
 
+def encode_batch_speed(tok, texts: list[str], total: int) -> float:
+    """One pass of `encode_batch_to_numpy` (256 texts a call, one thread): MB of text per CPU second."""
+    t = time.thread_time()
+    for i in range(0, len(texts), 256):
+        tok.encode_batch_to_numpy(texts[i : i + 256], num_threads=1)
+    return total / (time.thread_time() - t) / 1e6
+
+
 def run_build(inputs: list[str], tok: Path, out: Path, workers: int) -> dict:
     """Wall seconds, CPU seconds of the whole process tree, peak RSS MiB of the tree, and the build's report."""
     import psutil
@@ -242,6 +254,8 @@ def main() -> None:
     best_half = {1: float("inf"), 2: float("inf")}
     best_units = {1: float("inf"), 2: float("inf")}
     best: dict[int, dict] = {}
+    # Per build: its units MB/s over the encode speed measured just before it.
+    paired: dict[int, list[float]] = {1: [], 2: []}
     for _ in range(args.rounds):
         b, d = encode_speed(tok, texts, total)
         enc_b, enc_d = max(enc_b, b), max(enc_d, d)
@@ -249,8 +263,10 @@ def main() -> None:
             best_half[workers] = min(
                 best_half[workers], run_build(files[:half], tok_path, work / f"half{workers}", workers)["cpu"]
             )
+            just_before = encode_batch_speed(tok, texts, total)
             r = run_build(files, tok_path, work / f"store{workers}", workers)
             best_units[workers] = min(best_units[workers], r["report"]["run"]["cpu_seconds"])
+            paired[workers].append(total / r["report"]["run"]["cpu_seconds"] / 1e6 / just_before)
             if workers not in best or r["cpu"] < best[workers]["cpu"]:
                 best[workers] = r | {"wall": min(r["wall"], best.get(workers, r)["wall"])}
             else:
@@ -270,6 +286,12 @@ def main() -> None:
             f"({units / enc_d:.2f} x per-doc); marginal {marginal:5.1f} MB/s = {marginal / enc_b:.2f} x; "
             f"all-in {all_in:5.1f} MB/s = {all_in / enc_b:.2f} x; peak RSS {r['peak_mib']:.0f} MiB; "
             f"{r['report']['num_docs']:,} docs {r['report']['num_tokens']:,} tokens"
+        )
+    for workers in (1, 2):
+        ratios = sorted(paired[workers])
+        print(
+            f"units ratio, {workers} worker{'s' if workers > 1 else ''}, paired per round (encode measured just before "
+            f"each build): median {statistics.median(ratios):.2f} x, range {ratios[0]:.2f}-{ratios[-1]:.2f}"
         )
     print(
         f"scaling 1 -> 2 workers (best wall): {best[1]['wall'] / best[2]['wall']:.2f}x on {os.cpu_count()} cores; "

@@ -167,7 +167,8 @@ class DocPiece:
 @dataclass(frozen=True, slots=True, eq=False)
 class PackedDocs:
     """Whole documents side by side in one buffer: document i is the UTF-8 text `data[starts[i]:ends[i]]` of record
-    `records[i]`. The buffer belongs to this object (readers never reuse it); the int64 arrays are read-only."""
+    `records[i]`. The buffer belongs to this object (a reader reuses a buffer only once nothing references it any
+    more: no PackedDocs, array or view of it); the int64 arrays are read-only."""
 
     data: Any  # a bytes-like object: bytearray, bytes, pyarrow.Buffer
     starts: np.ndarray
