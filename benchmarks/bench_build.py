@@ -142,27 +142,24 @@ def _accumulate(xs: list[float]):
         yield s
 
 
-def encode_speed(tok, texts: list[str], total: int) -> tuple[float, float]:
-    """(batch MB/s, per-doc MB/s) per CPU second of this thread, best of 2 passes each."""
-    best_b = best_d = 0.0
-    for _ in range(2):
-        t = time.thread_time()
-        for i in range(0, len(texts), 256):
-            tok.encode_batch_to_numpy(texts[i : i + 256], num_threads=1)
-        best_b = max(best_b, total / (time.thread_time() - t) / 1e6)
-        t = time.thread_time()
-        for text in texts:
-            tok.encode_to_numpy(text)
-        best_d = max(best_d, total / (time.thread_time() - t) / 1e6)
-    return best_b, best_d
-
-
 def encode_batch_speed(tok, texts: list[str], total: int) -> float:
     """One pass of `encode_batch_to_numpy` (256 texts a call, one thread): MB of text per CPU second."""
     t = time.thread_time()
     for i in range(0, len(texts), 256):
         tok.encode_batch_to_numpy(texts[i : i + 256], num_threads=1)
     return total / (time.thread_time() - t) / 1e6
+
+
+def encode_speed(tok, texts: list[str], total: int) -> tuple[float, float]:
+    """(batch MB/s, per-doc MB/s) per CPU second of this thread, best of 2 passes each."""
+    best_b = best_d = 0.0
+    for _ in range(2):
+        best_b = max(best_b, encode_batch_speed(tok, texts, total))
+        t = time.thread_time()
+        for text in texts:
+            tok.encode_to_numpy(text)
+        best_d = max(best_d, total / (time.thread_time() - t) / 1e6)
+    return best_b, best_d
 
 
 def _encode_worker(tok_path: str, texts: list[str], barrier, conn) -> None:
