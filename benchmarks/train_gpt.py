@@ -161,7 +161,7 @@ def open_data(cfg: TrainConfig, d: DistInfo) -> DataSource:
             )
         return _on_device_cycle(batches, d, ["synthetic"], cfg.seq_len, cfg.vocab_size)
 
-    from shardstore.mixture import Mixture
+    from shardstore.loader.mixture import Mixture
     from shardstore.torch import make_dataloader
 
     mixture = Mixture.from_file(cfg.mix)

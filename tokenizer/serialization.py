@@ -112,8 +112,8 @@ def write_tokenizer_file(
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> None:
-    """Write `text` atomically (`shardstore.manifest.atomic_write`: temp file, fsync, rename, fsync the folder)."""
-    from shardstore.manifest import atomic_write
+    """Write `text` atomically (`shardstore.store.manifest.atomic_write`: temp file, fsync, rename, fsync the folder)."""
+    from shardstore.store.manifest import atomic_write
 
     atomic_write(path, text.encode(encoding))
 

@@ -88,9 +88,9 @@ def build_cmd(
 
     Resumable: re-run the same command after a crash; a finished build re-run writes nothing.
     """
-    from shardstore.executors import Executor
-    from shardstore.pipeline import BuildConfig, run_build
-    from shardstore.sources import Utf8Policy
+    from shardstore.preprocess.executors import Executor
+    from shardstore.preprocess.pipeline import BuildConfig, run_build
+    from shardstore.preprocess.sources import Utf8Policy
 
     opts = parse_storage_options(storage_options)
     cfg = BuildConfig(
