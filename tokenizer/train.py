@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, cast
 from shardstore.errors import ConfigError
 
 from .core import EOS_TOKEN, Tokenizer
+from .osutil import usable_cores
 from .patterns import native_pattern_id, resolve_pattern
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class TrainConfig:
     def threads(self) -> int:
         if self.num_threads is not None:
             return self.num_threads
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return usable_cores()
 
 
 def _is_int(value: object) -> bool:

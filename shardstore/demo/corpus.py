@@ -28,6 +28,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shardstore.util.cores import usable_cores
+from shardstore.util.durable import atomic_write
+
 __all__ = ["CorpusInfo", "collect_stdlib_corpus", "prose_of", "stdlib_files"]
 
 _EXCLUDED_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__"})
@@ -145,7 +148,7 @@ def collect_stdlib_corpus(
         selected.append((rel, path))
         total += path.stat().st_size
     if workers is None:  # a process start costs about as much as parsing 64 files
-        workers = min(os.cpu_count() or 1, len(selected) // 64 + 1)
+        workers = min(usable_cores(), len(selected) // 64 + 1)
     code_lines: list[bytes] = []
     text_lines: list[bytes] = []
     with contextlib.ExitStack() as stack:
@@ -187,11 +190,4 @@ def _jsonl(text: str, rel: str) -> bytes:
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:
-    if path.exists() and path.stat().st_size == len(data) and path.read_bytes() == data:
-        return
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, data, skip_if_same=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from shardstore.errors import ConfigError, StateError
+from shardstore.util.durable import atomic_write
 
 __all__ = ["DemoConfig", "DemoReport", "run_demo"]
 
@@ -361,6 +361,4 @@ def format_report(report: DemoReport) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, text.encode())

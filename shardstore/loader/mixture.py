@@ -47,6 +47,7 @@ from typing import Any
 from shardstore.errors import ConfigError, MismatchError
 from shardstore.mix.interleave import Interleave, Phase, WeightSchedule, normalize_weights
 from shardstore.mix.sampling import num_windows
+from shardstore.util.forksafe import reset_in_forked_child
 
 __all__ = ["Mixture", "MixtureConfig", "PhaseConfig", "Plan", "Ramp", "SourceConfig", "SourcePlan"]
 
@@ -313,13 +314,14 @@ class OpenSource:
 class Mixture:
     """A validated mixture config plus lazily opened stores (opened once per process)."""
 
-    __slots__ = ("_interleave", "_opened", "_opened_pid", "config")
+    __slots__ = ("__weakref__", "_interleave", "_opened", "_opened_pid", "config")
 
     def __init__(self, config: MixtureConfig) -> None:
         self.config = config
         self._interleave: Interleave | None = None
-        self._opened: list[OpenSource] | None = None
-        self._opened_pid = -1
+        self._opened: list[OpenSource] | None = None  # per process: a forked worker opens its own
+        self._opened_pid = -1  # which process opened them (a record for diagnostics and tests)
+        reset_in_forked_child(self._forget_opened)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Mixture:
@@ -367,8 +369,11 @@ class Mixture:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.config = state["config"]
         self._interleave = None
-        self._opened = None
-        self._opened_pid = -1
+        self._forget_opened()
+        reset_in_forked_child(self._forget_opened)
+
+    def _forget_opened(self) -> None:
+        self._opened, self._opened_pid = None, -1
 
     @property
     def names(self) -> list[str]:
@@ -382,7 +387,7 @@ class Mixture:
 
     def open_sources(self) -> list[OpenSource]:
         """Open every store (once per process: a forked worker opens its own), checking their tokenizers."""
-        if self._opened is not None and self._opened_pid == os.getpid():
+        if self._opened is not None:
             return self._opened
         from shardstore.store.store import Store
 

@@ -15,6 +15,7 @@ from typing import Any
 from shardstore.errors import ConfigError
 from shardstore.preprocess.executors import Executor
 from shardstore.preprocess.sources import ReadOptions, Utf8Policy
+from shardstore.util.cores import usable_cores
 
 __all__ = ["BuildConfig", "BuildReport"]
 
@@ -74,10 +75,7 @@ class BuildConfig:
     def num_workers(self) -> int:
         if self.workers is not None:
             return self.workers
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:
-            return max(1, os.cpu_count() or 1)
+        return usable_cores()
 
 
 @dataclass(slots=True, kw_only=True)

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shardstore.errors import BuildError
-from shardstore.store.manifest import (  # atomic_write: re-exported for the build
+from shardstore.store.manifest import (
     FileInfo,
     ShardInfo,
-    atomic_write,
 )
+from shardstore.util.durable import atomic_write
 
-__all__ = ["Journal", "UnitResult", "atomic_write", "canonical_json"]
+__all__ = ["Journal", "UnitResult", "canonical_json"]
 
 JOURNAL_DIR = ".build"
 

@@ -27,7 +27,7 @@ from typing import Any
 from shardstore.errors import BuildError, ConfigError
 from shardstore.preprocess.build_types import BuildConfig, BuildReport
 from shardstore.preprocess.executors import Executor, node_units, run_local, run_ray
-from shardstore.preprocess.journal import Journal, UnitResult, atomic_write, canonical_json
+from shardstore.preprocess.journal import Journal, UnitResult, canonical_json
 from shardstore.preprocess.progress import BuildProgress
 from shardstore.preprocess.sources import InputFile, InputFormat, ReadOptions, SkipCounts, expand_inputs
 from shardstore.preprocess.units import UnitTask
@@ -43,6 +43,7 @@ from shardstore.store.manifest import (
     write_manifest,
 )
 from shardstore.store.provenance import UNITS_FILE
+from shardstore.util.durable import atomic_write
 
 __all__ = ["REPORT_NAME", "TOKENIZER_NAME", "BuildConfig", "BuildReport", "build", "run_build"]
 
@@ -96,15 +97,15 @@ def _save_tokenizer_object(tok: Any, out: str) -> str:
     journal = Journal(out)
     journal.create()
     path = os.path.join(journal.root, "tokenizer-input.json")
-    tmp = f"{path}.new-{os.getpid()}"
-    tok.save(tmp)
-    with open(tmp, "rb") as f:
-        new = f.read()
-    old = _read_or_none(path)
-    if old == new:
-        os.unlink(tmp)
-    else:
-        os.replace(tmp, path)
+    tmp = f"{path}.new-{os.getpid()}"  # the tokenizer writes its file itself; its bytes are committed below
+    try:
+        tok.save(tmp)
+        with open(tmp, "rb") as f:
+            new = f.read()
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    atomic_write(path, new, skip_if_same=True)
     return path
 
 

@@ -48,10 +48,9 @@ from shardstore.preprocess.sources import (
     SkipCounts,
     SkipReason,
     Utf8Policy,
-    _fs_for,
-    _is_url,
 )
 from shardstore.preprocess.zstdio import ZstdReader
+from shardstore.util.fsurl import is_url, url_to_fs
 
 __all__ = ["read_batches"]
 
@@ -62,8 +61,8 @@ _STREAM_BUFFER = 1 << 16
 
 
 def _open_raw(file: InputFile, options: ReadOptions) -> IO[bytes]:
-    if _is_url(file.url):
-        fs, path = _fs_for(file.url, options.storage_options)
+    if is_url(file.url):
+        fs, path = url_to_fs(file.url, options.storage_options)
         try:
             return fs.open(path, "rb")
         except OSError as exc:

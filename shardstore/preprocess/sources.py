@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from shardstore.errors import ConfigError, InputError
+from shardstore.util.fsurl import is_url, url_to_fs
 
 __all__ = [
     "DocPiece",
@@ -192,21 +193,6 @@ class PackedDocs:
 # ----------------------------------------------------------------------------------------------- expansion
 
 
-def _is_url(path: str) -> bool:
-    return "://" in path
-
-
-def _fs_for(url: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, str]:
-    import fsspec.core
-
-    try:
-        return fsspec.core.url_to_fs(url, **dict(storage_options or {}))
-    except (ImportError, ValueError) as exc:
-        raise InputError(
-            f"cannot open {url!r}: {exc} (is the fsspec backend for this protocol installed?)"
-        ) from exc
-
-
 def expand_inputs(
     inputs: Sequence[str] | str, *, storage_options: Mapping[str, Any] | None = None
 ) -> list[InputFile]:
@@ -239,7 +225,7 @@ def _expand_one(arg: str, storage_options: Mapping[str, Any] | None) -> list[Inp
     except OSError as exc:  # permissions, network
         raise InputError(f"cannot list input {arg!r}: {type(exc).__name__}: {exc}") from exc
     except Exception as exc:  # remote backends raise their own types (botocore credentials, HTTP, ...)
-        if not _is_url(arg):
+        if not is_url(arg):
             raise
         raise InputError(
             f"cannot list input {arg!r}: {type(exc).__name__}: {exc} (check the URL, credentials and "
@@ -248,8 +234,8 @@ def _expand_one(arg: str, storage_options: Mapping[str, Any] | None) -> list[Inp
 
 
 def _expand_one_unchecked(arg: str, storage_options: Mapping[str, Any] | None) -> list[InputFile]:
-    if _is_url(arg):
-        fs, path = _fs_for(arg, storage_options)
+    if is_url(arg):
+        fs, path = url_to_fs(arg, storage_options)
         protocol = arg.split("://", 1)[0]
 
         def unstrip(p: str) -> str:

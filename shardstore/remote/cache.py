@@ -31,7 +31,6 @@ import hashlib
 import os
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,6 +47,8 @@ from shardstore.store.compress import (
     compress_store,
     parse_compression_index,
 )
+from shardstore.util.durable import atomic_write
+from shardstore.util.forksafe import reset_in_forked_child
 
 __all__ = [
     "CacheConfig",
@@ -71,30 +72,10 @@ def _store_key(url: str, fingerprint: str) -> str:
     return f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{fingerprint[:16]}"
 
 
-_LIVE: weakref.WeakSet[RemoteLocator] = weakref.WeakSet()
-_FORK_HOOK = threading.Lock()
-_fork_hook_installed = False
-
-
-def _after_fork_in_child() -> None:
-    for locator in list(_LIVE):
-        locator._forget_parent_state()
-
-
-def _track(locator: RemoteLocator) -> None:
-    global _fork_hook_installed
-    with _FORK_HOOK:
-        if not _fork_hook_installed:
-            os.register_at_fork(after_in_child=_after_fork_in_child)
-            _fork_hook_installed = True
-    _LIVE.add(locator)
-
-
 class RemoteLocator:
     """Local paths of a remote store's files, staged on demand into a node-local cache (see module doc)."""
 
     # Per-process state, reset in a forked child (see _forget_parent_state).
-    _pid: int
     _mutex: threading.Lock
     _fds: dict[str, int]  # name -> fd holding its shared pin
     _reasons: dict[str, set[str]]  # name -> why pinned: "use" (mapped), "prefetch", "file"
@@ -142,7 +123,7 @@ class RemoteLocator:
         self.directory = self.cache.dir
         self.downloads = 0  # files this process downloaded (tests and benchmarks read it)
         self._forget_parent_state(close=False)
-        _track(self)
+        reset_in_forked_child(self._forget_parent_state)
 
     # ---- the locator interface used by Store ---------------------------------------------------------------
     def shard_path(self, index: int) -> str:
@@ -173,7 +154,6 @@ class RemoteLocator:
 
     def prefetch(self, indices: Sequence[int]) -> None:
         """Start downloading these shards in the background (a hint; errors surface on `shard_path`)."""
-        self._check_fork()
         for index in indices:
             item = self._shard(index)
             with self._mutex:
@@ -273,7 +253,6 @@ class RemoteLocator:
             # fsspec's async filesystems (s3fs, gcsfs) refuse to run in a forked child: make a fresh one (lazily:
             # this runs inside the fork hook).
             self._fs = None
-        self._pid = os.getpid()
         self._mutex = threading.Lock()
         self._fds = {}
         self._reasons = {}
@@ -282,12 +261,7 @@ class RemoteLocator:
         self._executor = None
         self.last_prefetch_error = None
 
-    def _check_fork(self) -> None:
-        if os.getpid() != self._pid:
-            self._forget_parent_state()
-
     def _hold(self, name: str, reason: str) -> None:
-        self._check_fork()
         fd: int | None = None
         while True:  # the flock may block briefly (an evictor holds it): never under the mutex
             with self._mutex:
@@ -305,7 +279,6 @@ class RemoteLocator:
             os.close(fd)
 
     def _unhold(self, name: str, reason: str) -> None:
-        self._check_fork()
         with self._mutex:
             reasons = self._reasons.get(name)
             if reasons is None:
@@ -497,9 +470,5 @@ def _write_once(path: str, data: bytes) -> None:
     Not fsync'ed: nothing depends on it (losing it in a crash only loses the note), and two fsyncs per open
     would cost more than the open itself on a busy disk.
     """
-    if os.path.exists(path):
-        return
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    if not os.path.exists(path):
+        atomic_write(path, data, fsync=False)

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import xxhash
 
 from shardstore.errors import ChecksumError, ConfigError, RemoteError
+from shardstore.util.fsurl import url_to_fs
 
 __all__ = [
     "RetryPolicy",
@@ -62,17 +63,8 @@ class RetryPolicy:
 
 def resolve(url: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, str]:
     """(fsspec filesystem, path inside it) for `url`; an unknown protocol or missing backend is a ConfigError."""
-    import fsspec.core
-
-    try:
-        fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
-    except ImportError as exc:
-        raise ConfigError(
-            f"{url}: the filesystem backend is not installed ({exc}); e.g. pip install s3fs (s3://) or gcsfs (gs://)"
-        ) from exc
-    except ValueError as exc:
-        raise ConfigError(f"{url}: not a usable fsspec URL ({exc})") from exc
-    return fs, str(path).rstrip("/")
+    fs, path = url_to_fs(url, storage_options)
+    return fs, path.rstrip("/")
 
 
 def join_url(url: str, name: str) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shardstore.errors import ConfigError, ManifestError
-from shardstore.store.manifest import _fsync_dir
+from shardstore.util.durable import atomic_write, atomic_writer, fsync_dir
 
 __all__ = ["COMPRESSION_NAME", "CompressedFile", "compress_store", "parse_compression_index"]
 
@@ -43,22 +43,14 @@ class CompressedFile:
 def _compress_file(src: str, dst: str, *, level: int, threads: int) -> int:
     import zstandard
 
-    tmp = f"{dst}.tmp.{os.getpid()}"
     cctx = zstandard.ZstdCompressor(
         level=level, write_checksum=True, write_content_size=True, threads=threads
     )
-    try:
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
-            cctx.copy_stream(
-                fin, fout, size=os.fstat(fin.fileno()).st_size, read_size=1 << 22, write_size=1 << 22
-            )
-            fout.flush()
-            os.fsync(fout.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # the folder is fsynced once, after all shards (compress_store)
+    with open(src, "rb") as fin, atomic_writer(dst, sync_dir=False) as fout:
+        cctx.copy_stream(
+            fin, fout, size=os.fstat(fin.fileno()).st_size, read_size=1 << 22, write_size=1 << 22
+        )
     return os.path.getsize(dst)
 
 
@@ -74,7 +66,7 @@ def compress_store(
         keep_originals: False deletes the plain shards once the index is committed (upload-only directories).
         threads: zstd worker threads (0: single-threaded, deterministic output; -1: one per core).
     """
-    from shardstore.store.manifest import atomic_write, read_manifest
+    from shardstore.store.manifest import read_manifest
 
     if not 1 <= level <= 22:
         raise ConfigError(f"zstd level={level} must be within 1..22 (3 is a good default)")
@@ -96,7 +88,7 @@ def compress_store(
         result[shard.name] = CompressedFile(
             shard.name + ".zst", _compress_file(src, dst, level=level, threads=threads)
         )
-    _fsync_dir(root)
+    fsync_dir(root)
     index = {
         "format": _FORMAT,
         "version": _VERSION,
@@ -112,7 +104,7 @@ def compress_store(
             src = os.path.join(root, shard.name)
             if os.path.exists(src):
                 os.unlink(src)
-        _fsync_dir(root)
+        fsync_dir(root)
     return result
 
 

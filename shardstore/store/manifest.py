@@ -26,6 +26,7 @@ import numpy as np
 
 from shardstore.errors import FormatError, ManifestError
 from shardstore.store import format as fmt
+from shardstore.util.durable import atomic_write
 
 __all__ = [
     "MANIFEST_NAME",
@@ -416,31 +417,6 @@ class Manifest:
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to a temp file beside `path`, fsync, rename over `path`, fsync the directory."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
 def write_manifest(directory: str | os.PathLike[str], manifest: Manifest) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shardstore.errors import FormatError
-from shardstore.store.manifest import atomic_write
+from shardstore.util.durable import atomic_write
 
 __all__ = ["UNITS_FILE", "read_provenance", "unit_file_name", "write_unit_provenance"]
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import threading
-import weakref
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -42,6 +41,7 @@ from shardstore.store import rows as _rows
 from shardstore.store.locator import LocalLocator, Locator, split_url
 from shardstore.store.manifest import MANIFEST_NAME, FileInfo, Manifest, read_manifest
 from shardstore.store.mapped import MappedShard
+from shardstore.util.forksafe import reset_in_forked_child
 
 if TYPE_CHECKING:
     from shardstore.store.verify import VerifyReport
@@ -57,18 +57,6 @@ class VerifyMode(StrEnum):
     TOUCH = "touch"
     FULL = "full"
     OFF = "off"
-
-
-# Process bookkeeping for fork safety: a forked child (e.g. a DataLoader worker) must not trust the parent's
-# verification bitmaps or mappings. One at-fork hook, registered on the first Store, resets every live Store in
-# the child; this costs nothing on the read path, unlike a getpid() check per call.
-_LIVE: weakref.WeakSet[Store] = weakref.WeakSet()
-_FORK_HOOK: list[bool] = []
-
-
-def _after_fork_in_child() -> None:
-    for store in list(_LIVE):
-        store._reset_after_fork()
 
 
 class Store:
@@ -110,10 +98,8 @@ class Store:
         self._out_dtypes: set[np.dtype] = set()
         self._out_dtype: np.dtype | None = None
         self._reset_state()
-        if not _FORK_HOOK:
-            os.register_at_fork(after_in_child=_after_fork_in_child)
-            _FORK_HOOK.append(True)
-        _LIVE.add(self)
+        # a forked child (e.g. a DataLoader worker) must not trust the parent's verification bitmaps or mappings
+        reset_in_forked_child(self._reset_after_fork)
         if self._mode is VerifyMode.FULL:
             self.verify()
 

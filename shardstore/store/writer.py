@@ -32,7 +32,8 @@ import numpy.typing as npt
 
 from shardstore.errors import ConfigError, ManifestError
 from shardstore.store import format as fmt
-from shardstore.store.manifest import ShardInfo, _fsync_dir, check_name
+from shardstore.store.manifest import ShardInfo, check_name
+from shardstore.util.durable import fsync_dir
 
 _CHECKSUM_WINDOW = 16 << 20  # a multiple of mmap.ALLOCATIONGRANULARITY
 
@@ -380,7 +381,7 @@ class ShardWriter:
         final = os.path.join(self._dir, name)
         checksum = self._file_checksum(self._tmp)
         os.replace(self._tmp, final)
-        _fsync_dir(self._dir)
+        fsync_dir(self._dir)
         self._infos.append(
             ShardInfo(
                 name=name,
