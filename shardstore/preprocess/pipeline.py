@@ -429,9 +429,9 @@ def _write_report(out: str, report: BuildReport) -> None:
 
 def _compress(out: str) -> None:
     try:
-        from shardstore.remote.cache import compress_store
+        from shardstore.store.compress import compress_store
     except ImportError as exc:
         raise BuildError(
-            f"--compress needs shardstore.remote.cache.compress_store, which is not available ({exc})"
+            f"--compress needs shardstore.store.compress.compress_store, which is not available ({exc})"
         ) from exc
     compress_store(out)

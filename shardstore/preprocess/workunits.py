@@ -70,10 +70,10 @@ def _parquet_units(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from shardstore.preprocess.readers import _open_raw
+    from shardstore.preprocess.readers.streams import open_raw
     from shardstore.preprocess.sources import ReadOptions
 
-    raw = _open_raw(f, ReadOptions(storage_options=storage_options))
+    raw = open_raw(f, ReadOptions(storage_options=storage_options))
     try:
         meta = pq.ParquetFile(raw).metadata
     except (pa.ArrowException, OSError, ValueError):

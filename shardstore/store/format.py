@@ -22,15 +22,12 @@ import os
 import stat
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 import xxhash
 
 from shardstore.errors import ChecksumError, FormatError, ManifestError
-
-if TYPE_CHECKING:
-    from shardstore.store.manifest import ShardInfo
 
 __all__ = [
     "BLOCK_SIZE",
@@ -39,6 +36,7 @@ __all__ = [
     "MAGIC",
     "Problem",
     "ShardHeader",
+    "ShardRecord",
     "check_shard_bytes",
     "checksum_bytes",
     "dtype_for_vocab",
@@ -261,7 +259,20 @@ def raise_problems(problems: list[Problem]) -> None:
         raise cls(f"{first}{more}")
 
 
-def check_shard_bytes(buf: memoryview, *, source: str, info: ShardInfo | None = None) -> list[Problem]:
+class ShardRecord(Protocol):
+    """What the manifest records about a shard (`manifest.ShardInfo` is one): the checks below compare it."""
+
+    @property
+    def size(self) -> int: ...
+    @property
+    def checksum(self) -> str: ...
+    @property
+    def num_tokens(self) -> int: ...
+    @property
+    def num_docs(self) -> int: ...
+
+
+def check_shard_bytes(buf: memoryview, *, source: str, info: ShardRecord | None = None) -> list[Problem]:
     """Check every byte of a mapped shard; returns the problems (empty when all is well).
 
     With `info`, also checks the counts, size and whole-file checksum recorded in the manifest.
@@ -279,7 +290,7 @@ def check_shard_bytes(buf: memoryview, *, source: str, info: ShardInfo | None = 
     return problems
 
 
-def _check_sections(buf: memoryview, *, source: str, info: ShardInfo | None) -> list[Problem]:
+def _check_sections(buf: memoryview, *, source: str, info: ShardRecord | None) -> list[Problem]:
     problems: list[Problem] = []
     if info is not None and len(buf) != info.size:
         why = "truncated" if len(buf) < info.size else "has trailing bytes"
@@ -365,7 +376,7 @@ def file_checksum(path: str | os.PathLike[str]) -> str:
         return f"{checksum_bytes(memoryview(mm)):016x}"
 
 
-def verify_shard_file(path: str | os.PathLike[str], info: ShardInfo) -> None:
+def verify_shard_file(path: str | os.PathLike[str], info: ShardRecord) -> None:
     """Check a complete shard file against its manifest entry; raises ChecksumError/FormatError on any problem.
 
     The message names the file, and the block and byte offset of the first problem found.

@@ -20,19 +20,35 @@ path"):
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from shardstore.errors import ConfigError
 
 if TYPE_CHECKING:
-    from shardstore.store.store import Store
+    from shardstore.store.mapped import MappedShard
+
+
+class RowStore(Protocol):
+    """What the row reads need of a store (`Store` implements it; see its "row and verify interface")."""
+
+    @property
+    def num_tokens(self) -> int: ...
+    @property
+    def shard_token_starts(self) -> list[int]: ...
+    @property
+    def mapped_slots(self) -> list[MappedShard | None]: ...
+    def mapped_shard(self, index: int) -> MappedShard: ...
+    def check_out_dtype(self, dtype: np.dtype) -> None: ...
+    def read_into(self, start: int, out: np.ndarray) -> np.ndarray: ...
+    def doc_starts(self, start: int, stop: int) -> np.ndarray: ...
+
 
 __all__ = ["mark_doc_starts", "read_rows"]
 
 
-def _row_indices(starts: np.ndarray, rows: np.ndarray | None, num_rows: int, length: int, store: Store):
+def _row_indices(starts: np.ndarray, rows: np.ndarray | None, num_rows: int, length: int, store: RowStore):
     """(starts as a list, rows as a list) after checking both; IndexError/ConfigError name the offending value."""
     starts_l = np.asarray(starts)
     if starts_l.ndim != 1 or (starts_l.size and starts_l.dtype.kind not in "iu"):
@@ -54,7 +70,7 @@ def _row_indices(starts: np.ndarray, rows: np.ndarray | None, num_rows: int, len
 
 
 def read_rows(
-    store: Store, starts: np.ndarray, out: np.ndarray, *, rows: np.ndarray | None = None
+    store: RowStore, starts: np.ndarray, out: np.ndarray, *, rows: np.ndarray | None = None
 ) -> np.ndarray:
     """Fill ``out[rows[i]]`` (``out[i]`` without `rows`) with tokens ``[starts[i], starts[i] + out.shape[1])``."""
     if not isinstance(out, np.ndarray) or out.ndim != 2:
@@ -62,17 +78,16 @@ def read_rows(
             f"read_rows needs a 2-D integer output array [rows, length], got {type(out).__name__} "
             f"ndim={getattr(out, 'ndim', '?')}"
         )
-    if out.dtype is not store._out_dtype:
-        store._check_out(np.empty(0, dtype=out.dtype))
+    store.check_out_dtype(out.dtype)
     length = out.shape[1]
     starts_l, rows_l = _row_indices(starts, rows, out.shape[0], length, store)
-    tok_starts = store._tok_starts
-    slots = store._slots
+    tok_starts = store.shard_token_starts
+    slots = store.mapped_slots
     for r, a in zip(rows_l, starts_l, strict=True):
         s = bisect_right(tok_starts, a) - 1
         shard = slots[s]
         if shard is None:
-            shard = store._get(s)
+            shard = store.mapped_shard(s)
         else:
             shard.used = True
         local = a - tok_starts[s]
@@ -91,7 +106,7 @@ def read_rows(
 
 
 def mark_doc_starts(
-    store: Store, starts: np.ndarray, marks: np.ndarray, *, rows: np.ndarray | None = None
+    store: RowStore, starts: np.ndarray, marks: np.ndarray, *, rows: np.ndarray | None = None
 ) -> np.ndarray:
     """Set ``marks[rows[i], p]`` for every ``p < marks.shape[1]`` where a (non-empty) document begins at global
     token ``starts[i] + p``; other marks are left as they are. Returns `marks`."""
@@ -103,7 +118,7 @@ def mark_doc_starts(
     starts_l, rows_l = _row_indices(starts, rows, marks.shape[0], length, store)
     if not starts_l or length == 0:
         return marks
-    tok_starts = store._tok_starts
+    tok_starts = store.shard_token_starts
     groups: dict[int, list[int]] = {}
     for i, a in enumerate(starts_l):
         groups.setdefault(bisect_right(tok_starts, a) - 1, []).append(i)
@@ -111,7 +126,7 @@ def mark_doc_starts(
     part_rows: list[int] = []
     part_base: list[int] = []
     for s, members in groups.items():
-        shard = store._get(s)
+        shard = store.mapped_shard(s)
         base, n = tok_starts[s], shard.num_tokens
         locals_ = [starts_l[i] - base for i in members]
         ends = [a + length if a + length < n else n for a in locals_]

@@ -428,7 +428,29 @@ class Store:
             self._mode = VerifyMode.TOUCH
         self._reset_state()
 
-    def _mark_fully_verified(self, index: int, num_blocks: int) -> None:
+    # -- the row and verify interface (rows.RowStore, verify.VerifiedStore): internal, not the public contract ---
+
+    @property
+    def shard_token_starts(self) -> list[int]:
+        """First global token of each shard."""
+        return self._tok_starts
+
+    @property
+    def mapped_slots(self) -> list[MappedShard | None]:
+        """Shard index -> its mapping, None where unmapped (read without the lock: the hot path)."""
+        return self._slots
+
+    def mapped_shard(self, index: int) -> MappedShard:
+        """The mapped shard `index`, mapping it (and evicting another) if needed."""
+        return self._get(index)
+
+    def check_out_dtype(self, dtype: np.dtype) -> None:
+        """Raise unless `dtype` can hold this store's token ids (cached: one identity test per call)."""
+        if dtype is not self._out_dtype:
+            self._check_out(np.empty(0, dtype=dtype))
+
+    def mark_fully_verified(self, index: int, num_blocks: int) -> None:
+        """`verify_store` checked every block of shard `index`: later reads skip their first-touch checks."""
         with self._lock:
             bitmap = self._verified.setdefault(index, bytearray(num_blocks))
             bitmap[:] = b"\x01" * num_blocks

@@ -11,13 +11,27 @@ import mmap
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from shardstore.errors import ManifestError, ShardStoreError
 from shardstore.store import format as fmt
 
 if TYPE_CHECKING:
-    from shardstore.store.store import Store
+    from shardstore.store.locator import Locator
+    from shardstore.store.manifest import Manifest
+
+
+class VerifiedStore(Protocol):
+    """What `verify_store` needs of a store (`Store` implements it)."""
+
+    @property
+    def manifest(self) -> Manifest: ...
+    @property
+    def locator(self) -> Locator: ...
+    @property
+    def root(self) -> str: ...
+    def mark_fully_verified(self, index: int, num_blocks: int) -> None: ...
+
 
 __all__ = ["VerifyReport", "verify_store"]
 
@@ -40,7 +54,7 @@ class VerifyReport:
         fmt.raise_problems(self.problems)
 
 
-def _check_shard(store: Store, index: int, report: VerifyReport) -> None:
+def _check_shard(store: VerifiedStore, index: int, report: VerifyReport) -> None:
     info = store.manifest.shards[index]
     try:
         path = store.locator.shard_path(index)
@@ -73,10 +87,10 @@ def _check_shard(store: Store, index: int, report: VerifyReport) -> None:
     report.bytes_checked += size
     report.problems.extend(problems)
     if not problems:
-        store._mark_fully_verified(index, num_blocks)
+        store.mark_fully_verified(index, num_blocks)
 
 
-def _check_file(store: Store, name: str, report: VerifyReport) -> None:
+def _check_file(store: VerifiedStore, name: str, report: VerifyReport) -> None:
     entry = store.manifest.file(name)
     if entry is None:  # cannot happen for names taken from the manifest; kept total
         return
@@ -101,7 +115,7 @@ def _check_file(store: Store, name: str, report: VerifyReport) -> None:
         )
 
 
-def verify_store(store: Store, *, on_file: Callable[[str], None] | None = None) -> VerifyReport:
+def verify_store(store: VerifiedStore, *, on_file: Callable[[str], None] | None = None) -> VerifyReport:
     """Check every shard and auxiliary file of `store`; `on_file(name)` is called after each (progress)."""
     report = VerifyReport(root=store.root)
     for index, info in enumerate(store.manifest.shards):

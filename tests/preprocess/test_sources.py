@@ -13,7 +13,7 @@ import pytest
 import zstandard
 
 from shardstore.errors import ConfigError, InputError
-from shardstore.preprocess import readers
+from shardstore.preprocess.readers import streams as readers
 from shardstore.preprocess.sources import (
     ReadOptions,
     SkipCounts,

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from shardstore.errors import InputError
 from shardstore.preprocess import readers
+from shardstore.preprocess.readers import jsonl, parquet
 from shardstore.preprocess.sources import (
     PackedDocs,
     ReadOptions,
@@ -104,8 +105,8 @@ def test_native_jsonl_equals_reference(
 ):
     path = tmp_path_factory.mktemp("j") / "in.jsonl"
     path.write_bytes(b"\n".join(lines) + (b"\n" if final_newline and lines else b""))
-    monkeypatch.setattr(readers, "_SCAN_BLOCK", block)
-    monkeypatch.setattr(readers, "_PACK_BYTES", pack)
+    monkeypatch.setattr(jsonl, "_SCAN_BLOCK", block)
+    monkeypatch.setattr(jsonl, "_PACK_BYTES", pack)
     ref = _read(path, native=False, monkeypatch=monkeypatch, utf8_errors=policy)
     assert _read(path, native=True, monkeypatch=monkeypatch, utf8_errors=policy) == ref
     # Ranges partition the lines the same way on both paths (records are byte offsets there).
@@ -156,7 +157,7 @@ def test_fail_policy_names_the_same_record_on_both_paths(tmp_path, monkeypatch):
 
 
 def test_a_line_larger_than_many_blocks(tmp_path, monkeypatch):
-    monkeypatch.setattr(readers, "_SCAN_BLOCK", 4096)
+    monkeypatch.setattr(jsonl, "_SCAN_BLOCK", 4096)
     big = "word " * 300_000  # 1.5 MB: the block doubles until the line fits, then reading goes on
     path = tmp_path / "big.jsonl"
     path.write_bytes(b'{"text": "a"}\n' + json.dumps({"text": big}).encode() + b'\n{"text": "z"}')
@@ -189,12 +190,12 @@ def test_parquet_packed_keeps_per_row_semantics(tmp_path, large):
 def test_pack_strings_of_a_sliced_array():
     arr = pa.array(["skip", "x", None, "yz", ""])[1:]
     counts = SkipCounts()
-    packed = readers._pack_strings(arr, 100, counts)
+    packed = parquet._pack_strings(arr, 100, counts)
     assert packed is not None
     assert [(p.text, p.record) for p in packed.pieces()] == [("x", 100), ("yz", 102)]
     assert packed.nbytes == 3
     assert dict(counts) == {"missing_text_field": 1, "empty_document": 1}
-    assert readers._pack_strings(pa.array([None, ""], type=pa.string()), 0, SkipCounts()) is None
+    assert parquet._pack_strings(pa.array([None, ""], type=pa.string()), 0, SkipCounts()) is None
 
 
 def test_parquet_binary_column_takes_the_per_row_path(tmp_path):
@@ -218,8 +219,8 @@ def test_packed_docs_byte_count_is_utf8_bytes():
 
 def test_scan_blocks_are_reused_only_once_nothing_holds_them(tmp_path, monkeypatch):
     """Blocks go back to a per-process spare list; one whose `PackedDocs` a caller still holds is never refilled."""
-    monkeypatch.setattr(readers, "_SCAN_BLOCK", 1 << 12)
-    monkeypatch.setattr(readers, "_SPARE_BLOCKS", [])
+    monkeypatch.setattr(jsonl, "_SCAN_BLOCK", 1 << 12)
+    monkeypatch.setattr(jsonl, "_SPARE_BLOCKS", [])
     lines = [json.dumps({"text": f"document {i} " + "x" * (i % 97)}) for i in range(400)]
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     a.write_text("\n".join(lines) + "\n")
@@ -235,10 +236,10 @@ def test_scan_blocks_are_reused_only_once_nothing_holds_them(tmp_path, monkeypat
     for _ in iter_batches(fb, ReadOptions(), SkipCounts()):
         pass  # b.jsonl may only reuse blocks nobody holds
     assert [texts(p) for p in held] == before
-    assert {id(p.data) for p in held}.isdisjoint(id(x) for x in readers._SPARE_BLOCKS)
+    assert {id(p.data) for p in held}.isdisjoint(id(x) for x in jsonl._SPARE_BLOCKS)
 
     del held, before
-    spare = {id(x) for x in readers._SPARE_BLOCKS}  # ids only: a reference here would pin them
+    spare = {id(x) for x in jsonl._SPARE_BLOCKS}  # ids only: a reference here would pin them
     assert spare
     firsts = {id(p.data) for p in iter_batches(fb, ReadOptions(), SkipCounts())}
     assert firsts & spare  # a free block is reused, not reallocated
