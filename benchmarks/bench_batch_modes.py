@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import _peers_loader as peers
 
-from shardstore.mixture import Mixture
+from shardstore.loader.mixture import Mixture
 from shardstore.torch import make_dataloader
 
 

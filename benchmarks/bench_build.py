@@ -196,7 +196,7 @@ def encode_speed_concurrent(tok_path: Path, texts: list[str], n: int) -> float:
 def read_seconds(files: list[str]) -> float:
     """CPU seconds of this thread to read every document of `files` as the build does (`iter_batches`: decompression,
     JSON scanning or Arrow decoding), without encoding them."""
-    from shardstore.sources import ReadOptions, SkipCounts, expand_inputs, iter_batches
+    from shardstore.preprocess.sources import ReadOptions, SkipCounts, expand_inputs, iter_batches
 
     t = time.thread_time()
     for f in expand_inputs(files):

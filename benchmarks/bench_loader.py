@@ -76,7 +76,16 @@ CONTENDERS = (
 )
 Batch = dict[str, torch.Tensor]
 _LANE_TAG = "LANE-RESULT "
-_READ_PATH = ("batches", "format", "interleave", "manifest", "mixture", "sampling", "store", "torch")
+_READ_PATH = (
+    "loader/batches",
+    "store/format",
+    "mix/interleave",
+    "store/manifest",
+    "loader/mixture",
+    "mix/sampling",
+    "store/store",
+    "loader/torch",
+)
 
 
 # ---------------------------------------------------------------------------------------------------------- data
@@ -89,9 +98,9 @@ def synth_source(root: Path, name: str, num_tokens: int, *, seed: int) -> peers.
 def write_store(src: peers.SourceTokens, directory: Path, *, max_shard_bytes: int) -> Path:
     """Our store of the same documents (shards of `max_shard_bytes`, so windows cross shard boundaries)."""
     from shardstore.errors import ShardStoreError
-    from shardstore.manifest import Manifest, TokenizerInfo, write_manifest
-    from shardstore.store import Store
-    from shardstore.writer import ShardWriter
+    from shardstore.store.manifest import Manifest, TokenizerInfo, write_manifest
+    from shardstore.store.store import Store
+    from shardstore.store.writer import ShardWriter
 
     if (directory / "manifest.json").exists():
         try:
@@ -125,7 +134,7 @@ def ours_loader(
     stores: dict[str, Path], *, seed: int, num_workers: int = 0, contiguous: bool = True
 ) -> torch.utils.data.DataLoader:
     """`make_dataloader` over the 2-source mixture; contiguous=False: input_ids/labels are views, like raw's."""
-    from shardstore.mixture import Mixture
+    from shardstore.loader.mixture import Mixture
     from shardstore.torch import make_dataloader
 
     mixture = Mixture.from_dict(mixture_config(stores, seed=seed))
@@ -138,7 +147,7 @@ class StoreWindows(torch.utils.data.Dataset):
     """Diagnostic: our Store's `read_into` under a plain DataLoader, same windows as raw (no mixture, no sampler)."""
 
     def __init__(self, store_dir: Path) -> None:
-        from shardstore.store import Store
+        from shardstore.store.store import Store
 
         self.store = Store.open(store_dir)
         self.num_windows = (self.store.num_tokens - 1) // SEQ_LEN

@@ -30,7 +30,7 @@ def _loader_proc(
 ) -> None:
     import torch  # import cost stays out of the timed region
 
-    from shardstore.mixture import Mixture
+    from shardstore.loader.mixture import Mixture
     from shardstore.torch import make_dataloader
 
     torch.set_num_threads(1)
@@ -91,7 +91,7 @@ def _run(target: Any, args_of_rank: Any, procs: int) -> dict[str, float]:
 
 def _flat_tokens(mix: str, out: Path) -> tuple[str, str, int]:
     """Write the first source's tokens to one flat file for the memmap peer; return (path, dtype, seq_len)."""
-    from shardstore.mixture import Mixture
+    from shardstore.loader.mixture import Mixture
 
     mixture = Mixture.from_file(mix)
     store = mixture.open_sources()[0].stores[0]

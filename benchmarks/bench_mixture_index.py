@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from shardstore.interleave import Interleave, Phase, WeightSchedule, normalize_weights
-from shardstore.sampling import permutation
+from shardstore.mix.interleave import Interleave, Phase, WeightSchedule, normalize_weights
+from shardstore.mix.sampling import permutation
 
 
 def per_call(fn, *, repeat: int) -> float:

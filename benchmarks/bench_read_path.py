@@ -38,7 +38,7 @@ if spec["name"] == "raw":
     import _peers_loader as peers
     loader = peers.raw_loader(spec["flat"], dtype=np.dtype("<u2"), seq_len=2048, batch_size=32, seed=1234)
 else:
-    from shardstore.mixture import Mixture
+    from shardstore.loader.mixture import Mixture
     from shardstore.torch import make_dataloader
     mix = Mixture.from_dict({"seq_len": 2048, "seed": 1234, "sources": [
         {"name": "web", "store": spec["web"], "weight": 0.7}, {"name": "code", "store": spec["code"], "weight": 0.3}]})

@@ -5,7 +5,7 @@ uploaded twice: plain, and as zstd copies (`compress_store(..., keep_originals=F
 
 1. Throughput, `--rounds` rounds (the order inside a round alternates), each into a fresh local directory:
    - peer: `s3fs.get([every file of the store], dir)`: fsspec's own concurrent download, no verification;
-   - ours: `shardstore.stage.stage(url, cache_dir=..., workers=8)`: per-file flock, temp file, size + xxh3 check
+   - ours: `shardstore.remote.stage.stage(url, cache_dir=..., workers=8)`: per-file flock, temp file, size + xxh3 check
      against the manifest, fsync, rename (and, for the zstd copy, streaming decompression).
    Prints MB/s (of the store's plain bytes) and two ours/peer throughput ratios: of the median times, and the
    median over rounds of each round's ratio (pairing cancels some drift of a shared machine); target >= 0.9.
@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from shardstore.compress import compress_store
-from shardstore.manifest import Manifest, read_manifest, write_manifest
-from shardstore.stage import stage
-from shardstore.writer import ShardWriter
+from shardstore.remote.stage import stage
+from shardstore.store.compress import compress_store
+from shardstore.store.manifest import Manifest, read_manifest, write_manifest
+from shardstore.store.writer import ShardWriter
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
@@ -113,7 +113,7 @@ def run_ours(endpoint: str, url: str, cache: str, workers: int) -> float:
 def first_batch(endpoint: str, url: str, cache_root: str, total_shards: int) -> None:
     from s3proxy import S3Proxy
 
-    from shardstore.mixture import Mixture
+    from shardstore.loader.mixture import Mixture
     from shardstore.torch import make_dataloader
 
     with S3Proxy(endpoint) as proxy:

@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 
-from shardstore.manifest import Manifest, ShardInfo, write_manifest
-from shardstore.store import Store
-from shardstore.writer import ShardWriter
+from shardstore.store.manifest import Manifest, ShardInfo, write_manifest
+from shardstore.store.store import Store
+from shardstore.store.writer import ShardWriter
 
 
 def build(root: str, num_tokens: int, shard_mb: int, seed: int) -> str:

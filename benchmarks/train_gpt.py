@@ -48,6 +48,8 @@ import torch.distributed as dist
 from gpt_model import GPT, PRESETS, model_config  # benchmarks/gpt_model.py, beside this script
 from torch import nn
 
+from shardstore.util.durable import atomic_write, fsync_dir
+
 # ----------------------------------------------------------------------------------------------------------------
 # Configuration and distributed setup
 
@@ -161,7 +163,7 @@ def open_data(cfg: TrainConfig, d: DistInfo) -> DataSource:
             )
         return _on_device_cycle(batches, d, ["synthetic"], cfg.seq_len, cfg.vocab_size)
 
-    from shardstore.mixture import Mixture
+    from shardstore.loader.mixture import Mixture
     from shardstore.torch import make_dataloader
 
     mixture = Mixture.from_file(cfg.mix)
@@ -236,17 +238,17 @@ def save_checkpoint(
         tmp.mkdir(parents=True, exist_ok=True)
     _barrier(d)
     if loader_state is not None:
-        _write_atomic(tmp / f"loader_rank{d.rank}.json", json.dumps(loader_state).encode())
+        atomic_write(tmp / f"loader_rank{d.rank}.json", json.dumps(loader_state).encode())
     if d.is_main:
         torch.save(model.state_dict(), tmp / "model.pt")
         torch.save(opt.state_dict(), tmp / "optim.pt")
         meta = {"step": step, "world_size": d.world_size, "batch_size": cfg.batch_size, "model": cfg.model}
-        _write_atomic(tmp / "meta.json", json.dumps(meta).encode())
+        atomic_write(tmp / "meta.json", json.dumps(meta).encode())
     _barrier(d)
     if d.is_main:
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         os.replace(tmp, final)
-        _write_atomic(ckpt_dir / "LATEST", final.name.encode())
+        atomic_write(ckpt_dir / "LATEST", final.name.encode())
     _barrier(d)
 
 
@@ -277,23 +279,6 @@ def load_checkpoint(
         src = own if meta["world_size"] == d.world_size else path / "loader_rank0.json"
         data.loader.load_state_dict(json.loads(src.read_text()))
     return int(meta["step"])
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _barrier(d: DistInfo) -> None:

@@ -14,16 +14,16 @@ __version__ = "0.1.0"
 __all__ = ["BuildReport", "Mixture", "ShardStoreError", "Store", "build"]
 
 _LAZY = {
-    "Store": ("shardstore.store", "Store"),
-    "build": ("shardstore.pipeline", "build"),
-    "BuildReport": ("shardstore.pipeline", "BuildReport"),
-    "Mixture": ("shardstore.mixture", "Mixture"),
+    "Store": ("shardstore.store.store", "Store"),
+    "build": ("shardstore.preprocess.pipeline", "build"),
+    "BuildReport": ("shardstore.preprocess.pipeline", "BuildReport"),
+    "Mixture": ("shardstore.loader.mixture", "Mixture"),
 }
 
 if TYPE_CHECKING:
-    from shardstore.mixture import Mixture
-    from shardstore.pipeline import BuildReport, build
-    from shardstore.store import Store
+    from shardstore.loader.mixture import Mixture
+    from shardstore.preprocess.pipeline import BuildReport, build
+    from shardstore.store.store import Store
 
 
 def __getattr__(name: str) -> Any:

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shardstore.manifest import Manifest, file_info, write_manifest
-from shardstore.remote import RetryPolicy
-from shardstore.writer import ShardWriter
+from shardstore.remote.fetch import RetryPolicy
+from shardstore.store.manifest import Manifest, file_info, write_manifest
+from shardstore.store.writer import ShardWriter
 
 sys.path.insert(0, os.path.dirname(__file__))
 from s3proxy import S3Proxy

@@ -15,9 +15,9 @@ import sys
 import threading
 import time
 
-from shardstore.cache import CacheConfig, open_remote
-from shardstore.remote import RetryPolicy
-from shardstore.store import Store
+from shardstore.remote.cache import CacheConfig, open_remote
+from shardstore.remote.fetch import RetryPolicy
+from shardstore.store.store import Store
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shardstore.manifest import Manifest, TokenizerInfo, write_manifest
-from shardstore.writer import ShardWriter
+from shardstore.store.manifest import Manifest, TokenizerInfo, write_manifest
+from shardstore.store.writer import ShardWriter
 
 TOKENIZER_FP = "a" * 64
 
@@ -47,7 +47,7 @@ def write_store(
 
 def text_store(path: str | os.PathLike[str], texts: Sequence[str]) -> str:
     """A store of `texts` encoded by a tiny byte-level tokenizer (EOS after each), with its tokenizer.json."""
-    from shardstore.manifest import file_info
+    from shardstore.store.manifest import file_info
     from tokenizer import Tokenizer
 
     path = os.fspath(path)

@@ -13,7 +13,7 @@ def test_import_is_lazy_and_cli_help_runs() -> None:
 
 
 def test_build_stays_the_function_after_its_module_is_imported() -> None:
-    import shardstore.pipeline
+    import shardstore.preprocess.pipeline
 
     assert callable(shardstore.build) and shardstore.build.__name__ == "build"
     assert shardstore.BuildReport.__name__ == "BuildReport"

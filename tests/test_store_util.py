@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shardstore.manifest import Manifest, TokenizerInfo, file_info, write_manifest
-from shardstore.writer import ShardWriter
+from shardstore.store.manifest import Manifest, TokenizerInfo, file_info, write_manifest
+from shardstore.store.writer import ShardWriter
 
 
 def random_docs(seed: int, n: int, *, max_len: int = 3000, vocab: int = 50_000) -> list[np.ndarray]:

@@ -34,6 +34,7 @@ import numpy as np
 from shardstore.errors import ConfigError, InputError
 
 from . import serialization
+from .osutil import usable_cores
 from .patterns import native_pattern_id, resolve_pattern
 
 if TYPE_CHECKING:
@@ -448,7 +449,7 @@ class Tokenizer:
         texts = list(texts)
         for t in texts:
             self._prepare(t, errors)
-        threads = _default_threads() if num_threads is None else num_threads
+        threads = usable_cores() if num_threads is None else num_threads
         if not isinstance(threads, int) or threads < 1:
             raise ConfigError(f"num_threads must be a positive int or None, got {num_threads!r}")
         native = self._encoder()
@@ -515,10 +516,3 @@ def _rebuild(
     if serialization.compute_fingerprint(pattern, pairs, specials) != fingerprint:
         raise ConfigError("tokenizer state does not match its fingerprint")
     return Tokenizer(pattern=pattern, merges=pairs, special_tokens=specials, fingerprint=fingerprint)
-
-
-def _default_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)

@@ -26,6 +26,7 @@ from typing import Any
 
 from shardstore.errors import ChecksumError, ConfigError, FormatError, InputError
 
+from .osutil import atomic_write_bytes
 from .patterns import PATTERNS, resolve_pattern
 
 __all__ = [
@@ -112,10 +113,8 @@ def write_tokenizer_file(
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> None:
-    """Write `text` atomically (`shardstore.manifest.atomic_write`: temp file, fsync, rename, fsync the folder)."""
-    from shardstore.manifest import atomic_write
-
-    atomic_write(path, text.encode(encoding))
+    """Write `text` atomically (`tokenizer.osutil.atomic_write_bytes`: temp file, fsync, rename, fsync the folder)."""
+    atomic_write_bytes(path, text.encode(encoding))
 
 
 def parse_tokenizer_json(

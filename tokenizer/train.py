@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, cast
 from shardstore.errors import ConfigError
 
 from .core import EOS_TOKEN, Tokenizer
+from .osutil import usable_cores
 from .patterns import native_pattern_id, resolve_pattern
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class TrainConfig:
     def threads(self) -> int:
         if self.num_threads is not None:
             return self.num_threads
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return usable_cores()
 
 
 def _is_int(value: object) -> bool:
@@ -126,7 +127,7 @@ def train(
     Args:
         inputs: the corpus. Either an iterable of ``str`` texts (each one a document), or files: one path/URL/glob
             as a ``str`` or ``os.PathLike``, or an iterable of ``os.PathLike`` (for several URLs, pass
-            ``shardstore.sources.iter_texts(urls)``). Files are read by `shardstore.sources.iter_texts`
+            ``shardstore.preprocess.sources.iter_texts(urls)``). Files are read by `shardstore.preprocess.sources.iter_texts`
             (.txt, .jsonl[.gz|.zst], .parquet; directories and globs expand in a deterministic order).
         vocab_size: total vocabulary: 256 byte tokens + merges + special tokens.
         pattern: pre-tokenization pattern: ``"cl100k"``, ``"gpt2"`` or a custom regex string.
@@ -177,7 +178,7 @@ def train(
 
 def _iter_inputs(inputs: Inputs, *, text_field: str) -> Iterator[str]:
     """Normalize `inputs` into an iterator of texts (see `train` for the accepted shapes)."""
-    from shardstore.sources import iter_texts
+    from shardstore.preprocess.sources import iter_texts
 
     if isinstance(inputs, str | os.PathLike):
         return iter_texts([os.fspath(inputs)], text_field=text_field)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from shardstore.cli.options import parse_storage_options
+from shardstore.cli.options import parse_storage_options, unescape
 
 
 @click.command("build")
@@ -88,9 +88,9 @@ def build_cmd(
 
     Resumable: re-run the same command after a crash; a finished build re-run writes nothing.
     """
-    from shardstore.executors import Executor
-    from shardstore.pipeline import BuildConfig, run_build
-    from shardstore.sources import Utf8Policy
+    from shardstore.preprocess.executors import Executor
+    from shardstore.preprocess.pipeline import BuildConfig, run_build
+    from shardstore.preprocess.sources import Utf8Policy
 
     opts = parse_storage_options(storage_options)
     cfg = BuildConfig(
@@ -99,7 +99,7 @@ def build_cmd(
         out=out,
         workers=workers,
         text_field=text_field,
-        split_on=_unescape(split_on) if split_on else None,
+        split_on=unescape(split_on) if split_on else None,
         utf8_errors=Utf8Policy(utf8_errors),
         eos=not no_eos,
         max_shard_bytes=max_shard_mb << 20,
@@ -115,20 +115,6 @@ def build_cmd(
     )
     report = run_build(cfg)
     click.echo(json.dumps(report.to_dict(), indent=1, sort_keys=True) if as_json else report.summary())
-
-
-def _unescape(text: str) -> str:
-    """`--split-on '\\n\\n'` means two newlines: the usual backslash escapes, nothing else."""
-    out, i = [], 0
-    table = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "0": "\0"}
-    while i < len(text):
-        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in table:
-            out.append(table[text[i + 1]])
-            i += 2
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
 
 
 def register(root: click.Group) -> None:

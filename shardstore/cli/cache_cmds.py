@@ -31,8 +31,8 @@ def stage_cmd(
     quiet: bool,
 ) -> None:
     """Download every file of the remote store URL into the node-local cache (verified, atomic, once per node)."""
-    from shardstore.cache import CacheConfig, parse_size
-    from shardstore.stage import stage
+    from shardstore.remote.cache import CacheConfig, parse_size
+    from shardstore.remote.stage import stage
 
     config = CacheConfig(cache_limit=parse_size(cache_limit)) if cache_limit else None
     report = stage(
@@ -58,8 +58,8 @@ def stage_cmd(
 )
 def compress_cmd(store: str, level: int, remove_originals: bool) -> None:
     """Write zstd copies of STORE's shards (<shard>.zst + compression.json) for object storage."""
-    from shardstore.compress import compress_store
-    from shardstore.manifest import read_manifest
+    from shardstore.store.compress import compress_store
+    from shardstore.store.manifest import read_manifest
 
     result = compress_store(store, level=level, keep_originals=not remove_originals)
     plain = sum(s.size for s in read_manifest(store).shards)

@@ -1,4 +1,4 @@
-"""`shardstore demo`: the whole pipeline on the Python standard library (see shardstore.demo)."""
+"""`shardstore demo`: the whole pipeline on the Python standard library (see shardstore.demo.runner)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def demo(
 ) -> None:
     """Run the real pipeline end to end on the Python standard library: train a tokenizer, build a "code" and a
     "text" store, mix them 70/30 through make_dataloader, interrupt and resume, and report."""
-    from shardstore.demo import DemoConfig, format_report, run_demo
+    from shardstore.demo.runner import DemoConfig, format_report, run_demo
 
     cfg = DemoConfig(
         out=out,

@@ -62,7 +62,7 @@ def mix() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan_cmd(mix_file: str, tokens: str, as_json: bool) -> None:
     """Per-source weight, tokens available, tokens drawn, epochs and warnings for a run of N tokens."""
-    from shardstore.mixture import Mixture
+    from shardstore.loader.mixture import Mixture
 
     plan = Mixture.from_file(mix_file).plan(parse_count(tokens))
     click.echo(json.dumps(plan.to_dict(), indent=1) if as_json else _plan_table(plan))
@@ -84,8 +84,8 @@ def peek_rows(mix_file: str, *, step: int, rank: int, world_size: int, batch_siz
     """What rank ``rank`` of ``world_size`` receives at ``step``: one dict per sample."""
     from bisect import bisect_right
 
-    from shardstore.batches import BatchReader
-    from shardstore.mixture import Mixture
+    from shardstore.loader.batches import BatchReader
+    from shardstore.loader.mixture import Mixture
 
     mixture = Mixture.from_file(mix_file)
     if batch_size is None:
@@ -106,7 +106,7 @@ def peek_rows(mix_file: str, *, step: int, rank: int, world_size: int, batch_siz
     sources = mixture.open_sources()
     provenance: Any = None
     with contextlib.suppress(ImportError):  # provenance is optional
-        from shardstore.provenance import read_provenance as provenance
+        from shardstore.store.provenance import read_provenance as provenance
     rows = []
     for i in range(batch_size):
         source = sources[int(src[i])]

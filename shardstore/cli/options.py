@@ -21,3 +21,17 @@ def parse_storage_options(text: str | None) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise ConfigError(f"--storage-options must be a JSON object, got {type(value).__name__}: {text!r}")
     return value
+
+
+def unescape(text: str) -> str:
+    """`--split-on '\\n\\n'` means two newlines: the usual backslash escapes, nothing else."""
+    out, i = [], 0
+    table = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "0": "\0"}
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in table:
+            out.append(table[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)

@@ -11,7 +11,7 @@ from shardstore.errors import FormatError, ShardStoreError
 
 
 def _open(store: str, cache_dir: str | None, verify: str) -> Any:
-    from shardstore.store import Store
+    from shardstore.store.store import Store
 
     return Store.open(store, verify=verify, cache_dir=cache_dir)
 
@@ -50,7 +50,7 @@ def _doc_details(store: Any, index: int) -> dict[str, Any]:
     if tok is not None:
         details["text"] = tok.decode(tokens.tolist())
     try:
-        from shardstore.provenance import read_provenance
+        from shardstore.store.provenance import read_provenance
     except ImportError:
         return details
     details["provenance"] = read_provenance(store, index)
@@ -111,7 +111,7 @@ def verify_cmd(store: str, cache_dir: str | None) -> None:
     """
     from tqdm import tqdm
 
-    from shardstore.verify import verify_store
+    from shardstore.store.verify import verify_store
 
     try:
         s = _open(store, cache_dir, "off")

@@ -71,8 +71,8 @@ def train_cmd(
 ) -> None:
     """Train a tokenizer on INPUT... (files, directories, globs, fsspec URLs: .txt, .jsonl[.gz|.zst], .parquet)."""
     import tokenizer
-    from shardstore.cli.build_cmds import _unescape as unescape_separator  # same --split-on syntax as `build`
-    from shardstore.sources import iter_texts
+    from shardstore.cli.options import unescape as unescape_separator  # same --split-on syntax as `build`
+    from shardstore.preprocess.sources import iter_texts
 
     # iter_texts is lazy: options are validated by `train` before any input is opened.
     texts = iter_texts(

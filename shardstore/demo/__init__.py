@@ -1,0 +1,1 @@
+"""`shardstore demo`: the whole pipeline on the Python standard library."""

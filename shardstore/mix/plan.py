@@ -1,0 +1,96 @@
+"""The planner: per-source weight, tokens available and drawn, epochs and warnings for a run, before it starts.
+
+Pure: it takes the interleave and each source's number of windows (what the loader counted when it opened the
+stores) and computes exact counts; `Mixture.plan` supplies them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shardstore.mix.interleave import Interleave
+
+__all__ = ["REPEAT_WARNING_EPOCHS", "Plan", "SourcePlan", "plan_run"]
+
+REPEAT_WARNING_EPOCHS = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePlan:
+    name: str
+    weight: float  # average weight over the planned run
+    tokens_available: int  # training tokens in one epoch (windows x seq_len)
+    samples_available: int
+    samples_drawn: int
+    tokens_drawn: int
+    epochs: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "weight": self.weight,
+            "tokens_available": self.tokens_available,
+            "samples_available": self.samples_available,
+            "samples_drawn": self.samples_drawn,
+            "tokens_drawn": self.tokens_drawn,
+            "epochs": self.epochs,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    total_tokens: int
+    total_samples: int
+    seq_len: int
+    sources: tuple[SourcePlan, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total_tokens": self.total_tokens,
+            "total_samples": self.total_samples,
+            "seq_len": self.seq_len,
+            "sources": [s.to_dict() for s in self.sources],
+            "warnings": list(self.warnings),
+        }
+
+
+def plan_run(
+    il: Interleave, names: Sequence[str], windows: Sequence[int], *, seq_len: int, total_tokens: int
+) -> Plan:
+    """Per-source weight, tokens available and drawn, epochs and warnings for a run of ``total_tokens``."""
+    samples = -(-total_tokens // seq_len)
+    if il.schedule.constant_weights is not None:
+        drawn = list(il.counts_at(samples))
+    else:  # the exact integral, apportioned by largest remainder: the real counts are within one sample
+        exact = [il.schedule.cumulative(s, samples) for s in range(il.num_sources)]
+        drawn = [math.floor(x) for x in exact]
+        by_remainder = sorted(range(il.num_sources), key=lambda s: exact[s] - drawn[s], reverse=True)
+        for s in by_remainder[: samples - sum(drawn)]:
+            drawn[s] += 1
+    rows, warnings = [], []
+    for s, (name, num_windows) in enumerate(zip(names, windows, strict=True)):
+        epochs = drawn[s] / num_windows
+        avg = float(il.schedule.cumulative(s, samples) / samples)
+        rows.append(
+            SourcePlan(
+                name=name,
+                weight=avg,
+                tokens_available=num_windows * seq_len,
+                samples_available=num_windows,
+                samples_drawn=drawn[s],
+                tokens_drawn=drawn[s] * seq_len,
+                epochs=epochs,
+            )
+        )
+        if epochs > REPEAT_WARNING_EPOCHS:
+            warnings.append(
+                f"source {name!r} is repeated {epochs:.2f} times (more than {REPEAT_WARNING_EPOCHS:g}): "
+                "repeated data beyond ~4 epochs gives quickly diminishing returns; lower its weight or add data"
+            )
+        elif drawn[s] == 0 and avg > 0:
+            warnings.append(f"source {name!r} has weight {avg:.3g} but draws no sample in this run")
+    return Plan(total_tokens, samples, seq_len, tuple(rows), tuple(warnings))

@@ -1,0 +1,1 @@
+"""The preprocessing layer: `shardstore.build` — input expansion and readers, work units, executors, journal."""

@@ -1,0 +1,297 @@
+"""One work unit of a build: one input file -> its shards, its provenance file, its journal entry.
+
+A unit is a pure function of (input file bytes, read options, tokenizer, eos flag, shard size): its shards are named
+`u{unit:06d}-{i:06d}.shard`, so where and when it runs (process pool, Ray task, another node) cannot change a byte.
+The unit commits itself, in this order: shards (each temp + fsync + rename, by `ShardWriter`), provenance Parquet
+(same), journal entry (same). Before starting it deletes whatever an earlier, killed attempt left with its prefix.
+
+Hot path: readers hand out most documents as `PackedDocs` (a block of JSON lines or an Arrow string array: one buffer
+plus spans); `Tokenizer.encode_packed` turns one into a single id array with EOS after every document, which goes to
+the shard writer in one `ShardWriter.add_documents` call: no Python object per document anywhere. Documents that come
+one by one (`DocPiece`: plain text, unusual JSON lines) are encoded a batch at a time, their id arrays joined into one
+buffer with the EOS id between documents, and written the same way. Documents streamed in pieces (huge plain-text
+files, see `sources`) are encoded piece by piece and handed to the writer as they come (`begin/extend/end_document`), so peak memory for such a
+document is one piece of text plus its ids, not the document's token count.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shardstore.preprocess.journal import Journal, UnitResult
+from shardstore.preprocess.sources import (
+    DocPiece,
+    InputFile,
+    PackedDocs,
+    ReadOptions,
+    SkipCounts,
+    iter_batches,
+)
+from shardstore.store.manifest import file_info
+from shardstore.store.provenance import unit_file_name, write_unit_provenance
+
+__all__ = ["UnitTask", "run_unit", "shard_prefix"]
+
+ProgressFn = Callable[[int, int, int], None]  # (docs, text bytes, tokens) since the last call
+
+
+def shard_prefix(index: int) -> str:
+    return f"u{index:06d}-"
+
+
+@dataclass(frozen=True, slots=True)
+class UnitTask:
+    """Everything a worker needs to run one unit; plain data, cheap to send to another process."""
+
+    index: int
+    file: InputFile
+    out: str
+    tokenizer_path: str
+    tokenizer_fingerprint: str
+    read: ReadOptions
+    eos: bool
+    dtype: str
+    max_shard_bytes: int
+    span: tuple[int, int] | None = None  # part of the file (see `shardstore.preprocess.workunits`)
+
+
+def clean_unit_leftovers(out: str, index: int) -> None:
+    """Delete files an interrupted attempt of this unit may have left (finished or temp shards, provenance)."""
+    prefix = shard_prefix(index)
+    for name in os.listdir(out):
+        if name.startswith(prefix):
+            os.unlink(os.path.join(out, name))
+    units_dir = os.path.join(out, ".build", "units")  # a journal temp file of a killed commit
+    if os.path.isdir(units_dir):
+        for name in os.listdir(units_dir):
+            if name.startswith(f"unit-{index:06d}.json.tmp"):
+                os.unlink(os.path.join(units_dir, name))
+    prov_dir = os.path.join(out, "provenance")
+    base = os.path.basename(unit_file_name(index))
+    if os.path.isdir(prov_dir):
+        for name in os.listdir(prov_dir):
+            if name.startswith(base):
+                os.unlink(os.path.join(prov_dir, name))
+
+
+_BATCH_DOCS = 256
+_BATCH_CHARS = 1 << 20
+
+
+class _DocSink:
+    """Assembles encoded pieces into documents (EOS appended) and feeds the shard writer; counts as it goes."""
+
+    def __init__(self, writer: Any, dtype: np.dtype, eos_id: int | None, progress: ProgressFn | None) -> None:
+        self.writer = writer
+        self.dtype = dtype
+        self.eos_id = eos_id
+        self.eos = b"" if eos_id is None else np.array([eos_id], dtype=dtype).tobytes()
+        self.progress = progress
+        self.records = array("q")
+        self.docs = self.tokens = self.text_bytes = 0
+        self._streaming = False  # a document arriving in pieces is open in the writer
+        self._pending = [0, 0, 0]
+        self._last_report = time.monotonic()
+
+    def add_packed(self, packed: PackedDocs, tokenizer: Any) -> None:
+        """Encode and write a packed batch of whole documents (EOS appended by the encoder)."""
+        ids, lengths = tokenizer.encode_packed(
+            packed.data, packed.starts, packed.ends, append_id=self.eos_id, dtype=self.dtype
+        )
+        self.writer.add_documents(ids, lengths)
+        self.records.frombytes(packed.records.astype(np.int64, copy=False).tobytes())
+        self._tally(len(packed), ids.size, packed.nbytes)
+
+    def _tally(self, docs: int, tokens: int, text_bytes: int) -> None:
+        self.docs += docs
+        self.tokens += tokens
+        self.text_bytes += text_bytes
+        self._pending[0] += docs
+        self._pending[1] += text_bytes
+        self._pending[2] += tokens
+
+    def add_batch(self, batch: Sequence[DocPiece], encoded: Sequence[np.ndarray], chars: int) -> None:
+        """Write the documents (or pieces) of one encoded batch (`chars` UTF-8 bytes of text), in order."""
+        extra = 1 if self.eos else 0
+        parts: list[Any] = []  # whole documents, id arrays and EOS bytes alternating, joined once
+        lengths: list[int] = []
+        for piece, ids in zip(batch, encoded, strict=True):
+            if piece.last and not self._streaming:
+                parts.append(ids)
+                if extra:
+                    parts.append(self.eos)
+                lengths.append(ids.size + extra)
+                self.records.append(piece.record)
+                continue
+            self._write_whole(parts, lengths)
+            parts, lengths = [], []
+            if not self._streaming:
+                self.writer.begin_document()
+                self._streaming = True
+            self.writer.extend_document(ids)
+            n = ids.size
+            if piece.last:
+                if extra:
+                    self.writer.extend_document(np.frombuffer(self.eos, dtype=self.dtype))
+                    n += 1
+                self.writer.end_document()
+                self._streaming = False
+                self.records.append(piece.record)
+            self._tally(1 if piece.last else 0, n, 0)
+        self._write_whole(parts, lengths)
+        self._tally(0, 0, chars)
+
+    def _write_whole(self, parts: list[Any], lengths: list[int]) -> None:
+        if not lengths:
+            return
+        self.writer.add_documents(np.frombuffer(b"".join(parts), dtype=self.dtype), lengths)
+        self._tally(len(lengths), sum(lengths), 0)
+
+    def report(self, *, force: bool = False) -> None:
+        if self.progress is None or not any(self._pending):
+            return
+        now = time.monotonic()
+        if force or now - self._last_report > 0.25:
+            self.progress(*self._pending)
+            self._pending = [0, 0, 0]
+            self._last_report = now
+
+
+def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None) -> UnitResult:
+    """Run one unit to completion and commit it; a failure is returned (and journaled) as `UnitResult.error`.
+
+    Texts are encoded in batches (`encode_batch_to_numpy` on one thread: the process is the unit of parallelism),
+    which halves the per-call overhead of the tokenizer for short documents.
+    """
+    from shardstore.store.writer import ShardWriter
+
+    cpu_start = time.process_time()  # the process runs one unit at a time (inline or a pool worker)
+    journal = Journal(task.out)
+    clean_unit_leftovers(task.out, task.index)
+    counts = SkipCounts()
+    dtype = np.dtype(task.dtype)
+    writer = ShardWriter(
+        task.out, dtype=dtype, name_prefix=shard_prefix(task.index), max_shard_bytes=task.max_shard_bytes
+    )
+    sink = _DocSink(writer, dtype, tokenizer.eos_id if task.eos else None, progress)
+
+    def flush(batch: list[DocPiece], chars: int) -> None:
+        if not batch:
+            return
+        encoded = tokenizer.encode_batch_to_numpy([p.text for p in batch], num_threads=1, dtype=dtype)
+        sink.add_batch(batch, encoded, chars)
+        del encoded  # a streamed piece's ids (worst-case-sized encoder buffers) go now, not at the next batch
+        batch.clear()
+        sink.report()
+
+    try:
+        batch: list[DocPiece] = []
+        chars = 0  # UTF-8 bytes of the batch's text
+        for piece in iter_batches(task.file, task.read, counts, span=task.span):
+            if isinstance(piece, PackedDocs):
+                flush(batch, chars)  # documents stay in reading order
+                chars = 0
+                sink.add_packed(piece, tokenizer)
+                sink.report()
+                continue
+            batch.append(piece)
+            text = piece.text
+            chars += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+            if len(batch) >= _BATCH_DOCS or chars >= _BATCH_CHARS:
+                flush(batch, chars)
+                chars = 0
+        flush(batch, chars)
+        shards = tuple(writer.close())
+        prov = None
+        if sink.docs:
+            name = write_unit_provenance(task.out, task.index, task.file.url, sink.records)
+            prov = file_info(os.path.join(task.out, name), name=name)
+    except Exception as exc:  # one bad file must never lose the others: the unit fails, the build goes on
+        writer.abort()
+        clean_unit_leftovers(task.out, task.index)
+        result = UnitResult(
+            index=task.index,
+            url=task.file.url,
+            skipped=dict(counts),
+            error=_describe(exc, task),
+            cpu_seconds=time.process_time() - cpu_start,
+        )
+        journal.commit(result)
+        return result
+    sink.report(force=True)
+    result = UnitResult(
+        index=task.index,
+        url=task.file.url,
+        num_docs=sink.docs,
+        num_tokens=sink.tokens,
+        text_bytes=sink.text_bytes,
+        shards=shards,
+        provenance=prov,
+        skipped=dict(counts),
+        cpu_seconds=time.process_time() - cpu_start,  # all but the journal commit's own fsyncs
+    )
+    journal.commit(result)
+    return result
+
+
+def _describe(exc: Exception, task: UnitTask) -> str:
+    text = str(exc)
+    if task.file.url not in text:
+        text = f"{task.file.url}: {text}"
+    from shardstore.errors import ShardStoreError
+
+    if not isinstance(exc, ShardStoreError):
+        text = f"{type(exc).__name__}: {text}"
+    return text
+
+
+# -- per-process tokenizer ------------------------------------------------------------------------------------------
+
+_LOADED: dict[str, object] = {}  # path|fingerprint -> Tokenizer, one per worker process (never shared across)
+
+
+def load_tokenizer(path: str, fingerprint: str) -> object:
+    """Load (once per process) the tokenizer at `path` and check it is the one the build was configured with."""
+    from shardstore.errors import BuildError
+
+    key = f"{path}|{fingerprint}"
+    tok = _LOADED.get(key)
+    if tok is None:
+        from tokenizer import Tokenizer
+
+        tok = Tokenizer.load(path)
+        if tok.fingerprint != fingerprint:
+            raise BuildError(
+                f"{path}: tokenizer fingerprint {tok.fingerprint} != {fingerprint} recorded for this build; "
+                "the file changed during the build"
+            )
+        tok.encode("warm up")  # builds the native tables now, not inside the first unit
+        _LOADED[key] = tok
+    return tok
+
+
+@functools.cache
+def _warm_provenance_writer() -> None:
+    """Import and first use of the Parquet writer of the provenance files (~40 ms measured here), once per process
+    and before the first unit, so that units (and their CPU accounting) see only work that grows with the input."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"x": [0]}), io.BytesIO())
+
+
+def run_task(task: UnitTask, progress: ProgressFn | None = None) -> UnitResult:
+    """Worker entry point: load the tokenizer for this process if needed, then run the unit."""
+    tokenizer = load_tokenizer(task.tokenizer_path, task.tokenizer_fingerprint)
+    _warm_provenance_writer()
+    return run_unit(task, tokenizer, progress)

@@ -1,0 +1,1 @@
+"""The store layer: shard bytes and their format, the manifest, writing, mapping, verification, row reads."""

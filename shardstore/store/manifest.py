@@ -1,0 +1,468 @@
+"""The store manifest: `manifest.json`, the list of everything in a store and its commit point.
+
+Design:
+- The JSON is canonical (sorted keys, fixed separators, UTF-8, trailing newline) and contains no wall-clock time, so
+  two builds of the same data produce byte-identical manifests. `manifest_checksum` (xxh3_64 of the canonical JSON
+  without that key) detects any flipped bit; a reader also insists the file *is* the canonical serialization.
+- The store `fingerprint` is sha256 over (format version, dtype, tokenizer fingerprint, and every shard's checksum,
+  token and document counts, in order): equal shard bytes <=> equal fingerprint, whatever the shard names.
+- Validation is total and happens before anything is read or allocated: names are plain relative paths inside the
+  store (no `..`, no absolute paths, no backslashes, no duplicates), counts are non-negative ints below sane bounds
+  and agree with sizes and totals, types are exact (a bool is not an int). Hostile input raises ManifestError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shardstore.errors import FormatError, ManifestError
+from shardstore.store import format as fmt
+from shardstore.util.durable import atomic_write
+
+__all__ = [
+    "MANIFEST_NAME",
+    "MANIFEST_VERSION",
+    "FileInfo",
+    "Manifest",
+    "ShardInfo",
+    "TokenizerInfo",
+    "file_info",
+    "read_manifest",
+    "read_shard_info",
+    "write_manifest",
+]
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+MAX_MANIFEST_BYTES = 1 << 30
+MAX_FILE_BYTES = 1 << 50
+_NAME_PART = r"[A-Za-z0-9_][A-Za-z0-9._+=-]{0,254}"
+_NAME = re.compile(rf"{_NAME_PART}(?:/{_NAME_PART})*")
+_HEX16 = re.compile(r"[0-9a-f]{16}")
+_DTYPES = ("uint16", "uint32")
+_SHARD_KEYS = frozenset({"name", "num_tokens", "num_docs", "size", "checksum"})
+
+
+def _fail(source: str, msg: str) -> ManifestError:
+    return ManifestError(f"{source}: {msg}")
+
+
+def check_name(name: object, *, source: str, what: str = "file name") -> str:
+    """A relative path of plain parts inside the store; raises ManifestError for anything that could escape it."""
+    if not isinstance(name, str):
+        raise _fail(source, f"{what} must be a string, got {type(name).__name__} {name!r}")
+    if len(name) > 1024 or ".." in name or not _NAME.fullmatch(name):
+        raise _fail(
+            source,
+            f"{what} {name!r} is not allowed: use relative names of letters, digits and ._+=- "
+            f"(no '..', no absolute paths, no empty parts)",
+        )
+    return name
+
+
+def _int(value: object, *, source: str, what: str, hi: int = fmt.MAX_TOKENS) -> int:
+    if type(value) is not int:
+        raise _fail(source, f"{what} must be an integer, got {type(value).__name__} {value!r}")
+    if not 0 <= value <= hi:
+        raise _fail(source, f"{what}={value} is outside 0..{hi}")
+    return value
+
+
+def _hex(value: object, pattern: re.Pattern[str], *, source: str, what: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise _fail(source, f"{what} must be lowercase hex, got {value!r}")
+    return value
+
+
+def _keys(
+    obj: object, required: set[str] | frozenset[str], optional: set[str], *, source: str, what: str
+) -> dict[str, Any]:
+    if type(obj) is dict and obj.keys() == required:
+        return obj
+    if not isinstance(obj, dict):
+        raise _fail(source, f"{what} must be a JSON object, got {type(obj).__name__}")
+    missing = required - obj.keys()
+    extra = obj.keys() - required - optional
+    if missing or extra:
+        raise _fail(source, f"{what} has missing keys {sorted(missing)} / unknown keys {sorted(extra)}")
+    return obj
+
+
+@dataclass(frozen=True, slots=True)
+class ShardInfo:
+    """One shard as the manifest lists it: `checksum` is the whole-file xxh3_64 (16 hex digits)."""
+
+    name: str
+    num_tokens: int
+    num_docs: int
+    size: int
+    checksum: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "num_tokens": self.num_tokens,
+            "num_docs": self.num_docs,
+            "size": self.size,
+            "checksum": self.checksum,
+        }
+
+    @classmethod
+    def from_dict(cls, d: object, *, source: str, token_bytes: int) -> ShardInfo:
+        d = _keys(d, _SHARD_KEYS, set(), source=source, what="shard entry")
+        name = check_name(d["name"], source=source, what="shard name")
+        nt, nd, size, checksum = d["num_tokens"], d["num_docs"], d["size"], d["checksum"]
+        if not (
+            type(nt) is int
+            and type(nd) is int
+            and type(size) is int
+            and 0 <= nt <= fmt.MAX_TOKENS
+            and 0 <= nd <= fmt.MAX_TOKENS
+            and 0 <= size <= MAX_FILE_BYTES
+        ):  # slow path only to name the offending field
+            _int(nt, source=source, what=f"{name}: num_tokens")
+            _int(nd, source=source, what=f"{name}: num_docs")
+            _int(size, source=source, what=f"{name}: size", hi=MAX_FILE_BYTES)
+        if type(checksum) is not str or not _HEX16.fullmatch(checksum):
+            raise _fail(source, f"{name}: checksum must be 16 lowercase hex digits, got {checksum!r}")
+        # The size is a function of the counts and the block size (4 KiB..64 MiB): bound it both ways.
+        payload = nt * token_bytes
+        base = ((fmt.HEADER_SIZE + payload + 7) & ~7) + (nd + 1) * 8
+        lo = base + -(-payload // fmt.MAX_BLOCK_SIZE) * 8
+        hi = base + -(-payload // fmt.MIN_BLOCK_SIZE) * 8
+        if not lo <= size <= hi:
+            raise _fail(
+                source,
+                f"shard {name}: size {size} is impossible for {nt} tokens and {nd} documents (expected {lo}..{hi})",
+            )
+        return cls(name=name, num_tokens=nt, num_docs=nd, size=size, checksum=checksum)
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """An auxiliary file of the store (tokenizer.json, provenance, build report) with its size and checksum."""
+
+    name: str
+    size: int
+    checksum: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "checksum": self.checksum}
+
+    @classmethod
+    def from_dict(cls, d: object, *, source: str) -> FileInfo:
+        d = _keys(d, {"name", "size", "checksum"}, set(), source=source, what="file entry")
+        name = check_name(d["name"], source=source)
+        return cls(
+            name=name,
+            size=_int(d["size"], source=source, what=f"{name}: size", hi=MAX_FILE_BYTES),
+            checksum=_hex(d["checksum"], _HEX16, source=source, what=f"{name}: checksum"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenizerInfo:
+    """What binds the data to its tokenizer: fingerprint, vocabulary size, special token ids."""
+
+    fingerprint: str
+    vocab_size: int | None = None
+    special_ids: Mapping[str, int] = field(default_factory=dict)
+    eos_id: int | None = None
+
+    @classmethod
+    def from_tokenizer(cls, tok: Any) -> TokenizerInfo:
+        """From a `tokenizer.Tokenizer` (fingerprint, vocab_size, special_tokens, eos_id)."""
+        return cls(
+            fingerprint=str(tok.fingerprint),
+            vocab_size=int(tok.vocab_size),
+            special_ids={str(k): int(v) for k, v in dict(tok.special_tokens).items()},
+            eos_id=None if tok.eos_id is None else int(tok.eos_id),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "vocab_size": self.vocab_size,
+            "special_ids": dict(sorted(self.special_ids.items())),
+            "eos_id": self.eos_id,
+        }
+
+    @classmethod
+    def from_dict(cls, d: object, *, source: str) -> TokenizerInfo:
+        d = _keys(
+            d, {"fingerprint", "vocab_size", "special_ids", "eos_id"}, set(), source=source, what="tokenizer"
+        )
+        fp = d["fingerprint"]
+        if not isinstance(fp, str) or not 0 < len(fp) <= 256:
+            raise _fail(source, f"tokenizer fingerprint must be a non-empty string, got {fp!r}")
+        vocab = d["vocab_size"]
+        hi = 1 << 32
+        vocab = None if vocab is None else _int(vocab, source=source, what="tokenizer vocab_size", hi=hi)
+        specials = d["special_ids"]
+        if not isinstance(specials, dict) or len(specials) > 100_000:
+            raise _fail(source, "tokenizer special_ids must be an object of name -> id")
+        ids = {str(k): _int(v, source=source, what=f"special id {k!r}", hi=hi) for k, v in specials.items()}
+        eos = d["eos_id"]
+        eos = None if eos is None else _int(eos, source=source, what="eos_id", hi=hi)
+        return cls(fingerprint=fp, vocab_size=vocab, special_ids=ids, eos_id=eos)
+
+
+def _check_json_value(value: object, *, source: str, depth: int = 0) -> None:
+    """Provenance is free-form, but only plain JSON (no NaN/inf), bounded nesting."""
+    if depth > 64:
+        raise _fail(source, "provenance is nested deeper than 64 levels")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise _fail(source, f"provenance keys must be strings, got {k!r}")
+            _check_json_value(v, source=source, depth=depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_json_value(v, source=source, depth=depth + 1)
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise _fail(source, f"provenance holds a non-finite number {value!r}")
+    elif value is not None and not isinstance(value, str | int | bool):
+        raise _fail(source, f"provenance holds a non-JSON value of type {type(value).__name__}")
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def _canonical(obj: Mapping[str, Any]) -> bytes:
+    """Sorted keys, one top-level key per line, one shard / file entry per line, ASCII, final newline.
+
+    Readable and diffable, and produced by json's C encoder in one call per key (an indented dump is ~10x slower
+    at 10,000 shards). Entries of `shards` and `files` are flat objects whose strings cannot contain `},{`
+    (validated names, hex checksums), so splitting their compact dump there is exact.
+    """
+    items = sorted(obj.items())
+    lines = ["{"]
+    for i, (key, value) in enumerate(items):
+        comma = "," if i < len(items) - 1 else ""
+        text = _ENCODER.encode(value)
+        if key in ("shards", "files") and isinstance(value, list) and value:
+            text = "[\n  " + text[1:-1].replace("},{", "},\n  {") + "\n ]"
+        lines.append(f" {_ENCODER.encode(key)}: {text}{comma}")
+    lines.append("}\n")
+    return "\n".join(lines).encode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A store's table of contents. Construct with keyword arguments; it validates itself."""
+
+    dtype: str
+    shards: tuple[ShardInfo, ...]
+    files: tuple[FileInfo, ...] = ()
+    tokenizer: TokenizerInfo | None = None
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    format_version: int = MANIFEST_VERSION
+    _fingerprint: str = field(default="", init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
+        except TypeError:
+            raise ManifestError(f"dtype {self.dtype!r} must be one of {_DTYPES}") from None
+        object.__setattr__(self, "shards", tuple(self.shards))
+        object.__setattr__(self, "files", tuple(self.files))
+        # Round-trip through the validating parser so a constructed manifest obeys the same rules as a read one.
+        object.__setattr__(self, "_fingerprint", self._compute_fingerprint())
+        Manifest._validate(self._body(), source="<new manifest>")
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(s.num_tokens for s in self.shards)
+
+    @property
+    def num_docs(self) -> int:
+        return sum(s.num_docs for s in self.shards)
+
+    @property
+    def token_bytes(self) -> int:
+        return 2 if self.dtype == "uint16" else 4
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over format version, dtype, tokenizer fingerprint and the shards' checksums and counts."""
+        return self._fingerprint
+
+    def _compute_fingerprint(self) -> str:
+        h = hashlib.sha256()
+        tok = self.tokenizer.fingerprint if self.tokenizer else ""
+        h.update(f"shardstore-v{fmt.FORMAT_VERSION}|{self.dtype}|{tok}|{len(self.shards)}\n".encode())
+        for s in self.shards:
+            h.update(f"{s.checksum}:{s.num_tokens}:{s.num_docs}\n".encode())
+        return h.hexdigest()
+
+    def file(self, name: str) -> FileInfo | None:
+        """The auxiliary file entry of that name, or None."""
+        return next((f for f in self.files if f.name == name), None)
+
+    def _body(self) -> dict[str, Any]:
+        return {
+            "format": "shardstore",
+            "format_version": self.format_version,
+            "dtype": self.dtype,
+            "num_tokens": self.num_tokens,
+            "num_docs": self.num_docs,
+            "num_shards": len(self.shards),
+            "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None,
+            "shards": [s.to_dict() for s in self.shards],
+            "files": [f.to_dict() for f in self.files],
+            "provenance": dict(self.provenance),
+            "fingerprint": self.fingerprint,
+        }
+
+    def to_json_bytes(self) -> bytes:
+        """The canonical, byte-deterministic JSON of this manifest, `manifest_checksum` included."""
+        body = self._body()
+        body["manifest_checksum"] = f"{fmt.checksum_bytes(_canonical(body)):016x}"
+        return _canonical(body)
+
+    @classmethod
+    def from_json_bytes(cls, data: bytes, *, source: str) -> Manifest:
+        """Parse and validate; any hostile, corrupt or non-canonical input raises ManifestError naming `source`."""
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise _fail(source, f"manifest is {len(data)} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
+        try:
+            obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise _fail(source, f"not valid JSON ({exc}); the manifest is corrupt") from None
+        if not isinstance(obj, dict):
+            raise _fail(source, "manifest must be a JSON object")
+        stored = obj.get("manifest_checksum")
+        if not isinstance(stored, str) or not _HEX16.fullmatch(stored):
+            raise _fail(
+                source, f"manifest_checksum {stored!r} is missing or not 16 hex digits: corrupt manifest"
+            )
+        if _canonical(obj) != data:
+            raise _fail(
+                source,
+                "manifest is not in canonical form (corrupt, or edited by hand?); rewrite it with write_manifest",
+            )
+        # The checksum covers the canonical JSON without its own line; that line is a top-level key, never the
+        # last one, and a raw newline cannot occur inside a JSON string, so removing it is exact.
+        line = f'\n "manifest_checksum": "{stored}",\n'.encode()
+        body = data.replace(line, b"\n", 1)
+        actual = f"{fmt.checksum_bytes(body):016x}"
+        if stored != actual:
+            raise _fail(source, f"manifest_checksum {stored} != computed {actual}: the manifest is corrupt")
+        del obj["manifest_checksum"]
+        return cls._validate(obj, source=source)
+
+    @classmethod
+    def _validate(cls, obj: dict[str, Any], *, source: str) -> Manifest:
+        keys = {"format", "format_version", "dtype", "num_tokens", "num_docs", "num_shards", "tokenizer"}
+        keys |= {"shards", "files", "provenance", "fingerprint"}
+        obj = _keys(obj, keys, set(), source=source, what="manifest")
+        if obj["format"] != "shardstore" or obj["format_version"] != MANIFEST_VERSION:
+            raise _fail(
+                source,
+                f"format {obj['format']!r} version {obj['format_version']!r} is not a shardstore v{MANIFEST_VERSION} "
+                "manifest",
+            )
+        if obj["dtype"] not in _DTYPES:
+            raise _fail(source, f"dtype {obj['dtype']!r} must be one of {_DTYPES}")
+        token_bytes = 2 if obj["dtype"] == "uint16" else 4
+        shards, files = obj["shards"], obj["files"]
+        if not isinstance(shards, list) or not isinstance(files, list):
+            raise _fail(source, "shards and files must be JSON lists")
+        tok = obj["tokenizer"]
+        tokenizer = None if tok is None else TokenizerInfo.from_dict(tok, source=source)
+        prov = obj["provenance"]
+        if not isinstance(prov, dict):
+            raise _fail(source, "provenance must be a JSON object")
+        _check_json_value(prov, source=source)
+        shard_infos = tuple(ShardInfo.from_dict(s, source=source, token_bytes=token_bytes) for s in shards)
+        file_infos = tuple(FileInfo.from_dict(f, source=source) for f in files)
+        names = [s.name for s in shard_infos] + [f.name for f in file_infos]
+        if len(set(names)) != len(names) or MANIFEST_NAME in names:
+            dup = sorted({n for n, c in Counter(names).items() if c > 1 or n == MANIFEST_NAME})
+            raise _fail(source, f"duplicate or reserved file names {dup}")
+        counts = {
+            "num_tokens": sum(s.num_tokens for s in shard_infos),
+            "num_docs": sum(s.num_docs for s in shard_infos),
+            "num_shards": len(shard_infos),
+        }
+        for key, value in counts.items():
+            if _int(obj[key], source=source, what=key, hi=1 << 62) != value:
+                raise _fail(source, f"{key}={obj[key]} disagrees with the shard list (sum {value})")
+        manifest = cls.__new__(cls)
+        fields: dict[str, Any] = {
+            "dtype": obj["dtype"],
+            "shards": shard_infos,
+            "files": file_infos,
+            "tokenizer": tokenizer,
+            "provenance": prov,
+            "format_version": MANIFEST_VERSION,
+        }
+        for name, value in fields.items():
+            object.__setattr__(manifest, name, value)
+        object.__setattr__(manifest, "_fingerprint", manifest._compute_fingerprint())
+        if obj["fingerprint"] != manifest.fingerprint:
+            raise _fail(source, f"fingerprint {obj['fingerprint']!r} != computed {manifest.fingerprint}")
+        return manifest
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def write_manifest(directory: str | os.PathLike[str], manifest: Manifest) -> str:
+    """Atomically write `manifest.json` into `directory` (the commit point of a store); returns its path."""
+    path = os.path.join(os.fspath(directory), MANIFEST_NAME)
+    atomic_write(path, manifest.to_json_bytes())
+    return path
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
+    """Read and validate `directory/manifest.json`."""
+    path = os.path.join(os.fspath(directory), MANIFEST_NAME)
+    try:
+        with fmt.open_regular(path) as f:
+            data = f.read(MAX_MANIFEST_BYTES + 1)
+    except FileNotFoundError:
+        raise ManifestError(
+            f"{path}: no manifest: not a shardstore store, or its build never finished"
+        ) from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read manifest: {exc}") from exc
+    return Manifest.from_json_bytes(data, source=path)
+
+
+def file_info(path: str | os.PathLike[str], *, name: str | None = None) -> FileInfo:
+    """The manifest entry of an auxiliary file: its name (default: basename), size and xxh3_64."""
+    path = os.fspath(path)
+    name = check_name(name or os.path.basename(path), source=path)
+    return FileInfo(name=name, size=os.path.getsize(path), checksum=fmt.file_checksum(path))
+
+
+def read_shard_info(path: str | os.PathLike[str], *, name: str | None = None) -> ShardInfo:
+    """The manifest entry of a shard file, from its validated header and its whole-file checksum."""
+    path = os.fspath(path)
+    with fmt.open_regular(path) as f:
+        head = f.read(fmt.HEADER_SIZE)
+        size = os.fstat(f.fileno()).st_size
+    header = fmt.parse_header(head, source=path)
+    if size != header.layout.file_size:
+        raise FormatError(
+            f"{path}: file is {size} bytes, its header says {header.layout.file_size} (truncated?)"
+        )
+    return ShardInfo(
+        name=check_name(name or os.path.basename(path), source=path, what="shard name"),
+        num_tokens=header.num_tokens,
+        num_docs=header.num_docs,
+        size=size,
+        checksum=fmt.file_checksum(path),
+    )

@@ -1,0 +1,146 @@
+"""The native pre-tokenizer (pretok.h) splits exactly as ``regex.findall`` on the same pattern.
+
+Checked three ways: every code point's class against the installed ``regex`` package (catches a stale generated
+table), a hypothesis property test on short random texts biased to the characters where the patterns branch, and a
+large seeded random text per pattern.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import random
+
+import pytest
+import regex
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tokenizer import Tokenizer
+from tokenizer._native import _encoder
+from tokenizer.patterns import PATTERNS
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+# Characters where the patterns branch: apostrophes and contraction letters (with case-folding oddities like
+# U+017F LONG S and U+212A KELVIN SIGN), every kind of whitespace, CR/LF, letters of several scripts, numbers of
+# several kinds (Nd, Nl, No), combining marks (which are neither letters nor numbers), CJK, emoji and ZWJ sequences.
+INTERESTING = list(
+    "'’`sStTmMdDrReEvVlLxX\u017f\u212a\u0130\u0131ß"
+    " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u180e\u2000\u2005\u200a\u200b\u2028\u2029\u202f\u205f\u3000\ufeff"
+    "aZéÆџΩא\u0628\u0915\u093f\u0903日本語中文한국"
+    "09٣۵߁०²³¼Ⅻⅻ①０"
+    "\u0301\u0308\u20dd\u0489"
+    '!?.,;:-_"#()[]{}<>@$%^&*+=/\\|~'
+    "😀👍🏽\u200d👨\u200d👩\U0001f1fa\U0001f1f8\U00010400\U0001d400\U0001d7ce\U000e0001"
+)
+CHUNKS = [
+    "'s",
+    "'S",
+    "'ſ",
+    "'re",
+    "'RE",
+    "'Ve",
+    "'ll",
+    "'lL",
+    "'d",
+    "'m",
+    "'t",
+    " 's",
+    "\r\n",
+    "\n\n",
+    "  \n",
+    " \u3000\n",
+]
+
+text_strategy = st.lists(
+    st.one_of(
+        st.sampled_from(INTERESTING),
+        st.sampled_from(CHUNKS),
+        st.characters(exclude_categories=("Cs",)),
+        st.text(alphabet=" \t\n", min_size=1, max_size=4),
+    ),
+    max_size=40,
+).map("".join)
+
+
+def native_split(pattern_name: str, text: str) -> list[str]:
+    enc = Tokenizer.from_merges([], pattern=pattern_name)._encoder()
+    data = text.encode("utf-8")
+    pieces, start = [], 0
+    for end in enc.split(text):
+        pieces.append(data[start:end].decode("utf-8"))
+        start = end
+    return pieces
+
+
+def load_generator():
+    path = ROOT / "tokenizer" / "_native" / "gen_unicode_tables.py"
+    spec = importlib.util.spec_from_file_location("gen_unicode_tables", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_code_point_class_matches_regex_package():
+    expected = load_generator().classify()
+    got = [_encoder.char_class(cp) for cp in range(0x110000)]
+    diffs = [
+        f"U+{cp:04X}: native {g} regex {e}"
+        for cp, (g, e) in enumerate(zip(got, expected, strict=True))
+        if g != e
+    ]
+    assert not diffs, diffs[:20]
+
+
+def test_case_insensitive_contractions_match_regex_package():
+    # Every character that regex's (?i) equates with a contraction letter, in every contraction position.
+    gen = load_generator()
+    folds = gen.fold_sets()
+    variants = {letter: [letter, letter.upper(), *map(chr, folds[letter])] for letter in gen.FOLD_LETTERS}
+    texts = []
+    for a in "stmd":
+        texts += [f"x'{c}y" for c in variants[a]]
+    for a, b in ("re", "ve", "ll"):
+        texts += [f"'{c}{d} '{c}" for c in variants[a] for d in variants[b]]
+    text = " ".join(texts) + " 'ſt 'K"
+    for name in ("cl100k", "gpt2"):
+        assert native_split(name, text) == regex.findall(PATTERNS[name], text)
+
+
+@pytest.mark.parametrize("name", ["cl100k", "gpt2"])
+@settings(max_examples=400, deadline=None)
+@given(text=text_strategy)
+def test_split_equals_regex_findall(name, text):
+    assert native_split(name, text) == regex.findall(PATTERNS[name], text)
+
+
+@pytest.mark.parametrize("name", ["cl100k", "gpt2"])
+def test_split_equals_regex_on_large_random_text(name):
+    rng = random.Random(20261128)
+    alphabet = INTERESTING + CHUNKS + [" "] * 20 + ["e"] * 20 + ["\n"] * 5
+    parts = [rng.choice(alphabet) for _ in range(150_000)]
+    parts += [chr(rng.randrange(0x20, 0x30000)) for _ in range(20_000)]
+    rng.shuffle(parts)
+    text = "".join(p for p in parts if not 0xD800 <= ord(p[0]) < 0xE000)
+    assert native_split(name, text) == regex.findall(PATTERNS[name], text)
+
+
+@pytest.mark.parametrize("name", ["cl100k", "gpt2"])
+def test_split_tiles_edge_cases(name):
+    for text in [
+        "",
+        " ",
+        "\n",
+        "  ",
+        " \n ",
+        "a",
+        "'",
+        "''s",
+        "1234567",
+        " \u3000",
+        "\r\r\n\n\r",
+        "x  ",
+        "x \ty",
+    ]:
+        assert native_split(name, text) == regex.findall(PATTERNS[name], text), repr(text)
