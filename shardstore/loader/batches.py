@@ -261,8 +261,8 @@ class BatchReader:
         return out
 
     def _doc_info_arrays(self, marks: np.ndarray) -> dict[str, np.ndarray]:
-        """``position_ids`` / ``cu_seqlens`` as `shardstore.mix.sampling` defines them (`position_ids_from_marks`,
-        `cu_seqlens_from_marks`; tests pin the equality), from the segment starts of the flattened marks: two
+        """``position_ids`` / ``cu_seqlens`` as the test oracle `tests/marks_reference.py` defines them
+        (`position_ids_from_marks`, `cu_seqlens_from_marks`; tests pin the equality), from the segment starts of the flattened marks: two
         passes over ``B * seq_len`` values instead of a ``maximum.accumulate`` along rows (~20x slower, strided)."""
         rows, length = marks.shape
         marks[:, 0] = True  # every row starts a segment

@@ -33,7 +33,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import torch
 import torch.utils.data
 
@@ -319,8 +318,3 @@ def make_dataloader(
     return ShardStoreDataLoader(
         dataset, sampler, num_workers=num_workers, pin_memory=pin_memory, timeout=timeout, **extra
     )
-
-
-def batch_to_numpy(batch: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """A batch's tensors as numpy arrays (tests, tools)."""
-    return {k: v.numpy() for k, v in batch.items()}

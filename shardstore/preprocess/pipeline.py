@@ -428,10 +428,6 @@ def _write_report(out: str, report: BuildReport) -> None:
 
 
 def _compress(out: str) -> None:
-    try:
-        from shardstore.store.compress import compress_store
-    except ImportError as exc:
-        raise BuildError(
-            f"--compress needs shardstore.store.compress.compress_store, which is not available ({exc})"
-        ) from exc
+    from shardstore.store.compress import compress_store
+
     compress_store(out)

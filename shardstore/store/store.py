@@ -130,12 +130,8 @@ class Store:
             locator: Locator = LocalLocator(path, manifest)
             root = path
         else:
-            try:
-                from shardstore.remote.cache import open_remote
-            except ImportError as exc:
-                raise ConfigError(
-                    f"{path}: opening a remote store needs shardstore.remote.cache, which is not available ({exc})"
-                ) from exc
+            from shardstore.remote.cache import open_remote
+
             manifest_bytes, locator = open_remote(
                 path, cache_dir=cache_dir, storage_options=storage_options, cache_limit=cache_limit
             )
