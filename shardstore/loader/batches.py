@@ -42,6 +42,7 @@ import numpy as np
 from shardstore.loader.mixture import Mixture, OpenSource
 from shardstore.loader.recycle import ArrayRecycler
 from shardstore.mix.sampling import FeistelPermutation, permutation
+from shardstore.util.modes import parse_mode
 
 __all__ = ["BatchReader", "DocInfo"]
 
@@ -85,7 +86,7 @@ class BatchReader:
     ) -> None:
         self.mixture = mixture
         self.contiguous = contiguous
-        self.doc_info = DocInfo(doc_info or DocInfo.NONE)
+        self.doc_info = parse_mode(DocInfo, doc_info or DocInfo.NONE, name="doc_info")
         self._perms: dict[tuple[int, int], FeistelPermutation] = {}
         self._blocks: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
         self._staging: tuple[list[OpenSource], np.dtype] | None = None  # (opened sources, their common dtype)

@@ -39,6 +39,7 @@ import torch.utils.data
 from shardstore.errors import ConfigError, StateError
 from shardstore.loader.batches import BatchReader, DocInfo
 from shardstore.loader.mixture import Mixture
+from shardstore.util.modes import parse_mode
 
 __all__ = [
     "STATE_FORMAT",
@@ -295,12 +296,7 @@ def make_dataloader(
                 cache_limit=config.cache_limit if cache_limit is None else cache_limit,
             )
         )
-    try:
-        doc = DocInfo(doc_info or DocInfo.NONE)
-    except ValueError:
-        raise ConfigError(
-            f"doc_info={doc_info!r} must be one of {[d.value for d in DocInfo]} or None"
-        ) from None
+    doc = parse_mode(DocInfo, doc_info or DocInfo.NONE, name="doc_info")
     if num_workers < 0:
         raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
     mixture.open_sources()  # fail early (missing stores, tokenizer mismatch) in the calling process

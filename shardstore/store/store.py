@@ -30,7 +30,6 @@ import threading
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,6 +41,7 @@ from shardstore.store.locator import LocalLocator, Locator, split_url
 from shardstore.store.manifest import MANIFEST_NAME, FileInfo, Manifest, read_manifest
 from shardstore.store.mapped import MappedShard
 from shardstore.util.forksafe import reset_in_forked_child
+from shardstore.util.modes import VerifyMode, parse_mode
 
 if TYPE_CHECKING:
     from shardstore.store.verify import VerifyReport
@@ -49,14 +49,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_MAX_OPEN_SHARDS", "LocalLocator", "Locator", "Store", "VerifyMode"]
 
 DEFAULT_MAX_OPEN_SHARDS = 256
-
-
-class VerifyMode(StrEnum):
-    """How much a Store checks: each block on first read (default), everything at open, or nothing (benchmarks)."""
-
-    TOUCH = "touch"
-    FULL = "full"
-    OFF = "off"
 
 
 class Store:
@@ -72,10 +64,7 @@ class Store:
         max_open_shards: int = DEFAULT_MAX_OPEN_SHARDS,
         reopen_args: tuple[Any, ...] | None = None,
     ) -> None:
-        try:
-            self._mode = VerifyMode(verify)
-        except ValueError:
-            raise ConfigError(f"verify={verify!r} must be one of {[m.value for m in VerifyMode]}") from None
+        self._mode = parse_mode(VerifyMode, verify, name="verify")
         if max_open_shards < 1:
             raise ConfigError(f"max_open_shards={max_open_shards} must be >= 1")
         self._manifest = manifest
@@ -509,7 +498,7 @@ def _reopen(
     cache_limit: int | None = None,
 ) -> Store:
     # A FULL store was verified by its parent; the child checks blocks as it touches them instead.
-    mode = VerifyMode.TOUCH if VerifyMode(verify) is VerifyMode.FULL else verify
+    mode = VerifyMode.TOUCH if parse_mode(VerifyMode, verify, name="verify") is VerifyMode.FULL else verify
     return Store.open(
         path_or_url,
         verify=mode,
