@@ -30,7 +30,6 @@ from __future__ import annotations
 import collections
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -40,6 +39,7 @@ from shardstore.errors import ConfigError, StateError
 from shardstore.loader.batches import BatchReader, DocInfo
 from shardstore.loader.mixture import Mixture
 from shardstore.util.modes import parse_mode
+from shardstore.util.remote_options import RemoteOptions
 
 __all__ = [
     "STATE_FORMAT",
@@ -286,16 +286,7 @@ def make_dataloader(
     """
     if not isinstance(mixture, Mixture):
         mixture = Mixture.from_file(mixture)
-    if cache_dir is not None or storage_options is not None or cache_limit is not None:
-        config = mixture.config
-        mixture = Mixture(
-            replace(
-                config,
-                cache_dir=config.cache_dir if cache_dir is None else os.fspath(cache_dir),
-                storage_options=config.storage_options if storage_options is None else storage_options,
-                cache_limit=config.cache_limit if cache_limit is None else cache_limit,
-            )
-        )
+    mixture = mixture.with_remote(RemoteOptions(cache_dir, storage_options, cache_limit))
     doc = parse_mode(DocInfo, doc_info or DocInfo.NONE, name="doc_info")
     if num_workers < 0:
         raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
