@@ -89,34 +89,37 @@ def doc_lengths(store: Any) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
-def _nearest_rank(sorted_lengths: np.ndarray, p: int) -> int:
-    rank = max(1, math.ceil(p / 100 * sorted_lengths.size))
-    return int(sorted_lengths[rank - 1])
-
-
 def length_stats(lengths: np.ndarray) -> LengthStats:
-    """Summary of an array of document lengths (see the module docstring for the percentile rule)."""
+    """Summary of an array of document lengths (see the module docstring for the percentile rule).
+
+    O(n + max length) through a histogram of lengths (no sort; a sort-based count when a few documents are huge): 10^7 documents in a few tens of milliseconds.
+    """
     n = int(lengths.size)
     if n == 0:
         return LengthStats(0, 0, 0.0, {p: 0 for p in PERCENTILES}, 0, 0, 0, 0, 0)
-    ordered = np.sort(lengths, kind="stable")
-    top = int(ordered[-1])
-    total = int(lengths.sum())
-    first_at_max = int(np.searchsorted(ordered, top, "left"))
-    below = 0
-    if first_at_max:
-        runner_up = ordered[first_at_max - 1]
-        below = first_at_max - int(np.searchsorted(ordered, runner_up, "left"))
+    if int(lengths.max()) > 4 * n + (1 << 20):  # a few huge documents: a histogram would be mostly empty
+        values, hist = np.unique(lengths, return_counts=True)
+    else:
+        hist = np.bincount(lengths)
+        values = np.arange(hist.size, dtype=np.int64)
+    keep = hist > 0
+    values, hist = values[keep], hist[keep]
+    cum = np.cumsum(hist)
+    total = int(np.dot(hist, values))
+
+    def nearest_rank(p: int) -> int:  # smallest length with at least ceil(p% of n) documents at or below it
+        return int(values[np.searchsorted(cum, max(1, math.ceil(p / 100 * n)), "left")])
+
     return LengthStats(
         count=n,
         total=total,
         mean=total / n,
-        percentiles={p: _nearest_rank(ordered, p) for p in PERCENTILES},
-        min=int(ordered[0]),
-        max=top,
-        empty=int(np.count_nonzero(lengths == 0)),
-        at_max=n - first_at_max,
-        below_max=below,
+        percentiles={p: nearest_rank(p) for p in PERCENTILES},
+        min=int(values[0]),
+        max=int(values[-1]),
+        empty=int(hist[0]) if values[0] == 0 else 0,
+        at_max=int(hist[-1]),
+        below_max=int(hist[-2]) if hist.size > 1 else 0,
     )
 
 

@@ -52,6 +52,15 @@ def test_truncation_spike_is_flagged():
     assert length_stats(np.array([5, 6, 7, 8] * 10 + [2048] * 20)).truncated_fraction == 0.0  # 2x: no spike
     assert length_stats(np.arange(1, 100)).truncated_fraction == 0.0  # smooth tail: no spike
     assert length_stats(np.empty(0, dtype=np.int64)).count == 0
+    # a few huge documents take the sort-based path: the same answers
+    huge = length_stats(np.array([0, 3, 3, 10**9]))
+    assert (huge.percentiles, huge.empty, huge.max, huge.at_max, huge.below_max) == (
+        {50: 3, 90: 10**9, 99: 10**9},
+        1,
+        10**9,
+        1,
+        2,
+    )
 
 
 def test_tokens_per_file(golden):
