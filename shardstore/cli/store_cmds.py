@@ -50,10 +50,8 @@ def _doc_details(store: Any, index: int) -> dict[str, Any]:
     tok = store.tokenizer
     if tok is not None:
         details["text"] = tok.decode(tokens.tolist())
-    try:
-        from shardstore.store.provenance import read_provenance
-    except ImportError:
-        return details
+    from shardstore.store.provenance import read_provenance
+
     details["provenance"] = read_provenance(store, index)
     return details
 

@@ -42,6 +42,7 @@ import numpy as np
 from shardstore.loader.mixture import Mixture, OpenSource
 from shardstore.loader.recycle import ArrayRecycler
 from shardstore.mix.sampling import FeistelPermutation, permutation
+from shardstore.util.modes import parse_mode
 
 __all__ = ["BatchReader", "DocInfo"]
 
@@ -85,7 +86,7 @@ class BatchReader:
     ) -> None:
         self.mixture = mixture
         self.contiguous = contiguous
-        self.doc_info = DocInfo(doc_info or DocInfo.NONE)
+        self.doc_info = parse_mode(DocInfo, doc_info or DocInfo.NONE, name="doc_info")
         self._perms: dict[tuple[int, int], FeistelPermutation] = {}
         self._blocks: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
         self._staging: tuple[list[OpenSource], np.dtype] | None = None  # (opened sources, their common dtype)
@@ -261,8 +262,8 @@ class BatchReader:
         return out
 
     def _doc_info_arrays(self, marks: np.ndarray) -> dict[str, np.ndarray]:
-        """``position_ids`` / ``cu_seqlens`` as `shardstore.mix.sampling` defines them (`position_ids_from_marks`,
-        `cu_seqlens_from_marks`; tests pin the equality), from the segment starts of the flattened marks: two
+        """``position_ids`` / ``cu_seqlens`` as the test oracle `tests/marks_reference.py` defines them
+        (`position_ids_from_marks`, `cu_seqlens_from_marks`; tests pin the equality), from the segment starts of the flattened marks: two
         passes over ``B * seq_len`` values instead of a ``maximum.accumulate`` along rows (~20x slower, strided)."""
         rows, length = marks.shape
         marks[:, 0] = True  # every row starts a segment

@@ -30,16 +30,16 @@ from __future__ import annotations
 import collections
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import torch
 import torch.utils.data
 
 from shardstore.errors import ConfigError, StateError
 from shardstore.loader.batches import BatchReader, DocInfo
 from shardstore.loader.mixture import Mixture
+from shardstore.util.modes import parse_mode
+from shardstore.util.remote_options import RemoteOptions
 
 __all__ = [
     "STATE_FORMAT",
@@ -286,22 +286,8 @@ def make_dataloader(
     """
     if not isinstance(mixture, Mixture):
         mixture = Mixture.from_file(mixture)
-    if cache_dir is not None or storage_options is not None or cache_limit is not None:
-        config = mixture.config
-        mixture = Mixture(
-            replace(
-                config,
-                cache_dir=config.cache_dir if cache_dir is None else os.fspath(cache_dir),
-                storage_options=config.storage_options if storage_options is None else storage_options,
-                cache_limit=config.cache_limit if cache_limit is None else cache_limit,
-            )
-        )
-    try:
-        doc = DocInfo(doc_info or DocInfo.NONE)
-    except ValueError:
-        raise ConfigError(
-            f"doc_info={doc_info!r} must be one of {[d.value for d in DocInfo]} or None"
-        ) from None
+    mixture = mixture.with_remote(RemoteOptions(cache_dir, storage_options, cache_limit))
+    doc = parse_mode(DocInfo, doc_info or DocInfo.NONE, name="doc_info")
     if num_workers < 0:
         raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
     mixture.open_sources()  # fail early (missing stores, tokenizer mismatch) in the calling process
@@ -319,8 +305,3 @@ def make_dataloader(
     return ShardStoreDataLoader(
         dataset, sampler, num_workers=num_workers, pin_memory=pin_memory, timeout=timeout, **extra
     )
-
-
-def batch_to_numpy(batch: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """A batch's tensors as numpy arrays (tests, tools)."""
-    return {k: v.numpy() for k, v in batch.items()}

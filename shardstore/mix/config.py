@@ -43,6 +43,7 @@ from typing import Any
 
 from shardstore.errors import ConfigError
 from shardstore.mix.interleave import Phase, normalize_weights
+from shardstore.util.modes import VerifyMode, parse_mode
 from shardstore.util.sizes import parse_size
 
 __all__ = ["MixtureConfig", "PhaseConfig", "Ramp", "SourceConfig", "check_int"]
@@ -106,12 +107,7 @@ class PhaseConfig:
             raise ConfigError("a schedule phase needs exactly one of start_tokens or start_step")
         start = self.start_tokens if self.start_tokens is not None else self.start_step
         check_int(start, what="schedule phase start")
-        try:
-            object.__setattr__(self, "ramp", Ramp(self.ramp))
-        except ValueError:
-            raise ConfigError(
-                f"schedule ramp must be one of {[r.value for r in Ramp]}, got {self.ramp!r}"
-            ) from None
+        object.__setattr__(self, "ramp", parse_mode(Ramp, self.ramp, name="schedule ramp"))
         lengths = [x for x in (self.ramp_tokens, self.ramp_steps) if x is not None]
         if self.ramp is Ramp.LINEAR:
             if len(lengths) != 1 or check_int(lengths[0], what="ramp length", lo=1) < 1:
@@ -143,13 +139,14 @@ class MixtureConfig:
     cache_limit: int | None = (
         None  # bytes of node-local cache per remote store (None: $SHARDSTORE_CACHE_LIMIT)
     )
-    verify: str = "touch"
+    verify: VerifyMode = VerifyMode.TOUCH  # a string value is accepted
     allow_tokenizer_mismatch: bool = False
     storage_options: dict[str, Any] | None = None  # fsspec options for remote stores (endpoint, credentials)
     base_dir: str = "."
 
     def __post_init__(self) -> None:
         check_int(self.seq_len, what="seq_len", lo=1)
+        object.__setattr__(self, "verify", parse_mode(VerifyMode, self.verify, name="verify"))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
         if not self.sources:

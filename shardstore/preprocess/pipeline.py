@@ -22,14 +22,21 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shardstore.errors import BuildError, ConfigError
 from shardstore.preprocess.build_types import BuildConfig, BuildReport
 from shardstore.preprocess.executors import Executor, node_units, run_local, run_ray
 from shardstore.preprocess.journal import Journal, UnitResult, canonical_json
 from shardstore.preprocess.progress import BuildProgress
-from shardstore.preprocess.sources import InputFile, InputFormat, ReadOptions, SkipCounts, expand_inputs
+from shardstore.preprocess.sources import (
+    InputFile,
+    InputFormat,
+    ReadOptions,
+    SkipCounts,
+    Utf8Policy,
+    expand_inputs,
+)
 from shardstore.preprocess.units import UnitTask
 from shardstore.preprocess.workunits import WorkUnit, plan_units
 from shardstore.store import format as fmt
@@ -44,6 +51,10 @@ from shardstore.store.manifest import (
 )
 from shardstore.store.provenance import UNITS_FILE
 from shardstore.util.durable import atomic_write
+from shardstore.util.modes import parse_mode
+
+if TYPE_CHECKING:
+    from tokenizer import Tokenizer
 
 __all__ = ["REPORT_NAME", "TOKENIZER_NAME", "BuildConfig", "BuildReport", "build", "run_build"]
 
@@ -62,16 +73,50 @@ def _unit_name(unit: WorkUnit) -> str:
 
 
 def build(
-    inputs: Sequence[str] | str,
+    inputs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
     *,
-    tokenizer: Any,
+    tokenizer: str | os.PathLike[str] | Tokenizer,
     out: str | os.PathLike[str],
     workers: int | None = None,
-    **options: Any,
+    text_field: str = "text",
+    split_on: str | None = None,
+    utf8_errors: Utf8Policy | str = Utf8Policy.REPLACE,
+    eos: bool = True,
+    max_shard_bytes: int = 256 << 20,
+    unit_bytes: int = 256 << 20,
+    allow_partial: bool = False,
+    num_nodes: int = 1,
+    node_rank: int = 0,
+    finalize: bool = False,
+    executor: Executor | str = Executor.LOCAL,
+    storage_options: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    compress: bool = False,
 ) -> BuildReport:
-    """Tokenize `inputs` into a store at `out`; see `BuildConfig` for the options. Returns the `BuildReport`.
+    """Tokenize `inputs` into a store at `out` (or resume that build); returns the `BuildReport`.
 
-    `tokenizer` is the path of a tokenizer JSON file or a `tokenizer.Tokenizer`.
+    Args:
+        inputs: files, directories, globs or fsspec URLs (``.jsonl[.gz|.zst]``, ``.txt[.gz|.zst]``, ``.parquet``).
+        tokenizer: the path of a tokenizer JSON file, or a `tokenizer.Tokenizer`.
+        out: the store directory to create or resume.
+        workers: local worker processes (default: the usable cores).
+        text_field: JSON field / Parquet column holding the text.
+        split_on: split ``.txt`` files into documents on this separator (default: one document per file).
+        utf8_errors: invalid UTF-8 in a document: ``"replace"`` (U+FFFD), ``"skip"`` the document, ``"fail"`` the
+            file (a `Utf8Policy` or its value).
+        eos: append the tokenizer's EOS id after each document.
+        max_shard_bytes: size limit of one shard file.
+        unit_bytes: larger uncompressed JSON Lines / Parquet files are split into work units of about this size.
+        allow_partial: commit the store even if some input files failed (they are named in the report).
+        num_nodes, node_rank: run this node's slice of the units (any scheduler); then `finalize` once.
+        finalize: only write the manifest, once every unit of every node is done.
+        executor: ``"local"`` (process pool) or ``"ray"`` (an `Executor` or its value).
+        storage_options: fsspec options for URL inputs (endpoint, credentials).
+        progress: show a progress bar.
+        compress: also write zstd copies of the shards (for object storage).
+
+    The options that change the bytes of the store (`tokenizer`, `text_field`, `split_on`, `utf8_errors`, `eos`,
+    `max_shard_bytes`, `unit_bytes`) are recorded, and a resume with other values is refused; see `BuildConfig`.
 
     Raises:
         BuildError: some work units failed (their files are named; the others are kept and journaled; pass
@@ -82,11 +127,26 @@ def build(
     if not isinstance(tokenizer, str | os.PathLike):
         tokenizer = _save_tokenizer_object(tokenizer, out)
     cfg = BuildConfig(
-        inputs=tuple(inputs) if not isinstance(inputs, str) else (inputs,),
+        inputs=(os.fspath(inputs),)
+        if isinstance(inputs, str | os.PathLike)
+        else tuple(os.fspath(i) for i in inputs),
         tokenizer=os.fspath(tokenizer),
         out=out,
         workers=workers,
-        **options,
+        text_field=text_field,
+        split_on=split_on,
+        utf8_errors=parse_mode(Utf8Policy, utf8_errors, name="utf8_errors"),
+        eos=eos,
+        max_shard_bytes=max_shard_bytes,
+        unit_bytes=unit_bytes,
+        allow_partial=allow_partial,
+        num_nodes=num_nodes,
+        node_rank=node_rank,
+        finalize=finalize,
+        executor=parse_mode(Executor, executor, name="executor"),
+        storage_options=storage_options,
+        progress=progress,
+        compress=compress,
     )
     return run_build(cfg)
 
@@ -428,10 +488,6 @@ def _write_report(out: str, report: BuildReport) -> None:
 
 
 def _compress(out: str) -> None:
-    try:
-        from shardstore.store.compress import compress_store
-    except ImportError as exc:
-        raise BuildError(
-            f"--compress needs shardstore.store.compress.compress_store, which is not available ({exc})"
-        ) from exc
+    from shardstore.store.compress import compress_store
+
     compress_store(out)

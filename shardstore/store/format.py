@@ -79,16 +79,6 @@ def dtype_for_vocab(vocab_size: int) -> np.dtype:
     return np.dtype("<u2") if vocab_size <= 1 << 16 else np.dtype("<u4")
 
 
-def token_dtype(token_bytes: int) -> np.dtype:
-    """The numpy dtype of a payload whose tokens are `token_bytes` wide (2 or 4)."""
-    try:
-        return _TOKEN_DTYPES[token_bytes]
-    except KeyError:
-        raise FormatError(
-            f"token width {token_bytes} bytes is not supported; use 2 (uint16) or 4 (uint32)"
-        ) from None
-
-
 def _align8(n: int) -> int:
     return (n + 7) & ~7
 

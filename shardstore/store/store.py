@@ -30,7 +30,6 @@ import threading
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,6 +41,8 @@ from shardstore.store.locator import LocalLocator, Locator, split_url
 from shardstore.store.manifest import MANIFEST_NAME, FileInfo, Manifest, read_manifest
 from shardstore.store.mapped import MappedShard
 from shardstore.util.forksafe import reset_in_forked_child
+from shardstore.util.modes import VerifyMode, parse_mode
+from shardstore.util.remote_options import RemoteOptions
 
 if TYPE_CHECKING:
     from shardstore.store.verify import VerifyReport
@@ -49,14 +50,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_MAX_OPEN_SHARDS", "LocalLocator", "Locator", "Store", "VerifyMode"]
 
 DEFAULT_MAX_OPEN_SHARDS = 256
-
-
-class VerifyMode(StrEnum):
-    """How much a Store checks: each block on first read (default), everything at open, or nothing (benchmarks)."""
-
-    TOUCH = "touch"
-    FULL = "full"
-    OFF = "off"
 
 
 class Store:
@@ -72,10 +65,7 @@ class Store:
         max_open_shards: int = DEFAULT_MAX_OPEN_SHARDS,
         reopen_args: tuple[Any, ...] | None = None,
     ) -> None:
-        try:
-            self._mode = VerifyMode(verify)
-        except ValueError:
-            raise ConfigError(f"verify={verify!r} must be one of {[m.value for m in VerifyMode]}") from None
+        self._mode = parse_mode(VerifyMode, verify, name="verify")
         if max_open_shards < 1:
             raise ConfigError(f"max_open_shards={max_open_shards} must be >= 1")
         self._manifest = manifest
@@ -115,13 +105,21 @@ class Store:
         storage_options: dict[str, Any] | None = None,
         max_open_shards: int = DEFAULT_MAX_OPEN_SHARDS,
         cache_limit: int | None = None,
+        remote: RemoteOptions | None = None,
     ) -> Store:
         """Open a store directory, a `file://` URL, or (through the node-local cache) any fsspec URL.
 
         `cache_limit` (bytes) bounds the node-local cache of a remote store; the store then keeps at most as many
-        shards mapped as fit under it (mapped shards cannot be evicted).
+        shards mapped as fit under it (mapped shards cannot be evicted). `remote` is the three remote options as one
+        `RemoteOptions` (what the mixture and a re-opened store pass), instead of the separate keywords.
         """
-        args = (os.fspath(path_or_url), verify, cache_dir, storage_options, max_open_shards, cache_limit)
+        if remote is None:
+            remote = RemoteOptions(cache_dir, storage_options, cache_limit)
+        elif cache_dir is not None or storage_options is not None or cache_limit is not None:
+            raise ConfigError(
+                "pass either remote=RemoteOptions(...) or cache_dir/storage_options/cache_limit"
+            )
+        args = (os.fspath(path_or_url), verify, remote, max_open_shards)
         proto, path = split_url(path_or_url)
         if proto is None:
             if os.path.basename(path) == MANIFEST_NAME and os.path.isfile(path):
@@ -130,15 +128,9 @@ class Store:
             locator: Locator = LocalLocator(path, manifest)
             root = path
         else:
-            try:
-                from shardstore.remote.cache import open_remote
-            except ImportError as exc:
-                raise ConfigError(
-                    f"{path}: opening a remote store needs shardstore.remote.cache, which is not available ({exc})"
-                ) from exc
-            manifest_bytes, locator = open_remote(
-                path, cache_dir=cache_dir, storage_options=storage_options, cache_limit=cache_limit
-            )
+            from shardstore.remote.cache import open_remote
+
+            manifest_bytes, locator = open_remote(path, remote)
             pinnable = locator.max_mapped_shards
             if pinnable is not None:
                 max_open_shards = min(max_open_shards, pinnable)
@@ -504,21 +496,7 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def _reopen(
-    path_or_url: str,
-    verify: str,
-    cache_dir: str | None,
-    storage_options: dict[str, Any] | None,
-    max_open: int,
-    cache_limit: int | None = None,
-) -> Store:
+def _reopen(path_or_url: str, verify: str, remote: RemoteOptions, max_open: int) -> Store:
     # A FULL store was verified by its parent; the child checks blocks as it touches them instead.
-    mode = VerifyMode.TOUCH if VerifyMode(verify) is VerifyMode.FULL else verify
-    return Store.open(
-        path_or_url,
-        verify=mode,
-        cache_dir=cache_dir,
-        storage_options=storage_options,
-        max_open_shards=max_open,
-        cache_limit=cache_limit,
-    )
+    mode = VerifyMode.TOUCH if parse_mode(VerifyMode, verify, name="verify") is VerifyMode.FULL else verify
+    return Store.open(path_or_url, verify=mode, max_open_shards=max_open, remote=remote)

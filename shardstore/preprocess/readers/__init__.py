@@ -46,11 +46,9 @@ from shardstore.preprocess.readers.txt import read_txt_split, read_txt_whole
 
 
 def _native_scan() -> Any:
-    """The native JSON Lines scanner, or None when the extension is not built (the per-line path then reads)."""
-    try:
-        from shardstore._native._jsonl import scan
-    except ImportError:
-        return None
+    """The native JSON Lines scanner (a seam: tests swap in None to run the per-line reference path)."""
+    from shardstore._native._jsonl import scan
+
     return scan
 
 
