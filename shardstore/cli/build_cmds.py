@@ -22,6 +22,9 @@ from shardstore.cli.options import parse_storage_options, unescape
 )
 @click.option("--allow-partial", is_flag=True, help="Commit the store even if some input files failed.")
 @click.option(
+    "--rebuild-changed", is_flag=True, help="Rebuild the units whose input files changed (else refused)."
+)
+@click.option(
     "--text-field", default="text", show_default=True, help="JSON field / Parquet column with the text."
 )
 @click.option(
@@ -69,6 +72,7 @@ def build_cmd(
     out: str,
     workers: int | None,
     allow_partial: bool,
+    rebuild_changed: bool,
     text_field: str,
     split_on: str | None,
     num_nodes: int,
@@ -105,6 +109,7 @@ def build_cmd(
         max_shard_bytes=max_shard_mb << 20,
         unit_bytes=unit_mb << 20,
         allow_partial=allow_partial,
+        rebuild_changed=rebuild_changed,
         num_nodes=num_nodes,
         node_rank=node_rank,
         finalize=finalize,
