@@ -44,7 +44,9 @@ class BuildConfig:
     storage_options: Mapping[str, Any] | None = None
     progress: bool = True
     compress: bool = False
-    rebuild_changed: bool = False  # rebuild the units whose input bytes changed (else such a resume is refused)
+    rebuild_changed: bool = (
+        False  # rebuild the units whose input bytes changed (else such a resume is refused)
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.inputs, str):

@@ -39,7 +39,7 @@ def _stat_of(file: InputFile, storage_options: Mapping[str, Any] | None) -> dict
         try:
             fs, path = url_to_fs(file.url, storage_options)
             info = fs.info(path)
-        except Exception:  # noqa: BLE001 - an identity hint only; the size is recorded anyway
+        except Exception:
             return {}
         tag = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
         return {} if tag is None else {"tag": str(tag)}

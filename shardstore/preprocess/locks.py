@@ -63,7 +63,7 @@ class NodeLock:
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
             os.close(fd)
-            host, pid = (holder + ["?", "?"])[:2]
+            host, pid = [*holder, "?", "?"][:2]
             raise BuildError(
                 f"{self.path}: locked by host {host} pid {pid}: another build is writing this store (node rank "
                 "of this lock) right now; wait for it, or stop it, before re-running"

@@ -237,7 +237,9 @@ def run_build(cfg: BuildConfig) -> BuildReport:
         raise
 
 
-def _already_complete(plan: BuildPlan, journal: Journal, kept: Mapping[int, UnitResult], report: BuildReport) -> bool:
+def _already_complete(
+    plan: BuildPlan, journal: Journal, kept: Mapping[int, UnitResult], report: BuildReport
+) -> bool:
     """A committed store whose every unit is kept: nothing to do, nothing written (a corrupt report is rewritten)."""
     cfg = plan.cfg
     manifest_path = os.path.join(cfg.out, MANIFEST_NAME)
@@ -248,7 +250,9 @@ def _already_complete(plan: BuildPlan, journal: Journal, kept: Mapping[int, Unit
     report.complete, report.nothing_to_do, report.fingerprint = True, True, manifest.fingerprint
     report.skipped = skip_totals(kept.values())
     report.inputs = [input_fingerprint(kept[i]) for i in sorted(kept)]
-    report.message = f"{cfg.out}: the build is already complete (manifest present); nothing to do, nothing written"
+    report.message = (
+        f"{cfg.out}: the build is already complete (manifest present); nothing to do, nothing written"
+    )
     if report_is_corrupt(cfg.out):
         journal.move_aside(os.path.join(cfg.out, REPORT_NAME))
         write_report(cfg.out, report)
@@ -265,7 +269,9 @@ def _finish(
     """Step 4 (finalize): stop on failed units, wait for other nodes, or commit the store."""
     cfg, units = plan.cfg, plan.units
     failed = {
-        i: r for i, r in journal.failed(token_bytes=plan.token_bytes).items() if i not in results and i < len(units)
+        i: r
+        for i, r in journal.failed(token_bytes=plan.token_bytes).items()
+        if i not in results and i < len(units)
     }
     report.failed = {unit_name(units[i]): r.error or "failed" for i, r in sorted(failed.items())}
     report.skipped = skip_totals(list(results.values()) + list(failed.values()))
@@ -322,6 +328,7 @@ def _not_finalizable(plan: BuildPlan, journal: Journal, missing: Sequence[int]) 
         return text + f"; re-run node rank(s) {', '.join(map(str, ranks))}, then finalize again"
     return text + "; run the remaining node ranks (or the build without --finalize) first"
 
+
 def _run_units(plan: BuildPlan, todo: Sequence[int], report: BuildReport) -> None:
     """Step 3 (run): the units of `todo` on the chosen executor; each commits itself (see `units`)."""
     cfg, units, tok, dtype = plan.cfg, plan.units, plan.tok, plan.dtype
@@ -360,7 +367,9 @@ def _run_units(plan: BuildPlan, todo: Sequence[int], report: BuildReport) -> Non
     def on_result(result: UnitResult) -> None:
         if result.committed_by_other:
             bar.unit_done(units[result.index].size, failed=False)
-            bar.write(f"shardstore: unit {result.index} was committed by another writer meanwhile; kept theirs")
+            bar.write(
+                f"shardstore: unit {result.index} was committed by another writer meanwhile; kept theirs"
+            )
             return
         report.units_run += 1
         report.docs_run += result.num_docs
@@ -379,5 +388,3 @@ def _run_units(plan: BuildPlan, todo: Sequence[int], report: BuildReport) -> Non
             run_local(tasks, workers=workers, on_result=on_result, on_progress=bar.advance)
     finally:
         bar.close()
-
-

@@ -59,7 +59,9 @@ def check_options(journal: Journal, options: Mapping[str, Any]) -> None:
     )
     if static or not same_files:
         shown = static or keys
-        details = "; ".join(f"{k}: {short_json(old.get(k))} -> {short_json(options.get(k))}" for k in shown[:6])
+        details = "; ".join(
+            f"{k}: {short_json(old.get(k))} -> {short_json(options.get(k))}" for k in shown[:6]
+        )
         raise BuildError(
             f"{journal.out}: this store was started with different build options ({details}). Resume with the "
             f"original inputs, tokenizer and options, or build into a new/empty directory."
@@ -100,8 +102,7 @@ def usable_results(
         record = result.input
         span = None if unit.span is None else list(unit.span)
         if result.url != unit.file.url or (
-            record is not None
-            and (record.get("span") != span or changed(record, unit.file, storage_options))
+            record is not None and (record.get("span") != span or changed(record, unit.file, storage_options))
         ):
             changed_units.append(i)
             continue

@@ -22,14 +22,14 @@ import os
 import secrets
 import shutil
 import time
-from dataclasses import replace
 from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from shardstore.errors import BuildError
 from shardstore.preprocess.inputdigest import InputDigest, digest_parquet, is_parquet
 from shardstore.preprocess.journal import Journal, UnitResult
 from shardstore.preprocess.locks import host_tag
@@ -43,7 +43,6 @@ from shardstore.preprocess.sources import (
 )
 from shardstore.store.manifest import file_info
 from shardstore.store.provenance import write_unit_provenance
-from shardstore.errors import BuildError
 from shardstore.util.outerr import describe_output_error, is_output_error
 
 __all__ = ["UnitTask", "run_unit", "shard_prefix"]
@@ -182,7 +181,9 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
 
     cpu_start = time.process_time()  # the process runs one unit at a time (inline or a pool worker)
     journal = Journal(task.out)
-    if os.path.exists(journal.entry_path(task.index)):  # committed by another writer since this run planned it
+    if os.path.exists(
+        journal.entry_path(task.index)
+    ):  # committed by another writer since this run planned it
         return UnitResult(index=task.index, url=task.file.url, committed_by_other=True)
     attempt = new_attempt(task.index)
     folder = os.path.join(journal.attempts_dir, attempt)

@@ -104,23 +104,49 @@ def _walk(root: str, name: str) -> Iterator[str]:
                 yield os.path.relpath(os.path.join(folder, f), root)
 
 
-def check_sealed(root: str | os.PathLike[str], names: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """Check every sealed `*.json` file under `root` named by `names` (files or folders).
+def check_sealed(
+    root: str | os.PathLike[str], names: tuple[str, ...], *, copies: Mapping[str, str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Check the sealed `*.json` files under `root` named by `names` (files or folders).
 
-    Returns (sealed files that check out or do not, as store-relative names of the *bad* ones, and the names of
-    files found there that are not sealed JSON and so are not covered). Folders named `corrupt` hold entries a
-    build already moved aside; they are reported as not covered, never as failures.
+    Returns (the store-relative names of sealed files whose seal does not hold, the names of files found there
+    that no seal covers). `copies` maps a file to another one it must equal byte for byte (a file the build keeps
+    in two places); such a file counts as covered. Folders named `corrupt`, `stale` and `replaced` hold entries a
+    build already moved aside: they are listed as not covered, never as failures.
     """
     root = os.fspath(root)
+    copies = dict(copies or {})
     bad: list[str] = []
     uncovered: list[str] = []
     for name in names:
         for rel in _walk(root, name):
             parts = rel.split(os.sep)
-            if not rel.endswith(".json") or "corrupt" in parts or ".tmp." in parts[-1]:
+            if rel in copies:
+                with (
+                    open(os.path.join(root, rel), "rb") as a,
+                    open(os.path.join(root, copies[rel]), "rb") as b,
+                ):
+                    if a.read() != b.read():
+                        bad.append(rel)
+                continue
+            if not rel.endswith(".json") or _MOVED & set(parts) or ".tmp." in parts[-1]:
                 uncovered.append(rel)
                 continue
             got = read_sealed(os.path.join(root, rel))
             if got is not None and got[1] is None:
                 bad.append(rel)
     return bad, uncovered
+
+
+_MOVED = {"corrupt", "stale", "replaced", "attempts", "locks"}
+
+
+# The state a build leaves in a store directory beside the files the manifest lists (shardstore.preprocess).
+STATE_NAMES = ("build_report.json", ".build")
+STATE_COPIES = {os.path.join(".build", "tokenizer-input.json"): "tokenizer.json"}
+
+
+def check_store_state(root: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+    """`check_sealed` over a local store directory's build state (`build_report.json`, `.build/`): for
+    `verify`, so that no file of a finished store can go wrong unnoticed. Returns (bad, not covered)."""
+    return check_sealed(root, STATE_NAMES, copies=STATE_COPIES)
