@@ -5,6 +5,7 @@ to the clean store. Out of cache disk during `stage` is a CacheError at once (no
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -73,11 +74,8 @@ def _fill(mnt, leave=0):
     """Fill the file system, leaving about `leave` bytes."""
     st = os.statvfs(mnt)
     free = st.f_bavail * st.f_frsize - leave
-    with open(mnt / "filler", "wb") as f:
-        try:
-            f.write(b"\0" * max(free, 0))
-        except OSError:
-            pass
+    with open(mnt / "filler", "wb", buffering=0) as f, contextlib.suppress(OSError):
+        f.write(b"\0" * max(free, 0))
 
 
 def test_shards_on_a_full_disk(corpus, tiny_fs):
