@@ -3,11 +3,13 @@
 A unit's reader sees the raw (still compressed) bytes of its input through `HashingReader`, which feeds each
 `readinto` to xxh3 as the bytes pass: no second read, and xxh3 runs at memory speed (> 10 GB/s here), against a
 unit that encodes tens of MB/s per core, so the cost is too small to measure (benchmarks/RESULTS.md, issue 17).
-The fingerprint covers the contiguous byte range `[lo, hi)` the reader consumed: the whole file for a whole-file
-unit; for a byte range of a JSON Lines file, from one byte before the range to the end of the last block read
-(the reader looks one block past its range's end to finish its last line). The unit's documents are a function of
-exactly those bytes, so equal fingerprints mean equal documents; an edit in a neighbour's read-ahead makes both
-units "changed" (they are rebuilt; never is a change missed).
+The fingerprint covers the contiguous byte range `[lo, hi)` the unit's documents depend on: the whole file for a
+whole-file unit; for a byte range `[start, stop)` of a JSON Lines file, from `start - 1` (the reader looks there
+to find the first line it owns) to the end of the last line it owns (the first newline at or after `stop - 1`).
+Bytes up to `stop` are hashed as they stream past; the rest of that last line (usually a few hundred bytes) is
+read once more at the end, and the reader's read-ahead beyond it is not hashed, so an edit in one range changes
+that range's fingerprint only (or also its neighbour's, when it touches the line that crosses their boundary).
+Equal fingerprints mean equal documents; a change is never missed.
 
 Parquet is read by Arrow's C++ file, out of Python's reach: its units hash their byte range (the row groups'
 column chunks, the whole file for a whole-file unit) in a second pass over the page cache, after reading.
@@ -53,9 +55,12 @@ def _stat_of(file: InputFile, storage_options: Mapping[str, Any] | None) -> dict
 class InputDigest:
     """The fingerprint of one unit's input, filled by a `HashingReader` (or `hash_range` for Parquet)."""
 
-    def __init__(self, file: InputFile, storage_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, file: InputFile, storage_options: Mapping[str, Any] | None = None, *, stop: int | None = None
+    ) -> None:
         self.file = file
         self.storage_options = storage_options
+        self.stop = stop  # end of a line-owning byte range: bytes past it are hashed only to the line's end
         self.stat = _stat_of(file, storage_options)  # before reading: a later edit shows up as a change
         self.lo: int | None = None
         self.hi = 0
@@ -67,6 +72,10 @@ class InputDigest:
         return io.BufferedReader(HashingReader(raw, self), buffer_size=1 << 16)
 
     def feed(self, pos: int, view: memoryview) -> None:
+        if self.stop is not None and pos + len(view) > self.stop:
+            view = view[: max(0, self.stop - pos)]
+            if not view:
+                return
         end = pos + len(view)
         if self.lo is None:
             self.lo = self.hi = pos
@@ -81,11 +90,35 @@ class InputDigest:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe record: url, size, the hashed range, its xxh3-64, and the file's identity hints."""
         lo = 0 if self.lo is None else self.lo
+        if not self.gap and self.stop is not None and self.hi == self.stop < self.file.size:
+            self._finish_line()
         if self.gap:
             digest = hash_range(self.file.url, lo, self.hi, self.storage_options)
         else:
             digest = self._h.hexdigest()
         return {"url": self.file.url, "size": self.file.size, "range": [lo, self.hi], "xxh3_64": digest}
+
+    def _finish_line(self) -> None:
+        """Hash the rest of the line that crosses `stop` (the last line the range owns)."""
+        if is_url(self.file.url):
+            fs, path = url_to_fs(self.file.url, self.storage_options)
+            f: Any = fs.open(path, "rb")
+        else:
+            f = open(self.file.url, "rb")  # noqa: SIM115 - closed below
+        with f:
+            f.seek(self.hi - 1)
+            if f.read(1) == b"\n":
+                return
+            while True:
+                chunk = f.read(1 << 16)
+                if not chunk:
+                    return
+                cut = chunk.find(b"\n")
+                part = chunk if cut < 0 else chunk[: cut + 1]
+                self._h.update(part)
+                self.hi += len(part)
+                if cut >= 0:
+                    return
 
     def with_stat(self) -> dict[str, Any]:
         return {**self.to_dict(), **self.stat}

@@ -194,7 +194,10 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
         folder, dtype=dtype, name_prefix=shard_prefix(task.index), max_shard_bytes=task.max_shard_bytes
     )
     sink = _DocSink(writer, dtype, tokenizer.eos_id if task.eos else None, progress)
-    digest = None if is_parquet(task.file) else InputDigest(task.file, task.read.storage_options)
+    stop = (
+        None if task.span is None else task.span[1]
+    )  # a span of a JSON Lines file owns lines starting in it
+    digest = None if is_parquet(task.file) else InputDigest(task.file, task.read.storage_options, stop=stop)
 
     def flush(batch: list[DocPiece], chars: int) -> None:
         if not batch:
