@@ -10,6 +10,7 @@ import os
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import xxhash
@@ -40,7 +41,7 @@ def test_fingerprints_are_recorded_in_journal_units_report_and_manifest(setup, t
     report = _build(inputs, tok, out)
     units = json.loads((out / "provenance" / "units.json").read_bytes())["units"]
     for entry in units:
-        raw = open(entry["url"], "rb").read()
+        raw = Path(entry["url"]).read_bytes()
         assert entry["input"] == {
             "url": entry["url"],
             "size": len(raw),
