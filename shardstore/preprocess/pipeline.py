@@ -1,20 +1,23 @@
 """`shardstore.build` (this module, `shardstore.preprocess.pipeline`): corpora -> a store, in parallel, resumable, byte-deterministic.
 
-Pipeline:
-1. Expand the inputs into an ordered file list (`sources.expand_inputs`); file i is work unit i.
-2. Record the options that determine the output bytes in `.build/options.json` (a resume with other options is a
-   `BuildError`), copy the tokenizer into the store as `tokenizer.json` (workers load that copy).
-3. Run the units that are not journaled yet (this node's slice of them with `num_nodes > 1`) on the chosen executor.
-   Each unit writes `u{unit}-{i}.shard` files, a provenance Parquet file and then its journal entry (see `units`).
-4. When every unit is journaled (or, with `allow_partial`, every unit is journaled or failed), write the provenance
-   index, the report and, last, the manifest (the commit point). Shards are listed in unit order, so completion order,
-   worker count, executor and node count cannot change the manifest.
-
-Re-running a finished build finds the manifest and every unit journaled, writes nothing and says so.
+`run_build` is four steps:
+1. **plan** (`plan_build`): expand the inputs into an ordered file list (`sources.expand_inputs`), cut them into
+   work units (`workunits.plan_units`), load the tokenizer, and collect the options that determine the bytes.
+2. **resume check** (`resume_check`, see `resume`): a resume with other options is a `BuildError`; journaled units
+   are kept only if their entry is intact, their options and input bytes are unchanged and their files present
+   (corrupt entries are moved aside and redone; changed inputs stop the build, or with `rebuild_changed` are
+   rebuilt). A committed store whose every unit is kept is "already complete": nothing is written.
+3. **run** (`_run_units`): the units not kept (this node's slice with `num_nodes > 1`) on the chosen executor,
+   under this node rank's writer lock (`locks`). Each unit writes into its own attempt folder and commits itself by
+   an atomic create-if-absent of its journal entry (see `units`, `journal`).
+4. **finalize** (`_finish`, see `finalize`): with every unit journaled (or, with `allow_partial`, journaled or
+   failed), write the provenance index, the report and, last, the manifest (the commit point). Shards are listed in
+   unit order, so completion order, worker count, executor and node count cannot change the manifest.
 
 The report (`build_report.json`) holds wall-clock figures, so it is deliberately *not* listed in the manifest and not
-part of the fingerprint: the manifest and every listed file are a pure function of inputs and options, the report
-describes the last run that changed the store.
+part of the fingerprint (it is sealed, and `verify` checks it): the manifest and every listed file are a pure
+function of inputs and options, the report describes the last run that changed the store. Running out of disk
+(or quota, or a read-only output) anywhere is one `BuildError` naming the output file.
 """
 
 from __future__ import annotations
@@ -250,6 +253,7 @@ def _already_complete(
     report.complete, report.nothing_to_do, report.fingerprint = True, True, manifest.fingerprint
     report.skipped = skip_totals(kept.values())
     report.inputs = [input_fingerprint(kept[i]) for i in sorted(kept)]
+    journal.failed(token_bytes=plan.token_bytes)  # moves corrupt leftovers of failed attempts aside
     report.message = (
         f"{cfg.out}: the build is already complete (manifest present); nothing to do, nothing written"
     )

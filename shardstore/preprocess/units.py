@@ -2,8 +2,12 @@
 
 A unit is a pure function of (input file bytes, read options, tokenizer, eos flag, shard size): its shards are named
 `u{unit:06d}-{i:06d}.shard`, so where and when it runs (process pool, Ray task, another node) cannot change a byte.
-The unit commits itself, in this order: shards (each temp + fsync + rename, by `ShardWriter`), provenance Parquet
-(same), journal entry (same). Before starting it deletes whatever an earlier, killed attempt left with its prefix.
+Each attempt writes into its own folder `.build/attempts/u{unit}-{host}-{pid}-{random}/`: shards (temp + fsync +
+rename, by `ShardWriter`), provenance Parquet (same). Then it commits (`Journal.claim`): its sealed journal entry is
+created only if no other writer created it (`link(2)`), and only then do its files move into the store. An attempt
+that loses that race (a paused writer whose unit another build finished meanwhile) deletes only its own folder;
+no attempt ever deletes a file another writer committed. The input's fingerprint is computed as it is read
+(`inputdigest`).
 
 Hot path: readers hand out most documents as `PackedDocs` (a block of JSON lines or an Arrow string array: one buffer
 plus spans); `Tokenizer.encode_packed` turns one into a single id array with EOS after every document, which goes to
