@@ -22,7 +22,10 @@ from pathlib import Path
 
 def make_corpus(root: Path, mb: int) -> list[Path]:
     rng = random.Random(0)
-    words = ["".join(rng.choice("etaoinshrdlucmfwypvbgkjqxz") for _ in range(rng.randint(2, 9))) for _ in range(5000)]
+    words = [
+        "".join(rng.choice("etaoinshrdlucmfwypvbgkjqxz") for _ in range(rng.randint(2, 9)))
+        for _ in range(5000)
+    ]
     paths = []
     for i in range(4):
         path = root / f"part-{i}.jsonl"
@@ -62,9 +65,8 @@ def main() -> None:
     ap.add_argument("--mb", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    import tokenizer
-
     import shardstore
+    import tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -76,7 +78,11 @@ def main() -> None:
         units, plain, hashed = [], [], []
         for r in range(args.rounds):
             report = shardstore.build(
-                [str(root / "in")], tokenizer=root / "tok.json", out=root / f"st{r}", workers=1, progress=False
+                [str(root / "in")],
+                tokenizer=root / "tok.json",
+                out=root / f"st{r}",
+                workers=1,
+                progress=False,
             )
             units.append(report.cpu_seconds_run)
             plain.append(read_cpu(paths, hashed=False))
@@ -88,7 +94,9 @@ def main() -> None:
         print(f"build, units' CPU:            {build:.3f} s  ({total / 1e6 / build:.1f} MB per CPU-s)")
         print(f"read, plain:                  {statistics.median(plain):.4f} s")
         print(f"read, through HashingReader:  {statistics.median(hashed):.4f} s")
-        print(f"fingerprint cost:             {cost:.4f} s = {100 * cost / build:.2f}% of the build's unit CPU")
+        print(
+            f"fingerprint cost:             {cost:.4f} s = {100 * cost / build:.2f}% of the build's unit CPU"
+        )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ document is one piece of text plus its ids, not the document's token count.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import secrets
@@ -47,6 +46,7 @@ from shardstore.preprocess.sources import (
 )
 from shardstore.store.manifest import file_info
 from shardstore.store.provenance import write_unit_provenance
+from shardstore.store.writer import SHARD_SUFFIX
 from shardstore.util.outerr import describe_output_error, is_output_error
 
 __all__ = ["UnitTask", "run_unit", "shard_prefix"]
@@ -81,15 +81,18 @@ def new_attempt(index: int) -> str:
 
 
 def drop_stray_shards(out: str, result: UnitResult) -> None:
-    """After this writer committed unit `result.index`: delete store files of that unit that the committed entry
-    does not list (an older attempt's extra shards, temp files of builds before attempt folders). Only the
+    """After this writer committed unit `result.index`: delete the unit's shards beyond the ones its entry lists
+    (left by an earlier committed attempt that made more shards, before its entry was moved aside). Probes
+    `u{unit}-{k}.shard` upwards from the first unlisted `k`: O(1) per unit, not a listing of the store. Only the
     committer calls this, so no other writer's committed file can be among them."""
-    keep = {s.name for s in result.shards}
-    prefix = shard_prefix(result.index)
-    for name in os.listdir(out):
-        if name.startswith(prefix) and name not in keep:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(out, name))
+    k = len(result.shards)
+    while True:
+        path = os.path.join(out, f"{shard_prefix(result.index)}{k:06d}{SHARD_SUFFIX}")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        k += 1
 
 
 _BATCH_DOCS = 256

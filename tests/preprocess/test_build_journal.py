@@ -48,9 +48,13 @@ def _build(inputs, tok, out, **kw):
     )
 
 
-def _state_files(out: Path) -> list[Path]:
+def _state_files(out: Path, *, store_files: bool = False) -> list[Path]:
+    """The build's state files; with `store_files`, also the non-shard files a killed build has already written
+    (tokenizer copy, provenance index and per-unit provenance), which a resume must not commit unchecked."""
     files = [out / "build_report.json", out / ".build" / "options.json"]
     files += sorted((out / ".build" / "units").glob("*.json"))
+    if store_files:
+        files += [out / "tokenizer.json", *sorted((out / "provenance").iterdir())]
     return [f for f in files if f.exists()]
 
 
@@ -72,10 +76,10 @@ def test_bit_flips_in_a_killed_builds_journal_are_redone(setup, tmp_path):
     (template / "manifest.json").unlink()  # killed after the last unit, before the commit point
     rng = random.Random(16_3)
     redone = 0
-    for trial in range(40):
+    for trial in range(48):
         out = tmp_path / f"t{trial}"
         shutil.copytree(template, out)
-        where = _flip(rng, _state_files(out))
+        where = _flip(rng, _state_files(out, store_files=True))
         report = _build(inputs, tok, out)
         assert report.complete, where
         assert snapshot(out) == snapshot(ref), where
