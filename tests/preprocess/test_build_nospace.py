@@ -126,6 +126,18 @@ def test_report_over_the_file_size_limit(corpus, tmp_path):
     assert snapshot(out) == snapshot(ref)
 
 
+def test_read_only_output(corpus, tiny_fs):
+    """A finished store on a read-only file system re-runs as "nothing to do"; a new build there is one line."""
+    tok, inputs, ref = corpus
+    out = tiny_fs / "st"
+    assert _run(_cmd(inputs, tok, out)).returncode == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_fs)], check=True)
+    again = _run(_cmd(inputs, tok, out))
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr
+    done = _run(_cmd(inputs, tok, tiny_fs / "other"))
+    _one_line(done, str(tiny_fs / "other"), "read-only file system (EROFS)")
+
+
 def test_stage_out_of_cache_disk_is_a_cache_error_at_once(corpus, tiny_fs):
     import fsspec
 
