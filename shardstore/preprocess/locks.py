@@ -62,7 +62,9 @@ class NodeLock:
         except OSError as exc:
             if exc.errno != errno.EROFS:
                 raise
-            return self  # a read-only store: nobody can write it, and any write we try fails with a clear line
+            return (
+                self  # a read-only store: nobody can write it, and any write we try fails with a clear line
+            )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -128,7 +128,7 @@ def test_report_over_the_file_size_limit(corpus, tmp_path):
 
 def test_read_only_output(corpus, tiny_fs):
     """A finished store on a read-only file system re-runs as "nothing to do"; a new build there is one line."""
-    tok, inputs, ref = corpus
+    tok, inputs, _ref = corpus
     out = tiny_fs / "st"
     assert _run(_cmd(inputs, tok, out)).returncode == 0
     subprocess.run(["mount", "-o", "remount,ro", str(tiny_fs)], check=True)
