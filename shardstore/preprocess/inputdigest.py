@@ -16,7 +16,8 @@ column chunks, the whole file for a whole-file unit) in a second pass over the p
 
 Change detection on resume (`changed`): a local file whose (size, mtime_ns, inode) equal the recorded ones is
 taken as unchanged without reading it (as make and rsync do); otherwise its recorded range is hashed again and
-compared. Remote inputs are compared by size and, when the file system reports one, by ETag / mtime.
+compared. Remote inputs are compared by size and by ETag / mtime (a changed tag: the range is fetched and hashed
+again); where the file system reports neither, by size only.
 """
 
 from __future__ import annotations
@@ -209,13 +210,28 @@ def digest_parquet(file: InputFile, span: tuple[int, int] | None, storage_option
     return {**rec, "xxh3_64": hash_range(file.url, lo, hi, storage_options), **d.stat}
 
 
-def changed(record: Mapping[str, Any], file: InputFile, storage_options: Any) -> bool:
-    """True if the input bytes a unit recorded (`InputDigest.with_stat`) differ from the file now."""
+def changed(
+    record: Mapping[str, Any],
+    file: InputFile,
+    storage_options: Any,
+    stats: dict[str, dict[str, Any]] | None = None,
+) -> bool:
+    """True if the input bytes a unit recorded (`InputDigest.with_stat`) differ from the file now.
+
+    `stats` caches the file's identity hints per URL over one resume check (one stat or HEAD per file, not per
+    unit). A remote file whose file system reports no ETag/mtime is compared by size only: re-downloading every
+    input on every re-run would cost more than the build's own check is worth (docs/build-state.md)."""
     if record.get("url") != file.url or record.get("size") != file.size:
         return True
-    now = _stat_of(file, storage_options)
+    if stats is None:
+        stats = {}
+    now = stats.get(file.url)
+    if now is None:
+        now = stats[file.url] = _stat_of(file, storage_options)
     hints = {k: record[k] for k in ("mtime_ns", "ino", "tag") if k in record}
     if hints and all(now.get(k) == v for k, v in hints.items()):
+        return False
+    if not hints and is_url(file.url):
         return False
     rng = record.get("range")
     if not isinstance(rng, list) or len(rng) != 2 or not all(type(x) is int for x in rng):

@@ -98,6 +98,7 @@ def usable_results(
     kept: dict[int, UnitResult] = {}
     stale: list[int] = []
     changed_units: list[int] = []
+    stats: dict[str, dict[str, Any]] = {}  # one stat (or HEAD) per input file, not per unit
     for i, result in sorted(journal.finished(token_bytes=token_bytes).items()):
         if i >= len(units) or (result.build and result.build != digest):
             stale.append(i)
@@ -106,7 +107,8 @@ def usable_results(
         record = result.input
         span = None if unit.span is None else list(unit.span)
         if result.url != unit.file.url or (
-            record is not None and (record.get("span") != span or changed(record, unit.file, storage_options))
+            record is not None
+            and (record.get("span") != span or changed(record, unit.file, storage_options, stats))
         ):
             changed_units.append(i)
             continue
