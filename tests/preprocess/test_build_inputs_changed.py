@@ -123,3 +123,21 @@ def test_byte_ranges_of_one_file_rebuild_only_the_edited_range(tmp_path):
     assert again.units_run == 1
     _build(inputs, tok, tmp_path / "clean", unit_bytes=16 << 10)
     assert snapshot(out) == snapshot(tmp_path / "clean")
+
+
+def test_s3_input_edited_in_place_is_found_by_its_etag(tmp_path, s3_server, setup):
+    import fsspec
+
+    tok, inputs = setup
+    bucket = s3_server.new_bucket()
+    fs = fsspec.filesystem("s3", **s3_server.storage_options)
+    data = (inputs / "part-000.jsonl").read_bytes()
+    fs.pipe(f"{bucket}/c/a.jsonl", data)
+    url, opts = f"s3://{bucket}/c", s3_server.storage_options
+    out = tmp_path / "st"
+    _build(url, tok, out, storage_options=opts)
+    assert _build(url, tok, out, storage_options=opts).nothing_to_do  # same ETag: nothing fetched again
+    fs.pipe(f"{bucket}/c/a.jsonl", data.replace(b"the", b"THE"))  # same size, new bytes, new ETag
+    with pytest.raises(BuildError, match=r"changed since their units were built: s3://.*/a\.jsonl"):
+        _build(url, tok, out, storage_options=opts)
+    assert _build(url, tok, out, storage_options=opts, rebuild_changed=True).units_run == 1
