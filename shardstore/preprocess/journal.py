@@ -28,6 +28,7 @@ Design:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -176,14 +177,20 @@ class Journal:
         writer did (atomic), then move the files into the store. False: another writer committed it first."""
         path = self.entry_path(result.index)
         tmp = f"{path}.tmp.{os.getpid()}.{result.attempt}"
+        data = seal(result.to_dict())
         with open(tmp, "wb") as f:
-            f.write(seal(result.to_dict()))
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         try:
             os.link(tmp, path)  # create-if-absent: of two writers of this unit, exactly one gets here
         except FileExistsError:
             return False
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
+            if not _create_exclusive(path, data):  # a file system without hard links
+                return False
         finally:
             os.unlink(tmp)
         fsync_dir(self.units_dir)
@@ -265,6 +272,24 @@ class Journal:
                 continue
             out[result.index] = result
         return out
+
+
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS}
+
+
+def _create_exclusive(path: str, data: bytes) -> bool:
+    """O_CREAT | O_EXCL (exclusive on local file systems and NFSv3+), for file systems without `link`. A crash
+    while writing leaves a short entry, whose seal fails: the unit is then redone, never trusted."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
 
 
 def _listdir(folder: str) -> list[str]:

@@ -4,6 +4,7 @@ journal a multi-node `--finalize` reads; and `verify` covers that state in a fin
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -159,3 +160,24 @@ def test_verify_covers_the_build_state_of_a_finished_store(setup, tmp_path):
                 assert verify_store(store).ok, where
             assert snapshot(out) == snapshot(ref), where
             shutil.rmtree(out)
+
+
+def test_commit_is_create_if_absent_also_without_hard_links(tmp_path, monkeypatch):
+    """Two writers of one unit: the first claim commits, the second is told so. Also where `link(2)` is not
+    supported (some FUSE mounts): O_EXCL creation instead, with the same outcome."""
+    from shardstore.preprocess.journal import Journal, UnitResult
+
+    journal = Journal(tmp_path / "st")
+    journal.create()
+    first = UnitResult(index=3, url="a.jsonl", num_docs=1)
+    assert journal.claim(first) and not journal.claim(UnitResult(index=3, url="a.jsonl", num_docs=2))
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    assert journal.claim(UnitResult(index=4, url="b.jsonl", num_docs=1))
+    assert not journal.claim(UnitResult(index=4, url="b.jsonl", num_docs=2))
+    got = journal.finished(token_bytes=2)
+    assert {i: r.num_docs for i, r in got.items()} == {3: 1, 4: 1}
+    assert sorted(os.listdir(journal.units_dir)) == ["unit-000003.json", "unit-000004.json"]  # no temp left
