@@ -23,6 +23,9 @@ from shardstore.preprocess.modes import Executor, Utf8Policy
 )
 @click.option("--allow-partial", is_flag=True, help="Commit the store even if some input files failed.")
 @click.option(
+    "--rebuild-changed", is_flag=True, help="Rebuild the units whose input files changed (else refused)."
+)
+@click.option(
     "--text-field", default="text", show_default=True, help="JSON field / Parquet column with the text."
 )
 @click.option(
@@ -70,6 +73,7 @@ def build_cmd(
     out: str,
     workers: int | None,
     allow_partial: bool,
+    rebuild_changed: bool,
     text_field: str,
     split_on: str | None,
     num_nodes: int,
@@ -104,6 +108,7 @@ def build_cmd(
         max_shard_bytes=max_shard_mb << 20,
         unit_bytes=unit_mb << 20,
         allow_partial=allow_partial,
+        rebuild_changed=rebuild_changed,
         num_nodes=num_nodes,
         node_rank=node_rank,
         finalize=finalize,

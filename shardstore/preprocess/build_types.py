@@ -45,6 +45,9 @@ class BuildConfig:
     storage_options: Mapping[str, Any] | None = None
     progress: bool = True
     compress: bool = False
+    rebuild_changed: bool = (
+        False  # rebuild the units whose input bytes changed (else such a resume is refused)
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.inputs, str):
@@ -101,6 +104,7 @@ class BuildReport:
     nothing_to_do: bool = False
     fingerprint: str | None = None
     message: str = ""
+    inputs: list[Any] = field(default_factory=list)  # per unit: url, size, byte range read, xxh3-64 of it
 
     def to_dict(self) -> dict[str, Any]:
         secs = max(self.seconds, 1e-9)
@@ -128,6 +132,7 @@ class BuildReport:
             "nothing_to_do": self.nothing_to_do,
             "fingerprint": self.fingerprint,
             "message": self.message,
+            "inputs": list(self.inputs),
         }
 
     def summary(self) -> str:

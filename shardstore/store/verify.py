@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from shardstore.errors import ManifestError, ShardStoreError
 from shardstore.store import format as fmt
+from shardstore.util.sealed import check_store_state
 
 if TYPE_CHECKING:
     from shardstore.store.locator import Locator
@@ -44,6 +45,7 @@ class VerifyReport:
     files_checked: int = 0
     bytes_checked: int = 0
     problems: list[fmt.Problem] = field(default_factory=list)
+    not_covered: list[str] = field(default_factory=list)  # files of the store directory no check covers
 
     @property
     def ok(self) -> bool:
@@ -126,4 +128,22 @@ def verify_store(store: VerifiedStore, *, on_file: Callable[[str], None] | None 
         _check_file(store, entry.name, report)
         if on_file is not None:
             on_file(entry.name)
+    _check_build_state(store.root, report)
     return report
+
+
+def _check_build_state(root: str, report: VerifyReport) -> None:
+    """The sealed build state beside a local store (`build_report.json`, `.build/`): see `util.sealed`."""
+    if not os.path.isdir(root):
+        return
+    bad, uncovered = check_store_state(root)
+    for name in bad:
+        report.problems.append(
+            fmt.Problem(
+                os.path.join(root, name),
+                0,
+                "build state file is corrupt (its xxh3 seal does not match); the store's data is not affected: "
+                "re-run the build command to rewrite it, or delete it",
+            )
+        )
+    report.not_covered.extend(uncovered)

@@ -53,9 +53,15 @@ def _native_scan() -> Any:
 
 
 def read_batches(
-    file: InputFile, options: ReadOptions, counts: SkipCounts, *, span: tuple[int, int] | None = None
+    file: InputFile,
+    options: ReadOptions,
+    counts: SkipCounts,
+    *,
+    span: tuple[int, int] | None = None,
+    digest: Any = None,
 ) -> Iterator[DocPiece | PackedDocs]:
-    """See `shardstore.preprocess.sources.iter_batches`."""
+    """See `shardstore.preprocess.sources.iter_batches` (`digest`: an `inputdigest.InputDigest` fed the raw bytes
+    of non-Parquet inputs as they are read)."""
     if span is not None and not (
         file.format is InputFormat.PARQUET
         or (file.format is InputFormat.JSONL and file.compression is Compression.NONE)
@@ -66,6 +72,8 @@ def read_batches(
         if file.format is InputFormat.PARQUET:
             yield from read_parquet(file, raw, options, counts, span)
             return
+        if digest is not None:
+            raw = digest.wrap(raw)
         stream = open_stream(file, raw)
         try:
             if file.format is InputFormat.JSONL:
