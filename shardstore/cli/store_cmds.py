@@ -121,6 +121,8 @@ def verify_cmd(store: str, cache_dir: str | None) -> None:
     total = s.num_shards + len(s.manifest.files)
     with tqdm(total=total, unit="file", desc="verify", disable=None, leave=False) as bar:
         report = verify_store(s, on_file=lambda _name: bar.update(1))
+    for name in report.not_covered:
+        click.echo(f"NOT COVERED {name}: not checked by verify, and never read by a Store")
     for problem in report.problems:
         click.echo(f"FAILED {problem}")
     if not report.ok:
@@ -128,6 +130,7 @@ def verify_cmd(store: str, cache_dir: str | None) -> None:
         raise FormatError(f"{s.root}: verification failed: {len(report.problems)} problem(s), listed above")
     click.echo(
         f"OK {s.root}: {report.files_checked} files, {report.bytes_checked} bytes, fingerprint {s.fingerprint}"
+        + (f"; {len(report.not_covered)} file(s) not covered, listed above" if report.not_covered else "")
     )
 
 

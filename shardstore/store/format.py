@@ -43,6 +43,7 @@ __all__ = [
     "file_checksum",
     "parse_header",
     "shard_layout",
+    "stored_header_checksum",
     "verify_shard_file",
 ]
 
@@ -160,7 +161,12 @@ class ShardHeader:
         return body + struct.pack("<Q", checksum_bytes(body)) + bytes(HEADER_SIZE - HEADER_USED)
 
 
-def parse_header(buf: bytes | memoryview, *, source: str) -> ShardHeader:
+def stored_header_checksum(buf: bytes | bytearray | memoryview) -> int:
+    """The header checksum a shard stores at bytes [96, 104) (what a v2 manifest lists as `header_checksum`)."""
+    return int(struct.unpack_from("<Q", buf, _CHECKED_PREFIX)[0])
+
+
+def parse_header(buf: bytes | bytearray | memoryview, *, source: str) -> ShardHeader:
     """Parse and validate the first page of a shard; any inconsistency raises FormatError naming `source`."""
     if len(buf) < HEADER_SIZE:
         raise FormatError(
@@ -270,6 +276,8 @@ class ShardRecord(Protocol):
     def num_tokens(self) -> int: ...
     @property
     def num_docs(self) -> int: ...
+    @property
+    def header_checksum(self) -> str | None: ...
 
 
 def check_shard_bytes(buf: memoryview, *, source: str, info: ShardRecord | None = None) -> list[Problem]:

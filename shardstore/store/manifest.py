@@ -42,7 +42,10 @@ __all__ = [
 ]
 
 MANIFEST_NAME = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = (
+    2  # v2 adds each shard's header checksum (binds its bytes to this manifest); v1 still reads
+)
+READABLE_VERSIONS = (1, 2)
 MAX_MANIFEST_BYTES = 1 << 30
 MAX_FILE_BYTES = 1 << 50
 _NAME_PART = r"[A-Za-z0-9_][A-Za-z0-9._+=-]{0,254}"
@@ -50,6 +53,8 @@ _NAME = re.compile(rf"{_NAME_PART}(?:/{_NAME_PART})*")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 _DTYPES = ("uint16", "uint32")
 _SHARD_KEYS = frozenset({"name", "num_tokens", "num_docs", "size", "checksum"})
+_SHARD_KEYS_V2 = _SHARD_KEYS | {"header_checksum"}
+_MAX_INT_DIGITS = 24  # no valid field needs more; longer integer literals are refused before conversion
 
 
 def _fail(source: str, msg: str) -> ManifestError:
@@ -99,27 +104,37 @@ def _keys(
 
 @dataclass(frozen=True, slots=True)
 class ShardInfo:
-    """One shard as the manifest lists it: `checksum` is the whole-file xxh3_64 (16 hex digits)."""
+    """One shard as the manifest lists it: `checksum` is the whole-file xxh3_64 (16 hex digits);
+    `header_checksum` (manifest v2) is the checksum stored in the shard's header, which covers its counts and the
+    checksums of its document index and block table: a reader compares it when it maps the shard, so every token
+    it returns is bound to this manifest at O(1) cost per mapping. None in v1 manifests."""
 
     name: str
     num_tokens: int
     num_docs: int
     size: int
     checksum: str
+    header_checksum: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "name": self.name,
             "num_tokens": self.num_tokens,
             "num_docs": self.num_docs,
             "size": self.size,
             "checksum": self.checksum,
         }
+        if self.header_checksum is not None:
+            d["header_checksum"] = self.header_checksum
+        return d
 
     @classmethod
     def from_dict(cls, d: object, *, source: str, token_bytes: int) -> ShardInfo:
-        d = _keys(d, _SHARD_KEYS, set(), source=source, what="shard entry")
+        d = _keys(d, _SHARD_KEYS, {"header_checksum"}, source=source, what="shard entry")
         name = check_name(d["name"], source=source, what="shard name")
+        head = d.get("header_checksum")
+        if head is not None and (type(head) is not str or not _HEX16.fullmatch(head)):
+            raise _fail(source, f"{name}: header_checksum must be 16 lowercase hex digits, got {head!r}")
         nt, nd, size, checksum = d["num_tokens"], d["num_docs"], d["size"], d["checksum"]
         if not (
             type(nt) is int
@@ -144,7 +159,7 @@ class ShardInfo:
                 source,
                 f"shard {name}: size {size} is impossible for {nt} tokens and {nd} documents (expected {lo}..{hi})",
             )
-        return cls(name=name, num_tokens=nt, num_docs=nd, size=size, checksum=checksum)
+        return cls(name=name, num_tokens=nt, num_docs=nd, size=size, checksum=checksum, header_checksum=head)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +281,9 @@ class Manifest:
     files: tuple[FileInfo, ...] = ()
     tokenizer: TokenizerInfo | None = None
     provenance: Mapping[str, Any] = field(default_factory=dict)
-    format_version: int = MANIFEST_VERSION
+    format_version: int = (
+        0  # 0: the newest version the shard entries allow (v2 when each has a header checksum)
+    )
     _fingerprint: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -276,6 +293,9 @@ class Manifest:
             raise ManifestError(f"dtype {self.dtype!r} must be one of {_DTYPES}") from None
         object.__setattr__(self, "shards", tuple(self.shards))
         object.__setattr__(self, "files", tuple(self.files))
+        if not self.format_version:
+            bound = all(s.header_checksum is not None for s in self.shards)
+            object.__setattr__(self, "format_version", MANIFEST_VERSION if bound else 1)
         # Round-trip through the validating parser so a constructed manifest obeys the same rules as a read one.
         object.__setattr__(self, "_fingerprint", self._compute_fingerprint())
         Manifest._validate(self._body(), source="<new manifest>")
@@ -318,7 +338,9 @@ class Manifest:
             "num_docs": self.num_docs,
             "num_shards": len(self.shards),
             "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None,
-            "shards": [s.to_dict() for s in self.shards],
+            "shards": [s.to_dict() for s in self.shards]
+            if self.format_version >= 2
+            else [ShardInfo.to_dict(_unbound(s)) for s in self.shards],
             "files": [f.to_dict() for f in self.files],
             "provenance": dict(self.provenance),
             "fingerprint": self.fingerprint,
@@ -336,7 +358,12 @@ class Manifest:
         if len(data) > MAX_MANIFEST_BYTES:
             raise _fail(source, f"manifest is {len(data)} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
         try:
-            obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+            obj = json.loads(
+                data.decode("utf-8"),
+                parse_constant=_reject_constant,
+                parse_float=_parse_float,
+                parse_int=_parse_int,
+            )
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise _fail(source, f"not valid JSON ({exc}); the manifest is corrupt") from None
         if not isinstance(obj, dict):
@@ -366,11 +393,12 @@ class Manifest:
         keys = {"format", "format_version", "dtype", "num_tokens", "num_docs", "num_shards", "tokenizer"}
         keys |= {"shards", "files", "provenance", "fingerprint"}
         obj = _keys(obj, keys, set(), source=source, what="manifest")
-        if obj["format"] != "shardstore" or obj["format_version"] != MANIFEST_VERSION:
+        version = obj["format_version"]
+        if obj["format"] != "shardstore" or type(version) is not int or version not in READABLE_VERSIONS:
             raise _fail(
                 source,
-                f"format {obj['format']!r} version {obj['format_version']!r} is not a shardstore v{MANIFEST_VERSION} "
-                "manifest",
+                f"format {obj['format']!r} version {version!r} is not a shardstore manifest of versions "
+                f"{READABLE_VERSIONS}; upgrade shardstore or rebuild the store",
             )
         if obj["dtype"] not in _DTYPES:
             raise _fail(source, f"dtype {obj['dtype']!r} must be one of {_DTYPES}")
@@ -386,6 +414,12 @@ class Manifest:
         _check_json_value(prov, source=source)
         shard_infos = tuple(ShardInfo.from_dict(s, source=source, token_bytes=token_bytes) for s in shards)
         file_infos = tuple(FileInfo.from_dict(f, source=source) for f in files)
+        unbound = sum(s.header_checksum is None for s in shard_infos)
+        if (version >= 2 and unbound) or (version == 1 and unbound != len(shard_infos)):
+            raise _fail(
+                source,
+                f"a v{version} manifest must list header_checksum for {'every' if version >= 2 else 'no'} shard",
+            )
         names = [s.name for s in shard_infos] + [f.name for f in file_infos]
         if len(set(names)) != len(names) or MANIFEST_NAME in names:
             dup = sorted({n for n, c in Counter(names).items() if c > 1 or n == MANIFEST_NAME})
@@ -405,7 +439,7 @@ class Manifest:
             "files": file_infos,
             "tokenizer": tokenizer,
             "provenance": prov,
-            "format_version": MANIFEST_VERSION,
+            "format_version": version,
         }
         for name, value in fields.items():
             object.__setattr__(manifest, name, value)
@@ -417,6 +451,24 @@ class Manifest:
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > _MAX_INT_DIGITS:
+        raise ValueError(f"integer {text[:40]}... has {len(text)} digits, more than any valid field")
+    return int(text)
+
+
+def _unbound(s: ShardInfo) -> ShardInfo:
+    """The v1 form of an entry (no header checksum)."""
+    return ShardInfo(s.name, s.num_tokens, s.num_docs, s.size, s.checksum)
 
 
 def write_manifest(directory: str | os.PathLike[str], manifest: Manifest) -> str:
@@ -431,7 +483,7 @@ def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
     path = os.path.join(os.fspath(directory), MANIFEST_NAME)
     try:
         with fmt.open_regular(path) as f:
-            data = f.read(MAX_MANIFEST_BYTES + 1)
+            data = _read_sized(f, path)
     except FileNotFoundError:
         raise ManifestError(
             f"{path}: no manifest: not a shardstore store, or its build never finished"
@@ -439,6 +491,17 @@ def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read manifest: {exc}") from exc
     return Manifest.from_json_bytes(data, source=path)
+
+
+def _read_sized(f: Any, path: str) -> bytes:
+    """The whole file, reading by its size (never reserving MAX_MANIFEST_BYTES for a small one)."""
+    size = os.fstat(f.fileno()).st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise _fail(path, f"manifest is {size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
+    data = f.read(size)
+    if len(data) != size or f.read(1):
+        raise _fail(path, "manifest changed size while it was read; retry once the writer finished")
+    return bytes(data)
 
 
 def file_info(path: str | os.PathLike[str], *, name: str | None = None) -> FileInfo:
@@ -465,4 +528,5 @@ def read_shard_info(path: str | os.PathLike[str], *, name: str | None = None) ->
         num_docs=header.num_docs,
         size=size,
         checksum=fmt.file_checksum(path),
+        header_checksum=f"{fmt.stored_header_checksum(head):016x}",
     )

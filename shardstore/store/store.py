@@ -26,9 +26,7 @@ Design and trade-offs:
 from __future__ import annotations
 
 import os
-import threading
 from bisect import bisect_right
-from collections import OrderedDict
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -38,9 +36,12 @@ import numpy as np
 from shardstore.errors import ChecksumError, ConfigError, FormatError, ManifestError
 from shardstore.store import format as fmt
 from shardstore.store import rows as _rows
+from shardstore.store.budget import MapBudget
 from shardstore.store.locator import LocalLocator, Locator, split_url
 from shardstore.store.manifest import MANIFEST_NAME, FileInfo, Manifest, read_manifest
+from shardstore.store.mapcache import ShardMaps
 from shardstore.store.mapped import MappedShard
+from shardstore.store.rawmap import FileId
 from shardstore.util.forksafe import reset_in_forked_child
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MAX_OPEN_SHARDS", "LocalLocator", "Locator", "Store", "VerifyMode"]
 
-DEFAULT_MAX_OPEN_SHARDS = 256
+DEFAULT_MAX_OPEN_SHARDS = 4096  # per store; the process-wide MapBudget bounds all stores together
 
 
 class VerifyMode(StrEnum):
@@ -71,6 +72,7 @@ class Store:
         verify: VerifyMode | str = VerifyMode.TOUCH,
         max_open_shards: int = DEFAULT_MAX_OPEN_SHARDS,
         reopen_args: tuple[Any, ...] | None = None,
+        budget: MapBudget | None = None,
     ) -> None:
         try:
             self._mode = VerifyMode(verify)
@@ -97,8 +99,9 @@ class Store:
         self._tokenizer: Any = None
         self._out_dtypes: set[np.dtype] = set()
         self._out_dtype: np.dtype | None = None
-        self._reset_state()
-        # a forked child (e.g. a DataLoader worker) must not trust the parent's verification bitmaps or mappings
+        self._maps = ShardMaps(
+            manifest, locator, max_open=max_open_shards, trust_all=self._mode is VerifyMode.OFF, budget=budget
+        )
         reset_in_forked_child(self._reset_after_fork)
         if self._mode is VerifyMode.FULL:
             self.verify()
@@ -121,6 +124,10 @@ class Store:
         `cache_limit` (bytes) bounds the node-local cache of a remote store; the store then keeps at most as many
         shards mapped as fit under it (mapped shards cannot be evicted).
         """
+        if "\x00" in os.fspath(path_or_url):
+            raise ConfigError(
+                f"store path {os.fspath(path_or_url)!r} contains a NUL byte; no file can be named so"
+            )
         args = (os.fspath(path_or_url), verify, cache_dir, storage_options, max_open_shards, cache_limit)
         proto, path = split_url(path_or_url)
         if proto is None:
@@ -262,9 +269,9 @@ class Store:
             raise IndexError(f"tokens [{start}, {start + n}) are outside the store's [0, {self._num_tokens})")
         starts = self._tok_starts
         s = bisect_right(starts, start) - 1
-        shard = self._slots[s]
+        shard = self._maps.slots[s]
         if shard is None:
-            shard = self._get(s)
+            shard = self._maps.get(s)
         else:
             shard.used = True
         local = start - starts[s]
@@ -386,11 +393,7 @@ class Store:
 
     def close(self) -> None:
         """Drop every mapping (views already handed out stay valid)."""
-        with self._lock:
-            for index in self._mapped:
-                self._slots[index] = None
-                self._locator.release(index)
-            self._mapped.clear()
+        self._maps.close()
 
     def __enter__(self) -> Store:
         return self
@@ -415,18 +418,10 @@ class Store:
         self._out_dtypes.add(out.dtype)
         self._out_dtype = out.dtype  # identity fast path for the next call
 
-    def _reset_state(self) -> None:
-        self._mapped: OrderedDict[int, MappedShard] = OrderedDict()  # mapping order: the CLOCK hand's path
-        self._slots: list[MappedShard | None] = [None] * self.num_shards  # O(1) lookup on the read path
-        self._verified: dict[int, bytearray] = {}
-        self._trust_all = self._mode is VerifyMode.OFF
-        self._lock = threading.Lock()  # guards _mapped/_slots/_verified changes (never held while reading)
-
     def _reset_after_fork(self) -> None:
-        # The child re-maps and re-verifies what it reads instead of trusting the parent's mappings and bitmaps.
+        # The child re-maps and re-verifies what it reads (ShardMaps resets itself); FULL was the parent's work.
         if self._mode is VerifyMode.FULL:
             self._mode = VerifyMode.TOUCH
-        self._reset_state()
 
     # -- the row and verify interface (rows.RowStore, verify.VerifiedStore): internal, not the public contract ---
 
@@ -438,7 +433,7 @@ class Store:
     @property
     def mapped_slots(self) -> list[MappedShard | None]:
         """Shard index -> its mapping, None where unmapped (read without the lock: the hot path)."""
-        return self._slots
+        return self._maps.slots
 
     def mapped_shard(self, index: int) -> MappedShard:
         """The mapped shard `index`, mapping it (and evicting another) if needed."""
@@ -449,54 +444,16 @@ class Store:
         if dtype is not self._out_dtype:
             self._check_out(np.empty(0, dtype=dtype))
 
-    def mark_fully_verified(self, index: int, num_blocks: int) -> None:
-        """`verify_store` checked every block of shard `index`: later reads skip their first-touch checks."""
-        with self._lock:
-            bitmap = self._verified.setdefault(index, bytearray(num_blocks))
-            bitmap[:] = b"\x01" * num_blocks
-            shard = self._slots[index]
-            if shard is not None:
-                shard.trusted = True
+    def mark_fully_verified(self, index: int, fid: FileId, header: fmt.ShardHeader, stored: int) -> None:
+        """`verify_store` checked every byte of shard `index` as file `fid`: later mappings skip block hashes."""
+        self._maps.mark_fully_verified(index, fid, header, stored)
 
     def _get(self, index: int) -> MappedShard:
-        """The mapped shard, mapping it (and evicting another) if needed.
-
-        Eviction is CLOCK (second chance), an LRU approximation whose hit path is one attribute write instead of
-        an OrderedDict reorder on every read.
-        """
-        shard = self._slots[index]
+        shard = self._maps.slots[index]
         if shard is not None:
             shard.used = True
             return shard
-        # Map outside the lock (a remote locator may block on a download), then publish under it; reads of
-        # already-mapped shards never take the lock.
-        mapped = self._map(index)
-        with self._lock:
-            shard = self._slots[index]
-            if shard is not None:  # another thread won the race; use its mapping
-                return shard
-            self._mapped[index] = mapped
-            self._slots[index] = mapped
-            while len(self._mapped) > self._max_open:
-                old, candidate = next(iter(self._mapped.items()))
-                if candidate.used:
-                    candidate.used = False
-                    self._mapped.move_to_end(old)
-                else:
-                    del self._mapped[old]
-                    self._slots[old] = None
-                    self._locator.release(old)
-        return mapped
-
-    def _map(self, index: int) -> MappedShard:
-        path = self._locator.shard_path(index)
-        shard = MappedShard.open(index, path, self._manifest.shards[index], bitmap=self._bitmap)
-        shard.trusted = shard.trusted or self._trust_all
-        return shard
-
-    def _bitmap(self, index: int, num_blocks: int) -> bytearray:
-        with self._lock:
-            return self._verified.setdefault(index, bytearray(num_blocks))
+        return self._maps.get(index)
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:
