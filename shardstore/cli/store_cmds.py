@@ -121,17 +121,22 @@ def verify_cmd(store: str, cache_dir: str | None) -> None:
     total = s.num_shards + len(s.manifest.files)
     with tqdm(total=total, unit="file", desc="verify", disable=None, leave=False) as bar:
         report = verify_store(s, on_file=lambda _name: bar.update(1))
-    for name in report.not_covered:
-        click.echo(f"NOT COVERED {name}: not checked by verify, and never read by a Store")
     for problem in report.problems:
         click.echo(f"FAILED {problem}")
+    uncovered = [
+        f"NOT COVERED {n}: not checked by verify, and never read by a Store" for n in report.not_covered
+    ]
     if not report.ok:
+        for line in uncovered:
+            click.echo(line)
         # An error (not click's Exit) so the entry point turns it into exit code 1 with one summary line.
         raise FormatError(f"{s.root}: verification failed: {len(report.problems)} problem(s), listed above")
     click.echo(
         f"OK {s.root}: {report.files_checked} files, {report.bytes_checked} bytes, fingerprint {s.fingerprint}"
-        + (f"; {len(report.not_covered)} file(s) not covered, listed above" if report.not_covered else "")
+        + (f"; {len(report.not_covered)} file(s) not covered, listed below" if uncovered else "")
     )
+    for line in uncovered:
+        click.echo(line)
 
 
 def register(root: click.Group) -> None:

@@ -14,7 +14,6 @@ Design:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections import Counter
@@ -26,6 +25,10 @@ import numpy as np
 
 from shardstore.errors import FormatError, ManifestError
 from shardstore.store import format as fmt
+from shardstore.store.canonjson import canonical as _canonical
+from shardstore.store.canonjson import check_json_value, strict_loads
+from shardstore.store.manifest_index import INDEX_NAME, ShardTable, index_bytes, open_index
+from shardstore.store.rawmap import map_readonly
 from shardstore.util.durable import atomic_write
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "ShardInfo",
     "TokenizerInfo",
     "file_info",
+    "open_manifest",
     "read_manifest",
     "read_shard_info",
     "write_manifest",
@@ -53,8 +57,6 @@ _NAME = re.compile(rf"{_NAME_PART}(?:/{_NAME_PART})*")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 _DTYPES = ("uint16", "uint32")
 _SHARD_KEYS = frozenset({"name", "num_tokens", "num_docs", "size", "checksum"})
-_SHARD_KEYS_V2 = _SHARD_KEYS | {"header_checksum"}
-_MAX_INT_DIGITS = 24  # no valid field needs more; longer integer literals are refused before conversion
 
 
 def _fail(source: str, msg: str) -> ManifestError:
@@ -231,47 +233,6 @@ class TokenizerInfo:
         return cls(fingerprint=fp, vocab_size=vocab, special_ids=ids, eos_id=eos)
 
 
-def _check_json_value(value: object, *, source: str, depth: int = 0) -> None:
-    """Provenance is free-form, but only plain JSON (no NaN/inf), bounded nesting."""
-    if depth > 64:
-        raise _fail(source, "provenance is nested deeper than 64 levels")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise _fail(source, f"provenance keys must be strings, got {k!r}")
-            _check_json_value(v, source=source, depth=depth + 1)
-    elif isinstance(value, list):
-        for v in value:
-            _check_json_value(v, source=source, depth=depth + 1)
-    elif isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise _fail(source, f"provenance holds a non-finite number {value!r}")
-    elif value is not None and not isinstance(value, str | int | bool):
-        raise _fail(source, f"provenance holds a non-JSON value of type {type(value).__name__}")
-
-
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
-
-def _canonical(obj: Mapping[str, Any]) -> bytes:
-    """Sorted keys, one top-level key per line, one shard / file entry per line, ASCII, final newline.
-
-    Readable and diffable, and produced by json's C encoder in one call per key (an indented dump is ~10x slower
-    at 10,000 shards). Entries of `shards` and `files` are flat objects whose strings cannot contain `},{`
-    (validated names, hex checksums), so splitting their compact dump there is exact.
-    """
-    items = sorted(obj.items())
-    lines = ["{"]
-    for i, (key, value) in enumerate(items):
-        comma = "," if i < len(items) - 1 else ""
-        text = _ENCODER.encode(value)
-        if key in ("shards", "files") and isinstance(value, list) and value:
-            text = "[\n  " + text[1:-1].replace("},{", "},\n  {") + "\n ]"
-        lines.append(f" {_ENCODER.encode(key)}: {text}{comma}")
-    lines.append("}\n")
-    return "\n".join(lines).encode("ascii")
-
-
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """A store's table of contents. Construct with keyword arguments; it validates itself."""
@@ -302,11 +263,46 @@ class Manifest:
 
     @property
     def num_tokens(self) -> int:
-        return sum(s.num_tokens for s in self.shards)
+        return int(self.shard_counts()[0].sum())
 
     @property
     def num_docs(self) -> int:
-        return sum(s.num_docs for s in self.shards)
+        return int(self.shard_counts()[1].sum())
+
+    def shard_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens, documents) per shard as int64 arrays; from the index's columns when opened through it."""
+        shards = self.shards
+        if isinstance(shards, ShardTable):
+            return shards.num_tokens.astype(np.int64), shards.num_docs.astype(np.int64)
+        n = len(shards)
+        return (
+            np.fromiter((x.num_tokens for x in shards), dtype=np.int64, count=n),
+            np.fromiter((x.num_docs for x in shards), dtype=np.int64, count=n),
+        )
+
+    def index_meta(self) -> dict[str, Any]:
+        """Everything of the manifest but its shard list (what `manifest.idx` stores as JSON)."""
+        body = self._body()
+        del body["shards"]
+        return body
+
+    @classmethod
+    def from_index(cls, meta: dict[str, Any], table: ShardTable, *, source: str) -> Manifest:
+        """A manifest over an index's shard table (already bound by checksum to the manifest.json bytes)."""
+        manifest = cls.__new__(cls)
+        tok = meta["tokenizer"]
+        fields: dict[str, Any] = {
+            "dtype": meta["dtype"],
+            "shards": table,
+            "files": tuple(FileInfo.from_dict(f, source=source) for f in meta["files"]),
+            "tokenizer": None if tok is None else TokenizerInfo.from_dict(tok, source=source),
+            "provenance": meta["provenance"],
+            "format_version": meta["format_version"],
+            "_fingerprint": meta["fingerprint"],
+        }
+        for name, value in fields.items():
+            object.__setattr__(manifest, name, value)
+        return manifest
 
     @property
     def token_bytes(self) -> int:
@@ -358,12 +354,7 @@ class Manifest:
         if len(data) > MAX_MANIFEST_BYTES:
             raise _fail(source, f"manifest is {len(data)} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
         try:
-            obj = json.loads(
-                data.decode("utf-8"),
-                parse_constant=_reject_constant,
-                parse_float=_parse_float,
-                parse_int=_parse_int,
-            )
+            obj = strict_loads(data)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise _fail(source, f"not valid JSON ({exc}); the manifest is corrupt") from None
         if not isinstance(obj, dict):
@@ -411,7 +402,7 @@ class Manifest:
         prov = obj["provenance"]
         if not isinstance(prov, dict):
             raise _fail(source, "provenance must be a JSON object")
-        _check_json_value(prov, source=source)
+        check_json_value(prov, source=source, fail=_fail)
         shard_infos = tuple(ShardInfo.from_dict(s, source=source, token_bytes=token_bytes) for s in shards)
         file_infos = tuple(FileInfo.from_dict(f, source=source) for f in files)
         unbound = sum(s.header_checksum is None for s in shard_infos)
@@ -449,33 +440,37 @@ class Manifest:
         return manifest
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
-def _parse_int(text: str) -> int:
-    if len(text) > _MAX_INT_DIGITS:
-        raise ValueError(f"integer {text[:40]}... has {len(text)} digits, more than any valid field")
-    return int(text)
-
-
 def _unbound(s: ShardInfo) -> ShardInfo:
     """The v1 form of an entry (no header checksum)."""
     return ShardInfo(s.name, s.num_tokens, s.num_docs, s.size, s.checksum)
 
 
 def write_manifest(directory: str | os.PathLike[str], manifest: Manifest) -> str:
-    """Atomically write `manifest.json` into `directory` (the commit point of a store); returns its path."""
+    """Atomically write `manifest.idx` then `manifest.json` (the commit point of a store); returns its path."""
     path = os.path.join(os.fspath(directory), MANIFEST_NAME)
-    atomic_write(path, manifest.to_json_bytes())
+    data = manifest.to_json_bytes()
+    atomic_write(os.path.join(os.fspath(directory), INDEX_NAME), index_bytes(manifest, data))
+    atomic_write(path, data)
     return path
+
+
+def open_manifest(directory: str | os.PathLike[str]) -> Manifest:
+    """The manifest of a local store: through `manifest.idx` when it matches `manifest.json` byte for byte
+    (O(1) Python, shared pages), else `read_manifest` (parse and validate the JSON)."""
+    directory = os.fspath(directory)
+    path = os.path.join(directory, MANIFEST_NAME)
+    try:
+        with fmt.open_regular(path) as f:
+            view, fid = map_readonly(f.fileno(), source=path)
+    except (OSError, FormatError):
+        return read_manifest(directory)
+    if fid.size > MAX_MANIFEST_BYTES:
+        raise _fail(path, f"manifest is {fid.size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
+    found = open_index(directory, view, ShardInfo)
+    if found is None:
+        return Manifest.from_json_bytes(bytes(view), source=path)
+    meta, table = found
+    return Manifest.from_index(meta, table, source=path)
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> Manifest:

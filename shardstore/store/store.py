@@ -38,7 +38,7 @@ from shardstore.store import format as fmt
 from shardstore.store import rows as _rows
 from shardstore.store.budget import MapBudget
 from shardstore.store.locator import LocalLocator, Locator, split_url
-from shardstore.store.manifest import MANIFEST_NAME, FileInfo, Manifest, read_manifest
+from shardstore.store.manifest import MANIFEST_NAME, FileInfo, Manifest, open_manifest
 from shardstore.store.mapcache import ShardMaps
 from shardstore.store.mapped import MappedShard
 from shardstore.store.rawmap import FileId
@@ -85,10 +85,7 @@ class Store:
         self._root = root
         self._max_open = max_open_shards
         self._reopen_args = reopen_args
-        counts = np.fromiter(
-            (s.num_tokens for s in manifest.shards), dtype=np.int64, count=len(manifest.shards)
-        )
-        docs = np.fromiter((s.num_docs for s in manifest.shards), dtype=np.int64, count=len(manifest.shards))
+        counts, docs = manifest.shard_counts()
         self._tok_cum = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._doc_cum = np.concatenate([[0], np.cumsum(docs)]).astype(np.int64)
         self._tok_starts: list[int] = self._tok_cum[:-1].tolist()
@@ -133,7 +130,7 @@ class Store:
         if proto is None:
             if os.path.basename(path) == MANIFEST_NAME and os.path.isfile(path):
                 path = os.path.dirname(path) or "."
-            manifest = read_manifest(path)
+            manifest = open_manifest(path)
             locator: Locator = LocalLocator(path, manifest)
             root = path
         else:

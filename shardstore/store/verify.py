@@ -256,15 +256,52 @@ def _walk(root: str) -> list[str]:
     return names
 
 
+def _check_manifest_files(store: VerifiedStore, report: VerifyReport) -> None:
+    """manifest.json parses and validates in full (a Store opened through the index only hashed it), describes
+    this store, and manifest.idx (if present) is byte for byte the index derived from it."""
+    from shardstore.store.manifest import MANIFEST_NAME, Manifest
+    from shardstore.store.manifest_index import INDEX_NAME, index_bytes
+
+    path = os.path.join(store.root, MANIFEST_NAME)
+    try:
+        with fmt.open_regular(path) as f:
+            data = f.read()
+        parsed = Manifest.from_json_bytes(data, source=path)
+    except (OSError, ShardStoreError) as exc:
+        report.problems.append(fmt.Problem(path, 0, f"manifest: {exc}", kind="manifest"))
+        return
+    report.files_checked += 1
+    report.bytes_checked += len(data)
+    if parsed.fingerprint != store.manifest.fingerprint:
+        report.problems.append(
+            fmt.Problem(path, 0, "manifest changed since the store was opened", kind="manifest")
+        )
+    idx = os.path.join(store.root, INDEX_NAME)
+    if not os.path.lexists(idx):
+        return
+    try:
+        with fmt.open_regular(idx) as f:
+            got = f.read()
+    except (OSError, ShardStoreError) as exc:
+        report.problems.append(fmt.Problem(idx, 0, f"cannot read the manifest index: {exc}"))
+        return
+    report.files_checked += 1
+    report.bytes_checked += len(got)
+    if got != index_bytes(parsed, data):
+        msg = "is not the index of manifest.json (stale or corrupt); delete it or rewrite the manifest"
+        report.problems.append(fmt.Problem(idx, 0, msg, kind="checksum"))
+
+
 def _list_uncovered(store: VerifiedStore, report: VerifyReport) -> None:
     from shardstore.store.manifest import MANIFEST_NAME
+    from shardstore.store.manifest_index import INDEX_NAME
 
     root = store.root
     if not os.path.isdir(root):  # a remote store: its cache folder is the cache's business
         return
-    covered = (
-        {s.name for s in store.manifest.shards} | {f.name for f in store.manifest.files} | {MANIFEST_NAME}
-    )
+    _check_manifest_files(store, report)
+    covered = {s.name for s in store.manifest.shards} | {f.name for f in store.manifest.files}
+    covered |= {MANIFEST_NAME, INDEX_NAME}
     for name in _walk(root):
         if name in covered:
             continue

@@ -1,0 +1,143 @@
+"""`manifest.idx`: an mmap-able binary index of `manifest.json`, so opening a 100,000-shard store is O(1) Python.
+
+Parsing the JSON of a 100k-shard manifest and validating 100k `ShardInfo` objects costs ~1 s of CPU and ~140 MB
+per process (issue 19), and every DataLoader worker paid it again. The index holds the same shard table as flat
+little-endian uint64 columns (tokens, docs, size, checksum, header checksum, end of name) plus a names blob and the
+manifest's other keys as canonical JSON. A reader maps it (page cache: shared by every process of the node, not
+USS), and builds a `ShardInfo` only for the entry it asks about.
+
+Trust: the index header records the size and xxh3_64 of the exact `manifest.json` bytes it was derived from and
+the xxh3_64 of its own body. Opening hashes both files (~1 ms per 10 MB) and uses the index only if both match;
+otherwise (no index, a stale one from an interrupted commit, a flipped bit) the JSON is parsed and validated as
+before. `write_manifest` writes the index before `manifest.json` (the commit point), and `verify` checks that it
+is byte-identical to the index derived from the parsed manifest.
+
+Layout (docs/FORMAT.md "manifest.idx"): a 64-byte header `<8sIIQQQQQQ>` (magic SHRDMIDX, version 1, zero,
+num_shards, manifest size, manifest xxh3, names length, meta length, body xxh3), then the six columns of
+num_shards uint64 each, the names blob, the meta JSON.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
+
+import numpy as np
+
+from shardstore.errors import FormatError
+from shardstore.store import format as fmt
+from shardstore.store.canonjson import canonical, strict_loads
+from shardstore.store.rawmap import map_readonly
+
+__all__ = ["INDEX_NAME", "ShardTable", "index_bytes", "open_index"]
+
+INDEX_NAME = "manifest.idx"
+_MAGIC = b"SHRDMIDX"
+_HEAD = struct.Struct("<8sIIQQQQQQ")
+_COLS = 6  # num_tokens, num_docs, size, checksum, header_checksum (0: none), name end offset
+
+
+def index_bytes(manifest: Any, manifest_json: bytes) -> bytes:
+    """The index of `manifest`, whose canonical JSON is `manifest_json`."""
+    shards = manifest.shards
+    n = len(shards)
+    cols = np.zeros((_COLS, n), dtype="<u8")
+    names = bytearray()
+    for i, s in enumerate(shards):
+        names += s.name.encode("ascii")
+        cols[:, i] = (
+            s.num_tokens,
+            s.num_docs,
+            s.size,
+            int(s.checksum, 16),
+            int(s.header_checksum, 16) if s.header_checksum else 0,
+            len(names),
+        )
+    meta = canonical(manifest.index_meta())
+    body = cols.tobytes() + bytes(names) + meta
+    head = _HEAD.pack(
+        _MAGIC,
+        1,
+        0,
+        n,
+        len(manifest_json),
+        fmt.checksum_bytes(manifest_json),
+        len(names),
+        len(meta),
+        fmt.checksum_bytes(body),
+    )
+    return head + body
+
+
+class ShardTable(Sequence[Any]):
+    """The shard list of an indexed manifest: columns in a shared mapping, a `ShardInfo` made per lookup."""
+
+    def __init__(self, cols: np.ndarray, names: memoryview, info_type: type) -> None:
+        self.num_tokens = cols[0]
+        self.num_docs = cols[1]
+        self._cols = cols
+        self._names = names
+        self._info = info_type
+        self._ends = cols[5]
+
+    def __len__(self) -> int:
+        return int(self._cols.shape[1])
+
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Any]: ...
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"shard {i} of {len(self)}")
+        t, d, size, checksum, head, end = self._cols[:, i].tolist()
+        start = int(self._ends[i - 1]) if i else 0
+        return self._info(
+            bytes(self._names[start:end]).decode("ascii"),
+            t,
+            d,
+            size,
+            f"{checksum:016x}",
+            f"{head:016x}" if head else None,
+        )
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self[i] for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def open_index(
+    directory: str, manifest_json: memoryview, info_type: type
+) -> tuple[dict[str, Any], ShardTable] | None:
+    """(meta, shard table) from `directory/manifest.idx` if it is the index of exactly `manifest_json`, else None."""
+    path = os.path.join(directory, INDEX_NAME)
+    try:
+        with fmt.open_regular(path) as f:
+            view, fid = map_readonly(f.fileno(), source=path)
+    except (OSError, FormatError):
+        return None
+    if fid.size < _HEAD.size:
+        return None
+    magic, version, _, n, msize, msum, nlen, mlen, bsum = _HEAD.unpack_from(view, 0)
+    body = view[_HEAD.size :]
+    if (magic, version, msize) != (_MAGIC, 1, len(manifest_json)) or len(body) != n * _COLS * 8 + nlen + mlen:
+        return None
+    if fmt.checksum_bytes(manifest_json) != msum or fmt.checksum_bytes(body) != bsum:
+        return None
+    cols = np.frombuffer(body, dtype="<u8", count=n * _COLS).reshape(_COLS, n)
+    names = body[n * _COLS * 8 : n * _COLS * 8 + nlen]
+    try:
+        meta = strict_loads(bytes(body[n * _COLS * 8 + nlen :]))
+    except ValueError:
+        return None
+    return meta, ShardTable(cols, names, info_type)
