@@ -91,14 +91,11 @@ class MappedShard:
         same (identity). Raises FormatError/ChecksumError naming the file and offset.
         """
         try:
-            with fmt.open_regular(path) as f:
-                size = os.fstat(f.fileno()).st_size
-                if size != info.size:
-                    raise FormatError(
-                        f"{path}: file is {size} bytes, the manifest says {info.size}: truncated or replaced; "
-                        "rebuild or re-download the store"
-                    )
-                view, fid = map_readonly(f.fileno(), source=path)
+            fd = fmt.open_regular_fd(path)
+            try:
+                view, fid = map_readonly(fd, source=path, expect_size=info.size)
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             raise FormatError(f"{path}: shard listed in the manifest is missing") from None
         except OSError as exc:

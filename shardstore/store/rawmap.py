@@ -70,12 +70,18 @@ def map_fd(fd: int, size: int, *, source: str) -> memoryview:
     return memoryview(array).cast("B").toreadonly()
 
 
-def map_readonly(fd: int, *, source: str) -> tuple[memoryview, FileId]:
+def map_readonly(fd: int, *, source: str, expect_size: int | None = None) -> tuple[memoryview, FileId]:
     """Map all of the open file `fd` read-only; returns the view and the identity of the mapped file.
 
-    The view holds no descriptor: close `fd` when done with it. An empty file maps to an empty view.
+    The view holds no descriptor: close `fd` when done with it. An empty file maps to an empty view. With
+    `expect_size`, a file of another size raises FormatError (truncated or replaced) before anything is mapped.
     """
     fid = file_id(os.fstat(fd))
+    if expect_size is not None and fid.size != expect_size:
+        raise FormatError(
+            f"{source}: file is {fid.size} bytes, the manifest says {expect_size}: truncated or replaced; "
+            "rebuild or re-download the store"
+        )
     if fid.size == 0:
         return memoryview(b""), fid
     return map_fd(fd, fid.size, source=source), fid

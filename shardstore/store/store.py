@@ -36,7 +36,7 @@ import numpy as np
 from shardstore.errors import ChecksumError, ConfigError, FormatError, ManifestError
 from shardstore.store import format as fmt
 from shardstore.store import rows as _rows
-from shardstore.store.budget import MapBudget
+from shardstore.store.budget import DEFAULT_MAX_MAPPINGS, MapBudget
 from shardstore.store.locator import LocalLocator, Locator, split_url
 from shardstore.store.manifest import MANIFEST_NAME, FileInfo, Manifest, open_manifest
 from shardstore.store.mapcache import ShardMaps
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MAX_OPEN_SHARDS", "LocalLocator", "Locator", "Store", "VerifyMode"]
 
-DEFAULT_MAX_OPEN_SHARDS = 4096  # per store; the process-wide MapBudget bounds all stores together
+DEFAULT_MAX_OPEN_SHARDS = DEFAULT_MAX_MAPPINGS  # per store: by default only the process-wide MapBudget bounds it
 
 
 class VerifyMode(StrEnum):

@@ -28,7 +28,7 @@ from shardstore.store.rawmap import FileId, file_id
 
 if TYPE_CHECKING:
     from shardstore.store.locator import Locator
-    from shardstore.store.manifest import Manifest
+    from shardstore.store.manifest import Manifest, ShardInfo
 
 
 class VerifiedStore(Protocol):
@@ -185,8 +185,7 @@ def _check_streaming(
     return problems, None if problems else (header, fmt.stored_header_checksum(head))
 
 
-def _check_shard(store: VerifiedStore, index: int, report: VerifyReport) -> None:
-    info = store.manifest.shards[index]
+def _check_shard(store: VerifiedStore, index: int, info: ShardInfo, report: VerifyReport) -> None:
     try:
         path = store.locator.shard_path(index)
     except ShardStoreError as exc:
@@ -194,9 +193,12 @@ def _check_shard(store: VerifiedStore, index: int, report: VerifyReport) -> None
         report.problems.append(fmt.Problem(info.name, 0, str(exc), kind=kind))
         return
     try:
-        with fmt.open_regular(path) as f:
-            st = os.fstat(f.fileno())
-            problems, checked = check_shard_fd(f.fileno(), st.st_size, source=path, info=info)
+        fd = fmt.open_regular_fd(path)
+        try:
+            st = os.fstat(fd)
+            problems, checked = check_shard_fd(fd, st.st_size, source=path, info=info)
+        finally:
+            os.close(fd)
     except (OSError, ShardStoreError) as exc:
         report.problems.append(fmt.Problem(path, 0, f"cannot read shard: {exc}"))
         return
@@ -292,7 +294,7 @@ def _check_manifest_files(store: VerifiedStore, report: VerifyReport) -> None:
         report.problems.append(fmt.Problem(idx, 0, msg, kind="checksum"))
 
 
-def _list_uncovered(store: VerifiedStore, report: VerifyReport) -> None:
+def _list_uncovered(store: VerifiedStore, shard_names: set[str], report: VerifyReport) -> None:
     from shardstore.store.manifest import MANIFEST_NAME
     from shardstore.store.manifest_index import INDEX_NAME
 
@@ -300,7 +302,7 @@ def _list_uncovered(store: VerifiedStore, report: VerifyReport) -> None:
     if not os.path.isdir(root):  # a remote store: its cache folder is the cache's business
         return
     _check_manifest_files(store, report)
-    covered = {s.name for s in store.manifest.shards} | {f.name for f in store.manifest.files}
+    covered = shard_names | {f.name for f in store.manifest.files}
     covered |= {MANIFEST_NAME, INDEX_NAME}
     for name in _walk(root):
         if name in covered:
@@ -318,13 +320,15 @@ def verify_store(store: VerifiedStore, *, on_file: Callable[[str], None] | None 
 
     `report.not_covered` names every other file in the store directory (nothing checks or reads them)."""
     report = VerifyReport(root=store.root)
+    names = []
     for index, info in enumerate(store.manifest.shards):
-        _check_shard(store, index, report)
+        names.append(info.name)
+        _check_shard(store, index, info, report)
         if on_file is not None:
             on_file(info.name)
     for entry in store.manifest.files:
         _check_file(store, entry.name, report)
         if on_file is not None:
             on_file(entry.name)
-    _list_uncovered(store, report)
+    _list_uncovered(store, set(names), report)
     return report
