@@ -10,6 +10,8 @@ reads a v1 manifest over hard links of the same files, the new tree the v2 manif
 - fds: 20 stores x 1,000 shards, 4,000 random rows round-robin; open fds after (the old tree runs with
   RLIMIT_NOFILE 8192 so it can finish; the new one under `ulimit -n 256`).
 - open: `Store.open` of a 100,000-shard store: wall time and USS growth (psutil), median of 3 children.
+Rates are per CPU second of the child (process_time: steadier than wall time on a shared machine).
+
 - rows/s: batches of 64 random 128-token rows (`read_rows`, verify="touch") per second at equal tokens
   (2e7) from 10 to 100,000 shards per store; steady state: one read from every shard, 30 warm-up batches, then
   200 timed batches.
@@ -65,10 +67,10 @@ elif kind == "rows":
         s.read_into(min(int(start), s.num_tokens - width), one)
     for _ in range(spec["warm"]):
         batch()
-    t = time.perf_counter()
+    t = time.process_time()
     for _ in range(spec["batches"]):
         batch()
-    out["batches_s"] = spec["batches"] / (time.perf_counter() - t)
+    out["batches_s"] = spec["batches"] / (time.process_time() - t)
 elif kind == "fds":
     stores = [Store.open(p) for p in spec["paths"]]
     rng = np.random.default_rng(1)
@@ -99,10 +101,10 @@ elif kind == "loader":
     it = iter(make_dataloader(mix, batch_size=32))
     for _ in range(20):
         next(it)
-    t = time.perf_counter()
+    t = time.process_time()
     for _ in range(spec["batches"]):
         next(it)
-    out["batches_s"] = spec["batches"] / (time.perf_counter() - t)
+    out["batches_s"] = spec["batches"] / (time.process_time() - t)
 print(json.dumps(out))
 """
 
@@ -166,6 +168,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/shardstore-bench-scale"))
     ap.add_argument("--quick", action="store_true", help="smaller sweep (up to 10,000 shards)")
     ap.add_argument("--only", default="fds,open,rows,loader,verify")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved old/new rounds of the loader figure")
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
     only = set(a.only.split(","))
@@ -205,11 +208,15 @@ def main() -> None:
 
     if "loader" in only:
         stores = [make_store(a.workdir / f"ld{k}", 100, 200_000, seed=10 + k) for k in range(2)]
-        for t, tree in trees.items():
-            ps = [str(s[0] if t == "new" else s[1]) for s in stores]
-            rs = [run(tree, {"kind": "loader", "paths": ps, "batches": 300}) for _ in range(3)]
-            print(f"loader   2 sources x 100 shards, B=32 x 2048  {t}: {med([r['batches_s'] for r in rs]):.0f} batches/s "
-                  f"(median of 3: {[round(r['batches_s']) for r in rs]})")
+        got: dict[str, list[float]] = {t: [] for t in trees}
+        for _ in range(a.rounds):  # interleaved rounds: both trees see the same machine load
+            for t, tree in trees.items():
+                ps = [str(s[0] if t == "new" else s[1]) for s in stores]
+                got[t].append(run(tree, {"kind": "loader", "paths": ps, "batches": 300})["batches_s"])
+        for t in trees:
+            print(f"loader   2 sources x 100 shards, B=32 x 2048  {t}: {med(got[t]):.0f} batches/s per CPU-s "
+                  f"(median of {a.rounds}: {[round(x) for x in got[t]]})")
+        print(f"loader   new/old = {med(got['new']) / med(got['old']):.3f}")
 
     if "verify" in only:
         tiny_new, tiny_old = make_store(a.workdir / "vtiny", 10_000, 300)
