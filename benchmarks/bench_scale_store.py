@@ -116,7 +116,9 @@ def run(tree: Path, spec: dict) -> dict:
         [sys.executable, "-c", _CHILD, json.dumps(spec)], env=env, capture_output=True, text=True, cwd="/"
     )
     if p.returncode != 0:
-        return {"error": p.stderr.strip().splitlines()[-1][:160] if p.stderr.strip() else f"rc={p.returncode}"}
+        return {
+            "error": p.stderr.strip().splitlines()[-1][:160] if p.stderr.strip() else f"rc={p.returncode}"
+        }
     return json.loads(p.stdout)
 
 
@@ -147,7 +149,10 @@ def make_store(root: Path, n: int, tokens_per_shard: int, *, seed: int = 0) -> t
         (new / name).write_bytes(blob)
         os.link(new / name, old / name)
     tok = TokenizerInfo(fingerprint="f" * 64, vocab_size=50000, special_ids={}, eos_id=None)
-    v2 = [ShardInfo(nm, proto.num_tokens, proto.num_docs, proto.size, proto.checksum, proto.header_checksum) for nm in names]
+    v2 = [
+        ShardInfo(nm, proto.num_tokens, proto.num_docs, proto.size, proto.checksum, proto.header_checksum)
+        for nm in names
+    ]
     write_manifest(new, Manifest(dtype="uint16", shards=v2, tokenizer=tok))
     v1 = Manifest(dtype="uint16", shards=[ShardInfo(*astuple_v1(s)) for s in v2], tokenizer=tok)
     (old / "manifest.json").write_bytes(v1.to_json_bytes())
@@ -181,16 +186,22 @@ def main() -> None:
             new, old = make_store(a.workdir / f"fd{k}", 1000, 300, seed=k)
             paths["new"].append(str(new)), paths["old"].append(str(old))
         for t, tree in trees.items():
-            r = run(tree, {"kind": "fds", "paths": paths[t], "rows": 4000, "nofile": 256 if t == "new" else 8192})
-            print(f"fds      20 stores x 1000 shards, 4000 random rows  {t}: {r.get('fds')} fds"
-                  f"{' (ulimit -n 256)' if t == 'new' else ''}  error={r.get('error')}")
+            r = run(
+                tree, {"kind": "fds", "paths": paths[t], "rows": 4000, "nofile": 256 if t == "new" else 8192}
+            )
+            print(
+                f"fds      20 stores x 1000 shards, 4000 random rows  {t}: {r.get('fds')} fds"
+                f"{' (ulimit -n 256)' if t == 'new' else ''}  error={r.get('error')}"
+            )
 
     if "open" in only:
         new, old = make_store(a.workdir / "open", top, 200)
         for t, tree in trees.items():
             rs = [run(tree, {"kind": "open", "path": str(new if t == "new" else old)}) for _ in range(3)]
-            print(f"open     {top} shards  {t}: {med([r['open_s'] for r in rs]) * 1e3:.1f} ms, "
-                  f"USS +{med([r['uss_mb'] for r in rs]):.1f} MB")
+            print(
+                f"open     {top} shards  {t}: {med([r['open_s'] for r in rs]) * 1e3:.1f} ms, "
+                f"USS +{med([r['uss_mb'] for r in rs]):.1f} MB"
+            )
 
     if "rows" in only:
         total = 20_000_000
@@ -199,12 +210,19 @@ def main() -> None:
         for n in counts:
             new, old = make_store(a.workdir / f"rows{n}", n, total // n)
             for t, tree in trees.items():
-                r = run(tree, {"kind": "rows", "path": str(new if t == "new" else old), "warm": 30, "batches": 200})
+                r = run(
+                    tree,
+                    {"kind": "rows", "path": str(new if t == "new" else old), "warm": 30, "batches": 200},
+                )
                 res[t].append(r.get("batches_s", float("nan")))
-            print(f"rows/s   {n:>6} shards x {total // n} tokens: old {res['old'][-1]:8.0f}  new {res['new'][-1]:8.0f} "
-                  "batches/s (64 rows x 128)")
+            print(
+                f"rows/s   {n:>6} shards x {total // n} tokens: old {res['old'][-1]:8.0f}  new {res['new'][-1]:8.0f} "
+                "batches/s (64 rows x 128)"
+            )
         for t in trees:
-            print(f"rows/s   {t}: slowest/fastest over 10..{counts[-1]} shards = {min(res[t]) / max(res[t]):.2f}")
+            print(
+                f"rows/s   {t}: slowest/fastest over 10..{counts[-1]} shards = {min(res[t]) / max(res[t]):.2f}"
+            )
 
     if "loader" in only:
         stores = [make_store(a.workdir / f"ld{k}", 100, 200_000, seed=10 + k) for k in range(2)]
@@ -214,8 +232,10 @@ def main() -> None:
                 ps = [str(s[0] if t == "new" else s[1]) for s in stores]
                 got[t].append(run(tree, {"kind": "loader", "paths": ps, "batches": 300})["batches_s"])
         for t in trees:
-            print(f"loader   2 sources x 100 shards, B=32 x 2048  {t}: {med(got[t]):.0f} batches/s per CPU-s "
-                  f"(median of {a.rounds}: {[round(x) for x in got[t]]})")
+            print(
+                f"loader   2 sources x 100 shards, B=32 x 2048  {t}: {med(got[t]):.0f} batches/s per CPU-s "
+                f"(median of {a.rounds}: {[round(x) for x in got[t]]})"
+            )
         print(f"loader   new/old = {med(got['new']) / med(got['old']):.3f}")
 
     if "verify" in only:
@@ -224,8 +244,10 @@ def main() -> None:
         for t, tree in trees.items():
             tiny = run(tree, {"kind": "verify", "path": str(tiny_new if t == "new" else tiny_old)})
             big = run(tree, {"kind": "verify", "path": str(big_new if t == "new" else big_old)})
-            print(f"verify   {t}: 10000 tiny shards {tiny.get('us_per_shard', float('nan')):.0f} us/shard; "
-                  f"4 x 32 MiB {big.get('mb_s', float('nan')):.0f} MB/s")
+            print(
+                f"verify   {t}: 10000 tiny shards {tiny.get('us_per_shard', float('nan')):.0f} us/shard; "
+                f"4 x 32 MiB {big.get('mb_s', float('nan')):.0f} MB/s"
+            )
 
 
 if __name__ == "__main__":

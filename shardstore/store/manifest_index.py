@@ -2,7 +2,7 @@
 
 Parsing the JSON of a 100k-shard manifest and validating 100k `ShardInfo` objects costs ~1 s of CPU and ~140 MB
 per process (issue 19), and every DataLoader worker paid it again. The index holds the same shard table as flat
-little-endian uint64 columns (tokens, docs, size, checksum, header checksum, end of name) plus a names blob and the
+little-endian uint64 records (tokens, docs, size, checksum, header checksum, end of name) plus a names blob and the
 manifest's other keys as canonical JSON. A reader maps it (page cache: shared by every process of the node, not
 USS), and builds a `ShardInfo` only for the entry it asks about.
 
@@ -13,8 +13,8 @@ before. `write_manifest` writes the index before `manifest.json` (the commit poi
 is byte-identical to the index derived from the parsed manifest.
 
 Layout (docs/FORMAT.md "manifest.idx"): a 64-byte header `<8sIIQQQQQQ>` (magic SHRDMIDX, version 1, zero,
-num_shards, manifest size, manifest xxh3, names length, meta length, body xxh3), then the six columns of
-num_shards uint64 each, the names blob, the meta JSON.
+num_shards, manifest size, manifest xxh3, names length, meta length, body xxh3), then one record of six uint64
+per shard (tokens, docs, size, checksum, header checksum, end of name), the names blob, the meta JSON.
 """
 
 from __future__ import annotations
@@ -43,20 +43,23 @@ def index_bytes(manifest: Any, manifest_json: bytes) -> bytes:
     """The index of `manifest`, whose canonical JSON is `manifest_json`."""
     shards = manifest.shards
     n = len(shards)
-    cols = np.zeros((_COLS, n), dtype="<u8")
-    names = bytearray()
-    for i, s in enumerate(shards):
-        names += s.name.encode("ascii")
-        cols[:, i] = (
-            s.num_tokens,
-            s.num_docs,
-            s.size,
-            int(s.checksum, 16),
-            int(s.header_checksum, 16) if s.header_checksum else 0,
-            len(names),
+    cols = np.zeros((_COLS, n), dtype="<u8")  # filled by column, written by row (one record per shard)
+    encoded = [s.name.encode("ascii") for s in shards]
+    for c, values in enumerate(
+        (
+            (s.num_tokens for s in shards),
+            (s.num_docs for s in shards),
+            (s.size for s in shards),
+            (int(s.checksum, 16) for s in shards),
+            (int(s.header_checksum, 16) if s.header_checksum else 0 for s in shards),
+            (len(e) for e in encoded),
         )
+    ):
+        cols[c] = np.fromiter(values, dtype=np.uint64, count=n)
+    cols[5] = np.cumsum(cols[5], dtype=np.uint64)
+    names = b"".join(encoded)
     meta = canonical(manifest.index_meta())
-    body = cols.tobytes() + bytes(names) + meta
+    body = np.ascontiguousarray(cols.T).tobytes() + bytes(names) + meta
     head = _HEAD.pack(
         _MAGIC,
         1,
@@ -72,18 +75,18 @@ def index_bytes(manifest: Any, manifest_json: bytes) -> bytes:
 
 
 class ShardTable(Sequence[Any]):
-    """The shard list of an indexed manifest: columns in a shared mapping, a `ShardInfo` made per lookup."""
+    """The shard list of an indexed manifest: records in a shared mapping, a `ShardInfo` made per lookup."""
 
-    def __init__(self, cols: np.ndarray, names: memoryview, info_type: type) -> None:
-        self.num_tokens = cols[0]
-        self.num_docs = cols[1]
-        self._cols = cols
+    def __init__(self, rows: np.ndarray, names: memoryview, info_type: type) -> None:
+        self.num_tokens = rows[:, 0]
+        self.num_docs = rows[:, 1]
+        self._rows = rows
         self._names = names
         self._info = info_type
-        self._ends = cols[5]
+        self._n = int(rows.shape[0])
 
     def __len__(self) -> int:
-        return int(self._cols.shape[1])
+        return self._n
 
     @overload
     def __getitem__(self, i: int) -> Any: ...
@@ -93,11 +96,11 @@ class ShardTable(Sequence[Any]):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(f"shard {i} of {len(self)}")
-        t, d, size, checksum, head, end = self._cols[:, i].tolist()
-        start = int(self._ends[i - 1]) if i else 0
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(f"shard {i} of {self._n}")
+        t, d, size, checksum, head, end = self._rows[i].tolist()
+        start = int(self._rows[i - 1, 5]) if i else 0
         return self._info(
             bytes(self._names[start:end]).decode("ascii"),
             t,
@@ -134,10 +137,10 @@ def open_index(
         return None
     if fmt.checksum_bytes(manifest_json) != msum or fmt.checksum_bytes(body) != bsum:
         return None
-    cols = np.frombuffer(body, dtype="<u8", count=n * _COLS).reshape(_COLS, n)
+    rows = np.frombuffer(body, dtype="<u8", count=n * _COLS).reshape(n, _COLS)
     names = body[n * _COLS * 8 : n * _COLS * 8 + nlen]
     try:
         meta = strict_loads(bytes(body[n * _COLS * 8 + nlen :]))
     except ValueError:
         return None
-    return meta, ShardTable(cols, names, info_type)
+    return meta, ShardTable(rows, names, info_type)

@@ -49,7 +49,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MAX_OPEN_SHARDS", "LocalLocator", "Locator", "Store", "VerifyMode"]
 
-DEFAULT_MAX_OPEN_SHARDS = DEFAULT_MAX_MAPPINGS  # per store: by default only the process-wide MapBudget bounds it
+DEFAULT_MAX_OPEN_SHARDS = (
+    DEFAULT_MAX_MAPPINGS  # per store: by default only the process-wide MapBudget bounds it
+)
 
 
 class VerifyMode(StrEnum):
