@@ -230,3 +230,24 @@ def _local(root):
     from shardstore.store.locator import LocalLocator
 
     return LocalLocator(str(root), read_manifest(root))
+
+
+def test_loader_state_saved_on_one_store_does_not_resume_on_a_foreign_manifest(tmp_path):
+    from shardstore.errors import StateError
+    from shardstore.loader.mixture import Mixture
+    from shardstore.torch import make_dataloader
+
+    _store(tmp_path / "a")
+    _store(tmp_path / "b", [d[::-1].copy() for d in DOCS])
+    mix = {"seq_len": 100, "seed": 1, "sources": [{"name": "x", "store": str(tmp_path / "a"), "weight": 1.0}]}
+    loader = make_dataloader(Mixture.from_dict(mix), batch_size=4, max_steps=2)
+    list(loader)
+    state = loader.state_dict()
+    shutil.copyfile(tmp_path / "b/manifest.json", tmp_path / "a/manifest.json")
+    os.remove(tmp_path / "a/manifest.idx")
+    again = make_dataloader(Mixture.from_dict(mix), batch_size=4, max_steps=4)
+    with pytest.raises(StateError, match="different data"):
+        again.load_state_dict(state)
+    again.load_state_dict(state, strict=False)  # even forced, no token of the foreign manifest is served
+    with pytest.raises(ChecksumError, match="another shard"):
+        list(again)
