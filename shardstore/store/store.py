@@ -91,7 +91,7 @@ class Store:
         self._tok_cum = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._doc_cum = np.concatenate([[0], np.cumsum(docs)]).astype(np.int64)
         self._tok_starts: list[int] = self._tok_cum[:-1].tolist()
-        self._doc_starts: list[int] = self._doc_cum[:-1].tolist()
+        # documents are looked up by np.searchsorted on _doc_cum (not the loader's hot path): no 100k-int list
         self._num_tokens = int(self._tok_cum[-1])
         self._num_docs = int(self._doc_cum[-1])
         self._dtype = np.dtype(manifest.dtype)
@@ -327,9 +327,9 @@ class Store:
             index += self._num_docs
         if not 0 <= index < self._num_docs:
             raise IndexError(f"document {index} is outside the store's {self._num_docs} documents")
-        s = bisect_right(self._doc_starts, index) - 1
+        s = self._doc_shard(index)
         shard = self._get(s)
-        j = index - self._doc_starts[s]
+        j = index - int(self._doc_cum[s])
         a, b = int(shard.offsets[j]), int(shard.offsets[j + 1])
         if a < b and not shard.trusted:
             shard.check_blocks(a, b)
@@ -339,9 +339,9 @@ class Store:
         """Global token range [start, stop) of document `index`."""
         if not 0 <= index < self._num_docs:
             raise IndexError(f"document {index} is outside the store's {self._num_docs} documents")
-        s = bisect_right(self._doc_starts, index) - 1
+        s = self._doc_shard(index)
         shard = self._get(s)
-        j = index - self._doc_starts[s]
+        j = index - int(self._doc_cum[s])
         base = self._tok_starts[s]
         return base + int(shard.offsets[j]), base + int(shard.offsets[j + 1])
 
@@ -401,6 +401,9 @@ class Store:
         self.close()
 
     # -- internals ------------------------------------------------------------------------------------------------
+
+    def _doc_shard(self, index: int) -> int:
+        return int(np.searchsorted(self._doc_cum, np.int64(index), "right")) - 1
 
     def _check_out(self, out: np.ndarray) -> None:
         """Accept (and remember) an output dtype that holds every id of this store's dtype without wrapping."""
