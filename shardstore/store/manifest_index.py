@@ -146,7 +146,7 @@ def open_index(
     # Cheap consistency (O(n) in numpy, ~0.3 ms at 100k shards): a layout or writer skew that still checksums
     # right is refused rather than read as garbage.
     ends = rows[:, 5]
-    if not isinstance(meta, dict) or n and (int(ends[-1]) != nlen or bool(np.any(ends[1:] < ends[:-1]))):
+    if not isinstance(meta, dict) or (n and (int(ends[-1]) != nlen or bool(np.any(ends[1:] < ends[:-1])))):
         return None
     totals = (int(rows[:, 0].sum(dtype=np.uint64)), int(rows[:, 1].sum(dtype=np.uint64)))
     if totals != (meta.get("num_tokens"), meta.get("num_docs")) or meta.get("num_shards") != n:

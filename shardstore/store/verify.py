@@ -1,8 +1,9 @@
 """Full verification of a store: every byte of every file in its directory, read once, against the manifest.
 
-- Each shard is read once, in order, by `read` (not mmap: a tiny shard costs one open, one fstat and one read):
-  each payload block is hashed for the block table and fed, while it is in cache, to the streaming whole-file
-  checksum, so no byte is fetched twice (issue 19: block sums, then the whole file, read everything twice).
+- Each shard is read once, in order. Up to 1 MiB it is one `read` (a tiny shard costs one open, one fstat and one
+  read) and checked in memory; above, it is mapped and each payload block is hashed for the block table and fed,
+  while it is in cache, to the streaming whole-file checksum, so no byte is fetched twice from disk or DRAM
+  (issue 19: block sums over the whole file, then the whole file again, read everything twice).
 - Auxiliary files listed in the manifest are checked by size and whole-file checksum. The manifest checks itself
   (`manifest_checksum`); its binary index (`manifest.idx`, if present) must be the one derived from it.
 - Every other file under the store directory is *named* in the report as not covered (`shardstore verify` prints
@@ -24,7 +25,7 @@ import numpy as np
 
 from shardstore.errors import ChecksumError, FormatError, ManifestError, ShardStoreError
 from shardstore.store import format as fmt
-from shardstore.store.rawmap import FileId, file_id
+from shardstore.store.rawmap import FileId, file_id, map_readonly
 
 if TYPE_CHECKING:
     from shardstore.store.locator import Locator
@@ -112,10 +113,12 @@ def check_shard_fd(
 def _check_streaming(
     fd: int, size: int, *, source: str, info: fmt.ShardRecord
 ) -> tuple[list[fmt.Problem], _Checked]:
-    """Large shards: header, then each payload block hashed and fed to the whole-file hash, then the tables."""
-    head = bytearray(fmt.HEADER_SIZE)
-    if _read_exact(fd, memoryview(head)) != fmt.HEADER_SIZE:
-        return [fmt.Problem(source, 0, "file shrank while it was read")], None
+    """Large shards, mapped (no copy): header, then each payload block hashed for its table entry and, while it
+    is in cache, fed to the whole-file hash; then the tables. One pass over the file, no byte fetched twice."""
+    view, _ = map_readonly(fd, source=source)
+    if len(view) != size:
+        return [fmt.Problem(source, min(len(view), size), "file changed size while it was read")], None
+    head = view[: fmt.HEADER_SIZE]
     try:
         header = fmt.parse_header(head, source=source)
     except FormatError as exc:
@@ -130,28 +133,21 @@ def _check_streaming(
         ], None
     whole = fmt.checksum_stream()
     whole.update(head)
-    tail_size = lay.file_size - lay.payload_offset - lay.payload_nbytes
-    tail = bytearray(tail_size)  # padding, document index, block table: read after the payload
-    block = bytearray(header.block_size)
     sums: list[int] = []
     problems: list[fmt.Problem] = []
     pos = lay.payload_offset
     end = lay.payload_offset + lay.payload_nbytes
     while pos < end:
-        n = min(header.block_size, end - pos)
-        mv = memoryview(block)[:n]
-        if _read_exact(fd, mv) != n:
-            return [fmt.Problem(source, pos, "file shrank while it was read")], None
+        mv = view[pos : min(pos + header.block_size, end)]
         sums.append(fmt.checksum_bytes(mv))
         whole.update(mv)
-        pos += n
-    if _read_exact(fd, memoryview(tail)) != tail_size:
-        return [fmt.Problem(source, pos, "file shrank while it was read")], None
+        pos += len(mv)
+    tail = view[end : lay.file_size]  # padding, document index, block table
     whole.update(tail)
 
     pad = lay.doc_index_offset - end
-    doc = memoryview(tail)[pad : pad + (lay.block_sums_offset - lay.doc_index_offset)]
-    table = memoryview(tail)[pad + len(doc) :]
+    doc = tail[pad : pad + (lay.block_sums_offset - lay.doc_index_offset)]
+    table = tail[pad + len(doc) :]
     if bytes(tail[:pad]).count(0) != pad:
         problems.append(fmt.Problem(source, end, "padding before the document index is not zero"))
     if fmt.checksum_bytes(doc) != header.doc_index_checksum:

@@ -82,27 +82,47 @@ def test_a_bit_flip_in_any_file_is_detected_or_the_file_is_named(pristine, tmp_p
 
 
 def test_verify_reads_each_byte_once(tmp_path, monkeypatch):
+    """Small shards: one read() each, exactly their bytes. Large ones (mapped): one pass, each block fed to its
+    block hash and the whole-file hash back to back, in file order, every byte once."""
+    from shardstore.store import format as fmt
+
     docs = [*random_docs(9, 30, max_len=800), np.arange(1_600_000, dtype=np.uint32).astype(np.uint16)]
     m = write_store(tmp_path, docs, max_shard_bytes=64 << 10, block_size=1 << 20)
-    assert max(s.size for s in m.shards) > 1 << 20 > min(s.size for s in m.shards)  # both read paths
-    read = []
-    real = os.readv
+    big = [s for s in m.shards if s.size > 1 << 20]
+    assert len(big) == 1 and len(big) < len(m.shards)  # both read paths
+    read, fed = [], []
+    real_readv, real_stream = os.readv, fmt.checksum_stream
 
     def counting(fd, bufs):
-        n = real(fd, bufs)
+        n = real_readv(fd, bufs)
         read.append(n)
         return n
 
+    class Recording:
+        def __init__(self):
+            self._h = real_stream()
+
+        def update(self, data):
+            fed.append(len(data))
+            self._h.update(data)
+
+        def intdigest(self):
+            return self._h.intdigest()
+
     monkeypatch.setattr(os, "readv", counting)
+    monkeypatch.setattr(fmt, "checksum_stream", Recording)
     store = Store.open(tmp_path, verify="off")
     report = store.verify()
-    assert sum(read) == sum(s.size for s in m.shards)
-    # the document index and blocks are known verified for these file identities: reads hash nothing more
-    assert (
-        np.array_equal(store.doc(len(docs) - 1), docs[-1])
-        and store.mapped_shard(len(m.shards) - 1).verified.count(0) == 0
-    )
     assert report.ok
+    assert sum(read) == sum(s.size for s in m.shards if s.size <= 1 << 20)
+    assert (
+        sum(fed) == big[0].size
+        and fed[0] == fmt.HEADER_SIZE
+        and len(fed) == 2 + -(-1_600_000 * 2 // (1 << 20))
+    )
+    # the document index and blocks are known verified for these file identities: reads hash nothing more
+    last = store.mapped_shard(len(m.shards) - 1)
+    assert np.array_equal(store.doc(len(docs) - 1), docs[-1]) and last.verified.count(0) == 0
 
 
 def copied_store(root, n: int, tokens: int, seed: int) -> str:
