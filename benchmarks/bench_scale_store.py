@@ -253,8 +253,8 @@ def main() -> None:
                 vb[t].append(run(tree, {"kind": "verify", "path": str(big[k])}).get("mb_s", float("nan")))
         for t in trees:
             print(
-                f"verify   {t}: 10000 tiny shards {med(vt[t]):.0f} us/shard; 4 x 32 MiB {med(vb[t]):.0f} MB/s "
-                f"per CPU-s (medians of {a.rounds})"
+                f"verify   {t}: 10000 tiny shards {med(vt[t]):.0f} us/shard ({min(vt[t]):.0f}-{max(vt[t]):.0f}); "
+                f"4 x 32 MiB {med(vb[t]):.0f} MB/s ({min(vb[t]):.0f}-{max(vb[t]):.0f}) per CPU-s, medians of {a.rounds}"
             )
         print(
             f"verify   new/old speed: tiny {med(vt['old']) / med(vt['new']):.2f}x, big {med(vb['new']) / med(vb['old']):.2f}x"
