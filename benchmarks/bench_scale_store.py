@@ -164,6 +164,11 @@ def astuple_v1(s) -> tuple:
     return (s.name, s.num_tokens, s.num_docs, s.size, s.checksum)
 
 
+def ordered(trees: dict[str, Path], i: int) -> list[tuple[str, Path]]:
+    items = list(trees.items())
+    return items if i % 2 == 0 else items[::-1]
+
+
 def med(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -228,8 +233,8 @@ def main() -> None:
     if "loader" in only:
         stores = [make_store(a.workdir / f"ld{k}", 100, 200_000, seed=10 + k) for k in range(2)]
         got: dict[str, list[float]] = {t: [] for t in trees}
-        for _ in range(a.rounds):  # interleaved rounds: both trees see the same machine load
-            for t, tree in trees.items():
+        for i in range(a.rounds):  # interleaved rounds, order alternating: both trees see the same load
+            for t, tree in ordered(trees, i):
                 ps = [str(s[0] if t == "new" else s[1]) for s in stores]
                 got[t].append(run(tree, {"kind": "loader", "paths": ps, "batches": 300})["batches_s"])
         for t in trees:
@@ -244,8 +249,8 @@ def main() -> None:
         big = make_store(a.workdir / "vbig", 4, 16 << 20)
         vt: dict[str, list[float]] = {t: [] for t in trees}
         vb: dict[str, list[float]] = {t: [] for t in trees}
-        for _ in range(a.rounds):  # interleaved, like the loader rounds
-            for t, tree in trees.items():
+        for i in range(a.rounds):  # interleaved and alternating, like the loader rounds
+            for t, tree in ordered(trees, i):
                 k = 0 if t == "new" else 1
                 vt[t].append(
                     run(tree, {"kind": "verify", "path": str(tiny[k])}).get("us_per_shard", float("nan"))
