@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,12 @@ from shardstore.store import format as fmt
 from shardstore.store.canonjson import canonical as _canonical
 from shardstore.store.canonjson import check_json_value, strict_loads
 from shardstore.store.manifest_index import INDEX_NAME, ShardTable, index_bytes, open_index
+from shardstore.store.manifest_rules import HEX16 as _HEX16
+from shardstore.store.manifest_rules import check_name
+from shardstore.store.manifest_rules import exact_keys as _keys
+from shardstore.store.manifest_rules import fail as _fail
+from shardstore.store.manifest_rules import hex_field as _hex
+from shardstore.store.manifest_rules import int_field as _int
 from shardstore.store.rawmap import map_readonly
 from shardstore.util.durable import atomic_write
 
@@ -52,56 +57,8 @@ MANIFEST_VERSION = (
 READABLE_VERSIONS = (1, 2)
 MAX_MANIFEST_BYTES = 1 << 30
 MAX_FILE_BYTES = 1 << 50
-_NAME_PART = r"[A-Za-z0-9_][A-Za-z0-9._+=-]{0,254}"
-_NAME = re.compile(rf"{_NAME_PART}(?:/{_NAME_PART})*")
-_HEX16 = re.compile(r"[0-9a-f]{16}")
 _DTYPES = ("uint16", "uint32")
 _SHARD_KEYS = frozenset({"name", "num_tokens", "num_docs", "size", "checksum"})
-
-
-def _fail(source: str, msg: str) -> ManifestError:
-    return ManifestError(f"{source}: {msg}")
-
-
-def check_name(name: object, *, source: str, what: str = "file name") -> str:
-    """A relative path of plain parts inside the store; raises ManifestError for anything that could escape it."""
-    if not isinstance(name, str):
-        raise _fail(source, f"{what} must be a string, got {type(name).__name__} {name!r}")
-    if len(name) > 1024 or ".." in name or not _NAME.fullmatch(name):
-        raise _fail(
-            source,
-            f"{what} {name!r} is not allowed: use relative names of letters, digits and ._+=- "
-            f"(no '..', no absolute paths, no empty parts)",
-        )
-    return name
-
-
-def _int(value: object, *, source: str, what: str, hi: int = fmt.MAX_TOKENS) -> int:
-    if type(value) is not int:
-        raise _fail(source, f"{what} must be an integer, got {type(value).__name__} {value!r}")
-    if not 0 <= value <= hi:
-        raise _fail(source, f"{what}={value} is outside 0..{hi}")
-    return value
-
-
-def _hex(value: object, pattern: re.Pattern[str], *, source: str, what: str) -> str:
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise _fail(source, f"{what} must be lowercase hex, got {value!r}")
-    return value
-
-
-def _keys(
-    obj: object, required: set[str] | frozenset[str], optional: set[str], *, source: str, what: str
-) -> dict[str, Any]:
-    if type(obj) is dict and obj.keys() == required:
-        return obj
-    if not isinstance(obj, dict):
-        raise _fail(source, f"{what} must be a JSON object, got {type(obj).__name__}")
-    missing = required - obj.keys()
-    extra = obj.keys() - required - optional
-    if missing or extra:
-        raise _fail(source, f"{what} has missing keys {sorted(missing)} / unknown keys {sorted(extra)}")
-    return obj
 
 
 @dataclass(frozen=True, slots=True)
