@@ -81,6 +81,15 @@ def _echo_info(summary: dict[str, Any]) -> None:
     click.echo(f"vocab_size: {summary['vocab_size']}  eos_id: {summary['eos_id']}")
     click.echo(f"shard_bytes: {human_bytes(summary['shard_bytes'])} ({summary['shard_bytes']})")
     d = summary["doc_lengths"]
+    if d is None:
+        click.echo("document tokens: not shown for a remote store (they need its shards; stage it first)")
+    else:
+        _echo_lengths(summary, d)
+    for f in summary["files"]:
+        click.echo(f"file: {f['name']} ({f['size']} bytes, xxh3_64 {f['checksum']})")
+
+
+def _echo_lengths(summary: dict[str, Any], d: dict[str, Any]) -> None:
     click.echo(
         f"document tokens: mean {d['mean']:.1f}  p50 {d['p50']}  p90 {d['p90']}  p99 {d['p99']}  "
         f"min {d['min']}  max {d['max']}  empty {d['empty']}"
@@ -98,8 +107,6 @@ def _echo_info(summary: dict[str, Any]) -> None:
                 f"  {human_count(row['tokens']):>10} {row['tokens'] / total:>6.1%}  {row['file']} "
                 f"({row['docs']} docs)"
             )
-    for f in summary["files"]:
-        click.echo(f"file: {f['name']} ({f['size']} bytes, xxh3_64 {f['checksum']})")
 
 
 @click.command("info")
@@ -123,8 +130,14 @@ def info_cmd(store: str, as_json: bool, doc: int | None, plot: str | None, cache
         require_matplotlib()  # before any work: say how to install it at once
     s = _open(store, cache_dir, "touch")
     summary = store_summary(s)
-    lengths, extra = _length_summary(s)
-    summary.update(extra)
+    from shardstore.store.locator import split_url
+
+    lengths = None
+    if split_url(store)[0] in (None, "file") or plot is not None:
+        lengths, extra = _length_summary(s)
+        summary.update(extra)
+    else:  # a remote store: its document indexes live in the shards, and `info URL` never downloads a shard
+        summary.update({"doc_lengths": None, "top_files": None})
     if doc is not None:
         if not 0 <= doc < s.num_docs:
             raise click.BadParameter(
@@ -234,12 +247,20 @@ def verify_cmd(store: str, cache_dir: str | None) -> None:
         report = verify_store(s, on_file=lambda _name: bar.update(1))
     for problem in report.problems:
         click.echo(f"FAILED {problem}")
+    uncovered = [
+        f"NOT COVERED {n}: not checked by verify, and never read by a Store" for n in report.not_covered
+    ]
     if not report.ok:
+        for line in uncovered:
+            click.echo(line)
         # An error (not click's Exit) so the entry point turns it into exit code 1 with one summary line.
         raise FormatError(f"{s.root}: verification failed: {len(report.problems)} problem(s), listed above")
     click.echo(
         f"OK {s.root}: {report.files_checked} files, {report.bytes_checked} bytes, fingerprint {s.fingerprint}"
+        + (f"; {len(report.not_covered)} file(s) not covered, listed below" if uncovered else "")
     )
+    for line in uncovered:
+        click.echo(line)
 
 
 def register(root: click.Group) -> None:
