@@ -222,8 +222,10 @@ class Interleave:
 
         Constant weights ``p_s / D`` repeat with period ``D`` (at ``n = D`` every count equals ``p_s``: an integer
         within 1 of it). Kept only for ``D <= 2**16``: O(D) memory, built by the fast engine in milliseconds."""
-        if self._period is not None:
-            return self._period or None
+        if self._period is False:
+            return None
+        if self._period is not None and self._period is not True:
+            return self._period
         weights = self.schedule.constant_weights
         period = 1
         for w in weights or ():

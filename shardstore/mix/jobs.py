@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -108,10 +109,13 @@ def reach_times(
 def _solve_chunks(sched: WeightSchedule, cols: list[list[int]], out: np.ndarray, origin: int) -> None:
     """The int64 chunks in native code (a float root, corrected and checked exactly in 128-bit integers); chunks
     that do not fit int64, and answers it could not confirm, one by one in Python integers."""
+    times: Any = None
     try:
-        from shardstore._native._edf import times
+        from shardstore._native import _edf
+
+        times = _edf.times
     except ImportError:  # not built: exact Python integers throughout
-        times = None
+        pass
     rows: list[int] = []
     slow: list[tuple[int, int]] = []  # (chunk, first local index)
     for c, (at, cnt, q, ln, y, st, _, base, umax, _, _) in enumerate(zip(*cols, strict=True)):
