@@ -63,7 +63,9 @@ def plan_run(
 ) -> Plan:
     """Per-source weight, tokens available and drawn, epochs and warnings for a run of ``total_tokens``."""
     samples = -(-total_tokens // seq_len)
-    drawn = list(il.counts_at(samples))  # exact, for schedules too: random access, independent of the run length
+    drawn = list(
+        il.counts_at(samples)
+    )  # exact, for schedules too: random access, independent of the run length
     rows, warnings = [], []
     for s, (name, num_windows) in enumerate(zip(names, windows, strict=True)):
         epochs = drawn[s] / num_windows
