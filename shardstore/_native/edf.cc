@@ -120,32 +120,41 @@ PyObject* merge(PyObject*, PyObject* args) {
 
 // ---- times: first u in [0, hi] with quad*u^2 + lin*u >= y0 + i*step, for every job i of every chunk ----------
 //
-// chunks: int64[n * 8] rows (at, count, quad, lin, y0, step, base, hi); Python guarantees |quad|, |lin|,
-// |y0| + count*step < 2^61, |base| <= 2^62, 0 <= hi <= 2^62, and that the left side is nondecreasing on [0, hi].
-// out[at + i] = clamp(base + u, -2^62, 2^62); INT64_MIN where no u in [0, hi] reaches (Python recomputes those).
+// chunks: int64[n * 12] rows (at, count, quad, lin, y0, step, base, hi), the four middle values as 128-bit
+// (high word, low word) pairs. Python guarantees |quad|, |lin|, |y0| + count*step < 2^100, |base| <= 2^62,
+// 0 <= hi <= 2^62, and that the left side is nondecreasing on [0, hi]. Every comparison is exact: in 128-bit
+// integers when the value fits with room (|.| <= 2^120), else by the sign of a long double estimate, which is then
+// far beyond |y| < 2^100. out[at + i] = clamp(base + u, -2^62, 2^62); INT64_MIN where no u in [0, hi] reaches.
 
+using i128 = __int128;
 constexpr int64_t kFar = int64_t(1) << 62;
+constexpr int kRow = 12;
 
-inline bool reached(int64_t q, int64_t lin, int64_t y, int64_t u) {
-    if (u < (int64_t(1) << 31) && u > -(int64_t(1) << 31)) {  // |q u^2| < 2^123: exact in 128 bits
-        const __int128 v = (static_cast<__int128>(q) * u + lin) * static_cast<__int128>(u);
-        return v >= y;
-    }
-    const long double est = (static_cast<long double>(q) * u + lin) * static_cast<long double>(u);
-    const long double big = 1e36L;  // ~2^120: far from |y| < 2^61, and below the int128 limit of the exact form
-    if (est > big) return true;
-    if (est < -big) return false;
-    const __int128 v = (static_cast<__int128>(q) * u + lin) * static_cast<__int128>(u);
-    return v >= y;
+inline i128 wide(const int64_t* p) {
+    return static_cast<i128>((static_cast<unsigned __int128>(static_cast<uint64_t>(p[0])) << 64) |
+                             static_cast<uint64_t>(p[1]));
 }
 
-int64_t solve(int64_t q, int64_t lin, int64_t y, int64_t hi) {
+inline bool reached(i128 q, i128 lin, i128 y, int64_t u, bool small) {
+    if (small && u < (int64_t(1) << 31)) return (q * u + lin) * u >= y;  // |q u^2|, |lin u| < 2^123
+    if (u == 0) return y <= 0;
+    const long double inner_est = static_cast<long double>(q) * u + static_cast<long double>(lin);
+    if (inner_est > 0x1p122L) return true;  // (q u + lin) u >= 2^122 > |y|
+    if (inner_est < -0x1p122L) return false;
+    const i128 inner = q * u + lin;  // |q u| <= 2^122 + |lin| < 2^123: no overflow
+    const long double est = static_cast<long double>(inner) * u;
+    if (est > 0x1p120L) return true;
+    if (est < -0x1p120L) return false;
+    return inner * u >= y;  // |inner * u| <= 2^121
+}
+
+int64_t solve(i128 q, i128 lin, i128 y, int64_t hi, bool small) {
     if (q == 0) {
         if (lin <= 0) return -1;
-        int64_t u = y / lin;  // ceil(y / lin), with C++ truncation toward zero
+        i128 u = y / lin;  // ceil(y / lin), with C++ truncation toward zero
         if (u * lin < y) ++u;
         if (u < 0) u = 0;
-        return u <= hi ? u : -1;
+        return u <= hi ? static_cast<int64_t>(u) : -1;
     }
     const double qf = static_cast<double>(q), lf = static_cast<double>(lin), yf = static_cast<double>(y);
     double disc = lf * lf + 4.0 * qf * yf;
@@ -156,20 +165,20 @@ int64_t solve(int64_t q, int64_t lin, int64_t y, int64_t hi) {
     if (g > static_cast<double>(hi)) g = static_cast<double>(hi);
     int64_t u = static_cast<int64_t>(g);
     for (int step = 0; step < 16; ++step) {  // the float root is the answer or a close neighbour
-        if (!reached(q, lin, y, u)) {
+        if (!reached(q, lin, y, u, small)) {
             if (u >= hi) break;
             ++u;
-        } else if (u > 0 && reached(q, lin, y, u - 1)) {
+        } else if (u > 0 && reached(q, lin, y, u - 1, small)) {
             --u;
         } else {
             return u;
         }
     }
-    if (!reached(q, lin, y, hi)) return -1;
+    if (!reached(q, lin, y, hi, small)) return -1;
     int64_t lo = -1, top = hi;  // bisection: reached(top), !reached(lo) (lo = -1 stands for "before 0")
     while (top - lo > 1) {
         const int64_t mid = lo + (top - lo) / 2;
-        if (reached(q, lin, y, mid)) top = mid; else lo = mid;
+        if (reached(q, lin, y, mid, small)) top = mid; else lo = mid;
     }
     return top;
 }
@@ -180,31 +189,33 @@ PyObject* times(PyObject*, PyObject* args) {
     chunks.held = out.held = true;
     Py_ssize_t nvals = 0, nout = 0;
     if (!int64_array(chunks, "chunks", &nvals) || !int64_array(out, "out", &nout)) return nullptr;
-    if (nvals % 8 != 0) {
-        PyErr_SetString(PyExc_ValueError, "times: chunks must hold rows of 8 int64");
+    if (nvals % kRow != 0) {
+        PyErr_SetString(PyExc_ValueError, "times: chunks must hold rows of 12 int64");
         return nullptr;
     }
     const auto* c = static_cast<const int64_t*>(chunks.view.buf);
     auto* o = static_cast<int64_t*>(out.view.buf);
-    for (Py_ssize_t r = 0; r < nvals / 8; ++r) {
-        const int64_t* row = c + 8 * r;
-        if (row[0] < 0 || row[1] < 0 || row[0] > nout - row[1] || row[7] < 0) {
+    for (Py_ssize_t r = 0; r < nvals / kRow; ++r) {
+        const int64_t* row = c + kRow * r;
+        if (row[0] < 0 || row[1] < 0 || row[0] > nout - row[1] || row[11] < 0) {
             PyErr_SetString(PyExc_ValueError, "times: a chunk lies outside the output");
             return nullptr;
         }
     }
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r = 0; r < nvals / 8; ++r) {
-        const int64_t* row = c + 8 * r;
-        const int64_t at = row[0], count = row[1], q = row[2], lin = row[3], y0 = row[4], step = row[5];
-        const int64_t base = row[6], hi = row[7];
+    for (Py_ssize_t r = 0; r < nvals / kRow; ++r) {
+        const int64_t* row = c + kRow * r;
+        const int64_t at = row[0], count = row[1], base = row[10], hi = row[11];
+        const i128 q = wide(row + 2), lin = wide(row + 4), y0 = wide(row + 6), step = wide(row + 8);
+        const i128 qbound = i128(1) << 61, lbound = i128(1) << 91;
+        const bool small = q < qbound && q > -qbound && lin < lbound && lin > -lbound;
         for (int64_t i = 0; i < count; ++i) {
-            const int64_t u = solve(q, lin, y0 + i * step, hi);
+            const int64_t u = solve(q, lin, y0 + i * step, hi, small);
             if (u < 0) {
                 o[at + i] = INT64_MIN;
                 continue;
             }
-            const __int128 v = static_cast<__int128>(base) + u;
+            const i128 v = static_cast<i128>(base) + u;
             o[at + i] = v >= kFar ? kFar : v <= -kFar ? -kFar : static_cast<int64_t>(v);
         }
     }

@@ -5,20 +5,22 @@ unit job released at ``first_reach(s, x, strict=True) - 1`` and due at ``first_r
 ``first_reach(s, x)`` is the first position ``m`` with ``W_s(m) >= x`` (``> x`` when strict). Computing those one
 by one in Python integers costs ~3 us each; a global batch of 40,000 samples needs ~80,000 of them.
 
-Here a request is a run of consecutive targets ``x0, x0 + 1, ...`` of one source. It is cut at segment boundaries
-and into chunks short enough for int64 (``chunk * scale < 2**61``). Each chunk is solved relative to its own origin
-``o``, the position just before its first target is reached (one exact Python `first_reach`), so that the
+Here a request is a run of consecutive targets ``x0, x0 + 1, ...`` of one source. It is cut at segment boundaries;
+inside a segment both sides are divided by ``g = gcd(quad, lin, scale)`` (the segment's own scale, whatever the
+other sources' denominators), and cut into chunks with ``|Y| < 2**100``. Each chunk is solved relative to its own
+origin ``o``, the position just before its first target is reached (one exact Python `first_reach`), so that the
 unknowns are small: the first ``u >= 0`` with ``quad * u^2 + lin' * u >= Y`` where ``lin' = 2 quad o + lin`` and
-``Y = x * scale - scale * W_s(o)``. A float root gives each ``u`` or a neighbour; it is corrected and then checked
-exactly in int64 (every term is bounded first, in float, far below 2**63). Anything that does not fit, or does not
-converge, is computed one by one with the exact Python integers, so the result never depends on rounding: it is
-the exact integer answer, as a time relative to the caller's origin, saturated at ``+-FAR`` (``NEVER_REL`` when the
-weight integral never reaches the target).
+``Y = x * scale - scale * W_s(o)``. Native code (``shardstore._native._edf.times``) takes a float root and corrects
+and confirms it exactly in 128-bit integers. Chunks that do not fit (a segment scale near 2**100, as ramps between
+token-count weights give) and answers it could not confirm are computed one by one with exact Python integers, so
+the result never depends on rounding: it is the exact integer answer, as a time relative to the caller's origin,
+saturated at ``+-FAR`` (``NEVER_REL`` when the weight integral never reaches the target).
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +32,13 @@ __all__ = ["FAR", "NEVER_REL", "ceil_cumulative", "floor_cumulative", "reach_tim
 
 FAR = 1 << 62  # a relative time at least this far lies beyond any batch (kept saturated at this value)
 NEVER_REL = FAR + 1  # the weight integral never reaches the target
-_SAFE = float(1 << 61)  # bound on every int64 intermediate of the exact check
+_SAFE = 1 << 100  # bound on the 128-bit parameters of the native exact check
+
+
+def _wide(v: int) -> tuple[int, int]:
+    """A signed integer below 2**126 as (high, low) int64 words of its 128-bit two's complement."""
+    low = v & ((1 << 64) - 1)
+    return v >> 64, low - (1 << 64) if low >= 1 << 63 else low
 
 
 def _saturate(v: int) -> int:
@@ -47,7 +55,6 @@ def reach_times(
     # chunk columns: output offset, count, quad, lin', Y0, step, strict, base offset, umax, source, first target
     cols: list[list[int]] = [[] for _ in range(11)]
     scale = sched.scale
-    chunk = max(1, (1 << 60) // scale - 2)
     at = 0
     for s, x0, count, strict in requests:
         if count <= 0:
@@ -67,6 +74,10 @@ def reach_times(
                 nxt = end
             hi = min(max(nxt, x), end)
             row = rows[j]
+            # this segment's own scale: both sides of quad u^2 + lin' u >= Y divided by g (Y rounded up)
+            g = math.gcd(row.quad, row.lin, scale) or 1
+            step = scale // g
+            chunk = max(1, _SAFE // 2 // step - 2)
             while x < hi:
                 m = min(hi - x, chunk)
                 if row.quad == 0 and row.lin == 0:  # a zero weight to the end: never reached
@@ -81,15 +92,16 @@ def reach_times(
                     value = row.base + (row.quad * o + row.lin) * o  # W_s(start + o) * scale
                     lin2 = 2 * row.quad * o + row.lin
                     y0 = x * scale - value + (1 if strict else 0)  # f(u) > Y  <=>  f(u) >= Y + 1
+                    y0 = -(-y0 // g)  # g f'(u) >= Y  <=>  f'(u) >= ceil(Y / g)
                     for col, v in zip(
                         cols,
                         (
                             at,
                             m,
-                            row.quad,
-                            lin2,
+                            row.quad // g,
+                            lin2 // g,
                             y0,
-                            scale,
+                            step,
                             int(strict),
                             row.start + o - origin,
                             row.length - o,
@@ -120,7 +132,7 @@ def _solve_chunks(sched: WeightSchedule, cols: list[list[int]], out: np.ndarray,
     slow: list[tuple[int, int]] = []  # (chunk, first local index)
     for c, (at, cnt, q, ln, y, st, _, base, umax, _, _) in enumerate(zip(*cols, strict=True)):
         if times is not None and max(abs(q), abs(ln), abs(y) + cnt * st) < _SAFE:
-            rows += (at, cnt, q, ln, y, st, _saturate(base), min(umax, FAR))
+            rows += (at, cnt, *_wide(q), *_wide(ln), *_wide(y), *_wide(st), _saturate(base), min(umax, FAR))
         else:
             slow += [(c, i) for i in range(cnt)]
     if rows and times is not None:

@@ -117,3 +117,21 @@ def test_periodic_table_is_bounded_whatever_the_weights() -> None:
     table = il._periodic()
     held = 0 if table is None else sum(a.nbytes for a in table)
     assert held < 2 << 20, held  # main held 385 MiB here
+
+
+@pytest.mark.parametrize(
+    ("begin", "end"),
+    [
+        ([0.333333, 0.666667], [0.123457, 0.876543]),  # segment scale ~2**80: the 128-bit native path
+        ([151234567891, 98765432109], [3141592653, 27182818284]),  # token counts: ~2**110, exact Python path
+    ],
+)
+def test_long_ramps_with_large_scales_equal_the_reference(begin: list, end: list) -> None:
+    sched = WeightSchedule([Phase(0, nw(begin)), Phase(10**6, nw(end), 10**12)])
+    il = Interleave(sched)
+    for position in (10**6 + 5, 7 * 10**11 + 3):
+        counts = il.counts_at(position)
+        src, ordinal = il.assign(position, counts, 4000)
+        ref_src, ref_ord = il.reference_assign(position, counts, 4000)
+        assert src.tolist() == ref_src.tolist() and ordinal.tolist() == ref_ord.tolist()
+        assert il.counts_at(position + 4000) == il.advance(position, counts, 4000)
