@@ -110,7 +110,11 @@ def run_child(spec: dict[str, Any], root: Path, timeout: float) -> dict[str, Any
     try:
         out = subprocess.run(
             [sys.executable, __file__, "--child", json.dumps(spec)],
-            env=env, capture_output=True, text=True, timeout=timeout, check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         return None
@@ -174,7 +178,11 @@ def sampler_tables(args: argparse.Namespace) -> None:
         new_costs.append(ms(n))
         rows.append([f"{length:,}", fmt(o, to), fmt(n, to), _ratio(o, n)])
     rows.append(["growth", growth(lengths, old_costs), growth(lengths, new_costs), ""])
-    table("global batch vs batch size (20 sources, inside a linear ramp), ms", ["samples", "old", "new", "old/new"], rows)
+    table(
+        "global batch vs batch size (20 sources, inside a linear ramp), ms",
+        ["samples", "old", "new", "old/new"],
+        rows,
+    )
 
     rows = []
     for kind in ("ramp", "tokens", "tokens-ramp"):
@@ -183,8 +191,11 @@ def sampler_tables(args: argparse.Namespace) -> None:
             o = run_child(spec, old, to) if pos == 2000 else None
             n = run_child(spec, new, to)
             rows.append([kind, f"{pos:.0e}", fmt(o, to) if pos == 2000 else "(replay from 0)", fmt(n, to)])
-    table("global batch of 40,000 samples, 20 sources, by weights and position, ms",
-          ["weights", "position", "old", "new"], rows)
+    table(
+        "global batch of 40,000 samples, 20 sources, by weights and position, ms",
+        ["weights", "position", "old", "new"],
+        rows,
+    )
 
     sources = [1, 20, 100] if args.quick else [1, 20, 100, 1000]
     rows, new_costs = [], []
@@ -206,20 +217,30 @@ def sampler_tables(args: argparse.Namespace) -> None:
         new_costs.append(ms(n))
         rows.append([f"{p:.0e}", fmt(o, to) if p <= 10**6 else "(not run)", fmt(n, to)])
     rows.append(["growth", "", growth(positions, new_costs)])
-    table("counts_at(position) inside a ramp, 20 sources (what peek / load_state_dict need), ms",
-          ["position", "old", "new"], rows)
+    table(
+        "counts_at(position) inside a ramp, 20 sources (what peek / load_state_dict need), ms",
+        ["position", "old", "new"],
+        rows,
+    )
 
     spec = {"case": "table", "k": 1000}
     o, n = run_child(spec, old, max(to, 60)), run_child(spec, new, to)
-    table("periodic table: integer weights 1-100 over 1,000 sources (build + counts_at(1e12) + a batch)",
-          ["", "old", "new"],
-          [["time, ms", fmt(o, max(to, 60)), fmt(n, to)], ["peak RSS added, MiB", fmt(o, 60, "rss_mib"),
-                                                          fmt(n, to, "rss_mib")]])
+    table(
+        "periodic table: integer weights 1-100 over 1,000 sources (build + counts_at(1e12) + a batch)",
+        ["", "old", "new"],
+        [
+            ["time, ms", fmt(o, max(to, 60)), fmt(n, to)],
+            ["peak RSS added, MiB", fmt(o, 60, "rss_mib"), fmt(n, to, "rss_mib")],
+        ],
+    )
 
     spec = {"case": "plan"}
     o, n = run_child(spec, old, to), run_child(spec, new, to)
-    table("plan of 100B tokens, weights 0.333333 / 0.666667, ms", ["", "old", "new"],
-          [["plan_run", fmt(o, to), fmt(n, to)]])
+    table(
+        "plan of 100B tokens, weights 0.333333 / 0.666667, ms",
+        ["", "old", "new"],
+        [["plan_run", fmt(o, to), fmt(n, to)]],
+    )
 
 
 def _ratio(o: dict[str, Any] | None, n: dict[str, Any] | None) -> str:
@@ -243,11 +264,18 @@ def _stores(root: Path, k: int, seq: int) -> Path:
         toks = (np.arange(i * 1000, i * 1000 + 200 * seq + 1) % 60000).astype(np.uint16)
         for j in range(0, toks.size, 97):
             writer.add_document(toks[j : j + 97])
-        tok = TokenizerInfo(fingerprint="a" * 64, vocab_size=60000, special_ids={}, eos_id=None)
+        tok = TokenizerInfo(
+            fingerprint="a" * 64, vocab_size=60000, special_ids={"<|endoftext|>": 1}, eos_id=1
+        )
         write_manifest(str(path), Manifest(dtype="uint16", shards=tuple(writer.close()), tokenizer=tok))
         lines += ["[[sources]]", f'name = "s{i}"', f'store = "s{i}"', f"weight = {1 + (i * 7) % 20}"]
-    lines += ["[[schedule]]", "start_step = 10", "ramp = 'linear'", "ramp_steps = 100_000_000_000_000",
-              "weights = { " + ", ".join(f"s{i} = {1 + (i * 11) % 13}" for i in range(k)) + " }"]
+    lines += [
+        "[[schedule]]",
+        "start_step = 10",
+        "ramp = 'linear'",
+        "ramp_steps = 100_000_000_000_000",
+        "weights = { " + ", ".join(f"s{i} = {1 + (i * 11) % 13}" for i in range(k)) + " }",
+    ]
     (root / "mix.toml").write_text("\n".join(lines) + "\n")
     return root / "mix.toml"
 
@@ -272,8 +300,12 @@ def loader_tables(args: argparse.Namespace) -> None:
             peek_costs.append(peek)
             rows.append([f"{step:.0e}", f"{load:.2f}", f"{peek:.2f}"])
         rows.append(["growth", growth(steps, load_costs), growth(steps, peek_costs)])
-        table("load_state_dict (checks counts exactly) and peek of rank 3 of 8, 20 sources inside a ramp, ms "
-              "(main: peek 11 s at step 1e5, time-out at 1e6)", ["step", "load_state_dict", "peek"], rows)
+        table(
+            "load_state_dict (checks counts exactly) and peek of rank 3 of 8, 20 sources inside a ramp, ms "
+            "(main: peek 11 s at step 1e5, time-out at 1e6)",
+            ["step", "load_state_dict", "peek"],
+            rows,
+        )
         node(mix_path, args)
 
 
@@ -299,8 +331,15 @@ def _rank(mix_path: Path, rank: int, ranks: int, workers: int, batches: int, nof
     t = time.perf_counter()
     most = 0
     try:
-        loader = make_dataloader(mix_path, batch_size=8, rank=rank, world_size=ranks, num_workers=workers,
-                                 persistent_workers=True, multiprocessing_context="fork")
+        loader = make_dataloader(
+            mix_path,
+            batch_size=8,
+            rank=rank,
+            world_size=ranks,
+            num_workers=workers,
+            persistent_workers=True,
+            multiprocessing_context="fork",
+        )
         done = 0
         for i, _ in enumerate(loader):
             done += 1
@@ -320,8 +359,10 @@ def node(mix_path: Path, args: argparse.Namespace) -> None:
     out = ctx.Queue()
     ranks, workers = args.ranks, args.workers
     t = time.perf_counter()
-    procs = [ctx.Process(target=_rank, args=(mix_path, r, ranks, workers, args.batches, args.nofile, out))
-             for r in range(ranks)]
+    procs = [
+        ctx.Process(target=_rank, args=(mix_path, r, ranks, workers, args.batches, args.nofile, out))
+        for r in range(ranks)
+    ]
     for p in procs:
         p.start()
     results = sorted(out.get(timeout=600) for _ in procs)
@@ -329,13 +370,17 @@ def node(mix_path: Path, args: argparse.Namespace) -> None:
         p.join(timeout=60)
     wall = time.perf_counter() - t
     ok = sum(1 for r in results if not r[4])
-    table(f"one node: {ranks} ranks x {workers} workers (fork), 20 sources, RLIMIT_NOFILE={args.nofile}",
-          ["", "value"],
-          [["ranks that read all batches", f"{ok} / {ranks}"],
-           ["batches per rank", str(args.batches)],
-           ["wall time, s (all ranks, incl. worker start)", f"{wall:.1f}"],
-           ["most fds held by one process (rank or worker)", str(max(r[3] for r in results))],
-           ["errors", "; ".join(sorted({r[4] for r in results if r[4]})) or "none"]])
+    table(
+        f"one node: {ranks} ranks x {workers} workers (fork), 20 sources, RLIMIT_NOFILE={args.nofile}",
+        ["", "value"],
+        [
+            ["ranks that read all batches", f"{ok} / {ranks}"],
+            ["batches per rank", str(args.batches)],
+            ["wall time, s (all ranks, incl. worker start)", f"{wall:.1f}"],
+            ["most fds held by one process (rank or worker)", str(max(r[3] for r in results))],
+            ["errors", "; ".join(sorted({r[4] for r in results if r[4]})) or "none"],
+        ],
+    )
 
 
 def main() -> None:
