@@ -24,6 +24,8 @@
 
 namespace {
 
+constexpr int64_t kFarMerge = int64_t(1) << 62;  // saturated relative times (shardstore.mix.jobs.FAR)
+
 struct Buffer {
     Py_buffer view{};
     bool held = false;
@@ -43,6 +45,61 @@ bool int64_array(Buffer& b, const char* what, Py_ssize_t* count) {
 
 using Key = std::pair<int64_t, int64_t>;  // (time, source): min-heap order is time, then lower source
 using MinHeap = std::priority_queue<Key, std::vector<Key>, std::greater<Key>>;
+
+// The merge itself: jobs of source s are [o[s], o[s + 1]) of r (release) and d (deadline). Runs without the GIL.
+Py_ssize_t run_merge(const int64_t* r, const int64_t* d, const int64_t* o, Py_ssize_t k, Py_ssize_t length,
+                     int64_t* src, int64_t* job) {
+    Py_ssize_t filled = 0;
+    std::vector<int64_t> next(o, o + k);
+    if (k <= 64) {  // few sources: a scan of the pending jobs (kept in two small arrays) beats two heaps
+        constexpr int64_t kNone = INT64_MAX;
+        std::vector<int64_t> rel(k), due(k);
+        for (Py_ssize_t s = 0; s < k; ++s) {
+            rel[s] = next[s] < o[s + 1] ? r[next[s]] : kNone;
+            due[s] = next[s] < o[s + 1] ? d[next[s]] : kNone;
+        }
+        for (Py_ssize_t t = 0; t < length; ++t) {
+            int64_t best = -1;
+            int64_t best_due = kNone;
+            for (Py_ssize_t s = 0; s < k; ++s) {
+                // strictly earlier deadline wins, so ties keep the lower source; deadlines are saturated below
+                // kNone, so a released job never due still beats "none" (branch-free: cmov)
+                const int64_t released = -static_cast<int64_t>(rel[s] <= t);  // all ones or 0
+                const int64_t cand = (due[s] & released) | (kNone & ~released);
+                const int64_t better = -static_cast<int64_t>(cand < best_due);
+                best_due = (cand & better) | (best_due & ~better);
+                best = (static_cast<int64_t>(s) & better) | (best & ~better);
+            }
+            if (best < 0) break;
+            src[t] = best;
+            job[t] = next[best] - o[best];
+            const int64_t n = ++next[best];
+            rel[best] = n < o[best + 1] ? r[n] : kNone;
+            due[best] = n < o[best + 1] ? d[n] : kNone;
+            filled = t + 1;
+        }
+    } else {
+    MinHeap waiting, ready;  // waiting: (release, source); ready: (deadline, source)
+    for (Py_ssize_t s = 0; s < k; ++s) {
+        if (next[s] < o[s + 1]) waiting.emplace(r[next[s]], s);
+    }
+    for (Py_ssize_t t = 0; t < length; ++t) {
+        while (!waiting.empty() && waiting.top().first <= t) {
+            const int64_t s = waiting.top().second;
+            waiting.pop();
+            ready.emplace(d[next[s]], s);
+        }
+        if (ready.empty()) break;
+        const int64_t s = ready.top().second;
+        ready.pop();
+        src[t] = s;
+        job[t] = next[s] - o[s];
+        if (++next[s] < o[s + 1]) waiting.emplace(r[next[s]], s);
+        filled = t + 1;
+    }
+    }
+    return filled;
+}
 
 PyObject* merge(PyObject*, PyObject* args) {
     Buffer rel, dl, off, out_src, out_job;
@@ -80,55 +137,74 @@ PyObject* merge(PyObject*, PyObject* args) {
     }
     Py_ssize_t filled = 0;
     Py_BEGIN_ALLOW_THREADS
-    std::vector<int64_t> next(o, o + k);
-    if (k <= 64) {  // few sources: a scan of the pending jobs beats two heaps
-        for (Py_ssize_t t = 0; t < length; ++t) {
-            int64_t best = -1;
-            for (Py_ssize_t s = 0; s < k; ++s) {
-                const int64_t j = next[s];
-                if (j < o[s + 1] && r[j] <= t && (best < 0 || d[j] < d[next[best]])) best = s;
-            }
-            if (best < 0) break;
-            src[t] = best;
-            job[t] = next[best] - o[best];
-            ++next[best];
-            filled = t + 1;
-        }
-    } else {
-    MinHeap waiting, ready;  // waiting: (release, source); ready: (deadline, source)
+    filled = run_merge(r, d, o, k, length, src, job);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromSsize_t(filled);
+}
+
+// merge_reach(strict, reach, first, length, out_source, out_job) -> filled: the same merge, from reach times
+// (relative, saturated at +-2^62, 2^62 + 1 for never) of targets c_s .. c_s + J_s of each source, at
+// [first[s], first[s + 1]): job i of s is released at strict[first[s] + i] - 1 (at least 0) and due at
+// reach[first[s] + i + 1] - 1 (saturated values kept).
+PyObject* merge_reach(PyObject*, PyObject* args) {
+    Buffer st, re, fi, out_src, out_job;
+    Py_ssize_t length = 0;
+    if (!PyArg_ParseTuple(args, "y*y*y*nw*w*", &st.view, &re.view, &fi.view, &length, &out_src.view,
+                          &out_job.view)) {
+        return nullptr;
+    }
+    st.held = re.held = fi.held = out_src.held = out_job.held = true;
+    Py_ssize_t nst = 0, nre = 0, nfi = 0, nsrc = 0, njob = 0;
+    if (!int64_array(st, "strict", &nst) || !int64_array(re, "reach", &nre) || !int64_array(fi, "first", &nfi) ||
+        !int64_array(out_src, "out_source", &nsrc) || !int64_array(out_job, "out_job", &njob)) {
+        return nullptr;
+    }
+    const auto* sr = static_cast<const int64_t*>(st.view.buf);
+    const auto* rr = static_cast<const int64_t*>(re.view.buf);
+    const auto* f = static_cast<const int64_t*>(fi.view.buf);
+    const Py_ssize_t k = nfi - 1;
+    if (nst != nre || nfi < 1 || length < 0 || nsrc < length || njob < length || f[0] != 0 || f[k] != nst) {
+        PyErr_SetString(PyExc_ValueError, "merge_reach: sizes do not match");
+        return nullptr;
+    }
     for (Py_ssize_t s = 0; s < k; ++s) {
-        if (next[s] < o[s + 1]) waiting.emplace(r[next[s]], s);
-    }
-    for (Py_ssize_t t = 0; t < length; ++t) {
-        while (!waiting.empty() && waiting.top().first <= t) {
-            const int64_t s = waiting.top().second;
-            waiting.pop();
-            ready.emplace(d[next[s]], s);
+        if (f[s + 1] - f[s] < 1) {
+            PyErr_SetString(PyExc_ValueError, "merge_reach: every source needs at least one target");
+            return nullptr;
         }
-        if (ready.empty()) break;
-        const int64_t s = ready.top().second;
-        ready.pop();
-        src[t] = s;
-        job[t] = next[s] - o[s];
-        if (++next[s] < o[s + 1]) waiting.emplace(r[next[s]], s);
-        filled = t + 1;
     }
+    auto* src = static_cast<int64_t*>(out_src.view.buf);
+    auto* job = static_cast<int64_t*>(out_job.view.buf);
+    Py_ssize_t filled = 0;
+    Py_BEGIN_ALLOW_THREADS
+    std::vector<int64_t> r(nst - k), d(nst - k), o(k + 1);
+    o[0] = 0;
+    for (Py_ssize_t s = 0; s < k; ++s) {
+        const int64_t jobs = f[s + 1] - f[s] - 1;
+        for (int64_t i = 0; i < jobs; ++i) {
+            const int64_t rel = sr[f[s] + i] - 1;
+            const int64_t due = rr[f[s] + i + 1];
+            r[o[s] + i] = rel < 0 ? 0 : rel;
+            d[o[s] + i] = (due < kFarMerge && due > -kFarMerge) ? due - 1 : due;
+        }
+        o[s + 1] = o[s] + jobs;
     }
+    filled = run_merge(r.data(), d.data(), o.data(), k, length, src, job);
     Py_END_ALLOW_THREADS
     return PyLong_FromSsize_t(filled);
 }
 
 // ---- times: first u in [0, hi] with quad*u^2 + lin*u >= y0 + i*step, for every job i of every chunk ----------
 //
-// chunks: int64[n * 12] rows (at, count, quad, lin, y0, step, base, hi), the four middle values as 128-bit
-// (high word, low word) pairs. Python guarantees |quad|, |lin|, |y0| + count*step < 2^100, |base| <= 2^62,
+// chunks: int64[n * 13] rows (at, count, quad, lin, y0, step, base, hi, divisible), quad..step as 128-bit
+// (high word, low word) pairs; divisible says whether the reduced target is exact (else f never equals it). Python guarantees |quad|, |lin|, |y0| + count*step < 2^100, |base| <= 2^62,
 // 0 <= hi <= 2^62, and that the left side is nondecreasing on [0, hi]. Every comparison is exact: in 128-bit
 // integers when the value fits with room (|.| <= 2^120), else by the sign of a long double estimate, which is then
 // far beyond |y| < 2^100. out[at + i] = clamp(base + u, -2^62, 2^62); INT64_MIN where no u in [0, hi] reaches.
 
 using i128 = __int128;
 constexpr int64_t kFar = int64_t(1) << 62;
-constexpr int kRow = 12;
+constexpr int kRow = 13;
 
 inline i128 wide(const int64_t* p) {
     return static_cast<i128>((static_cast<unsigned __int128>(static_cast<uint64_t>(p[0])) << 64) |
@@ -146,6 +222,11 @@ inline bool reached(i128 q, i128 lin, i128 y, int64_t u, bool small) {
     if (est > 0x1p120L) return true;
     if (est < -0x1p120L) return false;
     return inner * u >= y;  // |inner * u| <= 2^121
+}
+
+// f(u) == y exactly (false when f(u) is too large to form: then it is far from |y| < 2^100)
+inline bool equal(i128 q, i128 lin, i128 y, int64_t u, bool small) {
+    return reached(q, lin, y, u, small) && !reached(q, lin, y + 1, u, small);
 }
 
 int64_t solve(i128 q, i128 lin, i128 y, int64_t hi, bool small) {
@@ -184,13 +265,21 @@ int64_t solve(i128 q, i128 lin, i128 y, int64_t hi, bool small) {
 }
 
 PyObject* times(PyObject*, PyObject* args) {
-    Buffer chunks, out;
-    if (!PyArg_ParseTuple(args, "y*w*", &chunks.view, &out.view)) return nullptr;
-    chunks.held = out.held = true;
-    Py_ssize_t nvals = 0, nout = 0;
-    if (!int64_array(chunks, "chunks", &nvals) || !int64_array(out, "out", &nout)) return nullptr;
+    Buffer chunks, out, strict;
+    if (!PyArg_ParseTuple(args, "y*w*w*", &chunks.view, &out.view, &strict.view)) return nullptr;
+    chunks.held = out.held = strict.held = true;
+    Py_ssize_t nvals = 0, nout = 0, nstrict = 0;
+    if (!int64_array(chunks, "chunks", &nvals) || !int64_array(out, "out", &nout) ||
+        !int64_array(strict, "strict", &nstrict)) {
+        return nullptr;
+    }
+    if (nstrict != nout) {
+        PyErr_SetString(PyExc_ValueError, "times: strict and out differ in size");
+        return nullptr;
+    }
+    auto* so = static_cast<int64_t*>(strict.view.buf);
     if (nvals % kRow != 0) {
-        PyErr_SetString(PyExc_ValueError, "times: chunks must hold rows of 12 int64");
+        PyErr_SetString(PyExc_ValueError, "times: chunks must hold rows of 13 int64");
         return nullptr;
     }
     const auto* c = static_cast<const int64_t*>(chunks.view.buf);
@@ -206,17 +295,26 @@ PyObject* times(PyObject*, PyObject* args) {
     for (Py_ssize_t r = 0; r < nvals / kRow; ++r) {
         const int64_t* row = c + kRow * r;
         const int64_t at = row[0], count = row[1], base = row[10], hi = row[11];
+        const bool divisible = row[12] != 0;
         const i128 q = wide(row + 2), lin = wide(row + 4), y0 = wide(row + 6), step = wide(row + 8);
         const i128 qbound = i128(1) << 61, lbound = i128(1) << 91;
         const bool small = q < qbound && q > -qbound && lin < lbound && lin > -lbound;
         for (int64_t i = 0; i < count; ++i) {
-            const int64_t u = solve(q, lin, y0 + i * step, hi, small);
+            const i128 y = y0 + i * step;
+            const int64_t u = solve(q, lin, y, hi, small);
             if (u < 0) {
-                o[at + i] = INT64_MIN;
+                o[at + i] = so[at + i] = INT64_MIN;
                 continue;
             }
             const i128 v = static_cast<i128>(base) + u;
             o[at + i] = v >= kFar ? kFar : v <= -kFar ? -kFar : static_cast<int64_t>(v);
+            if (!divisible || !equal(q, lin, y, u, small)) {
+                so[at + i] = v <= -kFar ? INT64_MIN : o[at + i];
+            } else if (u < hi && reached(q, lin, y + 1, u + 1, small)) {
+                so[at + i] = v + 1 >= kFar ? kFar : v + 1 <= -kFar ? INT64_MIN : static_cast<int64_t>(v + 1);
+            } else {
+                so[at + i] = INT64_MIN;
+            }
         }
     }
     Py_END_ALLOW_THREADS
@@ -225,6 +323,7 @@ PyObject* times(PyObject*, PyObject* args) {
 
 PyMethodDef methods[] = {
     {"merge", merge, METH_VARARGS, "EDF merge of per-source unit jobs (see edf.cc)."},
+    {"merge_reach", merge_reach, METH_VARARGS, "EDF merge from per-source reach times (see edf.cc)."},
     {"times", times, METH_VARARGS, "First reach times of many jobs (see edf.cc)."},
     {nullptr, nullptr, 0, nullptr},
 };

@@ -107,29 +107,25 @@ class Interleave:
     def _engine(self, position: int, c: list[int], length: int) -> tuple[np.ndarray, np.ndarray]:
         """EDF over the jobs that may land in ``[position, position + length)``: vectorized times, native merge."""
         try:
-            from shardstore._native._edf import merge
+            from shardstore._native._edf import merge_reach
         except ImportError:  # not built: the reference loop gives the same answer, slower
             return self._simulate(position, list(c), length)
         sched, k = self.schedule, self.num_sources
         end = position + length
         jobs = [max(0, ceil_cumulative(sched, s, end) - c[s]) for s in range(k)]
-        requests = [(s, c[s], jobs[s], True) for s in range(k)] + [
-            (s, c[s] + 1, jobs[s], False) for s in range(k)
-        ]
-        times = reach_times(sched, requests, position)
-        total = sum(jobs)
-        release = np.maximum(times[:total] - 1, 0)
-        deadline = times[total:]
-        deadline = np.where(np.abs(deadline) < FAR, deadline - 1, deadline)
-        if (
-            np.count_nonzero(np.abs(deadline) == FAR) > 1
-        ):  # two deadlines saturated: their order is unknown here
+        # one solve per job: target x's non-strict reach is job x-1's deadline + 1, its strict reach job x's
+        # release + 1 (they differ only where W_s equals x exactly, which the solver reports)
+        requests = [(s, c[s], jobs[s] + 1, False) for s in range(k)]
+        total = sum(jobs) + k
+        strict = np.empty(total, dtype=np.int64)
+        reach = reach_times(sched, requests, position, strict)
+        if np.count_nonzero(np.abs(reach) == FAR) > 1:  # deadlines saturated: their order is unknown here
             return self._simulate(position, list(c), length)
-        offsets = np.zeros(k + 1, dtype=np.int64)
-        np.cumsum(jobs, out=offsets[1:])
+        first = np.zeros(k + 1, dtype=np.int64)
+        np.cumsum([j + 1 for j in jobs], out=first[1:])
         src = np.empty(length, dtype=np.int64)
         job = np.empty(length, dtype=np.int64)
-        if merge(release, deadline, offsets, length, src, job) != length:
+        if merge_reach(strict, reach, first, length, src, job) != length:
             raise StateError(
                 f"per-source counts {c} at global position {position} are not a state this mixture can continue "
                 "from (no sample is due or released); resume from a state the loader saved"

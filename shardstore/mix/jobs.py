@@ -46,14 +46,24 @@ def _saturate(v: int) -> int:
 
 
 def reach_times(
-    sched: WeightSchedule, requests: Sequence[tuple[int, int, int, bool]], origin: int
+    sched: WeightSchedule,
+    requests: Sequence[tuple[int, int, int, bool]],
+    origin: int,
+    strict_out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``first_reach(s, x, strict) - origin`` for every ``(s, x0, count, strict)`` request and ``x`` in
-    ``[x0, x0 + count)``, concatenated in request order (int64, saturated at +-FAR, NEVER_REL for never)."""
+    ``[x0, x0 + count)``, concatenated in request order (int64, saturated at +-FAR, NEVER_REL for never).
+
+    With ``strict_out`` (requests all non-strict), it also receives the strict reach of every target: the same
+    time unless ``W_s`` equals the target exactly there, which the native solver reports (one solve per job)."""
     total = sum(max(0, r[2]) for r in requests)
     out = np.empty(total, dtype=np.int64)
-    # chunk columns: output offset, count, quad, lin', Y0, step, strict, base offset, umax, source, first target
-    cols: list[list[int]] = [[] for _ in range(11)]
+    both = strict_out is not None
+    if both and any(r[3] for r in requests):
+        raise ValueError("strict_out needs non-strict requests")
+    # chunk columns: output offset, count, quad, lin', Y0, step, strict, base offset, umax, source, first target,
+    # whether g divides Y (else W_s never equals a target of the chunk at an integer position)
+    cols: list[list[int]] = [[] for _ in range(12)]
     scale = sched.scale
     at = 0
     for s, x0, count, strict in requests:
@@ -65,6 +75,8 @@ def reach_times(
         while x < end:
             if j < 0:  # reached at position 0: only x <= 0, non-strict
                 out[at] = _saturate(-origin)
+                if strict_out is not None:
+                    strict_out[at] = _exact(sched, s, x, True, origin)
                 at, x, j = at + 1, x + 1, sched.reach_segment(s, x + 1, strict=strict)
                 continue
             if j + 1 < len(rows):
@@ -82,16 +94,20 @@ def reach_times(
                 m = min(hi - x, chunk)
                 if row.quad == 0 and row.lin == 0:  # a zero weight to the end: never reached
                     out[at : at + m] = NEVER_REL
+                    if strict_out is not None:
+                        strict_out[at : at + m] = NEVER_REL
                 elif m < 4 or chunk < 4:
                     for i in range(m):
-                        r = sched.first_reach(s, x + i, strict=strict)
-                        out[at + i] = NEVER_REL if r >= NEVER else _saturate(r - origin)
+                        out[at + i] = _exact(sched, s, x + i, strict, origin)
+                        if strict_out is not None:
+                            strict_out[at + i] = _exact(sched, s, x + i, True, origin)
                 else:
                     first = sched.first_reach(s, x, strict=strict)
                     o = min(max(first - 1 - row.start, 0), row.length)
                     value = row.base + (row.quad * o + row.lin) * o  # W_s(start + o) * scale
                     lin2 = 2 * row.quad * o + row.lin
                     y0 = x * scale - value + (1 if strict else 0)  # f(u) > Y  <=>  f(u) >= Y + 1
+                    divisible = y0 % g == 0
                     y0 = -(-y0 // g)  # g f'(u) >= Y  <=>  f'(u) >= ceil(Y / g)
                     for col, v in zip(
                         cols,
@@ -107,6 +123,7 @@ def reach_times(
                             row.length - o,
                             s,
                             x,
+                            int(divisible),
                         ),
                         strict=True,
                     ):
@@ -114,39 +131,60 @@ def reach_times(
                 at, x = at + m, x + m
             j += 1
     if cols[0]:
-        _solve_chunks(sched, cols, out, origin)
+        _solve_chunks(sched, cols, out, origin, strict_out)
     return out
 
 
-def _solve_chunks(sched: WeightSchedule, cols: list[list[int]], out: np.ndarray, origin: int) -> None:
-    """The int64 chunks in native code (a float root, corrected and checked exactly in 128-bit integers); chunks
-    that do not fit int64, and answers it could not confirm, one by one in Python integers."""
+def _exact(sched: WeightSchedule, s: int, x: int, strict: bool, origin: int) -> int:
+    r = sched.first_reach(s, x, strict=strict)
+    return NEVER_REL if r >= NEVER else _saturate(r - origin)
+
+
+def _solve_chunks(
+    sched: WeightSchedule, cols: list[list[int]], out: np.ndarray, origin: int, strict_out: np.ndarray | None
+) -> None:
+    """The chunks in native code (a float root, corrected and checked exactly in 128-bit integers); chunks that do
+    not fit, and answers it could not confirm, one by one in Python integers."""
     times: Any = None
     try:
         from shardstore._native import _edf
 
         times = _edf.times
     except ImportError:  # not built: exact Python integers throughout
-        pass
+        times = None
     rows: list[int] = []
-    slow: list[tuple[int, int]] = []  # (chunk, first local index)
-    for c, (at, cnt, q, ln, y, st, _, base, umax, _, _) in enumerate(zip(*cols, strict=True)):
+    slow: list[tuple[int, int]] = []  # (chunk, local index)
+    for c, (at, cnt, q, ln, y, st, _, base, umax, _, _, div) in enumerate(zip(*cols, strict=True)):
         if times is not None and max(abs(q), abs(ln), abs(y) + cnt * st) < _SAFE:
-            rows += (at, cnt, *_wide(q), *_wide(ln), *_wide(y), *_wide(st), _saturate(base), min(umax, FAR))
+            rows += (
+                at,
+                cnt,
+                *_wide(q),
+                *_wide(ln),
+                *_wide(y),
+                *_wide(st),
+                _saturate(base),
+                min(umax, FAR),
+                div,
+            )
         else:
             slow += [(c, i) for i in range(cnt)]
+    at, _, _, _, _, _, strict, _, _, src, x0, _ = cols
+    unknown = np.iinfo(np.int64).min
     if rows and times is not None:
-        times(np.array(rows, dtype=np.int64), out)
-        missed = np.flatnonzero(out == np.iinfo(np.int64).min)
-        if missed.size:
-            starts = cols[0]
-            for p in missed.tolist():
-                c = bisect.bisect_right(starts, p) - 1
-                slow.append((c, p - starts[c]))
-    at, _, _, _, _, _, strict, _, _, src, x0 = cols
+        strict_reach = strict_out if strict_out is not None else np.empty_like(out)
+        times(np.array(rows, dtype=np.int64), out, strict_reach)
+        for p in np.flatnonzero(out == unknown).tolist():
+            c = bisect.bisect_right(at, p) - 1
+            slow.append((c, p - at[c]))
+        if strict_out is not None:
+            for p in np.flatnonzero(strict_out == unknown).tolist():
+                c = bisect.bisect_right(at, p) - 1
+                strict_out[p] = _exact(sched, src[c], x0[c] + p - at[c], True, origin)
     for c, i in slow:
-        r = sched.first_reach(src[c], x0[c] + i, strict=bool(strict[c]))
-        out[at[c] + i] = NEVER_REL if r >= NEVER else _saturate(r - origin)
+        out[at[c] + i] = _exact(sched, src[c], x0[c] + i, bool(strict[c]), origin)
+        if strict_out is not None:
+            strict_out[at[c] + i] = _exact(sched, src[c], x0[c] + i, True, origin)
 
 
 def ceil_cumulative(sched: WeightSchedule, s: int, n: int) -> int:
