@@ -135,3 +135,15 @@ def test_long_ramps_with_large_scales_equal_the_reference(begin: list, end: list
         ref_src, ref_ord = il.reference_assign(position, counts, 4000)
         assert src.tolist() == ref_src.tolist() and ordinal.tolist() == ref_ord.tolist()
         assert il.counts_at(position + 4000) == il.advance(position, counts, 4000)
+
+
+def test_native_kernels_refuse_inconsistent_buffers() -> None:
+    edf = pytest.importorskip("shardstore._native._edf")
+    ints = np.zeros(4, dtype=np.int64)
+    out = np.zeros(4, dtype=np.int64)
+    with pytest.raises(ValueError, match="sizes do not match"):
+        edf.merge_reach(ints, ints, np.array([0, 3], dtype=np.int64), 4, out, out)
+    with pytest.raises(ValueError, match="int64"):
+        edf.merge_reach(ints.astype(np.int32), ints, np.array([0, 4], dtype=np.int64), 4, out, out)
+    with pytest.raises(ValueError, match="outside the output"):
+        edf.times(np.array([2, 5] + [0] * 11, dtype=np.int64), out, out.copy())
