@@ -35,7 +35,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "shardstore.errors",
         "shardstore.util.sizes",
         "shardstore.util.modes",
-    ),  # pure helpers only
+        "shardstore._native",
+    ),  # pure helpers only, and the native EDF merge
     "shardstore.store": ("shardstore.errors", "shardstore.util", "tokenizer"),
     "shardstore.remote": ("shardstore.errors", "shardstore.util", "shardstore.store"),
     "shardstore.preprocess": (

@@ -1,11 +1,10 @@
 """`shardstore mix plan` (what a run of N tokens draws from each source) and `shardstore peek` (what a rank sees).
 
-Both only parse arguments and call the library: `Mixture.plan` and `BatchReader` at the requested step.
+Both only parse arguments and call the library: `Mixture.plan` and `shardstore.loader.peek.peek_rows`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from typing import Any
@@ -152,69 +151,14 @@ def plan_cmd(mix_file: str, tokens: str, as_json: bool, plot: str | None) -> Non
         click.echo(f"plot: {plot}")
 
 
-def _doc_at(store: Any, position: int) -> int:
-    """Index of the document holding token ``position`` (binary search over document spans)."""
-    lo, hi = 0, store.num_docs - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if store.doc_span(mid)[0] <= position:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
 def peek_rows(mix_file: str, *, step: int, rank: int, world_size: int, batch_size: int | None) -> list[dict]:
-    """What rank ``rank`` of ``world_size`` receives at ``step``: one dict per sample."""
-    from bisect import bisect_right
-
-    from shardstore.loader.batches import BatchReader
+    """What rank ``rank`` of ``world_size`` receives at ``step``: `shardstore.loader.peek.peek_rows` on the file."""
     from shardstore.loader.mixture import Mixture
+    from shardstore.loader.peek import peek_rows as rows_of
 
-    mixture = Mixture.from_file(mix_file)
-    if batch_size is None:
-        gbs = mixture.config.global_batch_size
-        if gbs is None or gbs % world_size:
-            raise ConfigError(
-                "pass --batch-size (per rank): the mixture sets no global_batch_size divisible by it"
-            )
-        batch_size = gbs // world_size
-    if world_size < 1 or not 0 <= rank < world_size or step < 0 or batch_size < 1:
-        raise ConfigError(f"need step >= 0, batch size >= 1 and 0 <= rank < world size; got {step=} {rank=}")
-    start = step * batch_size * world_size + rank * batch_size
-    reader = BatchReader(mixture)
-    counts = mixture.interleave.counts_at(start)
-    src, window = reader.locate(start, counts, batch_size)
-    batch = reader.read_windows(src, window)
-    ordinal = mixture.interleave.assign(start, counts, batch_size)[1]
-    sources = mixture.open_sources()
-    provenance: Any = None
-    with contextlib.suppress(ImportError):  # provenance is optional
-        from shardstore.store.provenance import read_provenance as provenance
-    rows = []
-    for i in range(batch_size):
-        source = sources[int(src[i])]
-        first = int(window[i]) * mixture.config.seq_len
-        k = bisect_right(source.offsets, first) - 1
-        store, local = source.stores[k], first - source.offsets[k]
-        doc = _doc_at(store, local)
-        ids = batch["input_ids"][i].tolist()
-        tok = store.tokenizer
-        row: dict[str, Any] = {
-            "global_sample": start + i,
-            "source": source.name,
-            "window": int(window[i]),
-            "epoch": int(ordinal[i] // source.num_windows),
-            "store": store.root,
-            "doc": doc,
-            "provenance": None,
-            "text": tok.decode(ids) if tok is not None else None,
-            "input_ids": ids,
-        }
-        if provenance is not None:
-            row["provenance"] = provenance(store, doc)
-        rows.append(row)
-    return rows
+    return rows_of(
+        Mixture.from_file(mix_file), step=step, rank=rank, world_size=world_size, batch_size=batch_size
+    )
 
 
 @click.command("peek")

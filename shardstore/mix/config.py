@@ -42,6 +42,7 @@ from enum import StrEnum
 from typing import Any
 
 from shardstore.errors import ConfigError
+from shardstore.mix.config_types import check_mixture_types, expect
 from shardstore.mix.interleave import Phase, normalize_weights
 from shardstore.util.modes import VerifyMode, parse_mode
 from shardstore.util.sizes import parse_size
@@ -145,6 +146,9 @@ class MixtureConfig:
     base_dir: str = "."
 
     def __post_init__(self) -> None:
+        expect("bool", self.allow_tokenizer_mismatch, what="allow_tokenizer_mismatch")
+        expect("str", self.verify, what="verify")
+        expect("str", self.cache_dir, what="cache_dir")
         check_int(self.seq_len, what="seq_len", lo=1)
         object.__setattr__(self, "verify", parse_mode(VerifyMode, self.verify, name="verify"))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -209,6 +213,7 @@ class MixtureConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown mixture keys {unknown}; known keys are {sorted(known)}")
+        check_mixture_types(d)
         for key in ("seq_len", "seed", "sources"):
             if key not in d:
                 raise ConfigError(f"the mixture needs {key!r}")
@@ -238,7 +243,7 @@ class MixtureConfig:
             cache_dir=d.get("cache_dir"),
             cache_limit=_size(d.get("cache_limit")),
             verify=d.get("verify", "touch"),
-            allow_tokenizer_mismatch=bool(d.get("allow_tokenizer_mismatch", False)),
+            allow_tokenizer_mismatch=d.get("allow_tokenizer_mismatch", False),
             storage_options=d.get("storage_options"),
             base_dir=base_dir,
         )
