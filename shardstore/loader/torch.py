@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.utils.data
+import torch.utils.data.distributed
 
 from shardstore.errors import ConfigError, StateError
 from shardstore.loader.batches import BatchReader, DocInfo
@@ -43,6 +44,7 @@ from shardstore.loader.mixture import Mixture
 
 __all__ = [
     "STATE_FORMAT",
+    "UNBOUNDED_STEPS",
     "DocInfo",
     "MixtureDataset",
     "MixtureSampler",
@@ -52,6 +54,7 @@ __all__ = [
 ]
 
 STATE_FORMAT = "shardstore.loader/1"
+UNBOUNDED_STEPS = 2**40  # len() of a loader without max_steps: ~1e12 batches, never reached, but a length
 _KEYS = ("format", "position", "counts", "epochs", "fingerprints")
 
 BatchKey = tuple[
@@ -100,8 +103,20 @@ class MixtureDataset(torch.utils.data.Dataset):
         return {name: torch.from_numpy(arr) for name, arr in batch.items()}
 
 
-class MixtureSampler(torch.utils.data.Sampler[BatchKey]):
-    """Yields one key per batch of this rank, forever (or for ``max_steps``); holds the resume state."""
+class MixtureSampler(torch.utils.data.distributed.DistributedSampler):
+    """Yields one key per batch of this rank; holds the resume state.
+
+    Sized: ``len()`` is ``max_steps``, or `UNBOUNDED_STEPS` (2**40 batches, a run that never ends in practice) when
+    none is given. Trainers read a loader's length to decide whether to fetch one batch ahead: Lightning's fetcher
+    pre-fetches from an unsized loader to learn whether a batch is the last, so the state it checkpoints would count
+    a batch it never trained on. With a length, what the loop received is what it trained on.
+
+    A `DistributedSampler` by type only (its own fields, not torch's ``__init__``): it already splits the global
+    order across ranks, so trainers that replace a non-distributed sampler under DDP (Lightning's
+    ``use_distributed_sampler``) keep this one. ``rank``/``world_size`` left as None are read from
+    ``torch.distributed`` at each ``iter()``, so a loader built before the process group exists (a script that
+    Lightning re-launches per rank) still reads its rank's slice.
+    """
 
     def __init__(
         self,
@@ -116,10 +131,13 @@ class MixtureSampler(torch.utils.data.Sampler[BatchKey]):
             raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if max_steps is not None and max_steps < 0:
             raise ConfigError(f"max_steps must be >= 0 or None, got {max_steps!r}")
+        resolve_rank(rank, world_size)  # validate now; None is resolved again at each iter()
         self.mixture = mixture
         self.batch_size = batch_size
-        self.rank, self.world_size = resolve_rank(rank, world_size)
+        self._rank_arg, self._world_arg = rank, world_size
         self.max_steps = max_steps
+        self.epoch = 0  # DistributedSampler's field; the order needs no epoch (epochs follow from the counts)
+        self.shuffle, self.drop_last, self.seed = False, False, 0
         self.position = 0
         self.counts: tuple[int, ...] = tuple(0 for _ in mixture.config.sources)
         self.issued: collections.deque[tuple[int, tuple[int, ...]]] = collections.deque(maxlen=_MAX_ISSUED)
@@ -127,26 +145,41 @@ class MixtureSampler(torch.utils.data.Sampler[BatchKey]):
         self._fingerprints: dict[str, Any] | None = None
 
     @property
+    def rank(self) -> int:  # type: ignore[override]
+        return resolve_rank(self._rank_arg, self._world_arg)[0]
+
+    @property
+    def world_size(self) -> int:
+        return resolve_rank(self._rank_arg, self._world_arg)[1]
+
+    @property
+    def num_replicas(self) -> int:  # type: ignore[override]
+        return self.world_size
+
+    @property
     def global_batch_size(self) -> int:
         return self.batch_size * self.world_size
 
+    def set_epoch(self, epoch: int) -> None:
+        """Accepted (trainers call it each epoch) and ignored: epochs follow from the per-source counts."""
+        self.epoch = epoch
+
     def __len__(self) -> int:
-        if self.max_steps is None:
-            raise TypeError(
-                "this sampler is infinite (sources repeat epoch by epoch); pass max_steps for a length"
-            )
-        return self.max_steps
+        return UNBOUNDED_STEPS if self.max_steps is None else self.max_steps
 
     def __iter__(self) -> Iterator[BatchKey]:
         il = self.mixture.interleave
-        while self.max_steps is None or self._steps_done < self.max_steps:
+        rank, world_size = resolve_rank(self._rank_arg, self._world_arg)
+        batch_size, global_batch = self.batch_size, self.batch_size * world_size
+        steps = len(self)
+        while self._steps_done < steps:
             position, counts = self.position, self.counts
-            start = position + self.rank * self.batch_size
-            rank_counts = il.advance(position, counts, self.rank * self.batch_size)
-            key = (start, self.batch_size, self.global_batch_size, *rank_counts)
+            start = position + rank * batch_size
+            rank_counts = il.advance(position, counts, rank * batch_size)
+            key = (start, batch_size, global_batch, *rank_counts)
             # state after this key, recorded before handing it out: that is what a snapshot taken now must say
-            self.position = position + self.global_batch_size
-            self.counts = il.advance(start, rank_counts, self.global_batch_size - self.rank * self.batch_size)
+            self.position = position + global_batch
+            self.counts = il.advance(start, rank_counts, global_batch - rank * batch_size)
             self._steps_done += 1
             self.issued.append((self.position, self.counts))
             yield key
@@ -280,7 +313,8 @@ def make_dataloader(
         cache_dir: node-local cache for remote stores (overrides the mixture's ``cache_dir``).
         storage_options: fsspec options for remote stores (override the mixture's ``storage_options``).
         cache_limit: bytes of node-local cache per remote store (overrides the mixture's ``cache_limit``).
-        max_steps: stop after this many batches per ``iter()`` (default: never; sources repeat epoch by epoch).
+        max_steps: stop after this many batches per ``iter()``, and the loader's ``len()`` (default:
+            `UNBOUNDED_STEPS`, 2**40, never reached: sources repeat epoch by epoch).
         contiguous: False makes ``input_ids``/``labels`` zero-copy overlapping views of one int64 buffer (one
             fewer copy per token; ``.view()`` on them fails until copied, e.g. by ``.to(device)``).
     """
