@@ -14,6 +14,7 @@ __all__ = [
     "ConfigError",
     "FormatError",
     "InputError",
+    "LoaderRebuiltError",
     "ManifestError",
     "MismatchError",
     "RemoteError",
@@ -64,3 +65,9 @@ class RemoteError(ShardStoreError):
 
 class CacheError(ShardStoreError):
     """The node-local cache cannot hold or produce a file."""
+
+
+class LoaderRebuiltError(ConfigError, TypeError):
+    """A `DataLoader` was rebuilt around the shardstore dataset (accelerate's ``prepare`` or ``skip_first_batches``,
+    a framework's sampler injection): it would read other batches than the loader's. A `TypeError` as well, so code
+    that probes ``len()`` for a length (``has_length``) moves on, and the error comes when batches are read."""

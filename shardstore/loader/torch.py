@@ -38,14 +38,16 @@ import torch
 import torch.utils.data
 import torch.utils.data.distributed
 
-from shardstore.errors import ConfigError, StateError
+from shardstore.errors import ConfigError, LoaderRebuiltError, StateError
 from shardstore.loader.batches import BatchReader, DocInfo
+from shardstore.loader.labels import Labels, format_labels
 from shardstore.loader.mixture import Mixture
 
 __all__ = [
     "STATE_FORMAT",
     "UNBOUNDED_STEPS",
     "DocInfo",
+    "Labels",
     "MixtureDataset",
     "MixtureSampler",
     "ShardStoreDataLoader",
@@ -61,6 +63,20 @@ BatchKey = tuple[
     int, ...
 ]  # (first global sample, size, global batch size, count of source 0, of source 1, ...)
 _MAX_ISSUED = 4096  # bound on keys issued but not yet delivered (a plain DataLoader never pops them)
+_REBUILT = (
+    "A DataLoader was rebuilt around the shardstore dataset (accelerate's prepare() or skip_first_batches(), or a "
+    "framework replacing its sampler); it would read other batches than the loader's. Hand the loader from "
+    "make_dataloader to the training loop as it is: it already splits batches over ranks and resumes from its "
+    "state_dict without skipping batches (for HF Trainer use shardstore.torch.hf.ShardstoreTrainer; see "
+    "docs/guide.md, 'Using shardstore with Lightning, HF Trainer, Accelerate, DCP')"
+)
+
+
+def _choice(enum: Any, value: Any, name: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} must be one of {[e.value for e in enum]}") from None
 
 
 def resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -78,7 +94,11 @@ def resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
 
 
 class MixtureDataset(torch.utils.data.Dataset):
-    """Map-style dataset whose items are whole batches: ``dataset[key]`` for a `MixtureSampler` key."""
+    """Map-style dataset whose items are whole batches: ``dataset[key]`` for a `MixtureSampler` key.
+
+    ``labels``: which targets ``labels`` holds (`shardstore.loader.labels`): ``"next"`` (shifted here) or ``"hf"`` /
+    ``"hf_doc_masked"`` (equal to ``input_ids``; Hugging Face models shift them themselves).
+    """
 
     def __init__(
         self,
@@ -87,19 +107,36 @@ class MixtureDataset(torch.utils.data.Dataset):
         doc_info: DocInfo | str | None = None,
         prefetch: bool | None = None,
         contiguous: bool = True,
+        labels: Labels | str = Labels.NEXT,
     ) -> None:
         self.mixture = mixture
-        self.reader = BatchReader(mixture, doc_info=doc_info, contiguous=contiguous)
+        self.labels = _choice(Labels, labels, "labels")
+        doc = DocInfo(doc_info or DocInfo.NONE)
+        self._keep_position_ids = doc in (DocInfo.POSITION_IDS, DocInfo.BOTH)
+        if self.labels is Labels.HF_DOC_MASKED and not self._keep_position_ids:
+            doc = DocInfo.BOTH if doc is DocInfo.CU_SEQLENS else DocInfo.POSITION_IDS  # the mask needs them
+        self.reader = BatchReader(mixture, doc_info=doc, contiguous=contiguous)
         # default: hint remote stores about the next step's shards (local stores need no hint)
         remote = any("://" in ref for src in mixture.config.sources for ref in src.stores)
         self.prefetch = remote if prefetch is None else prefetch
 
+    def __len__(self) -> int:  # a DataLoader rebuilt around this dataset with torch's default sampler asks
+        raise LoaderRebuiltError(_REBUILT)
+
+    def __bool__(self) -> bool:  # not via __len__
+        return True
+
     def __getitem__(self, key: BatchKey) -> dict[str, torch.Tensor]:
+        if not isinstance(key, tuple):
+            raise LoaderRebuiltError(
+                f"MixtureDataset got the index {key!r}, not a MixtureSampler key. " + _REBUILT
+            )
         position, size, stride, *counts = (int(x) for x in key)
         batch = self.reader.read(position, counts, size, stride=stride)
         if self.prefetch:
             ahead = self.mixture.interleave.advance(position, counts, stride)
             self.reader.prefetch(position + stride, ahead, size)
+        batch = format_labels(batch, self.labels, keep_position_ids=self._keep_position_ids)
         return {name: torch.from_numpy(arr) for name, arr in batch.items()}
 
 
@@ -251,6 +288,22 @@ class MixtureSampler(torch.utils.data.distributed.DistributedSampler):
         return position, tuple(counts)
 
 
+class _RebuiltGuard:
+    """What ``ShardStoreDataLoader.batch_sampler`` returns: fails clearly where re-batching code iterates it."""
+
+    batch_size = None
+    drop_last = False
+
+    def __iter__(self) -> Iterator[Any]:
+        raise LoaderRebuiltError(_REBUILT)
+
+    def __len__(self) -> int:
+        raise LoaderRebuiltError(_REBUILT)
+
+
+_GUARD = _RebuiltGuard()
+
+
 class ShardStoreDataLoader(torch.utils.data.DataLoader):
     """A `DataLoader` over a `MixtureDataset` + `MixtureSampler` with an exact, elastic state dict."""
 
@@ -261,8 +314,25 @@ class ShardStoreDataLoader(torch.utils.data.DataLoader):
                     f"{forbidden}= is fixed by the shardstore loader; set it via make_dataloader"
                 )
         super().__init__(dataset, batch_size=None, sampler=sampler, **kwargs)
-        self.mix_sampler = sampler
+        self.mix_sampler: MixtureSampler = sampler
+        self.mix_dataset: MixtureDataset = dataset
         self._delivered = (sampler.position, sampler.counts)
+
+    # torch never uses a batch sampler here (batch_size=None: the sampler's keys are whole batches). Code that
+    # rebuilds a DataLoader around our dataset reads ``loader.batch_sampler`` to re-batch it: it gets one that
+    # raises `LoaderRebuiltError` when iterated, not None (which failed as "'NoneType' object is not iterable").
+    @property
+    def batch_sampler(self) -> _RebuiltGuard:  # type: ignore[override]
+        return _GUARD
+
+    @batch_sampler.setter
+    def batch_sampler(self, value: object) -> None:
+        if value is not None:
+            raise ConfigError("batch_sampler= is fixed by the shardstore loader; set it via make_dataloader")
+
+    @property
+    def _auto_collation(self) -> bool:  # torch's DataLoader reads this to pick the sampler to iterate
+        return False
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:  # type: ignore[override]
         # a generator around torch's iterator: it only counts what was delivered
@@ -302,6 +372,7 @@ def make_dataloader(
     max_steps: int | None = None,
     timeout: float = 0,
     contiguous: bool = True,
+    labels: Labels | str = Labels.NEXT,
 ) -> ShardStoreDataLoader:
     """A torch `DataLoader` of this rank's batches of the mixture (see the module docstring).
 
@@ -317,6 +388,10 @@ def make_dataloader(
             `UNBOUNDED_STEPS`, 2**40, never reached: sources repeat epoch by epoch).
         contiguous: False makes ``input_ids``/``labels`` zero-copy overlapping views of one int64 buffer (one
             fewer copy per token; ``.view()`` on them fails until copied, e.g. by ``.to(device)``).
+        labels: "next" (default: ``labels`` shifted here, no ``-100``), "hf" (``labels == input_ids`` and no
+            ``source_ids``, for ``model(**batch)`` of a Hugging Face causal LM, which shifts itself) or
+            "hf_doc_masked" ("hf" with -100 where a window crosses into a new document); see
+            `shardstore.loader.labels`.
     """
     if not isinstance(mixture, Mixture):
         mixture = Mixture.from_file(mixture)
@@ -342,7 +417,9 @@ def make_dataloader(
     sampler = MixtureSampler(
         mixture, batch_size=batch_size, rank=rank, world_size=world_size, max_steps=max_steps
     )
-    dataset = MixtureDataset(mixture, doc_info=doc, contiguous=contiguous)
+    dataset = MixtureDataset(
+        mixture, doc_info=doc, contiguous=contiguous, labels=_choice(Labels, labels, "labels")
+    )
     extra: dict[str, Any] = {}
     if num_workers > 0:
         extra["persistent_workers"] = persistent_workers

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from shardstore.loader.torch import (
     STATE_FORMAT,
+    UNBOUNDED_STEPS,
     DocInfo,
+    Labels,
     MixtureDataset,
     MixtureSampler,
     ShardStoreDataLoader,
@@ -18,7 +20,9 @@ from shardstore.loader.torch import (
 
 __all__ = [
     "STATE_FORMAT",
+    "UNBOUNDED_STEPS",
     "DocInfo",
+    "Labels",
     "MixtureDataset",
     "MixtureSampler",
     "ShardStoreDataLoader",
