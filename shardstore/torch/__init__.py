@@ -5,6 +5,7 @@ The code lives in the loader layer, `shardstore.loader.torch`; this module only 
 
 from __future__ import annotations
 
+from shardstore.loader.dcp import LoaderState
 from shardstore.loader.torch import (
     STATE_FORMAT,
     UNBOUNDED_STEPS,
@@ -23,6 +24,7 @@ __all__ = [
     "UNBOUNDED_STEPS",
     "DocInfo",
     "Labels",
+    "LoaderState",
     "MixtureDataset",
     "MixtureSampler",
     "ShardStoreDataLoader",
