@@ -21,7 +21,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from shardstore.torch import make_dataloader
+from shardstore import Mixture
+from shardstore.torch import MixtureDataset, MixtureSampler, make_dataloader
 
 VOCAB = 512
 
@@ -80,12 +81,22 @@ def train(
     resume: Path | None = None,
     kill_at: int | None = None,
     devices: int = 1,
+    stateful_dataloader: bool = False,
 ) -> None:
-    """One Lightning fit: checkpoints every 10 steps into ``out/ckpt/step=N.ckpt``, hashes into ``out/hashes``."""
+    """One Lightning fit: checkpoints every 10 steps into ``out/ckpt/step=N.ckpt``, hashes into ``out/hashes``.
+    ``stateful_dataloader``: torchdata's StatefulDataLoader over our dataset and sampler instead of our loader."""
     out.mkdir(parents=True, exist_ok=True)
-    loader = make_dataloader(
-        mix, batch_size=batch_size, num_workers=num_workers
-    )  # no max_steps: no workaround
+    loader: Any
+    if stateful_dataloader:
+        from torchdata.stateful_dataloader import StatefulDataLoader
+
+        mixture = Mixture.from_file(mix)
+        sampler = MixtureSampler(mixture, batch_size=batch_size)
+        loader = StatefulDataLoader(
+            MixtureDataset(mixture), sampler=sampler, batch_size=None, num_workers=num_workers
+        )
+    else:  # no max_steps, no other option: nothing needed for an exact resume
+        loader = make_dataloader(mix, batch_size=batch_size, num_workers=num_workers)
     callbacks: list[pl.Callback] = [
         pl.callbacks.ModelCheckpoint(
             dirpath=out / "ckpt", filename="{step}", every_n_train_steps=10, save_top_k=-1

@@ -93,3 +93,13 @@ def test_lightning_ddp_two_ranks_start_and_resume_exactly(mix, tmp_path) -> None
     rows = read_jsonl(tmp_path / "hashes.jsonl")
     assert sorted((r["step"], r["rank"]) for r in rows) == [(s, r) for s in range(1, 21) for r in range(2)]
     assert logged(tmp_path) == reference(mix, batch_size=4, steps=20, ranks=2)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_lightning_resume_with_stateful_dataloader_is_exact(mix, tmp_path, num_workers) -> None:
+    """torchdata's StatefulDataLoader over our dataset and sampler: sized too, so Lightning's state is exact."""
+    kw = dict(num_workers=num_workers, stateful_dataloader=True)
+    fw_lightning.train(mix, tmp_path, max_steps=10, **kw)
+    fw_lightning.train(mix, tmp_path, max_steps=20, resume=tmp_path / "ckpt" / "step=10.ckpt", **kw)
+    assert [r["step"] for r in read_jsonl(tmp_path / "hashes.jsonl")] == list(range(1, 21))
+    assert logged(tmp_path) == reference(mix, batch_size=4, steps=20)
