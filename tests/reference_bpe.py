@@ -1,13 +1,14 @@
 """Slow, obviously-correct reference encoder: the oracle the native encoder is tested against.
 
-Spec (the same as tiktoken's): split the text with ``regex.findall(pattern, text)``; a piece that is a token becomes
+Spec (the same as tiktoken's): split the text with ``regex.findall(pattern, text)`` (built-in patterns read with the pinned
+Unicode tables: unicode_reference.compile_oracle); a piece that is a token becomes
 that token; otherwise start from its single bytes and, while some adjacent pair concatenates to a token, merge the
 pair whose concatenation has the lowest rank (= id), the leftmost one on ties. No caches, no heaps, no tricks.
 """
 
 from __future__ import annotations
 
-import regex
+from unicode_reference import compile_oracle
 
 
 def build_ranks(merges: list[tuple[bytes, bytes]]) -> dict[bytes, int]:
@@ -36,6 +37,6 @@ def encode_piece(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
 
 def encode(text: str, pattern: str, ranks: dict[bytes, int]) -> list[int]:
     out: list[int] = []
-    for piece in regex.findall(pattern, text):
+    for piece in compile_oracle(pattern).findall(text):
         out.extend(encode_piece(piece.encode("utf-8"), ranks))
     return out

@@ -17,13 +17,14 @@ from collections.abc import Iterable
 from itertools import pairwise
 
 import regex
+from unicode_reference import compile_oracle
 
 _SURROGATES = regex.compile("[\ud800-\udfff]")
 
 
 def count_pieces(texts: Iterable[str], pattern: str) -> Counter[bytes]:
     """Pre-tokenize every text and count the UTF-8 bytes of each piece."""
-    compiled = regex.compile(pattern)
+    compiled = compile_oracle(pattern)
     counts: Counter[bytes] = Counter()
     for text in texts:
         text = _SURROGATES.sub("\ufffd", text)

@@ -36,6 +36,7 @@ from shardstore.errors import ConfigError, InputError
 from . import serialization
 from .osutil import usable_cores
 from .patterns import native_pattern_id, resolve_pattern
+from .unicode import UnicodeInfo, current_unicode
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -67,6 +68,7 @@ class Tokenizer:
 
     __slots__ = (
         "_fingerprint",
+        "_format_version",
         "_lock",
         "_merges",
         "_native",
@@ -74,6 +76,7 @@ class Tokenizer:
         "_special_re",
         "_special_tokens",
         "_token_bytes",
+        "_unicode",
     )
 
     def __init__(
@@ -83,8 +86,12 @@ class Tokenizer:
         merges: Sequence[tuple[int, int]],
         special_tokens: Sequence[str],
         fingerprint: str,
+        unicode: UnicodeInfo,
+        format_version: int,
     ) -> None:
         """Internal: use `from_merges` or `load`, which validate their input."""
+        self._unicode = unicode
+        self._format_version = format_version
         self._pattern = pattern
         self._merges = tuple(merges)
         self._special_tokens = tuple(special_tokens)
@@ -139,32 +146,56 @@ class Tokenizer:
         pattern, pairs, specials = serialization.validate_content(
             pattern, pairs, list(special_tokens), source="from_merges"
         )
-        return cls(
-            pattern=pattern,
-            merges=pairs,
-            special_tokens=specials,
-            fingerprint=serialization.compute_fingerprint(pattern, pairs, specials),
+        unicode = current_unicode(native=native_pattern_id(pattern) >= 0)
+        return cls._from_content(
+            serialization.TokenizerContent(pattern, tuple(pairs), tuple(specials), unicode)
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Tokenizer:
-        """Load a tokenizer JSON file written by `save`; a corrupted or edited file raises `FormatError`."""
-        pattern, merges, specials, fingerprint = serialization.read_tokenizer_file(path)
-        return cls(pattern=pattern, merges=merges, special_tokens=specials, fingerprint=fingerprint)
+    def _from_content(cls, content: serialization.TokenizerContent) -> Tokenizer:
+        return cls(
+            pattern=content.pattern,
+            merges=content.merges,
+            special_tokens=content.special_tokens,
+            fingerprint=content.fingerprint,
+            unicode=content.unicode,
+            format_version=content.format_version,
+        )
 
     @classmethod
-    def from_json_bytes(cls, data: bytes | str, *, source: str = "<bytes>") -> Tokenizer:
+    def load(cls, path: str | os.PathLike[str], *, allow_unicode_mismatch: bool = False) -> Tokenizer:
+        """Load a tokenizer JSON file written by `save`; a corrupted or edited file raises `FormatError`.
+
+        A file made with another Unicode version than this machine splits with raises `UnicodeMismatchError`
+        unless `allow_unicode_mismatch` (then a `UnicodeMismatchWarning`); see docs/UNICODE.md.
+        """
+        content, _ = serialization.read_tokenizer_file(path, allow_unicode_mismatch=allow_unicode_mismatch)
+        return cls._from_content(content)
+
+    @classmethod
+    def from_json_bytes(
+        cls, data: bytes | str, *, source: str = "<bytes>", allow_unicode_mismatch: bool = False
+    ) -> Tokenizer:
         """Parse the content of a tokenizer file (e.g. read from a store); `source` names it in errors."""
-        pattern, merges, specials, fingerprint = serialization.parse_tokenizer_json(data, source=source)
-        return cls(pattern=pattern, merges=merges, special_tokens=specials, fingerprint=fingerprint)
+        content, _ = serialization.parse_tokenizer_json(
+            data, source=source, allow_unicode_mismatch=allow_unicode_mismatch
+        )
+        return cls._from_content(content)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the tokenizer as one JSON file (atomic: temp file, fsync, rename)."""
-        serialization.write_tokenizer_file(path, self._pattern, self._merges, self._special_tokens)
+        """Write the tokenizer JSON (atomic) in the format it was made in: a format-1 file re-saves byte-identically."""
+        serialization.write_tokenizer_file(
+            path,
+            serialization.TokenizerContent(
+                self._pattern, self._merges, self._special_tokens, self._unicode, self._format_version
+            ),
+        )
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Cheap and safe to send to worker processes: only the validated content travels, never native state.
-        return (_rebuild, (self._pattern, self._merges, self._special_tokens, self._fingerprint))
+        u = self._unicode
+        state = (self._pattern, self._merges, self._special_tokens, self._fingerprint)
+        return (_rebuild, (*state, u.version, u.regex, self._format_version))
 
     # ----------------------------------------------------------------------------------------------- properties
     @property
@@ -174,8 +205,23 @@ class Tokenizer:
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 hex digest of the canonical content (pattern, merges, special tokens)."""
+        """SHA-256 hex digest of the canonical content (pattern, merges, special tokens, Unicode version)."""
         return self._fingerprint
+
+    @property
+    def unicode_version(self) -> str:
+        """The Unicode version the pre-tokenizer splits with (recorded in the file; docs/UNICODE.md)."""
+        return self._unicode.version
+
+    @property
+    def regex_version(self) -> str | None:
+        """The ``regex`` release a custom pattern was made with; None for built-in patterns (native tables)."""
+        return self._unicode.regex
+
+    @property
+    def format_version(self) -> int:
+        """The file format it was made in, which `save` writes: 2, or 1 for a format-1 file loaded as such."""
+        return self._format_version
 
     @property
     def merges(self) -> tuple[tuple[int, int], ...]:
@@ -508,11 +554,20 @@ class Tokenizer:
 
 
 def _rebuild(
-    pattern: str, merges: Sequence[tuple[int, int]], specials: Sequence[str], fingerprint: str
+    pattern: str,
+    merges: Sequence[tuple[int, int]],
+    specials: Sequence[str],
+    fingerprint: str,
+    unicode_version: str,
+    regex: str | None,
+    format_version: int,
 ) -> Tokenizer:
     pattern, pairs, specials = serialization.validate_content(
         pattern, list(merges), list(specials), source="pickle"
     )
-    if serialization.compute_fingerprint(pattern, pairs, specials) != fingerprint:
+    content = serialization.TokenizerContent(
+        pattern, tuple(pairs), tuple(specials), UnicodeInfo(unicode_version, regex), format_version
+    )
+    if content.fingerprint != fingerprint:
         raise ConfigError("tokenizer state does not match its fingerprint")
-    return Tokenizer(pattern=pattern, merges=pairs, special_tokens=specials, fingerprint=fingerprint)
+    return Tokenizer._from_content(content)

@@ -1,16 +1,22 @@
 """The tokenizer file: one JSON document with a format version and a fingerprint of its canonical content.
 
-Layout (format_version 1)::
+Layout (format_version 2; docs/UNICODE.md says what ``unicode`` and ``regex`` mean)::
 
-    {"format": "shardstore.tokenizer", "format_version": 1,
+    {"format": "shardstore.tokenizer", "format_version": 2,
      "fingerprint": "<sha256 hex of the canonical content>",
-     "pattern": "<regex string>", "special_tokens": ["<|endoftext|>"],
+     "pattern": "<regex string>", "unicode": "17.0.0", "regex": null | "<regex release, custom patterns only>",
+     "special_tokens": ["<|endoftext|>"],
      "vocab_size": 256 + len(merges) + len(special_tokens),
      "merges": [[left_id, right_id], ...]}
 
+Format 1 is the same without ``unicode`` and ``regex``, and its fingerprint hashes only pattern, merges and special
+tokens. Every format-1 file was written with the Unicode 17.0.0 tables (and, for custom patterns, a ``regex`` that
+the test suite of the time forced to agree with them, 2026.5.9), so it loads as exactly that, with its old
+fingerprint, and re-saves byte-identically as format 1; new tokenizers are written as format 2.
+
 Merges are id pairs: merge ``i`` creates token ``256 + i`` whose bytes are ``bytes(left) + bytes(right)``, so the
 file is compact (about 12 bytes per merge) and the vocabulary is derived, never stored twice. The fingerprint is
-SHA-256 over ``canonical_json({"pattern", "merges", "special_tokens"})`` (sorted keys, no whitespace, ASCII), so it
+SHA-256 over ``canonical_json({"pattern", "merges", "special_tokens", "unicode"[, "regex"]})`` (sorted keys, no whitespace, ASCII), so it
 identifies what the tokenizer does, not how the file was formatted. Loading recomputes it: a corrupted or
 hand-edited file fails with `ChecksumError` instead of silently tokenizing differently. Writes go to a temporary
 name, are fsynced and renamed into place.
@@ -22,34 +28,72 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from shardstore.errors import ChecksumError, ConfigError, FormatError, InputError
 
 from .osutil import atomic_write_bytes
-from .patterns import PATTERNS, resolve_pattern
+from .patterns import PATTERNS, native_pattern_id, resolve_pattern
+from .unicode import FORMAT1_UNICODE_VERSION, UnicodeInfo, check_unicode
 
 __all__ = [
+    "FORMAT1_REGEX_VERSION",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "TokenizerContent",
     "compute_fingerprint",
+    "parse_tokenizer_json",
     "read_tokenizer_file",
     "write_tokenizer_file",
 ]
 
 FORMAT_NAME = "shardstore.tokenizer"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
+# The regex release format-1 custom patterns were made with: the tests of that time required the installed regex to
+# classify every code point as the 17.0.0 tables do, which only regex 2026.5.9 did.
+FORMAT1_REGEX_VERSION = "2026.5.9"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenizerContent:
+    """What a tokenizer file says: the content the fingerprint covers, and the format it is written in."""
+
+    pattern: str
+    merges: tuple[tuple[int, int], ...]
+    special_tokens: tuple[str, ...]
+    unicode: UnicodeInfo
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def fingerprint(self) -> str:
+        return compute_fingerprint(
+            self.pattern, self.merges, self.special_tokens, self.unicode, format_version=self.format_version
+        )
 
 
 def compute_fingerprint(
-    pattern: str, merges: Sequence[tuple[int, int]], special_tokens: Sequence[str]
+    pattern: str,
+    merges: Sequence[tuple[int, int]],
+    special_tokens: Sequence[str],
+    unicode: UnicodeInfo,
+    *,
+    format_version: int = FORMAT_VERSION,
 ) -> str:
-    """SHA-256 hex digest of the canonical content (independent of file formatting)."""
-    content = {
+    """SHA-256 hex digest of the canonical content (independent of file formatting).
+
+    Format 1 hashed pattern, merges and special tokens only; its files keep that fingerprint.
+    """
+    content: dict[str, Any] = {
         "merges": [[int(a), int(b)] for a, b in merges],
         "pattern": pattern,
         "special_tokens": list(special_tokens),
     }
+    if format_version >= 2:
+        content["unicode"] = unicode.version
+        if unicode.regex is not None:
+            content["regex"] = unicode.regex
     data = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
     return hashlib.sha256(data).hexdigest()
 
@@ -90,22 +134,20 @@ def validate_content(
     return pattern, out, list(special_tokens)
 
 
-def write_tokenizer_file(
-    path: str | os.PathLike[str],
-    pattern: str,
-    merges: Sequence[tuple[int, int]],
-    special_tokens: Sequence[str],
-) -> None:
+def write_tokenizer_file(path: str | os.PathLike[str], content: TokenizerContent) -> None:
     """Write the tokenizer JSON atomically (temp file in the same folder, fsync, rename, fsync folder)."""
-    doc = {
+    doc: dict[str, Any] = {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "fingerprint": compute_fingerprint(pattern, merges, special_tokens),
-        "pattern": pattern,
-        "special_tokens": list(special_tokens),
-        "vocab_size": 256 + len(merges) + len(special_tokens),
-        "merges": [[int(a), int(b)] for a, b in merges],
+        "format_version": content.format_version,
+        "fingerprint": content.fingerprint,
+        "pattern": content.pattern,
     }
+    if content.format_version >= 2:
+        doc["unicode"] = content.unicode.version
+        doc["regex"] = content.unicode.regex
+    doc["special_tokens"] = list(content.special_tokens)
+    doc["vocab_size"] = 256 + len(content.merges) + len(content.special_tokens)
+    doc["merges"] = [[int(a), int(b)] for a, b in content.merges]
     text = json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
     # One merge per line keeps the file diffable without making it large.
     text = text.replace("],[", "],\n[")
@@ -117,10 +159,28 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str 
     atomic_write_bytes(path, text.encode(encoding))
 
 
+def _recorded_unicode(doc: dict[str, Any], version: int, pattern: str, *, source: str) -> UnicodeInfo:
+    if version == 1:
+        native = native_pattern_id(pattern) >= 0
+        return UnicodeInfo(FORMAT1_UNICODE_VERSION, None if native else FORMAT1_REGEX_VERSION)
+    uni, rx = doc.get("unicode"), doc.get("regex")
+    if not isinstance(uni, str) or not uni:
+        raise FormatError(f"{source}: 'unicode' must be a Unicode version string like '17.0.0', got {uni!r}")
+    if not (rx is None or (isinstance(rx, str) and rx)):
+        raise FormatError(f"{source}: 'regex' must be null or a regex release string, got {rx!r}")
+    return UnicodeInfo(uni, rx)
+
+
 def parse_tokenizer_json(
-    data: bytes | str, *, source: str
-) -> tuple[str, list[tuple[int, int]], list[str], str]:
-    """Parse and fully validate tokenizer JSON; return (pattern, merges, special_tokens, fingerprint)."""
+    data: bytes | str, *, source: str, allow_unicode_mismatch: bool = False
+) -> tuple[TokenizerContent, str]:
+    """Parse and fully validate tokenizer JSON; return (content, fingerprint).
+
+    Raises:
+        FormatError: not a tokenizer file, or malformed; `UnicodeMismatchError` (a FormatError) when it was made with
+            another Unicode version than this machine splits with and `allow_unicode_mismatch` is False.
+        ChecksumError: the content does not hash to the recorded fingerprint.
+    """
     try:
         doc: Any = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -131,14 +191,13 @@ def parse_tokenizer_json(
             f"{source}: not a shardstore tokenizer file (format={got!r}, expected {FORMAT_NAME!r})"
         )
     version = doc.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in _READABLE_VERSIONS or isinstance(version, bool):
         raise FormatError(
-            f"{source}: unsupported tokenizer format_version {version!r}; this shardstore reads version "
-            f"{FORMAT_VERSION} (upgrade shardstore, or re-save the tokenizer)"
+            f"{source}: unsupported tokenizer format_version {version!r}; this shardstore reads versions "
+            f"{list(_READABLE_VERSIONS)} (upgrade shardstore, or re-save the tokenizer)"
         )
-    missing = [
-        k for k in ("fingerprint", "pattern", "special_tokens", "merges", "vocab_size") if k not in doc
-    ]
+    keys = ["fingerprint", "pattern", "special_tokens", "merges", "vocab_size"]
+    missing = [k for k in keys + (["unicode", "regex"] if version >= 2 else []) if k not in doc]
     if missing:
         raise FormatError(f"{source}: tokenizer file lacks keys {missing}")
     try:
@@ -157,16 +216,25 @@ def parse_tokenizer_json(
         raise FormatError(
             f"{source}: vocab_size {doc['vocab_size']!r} != 256 + merges + special tokens = {expected_size}"
         )
-    fingerprint = compute_fingerprint(pattern, merges, specials)
+    unicode = _recorded_unicode(doc, version, pattern, source=source)
+    content = TokenizerContent(pattern, tuple(merges), tuple(specials), unicode, version)
+    fingerprint = content.fingerprint
     if doc["fingerprint"] != fingerprint:
         raise ChecksumError(
             f"{source}: fingerprint mismatch: the file records {doc['fingerprint']!r} but its content hashes to "
             f"{fingerprint!r}; the file was corrupted or edited by hand (re-create it with Tokenizer.save)"
         )
-    return pattern, merges, specials, fingerprint
+    native = native_pattern_id(pattern) >= 0
+    if native != (unicode.regex is None):
+        want = "null (built-in patterns split with the native tables)" if native else "the regex release"
+        raise FormatError(f"{source}: 'regex' must be {want}, got {unicode.regex!r}")
+    check_unicode(unicode, native=native, allow_mismatch=allow_unicode_mismatch, source=source)
+    return content, fingerprint
 
 
-def read_tokenizer_file(path: str | os.PathLike[str]) -> tuple[str, list[tuple[int, int]], list[str], str]:
+def read_tokenizer_file(
+    path: str | os.PathLike[str], *, allow_unicode_mismatch: bool = False
+) -> tuple[TokenizerContent, str]:
     """Read and validate a tokenizer file; see `parse_tokenizer_json`."""
     path = os.fspath(path)
     try:
@@ -174,4 +242,4 @@ def read_tokenizer_file(path: str | os.PathLike[str]) -> tuple[str, list[tuple[i
             data = f.read()
     except OSError as exc:
         raise InputError(f"{path}: cannot read tokenizer file: {exc.strerror or exc}") from None
-    return parse_tokenizer_json(data, source=path)
+    return parse_tokenizer_json(data, source=path, allow_unicode_mismatch=allow_unicode_mismatch)

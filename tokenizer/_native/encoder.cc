@@ -557,6 +557,10 @@ PyMODINIT_FUNC PyInit__encoder(void) {
     PyObject* m = PyModule_Create(&encoder_module);
     if (!m) return nullptr;
     Py_INCREF(&EncoderType);
+    if (PyModule_AddStringConstant(m, "UNICODE_VERSION", pretok_tables::kUnicodeVersion) < 0) {
+        Py_DECREF(m);
+        return nullptr;
+    }
     if (PyModule_AddObject(m, "Encoder", reinterpret_cast<PyObject*>(&EncoderType)) < 0) {
         Py_DECREF(&EncoderType);
         Py_DECREF(m);

@@ -4,7 +4,7 @@
 // byte `pos` of the UTF-8 text s[0..n). Both patterns match every character, so consecutive pieces tile the text.
 // Each alternative of the regex is transcribed below in pattern order, with the regex engine's backtracking worked
 // out by hand (commented per alternative). Character classes (\p{L}, \p{N}, \s, and the case-insensitive
-// contraction letters) come from unicode_tables.h, generated FROM the `regex` package; tests/test_pretok.py fuzzes
+// contraction letters) come from unicode_tables.h, generated from the golden unicode_<version>.txt; tests fuzz
 // this splitter against regex.findall on random Unicode text.
 //
 // Cost: every call is O(length of the piece it returns), except whitespace runs, which are scanned once per call
