@@ -15,6 +15,7 @@ __all__ = [
     "FormatError",
     "InputError",
     "InvalidUtf8Error",
+    "LoaderRebuiltError",
     "ManifestError",
     "MismatchError",
     "RemoteError",
@@ -82,3 +83,9 @@ class RemoteError(ShardStoreError):
 
 class CacheError(ShardStoreError):
     """The node-local cache cannot hold or produce a file."""
+
+
+class LoaderRebuiltError(ConfigError, TypeError):
+    """A `DataLoader` was rebuilt around the shardstore dataset (accelerate's ``prepare`` or ``skip_first_batches``,
+    a framework's sampler injection): it would read other batches than the loader's. A `TypeError` as well, so code
+    that probes ``len()`` for a length (``has_length``) moves on, and the error comes when batches are read."""

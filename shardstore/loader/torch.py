@@ -36,9 +36,11 @@ from typing import Any
 
 import torch
 import torch.utils.data
+import torch.utils.data.distributed
 
-from shardstore.errors import ConfigError, StateError
+from shardstore.errors import ConfigError, LoaderRebuiltError, StateError
 from shardstore.loader.batches import BatchReader, DocInfo
+from shardstore.loader.labels import Labels, format_labels
 from shardstore.loader.mixture import Mixture
 from shardstore.mix.interleave import check_range
 from shardstore.util.modes import parse_mode
@@ -46,7 +48,9 @@ from shardstore.util.remote_options import RemoteOptions
 
 __all__ = [
     "STATE_FORMAT",
+    "UNBOUNDED_STEPS",
     "DocInfo",
+    "Labels",
     "MixtureDataset",
     "MixtureSampler",
     "ShardStoreDataLoader",
@@ -55,12 +59,27 @@ __all__ = [
 ]
 
 STATE_FORMAT = "shardstore.loader/1"
+UNBOUNDED_STEPS = 2**40  # len() of a loader without max_steps: ~1e12 batches, never reached, but a length
 _KEYS = ("format", "position", "counts", "epochs", "fingerprints")
 
 BatchKey = tuple[
     int, ...
 ]  # (first global sample, size, global batch size, count of source 0, of source 1, ...)
 _MAX_ISSUED = 4096  # bound on keys issued but not yet delivered (a plain DataLoader never pops them)
+_REBUILT = (
+    "A DataLoader was rebuilt around the shardstore dataset (accelerate's prepare() or skip_first_batches(), or a "
+    "framework replacing its sampler); it would read other batches than the loader's. Hand the loader from "
+    "make_dataloader to the training loop as it is: it already splits batches over ranks and resumes from its "
+    "state_dict without skipping batches (for HF Trainer use shardstore.torch.hf.ShardstoreTrainer; see "
+    "docs/guide.md, 'Using shardstore with Lightning, HF Trainer, Accelerate, DCP')"
+)
+
+
+def _choice(enum: Any, value: Any, name: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} must be one of {[e.value for e in enum]}") from None
 
 
 def resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -78,7 +97,11 @@ def resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
 
 
 class MixtureDataset(torch.utils.data.Dataset):
-    """Map-style dataset whose items are whole batches: ``dataset[key]`` for a `MixtureSampler` key."""
+    """Map-style dataset whose items are whole batches: ``dataset[key]`` for a `MixtureSampler` key.
+
+    ``labels``: which targets ``labels`` holds (`shardstore.loader.labels`): ``"next"`` (shifted here) or ``"hf"`` /
+    ``"hf_doc_masked"`` (equal to ``input_ids``; Hugging Face models shift them themselves).
+    """
 
     def __init__(
         self,
@@ -87,24 +110,53 @@ class MixtureDataset(torch.utils.data.Dataset):
         doc_info: DocInfo | str | None = None,
         prefetch: bool | None = None,
         contiguous: bool = True,
+        labels: Labels | str = Labels.NEXT,
     ) -> None:
         self.mixture = mixture
-        self.reader = BatchReader(mixture, doc_info=doc_info, contiguous=contiguous)
+        self.labels = _choice(Labels, labels, "labels")
+        doc = DocInfo(doc_info or DocInfo.NONE)
+        self._keep_position_ids = doc in (DocInfo.POSITION_IDS, DocInfo.BOTH)
+        if self.labels is Labels.HF_DOC_MASKED and not self._keep_position_ids:
+            doc = DocInfo.BOTH if doc is DocInfo.CU_SEQLENS else DocInfo.POSITION_IDS  # the mask needs them
+        self.reader = BatchReader(mixture, doc_info=doc, contiguous=contiguous)
         # default: hint remote stores about the next step's shards (local stores need no hint)
         remote = any("://" in ref for src in mixture.config.sources for ref in src.stores)
         self.prefetch = remote if prefetch is None else prefetch
 
+    def __len__(self) -> int:  # a DataLoader rebuilt around this dataset with torch's default sampler asks
+        raise LoaderRebuiltError(_REBUILT)
+
+    def __bool__(self) -> bool:  # not via __len__
+        return True
+
     def __getitem__(self, key: BatchKey) -> dict[str, torch.Tensor]:
+        if not isinstance(key, tuple):
+            raise LoaderRebuiltError(
+                f"MixtureDataset got the index {key!r}, not a MixtureSampler key. " + _REBUILT
+            )
         position, size, stride, *counts = (int(x) for x in key)
         batch = self.reader.read(position, counts, size, stride=stride)
         if self.prefetch:
             ahead = self.mixture.interleave.advance(position, counts, stride)
             self.reader.prefetch(position + stride, ahead, size)
+        batch = format_labels(batch, self.labels, keep_position_ids=self._keep_position_ids)
         return {name: torch.from_numpy(arr) for name, arr in batch.items()}
 
 
-class MixtureSampler(torch.utils.data.Sampler[BatchKey]):
-    """Yields one key per batch of this rank, forever (or for ``max_steps``); holds the resume state."""
+class MixtureSampler(torch.utils.data.distributed.DistributedSampler):
+    """Yields one key per batch of this rank; holds the resume state.
+
+    Sized: ``len()`` is ``max_steps``, or `UNBOUNDED_STEPS` (2**40 batches, a run that never ends in practice) when
+    none is given. Trainers read a loader's length to decide whether to fetch one batch ahead: Lightning's fetcher
+    pre-fetches from an unsized loader to learn whether a batch is the last, so the state it checkpoints would count
+    a batch it never trained on. With a length, what the loop received is what it trained on.
+
+    A `DistributedSampler` by type only (its own fields, not torch's ``__init__``): it already splits the global
+    order across ranks, so trainers that replace a non-distributed sampler under DDP (Lightning's
+    ``use_distributed_sampler``) keep this one. ``rank``/``world_size`` left as None are read from
+    ``torch.distributed`` at each ``iter()``, so a loader built before the process group exists (a script that
+    Lightning re-launches per rank) still reads its rank's slice.
+    """
 
     def __init__(
         self,
@@ -119,10 +171,13 @@ class MixtureSampler(torch.utils.data.Sampler[BatchKey]):
             raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if max_steps is not None and max_steps < 0:
             raise ConfigError(f"max_steps must be >= 0 or None, got {max_steps!r}")
+        resolve_rank(rank, world_size)  # validate now; None is resolved again at each iter()
         self.mixture = mixture
         self.batch_size = batch_size
-        self.rank, self.world_size = resolve_rank(rank, world_size)
+        self._rank_arg, self._world_arg = rank, world_size
         self.max_steps = max_steps
+        self.epoch = 0  # DistributedSampler's field; the order needs no epoch (epochs follow from the counts)
+        self.shuffle, self.drop_last, self.seed = False, False, 0
         self.position = 0
         self.counts: tuple[int, ...] = tuple(0 for _ in mixture.config.sources)
         self.issued: collections.deque[tuple[int, tuple[int, ...]]] = collections.deque(maxlen=_MAX_ISSUED)
@@ -130,26 +185,41 @@ class MixtureSampler(torch.utils.data.Sampler[BatchKey]):
         self._fingerprints: dict[str, Any] | None = None
 
     @property
+    def rank(self) -> int:  # type: ignore[override]
+        return resolve_rank(self._rank_arg, self._world_arg)[0]
+
+    @property
+    def world_size(self) -> int:
+        return resolve_rank(self._rank_arg, self._world_arg)[1]
+
+    @property
+    def num_replicas(self) -> int:  # type: ignore[override]
+        return self.world_size
+
+    @property
     def global_batch_size(self) -> int:
         return self.batch_size * self.world_size
 
+    def set_epoch(self, epoch: int) -> None:
+        """Accepted (trainers call it each epoch) and ignored: epochs follow from the per-source counts."""
+        self.epoch = epoch
+
     def __len__(self) -> int:
-        if self.max_steps is None:
-            raise TypeError(
-                "this sampler is infinite (sources repeat epoch by epoch); pass max_steps for a length"
-            )
-        return self.max_steps
+        return UNBOUNDED_STEPS if self.max_steps is None else self.max_steps
 
     def __iter__(self) -> Iterator[BatchKey]:
         il = self.mixture.interleave
-        while self.max_steps is None or self._steps_done < self.max_steps:
+        rank, world_size = resolve_rank(self._rank_arg, self._world_arg)
+        batch_size, global_batch = self.batch_size, self.batch_size * world_size
+        steps = len(self)
+        while self._steps_done < steps:
             position, counts = self.position, self.counts
-            start = position + self.rank * self.batch_size
-            rank_counts = il.advance(position, counts, self.rank * self.batch_size)
-            key = (start, self.batch_size, self.global_batch_size, *rank_counts)
+            start = position + rank * batch_size
+            rank_counts = il.advance(position, counts, rank * batch_size)
+            key = (start, batch_size, global_batch, *rank_counts)
             # state after this key, recorded before handing it out: that is what a snapshot taken now must say
-            self.position = position + self.global_batch_size
-            self.counts = il.advance(start, rank_counts, self.global_batch_size - self.rank * self.batch_size)
+            self.position = position + global_batch
+            self.counts = il.advance(start, rank_counts, global_batch - rank * batch_size)
             self._steps_done += 1
             self.issued.append((self.position, self.counts))
             yield key
@@ -233,6 +303,22 @@ class MixtureSampler(torch.utils.data.Sampler[BatchKey]):
         return position, tuple(counts)
 
 
+class _RebuiltGuard:
+    """What ``ShardStoreDataLoader.batch_sampler`` returns: fails clearly where re-batching code iterates it."""
+
+    batch_size = None
+    drop_last = False
+
+    def __iter__(self) -> Iterator[Any]:
+        raise LoaderRebuiltError(_REBUILT)
+
+    def __len__(self) -> int:
+        raise LoaderRebuiltError(_REBUILT)
+
+
+_GUARD = _RebuiltGuard()
+
+
 class ShardStoreDataLoader(torch.utils.data.DataLoader):
     """A `DataLoader` over a `MixtureDataset` + `MixtureSampler` with an exact, elastic state dict."""
 
@@ -243,8 +329,25 @@ class ShardStoreDataLoader(torch.utils.data.DataLoader):
                     f"{forbidden}= is fixed by the shardstore loader; set it via make_dataloader"
                 )
         super().__init__(dataset, batch_size=None, sampler=sampler, **kwargs)
-        self.mix_sampler = sampler
+        self.mix_sampler: MixtureSampler = sampler
+        self.mix_dataset: MixtureDataset = dataset
         self._delivered = (sampler.position, sampler.counts)
+
+    # torch never uses a batch sampler here (batch_size=None: the sampler's keys are whole batches). Code that
+    # rebuilds a DataLoader around our dataset reads ``loader.batch_sampler`` to re-batch it: it gets one that
+    # raises `LoaderRebuiltError` when iterated, not None (which failed as "'NoneType' object is not iterable").
+    @property
+    def batch_sampler(self) -> _RebuiltGuard:  # type: ignore[override]
+        return _GUARD
+
+    @batch_sampler.setter
+    def batch_sampler(self, value: object) -> None:
+        if value is not None:
+            raise ConfigError("batch_sampler= is fixed by the shardstore loader; set it via make_dataloader")
+
+    @property
+    def _auto_collation(self) -> bool:  # torch's DataLoader reads this to pick the sampler to iterate
+        return False
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:  # type: ignore[override]
         # a generator around torch's iterator: it only counts what was delivered
@@ -284,6 +387,7 @@ def make_dataloader(
     max_steps: int | None = None,
     timeout: float = 0,
     contiguous: bool = True,
+    labels: Labels | str = Labels.NEXT,
 ) -> ShardStoreDataLoader:
     """A torch `DataLoader` of this rank's batches of the mixture (see the module docstring).
 
@@ -295,9 +399,14 @@ def make_dataloader(
         cache_dir: node-local cache for remote stores (overrides the mixture's ``cache_dir``).
         storage_options: fsspec options for remote stores (override the mixture's ``storage_options``).
         cache_limit: bytes of node-local cache per remote store (overrides the mixture's ``cache_limit``).
-        max_steps: stop after this many batches per ``iter()`` (default: never; sources repeat epoch by epoch).
+        max_steps: stop after this many batches per ``iter()``, and the loader's ``len()`` (default:
+            `UNBOUNDED_STEPS`, 2**40, never reached: sources repeat epoch by epoch).
         contiguous: False makes ``input_ids``/``labels`` zero-copy overlapping views of one int64 buffer (one
             fewer copy per token; ``.view()`` on them fails until copied, e.g. by ``.to(device)``).
+        labels: "next" (default: ``labels`` shifted here, no ``-100``), "hf" (``labels == input_ids`` and no
+            ``source_ids``, for ``model(**batch)`` of a Hugging Face causal LM, which shifts itself) or
+            "hf_doc_masked" ("hf" with -100 where a window crosses into a new document); see
+            `shardstore.loader.labels`.
     """
     if not isinstance(mixture, Mixture):
         mixture = Mixture.from_file(mixture)
@@ -309,7 +418,9 @@ def make_dataloader(
     sampler = MixtureSampler(
         mixture, batch_size=batch_size, rank=rank, world_size=world_size, max_steps=max_steps
     )
-    dataset = MixtureDataset(mixture, doc_info=doc, contiguous=contiguous)
+    dataset = MixtureDataset(
+        mixture, doc_info=doc, contiguous=contiguous, labels=_choice(Labels, labels, "labels")
+    )
     extra: dict[str, Any] = {}
     if num_workers > 0:
         extra["persistent_workers"] = persistent_workers

@@ -5,9 +5,12 @@ The code lives in the loader layer, `shardstore.loader.torch`; this module only 
 
 from __future__ import annotations
 
+from shardstore.loader.dcp import LoaderState
 from shardstore.loader.torch import (
     STATE_FORMAT,
+    UNBOUNDED_STEPS,
     DocInfo,
+    Labels,
     MixtureDataset,
     MixtureSampler,
     ShardStoreDataLoader,
@@ -17,7 +20,10 @@ from shardstore.loader.torch import (
 
 __all__ = [
     "STATE_FORMAT",
+    "UNBOUNDED_STEPS",
     "DocInfo",
+    "Labels",
+    "LoaderState",
     "MixtureDataset",
     "MixtureSampler",
     "ShardStoreDataLoader",
