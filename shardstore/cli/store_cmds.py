@@ -144,7 +144,7 @@ def info_cmd(store: str, as_json: bool, doc: int | None, plot: str | None, cache
                 f"document {doc} is outside 0..{s.num_docs - 1} of {s.root}", param_hint="--doc"
             )
         summary["doc"] = _doc_details(s, doc)
-    if plot is not None:
+    if plot is not None and lengths is not None:
         from shardstore.cli.plots import plot_length_histogram
 
         plot_length_histogram(lengths, plot, title=f"{s.root}: {s.num_docs} documents")
