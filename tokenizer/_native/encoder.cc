@@ -484,16 +484,19 @@ PyObject* Encoder_split(EncoderObject* self, PyObject* text) {
     size_t n;
     if (!ready(self) || !check_builtin(self->enc) || !utf8_view(text, &s, &n)) return nullptr;
     std::vector<uint32_t> ends;
-    PretokPattern pat = static_cast<PretokPattern>(self->enc->pattern());
-    for (size_t pos = 0; pos < n;) {
-        size_t e = pretok_next(pat, s, n, pos);
-        if (e <= pos || e > n) {
-            PyErr_Format(PyExc_RuntimeError, "pre-tokenizer returned %zu at %zu of %zu", e, pos, n);
-            return nullptr;
+    bool ok = pretok_with(self->enc->pattern(), [&](auto next) {
+        for (size_t pos = 0; pos < n;) {
+            size_t e = next(s, n, pos);
+            if (e <= pos || e > n) {
+                PyErr_Format(PyExc_RuntimeError, "pre-tokenizer returned %zu at %zu of %zu", e, pos, n);
+                return false;
+            }
+            ends.push_back(static_cast<uint32_t>(e));
+            pos = e;
         }
-        ends.push_back(static_cast<uint32_t>(e));
-        pos = e;
-    }
+        return true;
+    });
+    if (!ok) return nullptr;
     return list_from(ends.data(), ends.size());
 }
 
