@@ -30,7 +30,7 @@ What it measures (B=32, seq_len=2048, a 2-source 70/30 mixture of synthetic docu
   the first pass of a fresh loader (store open + verification included) is printed separately.
 - `load_state_dict` of the loader's own state at step 10**6 (median of --state-repeats, each on a fresh loader),
   and the memory of ours' worker processes (num_workers=2) over a store and over a 4x larger one after the same
-  number of batches.
+  number of batches (the two probes are in _loader_probes.py).
 Targets (issue 5): ours >= 0.9x raw, >= 2x LitData, >= 20x MosaicML Streaming; load_state_dict < 50 ms; worker RSS
 independent of dataset size. Figures go to benchmarks/RESULTS.md, "## Loader".
 """
@@ -59,6 +59,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _peers_loader as peers
+from _loader_probes import time_load_state_dict, worker_rss
 
 B, SEQ_LEN = 32, 2048
 VOCAB, EOS = 50257, 50256
@@ -325,90 +326,6 @@ def first_pass(make: Callable[[], Iterable[Batch]], batches: int) -> float:
     return batches / (time.perf_counter() - t)
 
 
-# ------------------------------------------------------------------------------------------- state dict, RSS
-
-
-def time_load_state_dict(stores: dict[str, Path], *, seed: int, step: int, repeats: int) -> dict:
-    """Median ms of `load_state_dict` of the state at global step `step`, each time on a freshly built loader.
-
-    The state is the loader's own: `MixtureSampler.make_state` at position ``step * global batch`` with the
-    per-source counts the interleave gives there (`counts_at`, closed form for constant weights). It goes through
-    JSON as a checkpoint would. Then the resumed loader must deliver a checked batch, and its own `state_dict()`
-    must have advanced by exactly one step from the loaded one.
-    """
-    loader = ours_loader(stores, seed=seed)
-    sampler = loader.mix_sampler
-    position = step * sampler.global_batch_size
-    t = time.perf_counter()
-    counts = loader.dataset.mixture.interleave.counts_at(position)
-    counts_ms = (time.perf_counter() - t) * 1000
-    encoded = json.dumps(sampler.make_state(position, counts))
-    times = []
-    for _ in range(repeats):
-        fresh = ours_loader(stores, seed=seed)
-        state = json.loads(encoded)
-        t = time.perf_counter()
-        fresh.load_state_dict(state)
-        times.append((time.perf_counter() - t) * 1000)
-    t = time.perf_counter()
-    batch = next(iter(fresh))
-    first_ms = (time.perf_counter() - t) * 1000
-    check_batch(f"ours resumed at step {step}", batch)
-    after = fresh.state_dict()
-    if after["position"] != position + sampler.global_batch_size:
-        raise SystemExit(f"resumed loader is at position {after['position']}, want {position + B}")
-    return {
-        "step": step,
-        "load_ms_median": statistics.median(times),
-        "load_ms_max": max(times),
-        "counts_at_ms": counts_ms,
-        "first_batch_ms": first_ms,
-        "state_json_bytes": len(encoded),
-        "epochs_at_step": after["epochs"],
-    }
-
-
-def _proc_memory(pid: int) -> dict[str, int]:
-    """Memory of a process in KiB: /proc status (VmRSS, RssAnon, RssFile, VmHWM) and smaps_rollup (Pss, Private).
-
-    RssAnon of a forked worker includes the parent's heap pages it shares copy-on-write; `Private` (clean + dirty
-    pages only this process maps) is what the worker itself costs. RssFile is page cache mapped from the shards:
-    shared, reclaimable, and bounded by how many distinct windows were read.
-    """
-    out: dict[str, int] = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
-                out[key] = int(value.split()[0])
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("Pss", "Private_Clean", "Private_Dirty"):
-                out[key] = int(value.split()[0])
-    out["Private"] = out.pop("Private_Clean") + out.pop("Private_Dirty")
-    return out
-
-
-def worker_rss(stores: dict[str, Path], *, seed: int, batches: int, num_workers: int = 2) -> dict:
-    """RSS of our loader's worker processes after `batches` batches (summed over workers, KiB)."""
-    import psutil
-
-    me = psutil.Process()
-    before = {p.pid for p in me.children(recursive=True)}
-    loader = ours_loader(stores, seed=seed, num_workers=num_workers)
-    it = iter(loader)
-    for _ in range(batches):
-        next(it)
-    workers = [p.pid for p in me.children(recursive=True) if p.pid not in before]
-    if len(workers) != num_workers:
-        raise SystemExit(f"expected {num_workers} worker processes, found {workers}")
-    per = [_proc_memory(pid) for pid in workers]
-    del it, loader
-    gc.collect()
-    return {key: sum(p[key] for p in per) // len(per) for key in per[0]}
-
-
 # ---------------------------------------------------------------------------------------------------------- main
 
 
@@ -523,7 +440,10 @@ def main(argv: list[str] | None = None) -> None:
 
     if "ours" in only and not args.skip_state:
         st = time_load_state_dict(
-            data.stores, seed=args.seed, step=args.state_step, repeats=args.state_repeats
+            lambda: ours_loader(data.stores, seed=args.seed),
+            check_batch,
+            step=args.state_step,
+            repeats=args.state_repeats,
         )
         results["load_state_dict"] = st
         print(
@@ -541,8 +461,12 @@ def main(argv: list[str] | None = None) -> None:
             )
             for s in small
         }
-        rss_small = worker_rss(small_stores, seed=args.seed, batches=args.rss_batches)
-        rss_large = worker_rss(data.stores, seed=args.seed, batches=args.rss_batches)
+        rss_small = worker_rss(
+            lambda **kw: ours_loader(small_stores, seed=args.seed, **kw), batches=args.rss_batches
+        )
+        rss_large = worker_rss(
+            lambda **kw: ours_loader(data.stores, seed=args.seed, **kw), batches=args.rss_batches
+        )
         results["worker_rss_kib"] = {"small": rss_small, "large_4x": rss_large}
         print(
             f"\nworker memory (KiB, mean per worker, num_workers=2, after {args.rss_batches} batches each):"

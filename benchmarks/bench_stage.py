@@ -5,7 +5,7 @@ uploaded twice: plain, and as zstd copies (`compress_store(..., keep_originals=F
 
 1. Throughput, `--rounds` rounds (the order inside a round alternates), each into a fresh local directory:
    - peer: `s3fs.get([every file of the store], dir)`: fsspec's own concurrent download, no verification;
-   - ours: `shardstore.remote.stage.stage(url, cache_dir=..., workers=8)`: per-file flock, temp file, size + xxh3 check
+   - ours: `shardstore.remote.stage.stage(url, RemoteOptions(cache_dir), workers=8)`: per-file flock, temp file, size + xxh3 check
      against the manifest, fsync, rename (and, for the zstd copy, streaming decompression).
    Prints MB/s (of the store's plain bytes) and two ours/peer throughput ratios: of the median times, and the
    median over rounds of each round's ratio (pairing cancels some drift of a shared machine); target >= 0.9.
@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from shardstore.remote.cache import RemoteOptions
 from shardstore.remote.stage import stage
 from shardstore.store.compress import compress_store
 from shardstore.store.manifest import Manifest, read_manifest, write_manifest
@@ -103,7 +104,7 @@ def run_peer(endpoint: str, remote: str, out: str) -> float:
 
 def run_ours(endpoint: str, url: str, cache: str, workers: int) -> float:
     start = time.perf_counter()
-    report = stage(url, cache_dir=cache, storage_options=options(endpoint), workers=workers)
+    report = stage(url, RemoteOptions(cache, options(endpoint)), workers=workers)
     seconds = time.perf_counter() - start
     if report.downloaded != report.files:
         raise SystemExit(f"stage downloaded {report.downloaded} of {report.files} files into a fresh cache")

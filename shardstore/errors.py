@@ -14,6 +14,7 @@ __all__ = [
     "ConfigError",
     "FormatError",
     "InputError",
+    "InvalidUtf8Error",
     "ManifestError",
     "MismatchError",
     "RemoteError",
@@ -52,6 +53,23 @@ class StateError(MismatchError):
 
 class InputError(ShardStoreError):
     """An input file cannot be read (missing, truncated compressed stream, unsupported format)."""
+
+
+class InvalidUtf8Error(InputError):
+    """Bytes that must be UTF-8 are not: `index` of the text in its batch, `offset` of the first bad byte in it.
+
+    Raised by the native encoder itself (``tokenizer/_native/encoder.cc``), so callers test the type, never the text.
+    """
+
+    def __init__(self, message: str, index: int | None = None, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+        self.offset = offset
+
+    def __reduce__(
+        self,
+    ) -> tuple[type, tuple[str, int | None, int | None]]:  # keeps the fields across processes
+        return type(self), (str(self), self.index, self.offset)
 
 
 class BuildError(ShardStoreError):

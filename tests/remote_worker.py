@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from shardstore.remote.cache import CacheConfig, open_remote
+from shardstore.remote.cache import CacheConfig, RemoteOptions, open_remote
 from shardstore.remote.fetch import RetryPolicy
 from shardstore.store.store import Store
 
@@ -25,14 +25,14 @@ def main() -> None:
     options = json.loads(options_json)
     config = CacheConfig(retry=RetryPolicy(attempts=8, backoff_s=0.005, max_backoff_s=0.05))
     if mode in ("shard", "hold"):
-        _, locator = open_remote(url, cache_dir=cache, storage_options=options, config=config)
+        _, locator = open_remote(url, RemoteOptions(cache, options), config=config)
         print(locator.shard_path(int(sys.argv[5])), flush=True)
         if mode == "hold":  # keep the shard pinned (as a Store mapping it would) until stdin closes
             sys.stdin.read()
         return
     if mode == "limited":  # read every shard twice through a small cache, mapping one shard at a time
         limited = CacheConfig(cache_limit=int(sys.argv[5]), retry=config.retry, max_prefetch_pins=1)
-        _, locator = open_remote(url, cache_dir=cache, storage_options=options, config=limited)
+        _, locator = open_remote(url, RemoteOptions(cache, options), config=limited)
         store = Store(locator.manifest, locator, root=url, max_open_shards=1)
         span = store.shard_token_offsets
         digest = hashlib.sha256()
@@ -46,7 +46,7 @@ def main() -> None:
     threads = int(sys.argv[5])
     while not os.path.exists(cache + ".go"):
         time.sleep(0.005)
-    _, locator = open_remote(url, cache_dir=cache, storage_options=options, config=config)
+    _, locator = open_remote(url, RemoteOptions(cache, options), config=config)
     store = Store(locator.manifest, locator, root=url)
     n = store.num_shards
     errors: list[BaseException] = []

@@ -31,7 +31,12 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "shardstore._native": (),
     # tokenizer/ is a package of its own below shardstore: only the error hierarchy (see UPWARD for train(paths))
     "tokenizer": ("shardstore.errors",),
-    "shardstore.mix": ("shardstore.errors", "shardstore.util.sizes"),
+    "shardstore.mix": (
+        "shardstore.errors",
+        "shardstore.util.sizes",
+        "shardstore.util.modes",
+        "shardstore._native",
+    ),  # pure helpers only, and the native EDF merge
     "shardstore.store": ("shardstore.errors", "shardstore.util", "tokenizer"),
     "shardstore.remote": ("shardstore.errors", "shardstore.util", "shardstore.store"),
     "shardstore.preprocess": (

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from shardstore.errors import ConfigError, InputError
+from shardstore.errors import ConfigError, InputError, InvalidUtf8Error
 
 from . import serialization
 from .osutil import usable_cores
@@ -447,8 +447,9 @@ class Tokenizer:
         For producers that already hold texts as bytes side by side (an Arrow string array's data buffer, a block of
         JSON lines): no Python object per text, one native call, one output array. Returns ``(ids, counts)``: the ids
         of all texts in order, each followed by `append_id` (e.g. EOS) when given, and int64 ids per text (the
-        appended id included). Special-token strings are plain text, as in `encode`. Raises `InputError` when a
-        text is not valid UTF-8 (naming the text and byte) and `ConfigError` for spans outside `data`.
+        appended id included). Special-token strings are plain text, as in `encode`. Raises `InvalidUtf8Error` (an
+        `InputError`, raised by the native code itself) when a text is not valid UTF-8 (naming the text and byte)
+        and `ConfigError` for spans outside `data`.
         """
         dt = self._check_dtype(dtype)
         lo = np.ascontiguousarray(starts, dtype=np.int64)
@@ -470,7 +471,9 @@ class Tokenizer:
                 try:
                     text = bytes(view[a:b]).decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    raise InputError(f"text {i} is not valid UTF-8 at byte {exc.start}") from None
+                    raise InvalidUtf8Error(
+                        f"text {i} is not valid UTF-8 at byte {exc.start}", i, exc.start
+                    ) from None
                 ids = self.encode_to_numpy(text, dtype=dt)
                 parts.append(ids if append_id is None else np.append(ids, np.array([append_id], dtype=dt)))
                 counts[i] = parts[-1].size
@@ -479,9 +482,7 @@ class Tokenizer:
             ids, counts_buf = native.encode_packed(
                 data, lo, hi, dt.itemsize, -1 if append_id is None else append_id
             )
-        except ValueError as exc:
-            if "UTF-8" in str(exc):
-                raise InputError(str(exc)) from None
+        except ValueError as exc:  # spans outside `data`; invalid UTF-8 raises InvalidUtf8Error natively
             raise ConfigError(str(exc)) from None
         return np.frombuffer(ids, dtype=dt), np.frombuffer(counts_buf, dtype=np.int64)
 

@@ -1,1 +1,2 @@
-"""Native (C++) hot loops of shardstore, built by setup.py: `_jsonl`, the JSON Lines fast path of the build."""
+"""Native (C++) hot loops of shardstore, built by setup.py: `_jsonl`, the JSON Lines fast path of the build, and
+`_edf`, the earliest-deadline-first merge of the mixture interleave."""

@@ -6,7 +6,8 @@ import json
 
 import click
 
-from shardstore.cli.options import parse_storage_options, unescape
+from shardstore.cli.options import enum_choice, parse_storage_options, unescape
+from shardstore.preprocess.modes import Executor, Utf8Policy
 
 
 @click.command("build")
@@ -22,6 +23,9 @@ from shardstore.cli.options import parse_storage_options, unescape
 )
 @click.option("--allow-partial", is_flag=True, help="Commit the store even if some input files failed.")
 @click.option(
+    "--rebuild-changed", is_flag=True, help="Rebuild the units whose input files changed (else refused)."
+)
+@click.option(
     "--text-field", default="text", show_default=True, help="JSON field / Parquet column with the text."
 )
 @click.option(
@@ -36,12 +40,12 @@ from shardstore.cli.options import parse_storage_options, unescape
 @click.option(
     "--finalize", is_flag=True, help="Only write the manifest, once every unit of every node is done."
 )
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--executor", type=enum_choice(Executor), default=Executor.LOCAL.value, show_default=True)
 @click.option("--no-eos", is_flag=True, help="Do not append the EOS token after each document.")
 @click.option(
     "--utf8-errors",
-    type=click.Choice(["replace", "skip", "fail"]),
-    default="replace",
+    type=enum_choice(Utf8Policy),
+    default=Utf8Policy.REPLACE.value,
     show_default=True,
     help="Invalid UTF-8 in a document: replace bad bytes with U+FFFD, skip the document, or fail the file.",
 )
@@ -69,6 +73,7 @@ def build_cmd(
     out: str,
     workers: int | None,
     allow_partial: bool,
+    rebuild_changed: bool,
     text_field: str,
     split_on: str | None,
     num_nodes: int,
@@ -88,9 +93,7 @@ def build_cmd(
 
     Resumable: re-run the same command after a crash; a finished build re-run writes nothing.
     """
-    from shardstore.preprocess.executors import Executor
     from shardstore.preprocess.pipeline import BuildConfig, run_build
-    from shardstore.preprocess.sources import Utf8Policy
 
     opts = parse_storage_options(storage_options)
     cfg = BuildConfig(
@@ -105,6 +108,7 @@ def build_cmd(
         max_shard_bytes=max_shard_mb << 20,
         unit_bytes=unit_mb << 20,
         allow_partial=allow_partial,
+        rebuild_changed=rebuild_changed,
         num_nodes=num_nodes,
         node_rank=node_rank,
         finalize=finalize,

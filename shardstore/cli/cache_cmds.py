@@ -31,18 +31,13 @@ def stage_cmd(
     quiet: bool,
 ) -> None:
     """Download every file of the remote store URL into the node-local cache (verified, atomic, once per node)."""
-    from shardstore.remote.cache import CacheConfig, parse_size
+    from shardstore.remote.cache import RemoteOptions, parse_size
     from shardstore.remote.stage import stage
 
-    config = CacheConfig(cache_limit=parse_size(cache_limit)) if cache_limit else None
-    report = stage(
-        url,
-        cache_dir=cache_dir,
-        storage_options=parse_storage_options(storage_options),
-        workers=workers,
-        progress=not quiet,
-        config=config,
+    remote = RemoteOptions(
+        cache_dir, parse_storage_options(storage_options), parse_size(cache_limit) if cache_limit else None
     )
+    report = stage(url, remote, workers=workers, progress=not quiet)
     click.echo(
         f"staged {report.files} files ({report.bytes_total / 1e6:.1f} MB) of {report.url} into {report.directory}: "
         f"downloaded {report.downloaded} ({report.bytes_downloaded / 1e6:.1f} MB) in {report.seconds:.2f}s, "

@@ -1,11 +1,10 @@
 """`shardstore mix plan` (what a run of N tokens draws from each source) and `shardstore peek` (what a rank sees).
 
-Both only parse arguments and call the library: `Mixture.plan` and `BatchReader` at the requested step.
+Both only parse arguments and call the library: `Mixture.plan` and `shardstore.loader.peek.peek_rows`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from typing import Any
@@ -56,81 +55,110 @@ def mix() -> None:
     """Inspect data mixtures."""
 
 
+def _phase_section(mixture: Any, plan: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """The plan's phases (as JSON-safe dicts) and the warnings about weights that do not sum to 1."""
+    from shardstore.mix.phases import phase_rows, raw_weight_warning
+
+    cfg = mixture.config
+    names = [s.name for s in plan.sources]
+    windows = [s.samples_available for s in plan.sources]
+    rows = phase_rows(mixture.interleave.schedule, cfg.phases(), windows, total_samples=plan.total_samples)
+    phases = [r.to_dict(names, seq_len=cfg.seq_len, global_batch_size=cfg.global_batch_size) for r in rows]
+    warnings = [raw_weight_warning("source weights", {s.name: s.weight for s in cfg.sources})]
+    warnings += [
+        raw_weight_warning(f"schedule phase {i} weights", pc.weights) for i, pc in enumerate(cfg.schedule)
+    ]
+    return phases, [w for w in warnings if w]
+
+
+def _phase_table(phases: list[dict[str, Any]]) -> str:
+    lines = ["phases:"]
+    for p in phases:
+        steps = "" if p["start_step"] is None else f" (steps {p['start_step']}-{p['end_step']})"
+        ramp = f", linear ramp over {_human(p['ramp_tokens'])} tokens" if p["ramp"] == "linear" else ""
+        lines.append(
+            f"  phase {p['phase']}: tokens {_human(p['start_tokens'])}-{_human(p['end_tokens'])}{steps}{ramp}"
+        )
+        for s in p["sources"]:
+            lines.append(
+                f"    {s['name']:<18} weight {s['weight_start']:.4f} -> {s['weight_end']:.4f}  "
+                f"drawn {_human(s['tokens_drawn']):>9}  epoch at end {s['epochs_end']:.3f}"
+            )
+    return "\n".join(lines)
+
+
+def _plot_plan(mixture: Any, plan: Any, path: str) -> None:
+    from shardstore.cli.plots import plot_mixture
+    from shardstore.mix.phases import weight_curves
+
+    names = [s.name for s in plan.sources]
+    windows = [s.samples_available for s in plan.sources]
+    xs, weights, epochs = weight_curves(
+        mixture.interleave.schedule, windows, total_samples=plan.total_samples
+    )
+    tokens = [x * plan.seq_len for x in xs]
+    plot_mixture(
+        tokens,
+        dict(zip(names, weights, strict=True)),
+        dict(zip(names, epochs, strict=True)),
+        path,
+        title=f"mixture over {_human(plan.total_tokens)} tokens",
+    )
+
+
 @mix.command("plan")
 @click.argument("mix_file", metavar="MIX", type=click.Path(dir_okay=False))
 @click.option("--tokens", "tokens", required=True, help="Training tokens of the run, e.g. 500M, 10B, 2e9.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan_cmd(mix_file: str, tokens: str, as_json: bool) -> None:
-    """Per-source weight, tokens available, tokens drawn, epochs and warnings for a run of N tokens."""
+@click.option(
+    "--plot",
+    "plot",
+    default=None,
+    metavar="FILE.png",
+    help="Draw each source's weight and epochs over tokens.",
+)
+def plan_cmd(mix_file: str, tokens: str, as_json: bool, plot: str | None) -> None:
+    """Per-source weight, tokens available, tokens drawn, epochs and warnings for a run of N tokens.
+
+    A scheduled mixture also gets one row per phase: start and end in tokens (and steps), the weights at both
+    ends, and what each source draws in it.
+    """
     from shardstore.loader.mixture import Mixture
 
-    plan = Mixture.from_file(mix_file).plan(parse_count(tokens))
-    click.echo(json.dumps(plan.to_dict(), indent=1) if as_json else _plan_table(plan))
+    if plot is not None:
+        from shardstore.cli.plots import require_matplotlib
 
-
-def _doc_at(store: Any, position: int) -> int:
-    """Index of the document holding token ``position`` (binary search over document spans)."""
-    lo, hi = 0, store.num_docs - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if store.doc_span(mid)[0] <= position:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+        require_matplotlib()
+    mixture = Mixture.from_file(mix_file)
+    plan = mixture.plan(parse_count(tokens))
+    phases, weight_warnings = _phase_section(mixture, plan)
+    if plot is not None:
+        _plot_plan(mixture, plan, plot)
+    if as_json:
+        out = plan.to_dict()
+        out["phases"] = phases
+        out["warnings"] = weight_warnings + out["warnings"]
+        if plot is not None:
+            out["plot"] = plot
+        click.echo(json.dumps(out, indent=1))
+        return
+    click.echo(_plan_table(plan))
+    for w in weight_warnings:
+        click.echo(f"warning: {w}")
+    if len(phases) > 1:
+        click.echo(_phase_table(phases))
+    if plot is not None:
+        click.echo(f"plot: {plot}")
 
 
 def peek_rows(mix_file: str, *, step: int, rank: int, world_size: int, batch_size: int | None) -> list[dict]:
-    """What rank ``rank`` of ``world_size`` receives at ``step``: one dict per sample."""
-    from bisect import bisect_right
-
-    from shardstore.loader.batches import BatchReader
+    """What rank ``rank`` of ``world_size`` receives at ``step``: `shardstore.loader.peek.peek_rows` on the file."""
     from shardstore.loader.mixture import Mixture
+    from shardstore.loader.peek import peek_rows as rows_of
 
-    mixture = Mixture.from_file(mix_file)
-    if batch_size is None:
-        gbs = mixture.config.global_batch_size
-        if gbs is None or gbs % world_size:
-            raise ConfigError(
-                "pass --batch-size (per rank): the mixture sets no global_batch_size divisible by it"
-            )
-        batch_size = gbs // world_size
-    if world_size < 1 or not 0 <= rank < world_size or step < 0 or batch_size < 1:
-        raise ConfigError(f"need step >= 0, batch size >= 1 and 0 <= rank < world size; got {step=} {rank=}")
-    start = step * batch_size * world_size + rank * batch_size
-    reader = BatchReader(mixture)
-    counts = mixture.interleave.counts_at(start)
-    src, window = reader.locate(start, counts, batch_size)
-    batch = reader.read_windows(src, window)
-    ordinal = mixture.interleave.assign(start, counts, batch_size)[1]
-    sources = mixture.open_sources()
-    provenance: Any = None
-    with contextlib.suppress(ImportError):  # provenance is optional
-        from shardstore.store.provenance import read_provenance as provenance
-    rows = []
-    for i in range(batch_size):
-        source = sources[int(src[i])]
-        first = int(window[i]) * mixture.config.seq_len
-        k = bisect_right(source.offsets, first) - 1
-        store, local = source.stores[k], first - source.offsets[k]
-        doc = _doc_at(store, local)
-        ids = batch["input_ids"][i].tolist()
-        tok = store.tokenizer
-        row: dict[str, Any] = {
-            "global_sample": start + i,
-            "source": source.name,
-            "window": int(window[i]),
-            "epoch": int(ordinal[i] // source.num_windows),
-            "store": store.root,
-            "doc": doc,
-            "provenance": None,
-            "text": tok.decode(ids) if tok is not None else None,
-            "input_ids": ids,
-        }
-        if provenance is not None:
-            row["provenance"] = provenance(store, doc)
-        rows.append(row)
-    return rows
+    return rows_of(
+        Mixture.from_file(mix_file), step=step, rank=rank, world_size=world_size, batch_size=batch_size
+    )
 
 
 @click.command("peek")

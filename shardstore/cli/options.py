@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from typing import Any
 
+import click
+
 from shardstore.errors import ConfigError
+from shardstore.util.modes import mode_values
+
+
+def enum_choice(enum: type[StrEnum]) -> click.Choice:
+    """A ``click.Choice`` of the enum's string values: the CLI's choices are the library's modes, never a copy."""
+    return click.Choice(mode_values(enum))
 
 
 def parse_storage_options(text: str | None) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 import click
 
-from shardstore.cli.options import parse_storage_options
+from shardstore.cli.options import enum_choice, parse_storage_options
 from shardstore.errors import InputError
 
 
@@ -103,7 +103,7 @@ def train_cmd(
     "--format",
     "fmt",
     required=True,
-    type=click.Choice([f.value for f in ExportFormat]),
+    type=enum_choice(ExportFormat),
     help="tiktoken: a .tiktoken ranks file (pattern and special tokens are printed as JSON); hf: tokenizer.json.",
 )
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="File to write.")

@@ -41,7 +41,9 @@ import numpy as np
 
 from shardstore.loader.mixture import Mixture, OpenSource
 from shardstore.loader.recycle import ArrayRecycler
+from shardstore.mix.interleave import LIMIT
 from shardstore.mix.sampling import FeistelPermutation, permutation
+from shardstore.util.modes import parse_mode
 
 __all__ = ["BatchReader", "DocInfo"]
 
@@ -51,6 +53,18 @@ _MAX_CACHED_PERMUTATIONS = 256
 # for 4096 (a source of 16k windows, whose Feistel domain is 4x its size).
 _BLOCK = 16384
 _MAX_CACHED_BLOCKS = 32  # 32 x 16384 x 8 bytes = 4 MiB per reader at most, whatever the dataset size
+# With more than 15 sources every source keeps two blocks (its current one and the next, at a boundary), of
+# _BLOCK * 16 / num_sources slots (at least 1024): the same ~4 MiB bound, and no block is recomputed per look-ahead.
+
+
+def block_plan(num_sources: int) -> tuple[int, int]:
+    """(slots per cached permutation block, blocks cached) for a reader of ``num_sources`` sources."""
+    if 2 * num_sources + 2 <= _MAX_CACHED_BLOCKS:
+        return _BLOCK, _MAX_CACHED_BLOCKS
+    size = max(1024, 1 << ((_BLOCK * 16 // num_sources).bit_length() - 1))
+    return size, 2 * num_sources + 2
+
+
 _AHEAD_BATCHES = 32  # batches located per vectorized call ...
 _AHEAD_SAMPLES = 4096  # ... spanning at most this many global samples
 
@@ -69,9 +83,11 @@ class BatchReader:
 
     __slots__ = (
         "_ahead",
+        "_block_size",
         "_blocks",
         "_iota",
         "_last_position",
+        "_max_blocks",
         "_perms",
         "_recycler",
         "_staging",
@@ -85,9 +101,10 @@ class BatchReader:
     ) -> None:
         self.mixture = mixture
         self.contiguous = contiguous
-        self.doc_info = DocInfo(doc_info or DocInfo.NONE)
+        self.doc_info = parse_mode(DocInfo, doc_info or DocInfo.NONE, name="doc_info")
         self._perms: dict[tuple[int, int], FeistelPermutation] = {}
         self._blocks: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
+        self._block_size, self._max_blocks = block_plan(len(mixture.config.sources))
         self._staging: tuple[list[OpenSource], np.dtype] | None = None  # (opened sources, their common dtype)
         self._recycler = ArrayRecycler()  # batch-sized arrays reuse memory the caller has released
         self._iota = np.arange(0, dtype=np.int64)  # 0, 1, 2, ... for position_ids, grown on demand
@@ -118,10 +135,11 @@ class BatchReader:
         key = (source, epoch, block)
         table = self._blocks.get(key)
         if table is None:
-            lo = block * _BLOCK
-            table = self._perm(source, epoch, size)(np.arange(lo, min(size, lo + _BLOCK), dtype=np.int64))
+            lo = block * self._block_size
+            hi = min(size, lo + self._block_size)
+            table = self._perm(source, epoch, size)(np.arange(lo, hi, dtype=np.int64))
             self._blocks[key] = table
-            if len(self._blocks) > _MAX_CACHED_BLOCKS:
+            if len(self._blocks) > self._max_blocks:
                 self._blocks.popitem(last=False)
         else:
             self._blocks.move_to_end(key)
@@ -133,7 +151,7 @@ class BatchReader:
         pieces = []
         while lo < hi:
             epoch, slot = divmod(lo, size)
-            block, j = divmod(slot, _BLOCK)
+            block, j = divmod(slot, self._block_size)
             table = self._block(source, epoch, block, size)
             take = min(hi - lo, table.size - j)
             pieces.append(table[j : j + take])
@@ -173,6 +191,9 @@ class BatchReader:
         batches at once it is ~1 us per batch. ``k * stride`` is capped (`_AHEAD_SAMPLES`), so a large world size
         locates one batch at a time instead of samples other ranks read."""
         k = max(1, min(_AHEAD_BATCHES, _AHEAD_SAMPLES // stride))
+        room = LIMIT - position - size  # never look ahead past the last supported sample (2**63)
+        if room >= 0:
+            k = min(k, room // stride + 1)
         total = (k - 1) * stride + size
         src_all, ordinal_all = self.mixture.interleave.assign(position, counts, total)
         if stride == size:
@@ -261,8 +282,8 @@ class BatchReader:
         return out
 
     def _doc_info_arrays(self, marks: np.ndarray) -> dict[str, np.ndarray]:
-        """``position_ids`` / ``cu_seqlens`` as `shardstore.mix.sampling` defines them (`position_ids_from_marks`,
-        `cu_seqlens_from_marks`; tests pin the equality), from the segment starts of the flattened marks: two
+        """``position_ids`` / ``cu_seqlens`` as the test oracle `tests/marks_reference.py` defines them
+        (`position_ids_from_marks`, `cu_seqlens_from_marks`; tests pin the equality), from the segment starts of the flattened marks: two
         passes over ``B * seq_len`` values instead of a ``maximum.accumulate`` along rows (~20x slower, strided)."""
         rows, length = marks.shape
         marks[:, 0] = True  # every row starts a segment

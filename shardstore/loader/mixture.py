@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shardstore.errors import ConfigError, MismatchError
@@ -21,6 +21,7 @@ from shardstore.mix.interleave import Interleave, WeightSchedule
 from shardstore.mix.plan import Plan, SourcePlan, plan_run
 from shardstore.mix.sampling import num_windows
 from shardstore.util.forksafe import reset_in_forked_child
+from shardstore.util.remote_options import RemoteOptions
 
 __all__ = [
     "Mixture",
@@ -130,13 +131,7 @@ class Mixture:
         for sc in cfg.sources:
             stores, offsets = [], [0]
             for ref in sc.stores:
-                store = Store.open(
-                    resolve_store(cfg, ref),
-                    verify=cfg.verify,
-                    cache_dir=cfg.cache_dir,
-                    storage_options=cfg.storage_options,
-                    cache_limit=cfg.cache_limit,
-                )
+                store = Store.open(resolve_store(cfg, ref), verify=cfg.verify, remote=self.remote)
                 stores.append(store)
                 offsets.append(offsets[-1] + store.num_tokens)
                 tokenizers.setdefault(store.tokenizer_fingerprint, f"{sc.name}: {store.root}")
@@ -155,6 +150,26 @@ class Mixture:
             )
         self._opened, self._opened_pid = opened, os.getpid()
         return opened
+
+    @property
+    def remote(self) -> RemoteOptions:
+        """The mixture's ``cache_dir``, ``storage_options`` and ``cache_limit``, as one object."""
+        cfg = self.config
+        return RemoteOptions(cfg.cache_dir, cfg.storage_options, cfg.cache_limit)
+
+    def with_remote(self, overrides: RemoteOptions) -> Mixture:
+        """This mixture with the remote options that `overrides` sets (self when it sets none)."""
+        if overrides.is_default():
+            return self
+        new = self.remote.overridden_by(overrides)
+        return Mixture(
+            replace(
+                self.config,
+                cache_dir=new.cache_dir,
+                storage_options=None if new.storage_options is None else dict(new.storage_options),
+                cache_limit=new.cache_limit,
+            )
+        )
 
     def fingerprints(self) -> dict[str, Any]:
         """What a loader state is bound to: the mix (sources, exact weights, schedule), the stores' and

@@ -19,8 +19,10 @@ Pieces (all public, so a plain `torch.utils.data.DataLoader` or torchdata's `Sta
   after each key it issues, and the loader pops one per delivered batch.
 
 State dict: ``{"format", "position", "counts", "epochs", "fingerprints"}`` -- integers and hex strings, JSON-safe,
-the same keys every time. Loading it is O(num_sources): the interleave is Markov in (position, counts), so nothing
-is replayed. Elastic: position and counts are global, so a different world size, worker count or micro-batch size
+the same keys every time. Loading it is independent of the position: the interleave is Markov in (position,
+counts), so nothing is replayed, and the counts are checked against the interleave's random-access counts at that
+position (a hand-edited or foreign state is a `StateError`, as is a position whose next global batch would pass the
+supported 2**63 samples). Elastic: position and counts are global, so a different world size, worker count or micro-batch size
 continues the same global sequence. A state from other data or config raises `StateError` naming every differing
 fingerprint (``strict=False`` continues anyway from the saved counters).
 """
@@ -30,16 +32,17 @@ from __future__ import annotations
 import collections
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import torch
 import torch.utils.data
 
 from shardstore.errors import ConfigError, StateError
 from shardstore.loader.batches import BatchReader, DocInfo
 from shardstore.loader.mixture import Mixture
+from shardstore.mix.interleave import check_range
+from shardstore.util.modes import parse_mode
+from shardstore.util.remote_options import RemoteOptions
 
 __all__ = [
     "STATE_FORMAT",
@@ -192,8 +195,9 @@ class MixtureSampler(torch.utils.data.Sampler[BatchKey]):
         position, counts = state["position"], state["counts"]
         if (
             not isinstance(position, int)
+            or isinstance(position, bool)
             or not isinstance(counts, list)
-            or not all(isinstance(c, int) for c in counts)
+            or not all(isinstance(c, int) and not isinstance(c, bool) for c in counts)
         ):
             raise StateError("loader state: position must be an int and counts a list of ints")
         names = self.mixture.names
@@ -215,6 +219,17 @@ class MixtureSampler(torch.utils.data.Sampler[BatchKey]):
             raise StateError(
                 f"loader state is inconsistent: counts {counts} do not sum to position {position}"
             )
+        check_range(position, self.global_batch_size)  # the next global batch must lie inside [0, 2**63]
+        if strict:  # exactly what the interleave has drawn there (O(1): random access, no replay)
+            self.mixture.interleave.check_counts(position, counts)
+            epochs = [
+                c // src.num_windows for c, src in zip(counts, self.mixture.open_sources(), strict=True)
+            ]
+            if state["epochs"] != epochs:
+                raise StateError(
+                    f"loader state: epochs {state['epochs']!r} do not follow from counts {counts} "
+                    f"(expected {epochs}); the state was edited"
+                )
         return position, tuple(counts)
 
 
@@ -286,22 +301,8 @@ def make_dataloader(
     """
     if not isinstance(mixture, Mixture):
         mixture = Mixture.from_file(mixture)
-    if cache_dir is not None or storage_options is not None or cache_limit is not None:
-        config = mixture.config
-        mixture = Mixture(
-            replace(
-                config,
-                cache_dir=config.cache_dir if cache_dir is None else os.fspath(cache_dir),
-                storage_options=config.storage_options if storage_options is None else storage_options,
-                cache_limit=config.cache_limit if cache_limit is None else cache_limit,
-            )
-        )
-    try:
-        doc = DocInfo(doc_info or DocInfo.NONE)
-    except ValueError:
-        raise ConfigError(
-            f"doc_info={doc_info!r} must be one of {[d.value for d in DocInfo]} or None"
-        ) from None
+    mixture = mixture.with_remote(RemoteOptions(cache_dir, storage_options, cache_limit))
+    doc = parse_mode(DocInfo, doc_info or DocInfo.NONE, name="doc_info")
     if num_workers < 0:
         raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
     mixture.open_sources()  # fail early (missing stores, tokenizer mismatch) in the calling process
@@ -319,8 +320,3 @@ def make_dataloader(
     return ShardStoreDataLoader(
         dataset, sampler, num_workers=num_workers, pin_memory=pin_memory, timeout=timeout, **extra
     )
-
-
-def batch_to_numpy(batch: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """A batch's tensors as numpy arrays (tests, tools)."""
-    return {k: v.numpy() for k, v in batch.items()}

@@ -42,7 +42,9 @@ from enum import StrEnum
 from typing import Any
 
 from shardstore.errors import ConfigError
+from shardstore.mix.config_types import check_mixture_types, expect
 from shardstore.mix.interleave import Phase, normalize_weights
+from shardstore.util.modes import VerifyMode, parse_mode
 from shardstore.util.sizes import parse_size
 
 __all__ = ["MixtureConfig", "PhaseConfig", "Ramp", "SourceConfig", "check_int"]
@@ -106,12 +108,7 @@ class PhaseConfig:
             raise ConfigError("a schedule phase needs exactly one of start_tokens or start_step")
         start = self.start_tokens if self.start_tokens is not None else self.start_step
         check_int(start, what="schedule phase start")
-        try:
-            object.__setattr__(self, "ramp", Ramp(self.ramp))
-        except ValueError:
-            raise ConfigError(
-                f"schedule ramp must be one of {[r.value for r in Ramp]}, got {self.ramp!r}"
-            ) from None
+        object.__setattr__(self, "ramp", parse_mode(Ramp, self.ramp, name="schedule ramp"))
         lengths = [x for x in (self.ramp_tokens, self.ramp_steps) if x is not None]
         if self.ramp is Ramp.LINEAR:
             if len(lengths) != 1 or check_int(lengths[0], what="ramp length", lo=1) < 1:
@@ -143,13 +140,17 @@ class MixtureConfig:
     cache_limit: int | None = (
         None  # bytes of node-local cache per remote store (None: $SHARDSTORE_CACHE_LIMIT)
     )
-    verify: str = "touch"
+    verify: VerifyMode = VerifyMode.TOUCH  # a string value is accepted
     allow_tokenizer_mismatch: bool = False
     storage_options: dict[str, Any] | None = None  # fsspec options for remote stores (endpoint, credentials)
     base_dir: str = "."
 
     def __post_init__(self) -> None:
+        expect("bool", self.allow_tokenizer_mismatch, what="allow_tokenizer_mismatch")
+        expect("str", self.verify, what="verify")
+        expect("str", self.cache_dir, what="cache_dir")
         check_int(self.seq_len, what="seq_len", lo=1)
+        object.__setattr__(self, "verify", parse_mode(VerifyMode, self.verify, name="verify"))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
         if not self.sources:
@@ -212,6 +213,7 @@ class MixtureConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown mixture keys {unknown}; known keys are {sorted(known)}")
+        check_mixture_types(d)
         for key in ("seq_len", "seed", "sources"):
             if key not in d:
                 raise ConfigError(f"the mixture needs {key!r}")
@@ -241,7 +243,7 @@ class MixtureConfig:
             cache_dir=d.get("cache_dir"),
             cache_limit=_size(d.get("cache_limit")),
             verify=d.get("verify", "touch"),
-            allow_tokenizer_mismatch=bool(d.get("allow_tokenizer_mismatch", False)),
+            allow_tokenizer_mismatch=d.get("allow_tokenizer_mismatch", False),
             storage_options=d.get("storage_options"),
             base_dir=base_dir,
         )

@@ -1,8 +1,7 @@
 """Exact, deterministic interleave of mixture sources over the global sample order: pure index math.
 
-Weights. ``WeightSchedule`` holds per-source weights as exact fractions over global sample positions: piecewise
-constant, or linear ramps between phases. ``W_s(n)`` is the exact integral of source ``s``'s weight over the first
-``n`` samples (weights sum to 1, so ``sum_s W_s(n) = n``).
+Weights. `shardstore.mix.schedule.WeightSchedule`: exact per-source weights over global sample positions (constant
+or linear ramps) and their integrals ``W_s(n)`` (``sum_s W_s(n) = n``).
 
 Interleave. Sample ``n`` of the global order goes to a source chosen by earliest-deadline-first on unit jobs: the
 ``j``-th sample of ``s`` may sit at position ``n`` only if ``W_s(n + 1) > j - 1`` (release) and ``W_s(n) < j``
@@ -12,213 +11,50 @@ source and every prefix ``n`` of the global order, ``|count_s(n) - W_s(n)| < 1``
 weight integral, for constant weights and ramps alike (tested with hypothesis). Megatron's greedy "largest deficit"
 blend is the baseline; it is not bounded by 1 with many sources.
 
-State. The process is Markov in ``(position, counts)``: a source's release and deadline depend only on its own count,
-so resuming needs only those integers (the loader's state dict stores them) and no replay. Deciding one sample costs
-O(num_sources) integer comparisons plus one exact root of ``W_s`` for the chosen source, in integers (every
-``W_s(n)`` is a multiple of ``1 / scale``): ~4 us per sample for constant weights, ~6 us inside a linear ramp
-(measured; Fraction arithmetic was ~50 us).
+State. The process is Markov in ``(position, counts)``, and on a run the counts are a function of the position
+alone, so resuming needs only those integers (the loader's state dict stores them) and no replay.
 
-Random access from scratch (``counts_at``) is O(num_sources) for a constant mixture: weights ``p_s / D`` make the
-schedule periodic with period ``D`` (at ``n = D`` every count equals ``p_s`` exactly, because it is an integer within
-1 of it), so a table of one period answers any position. With a schedule, ``counts_at`` replays decisions from 0
-(O(position)); the loader never needs it because its state carries the counts.
+Cost (benchmarks/bench_scale.py, 2 cores). A batch of ``L`` samples: the release and deadline of every job that
+may land in it are computed at once, exactly, in int64 (`shardstore.mix.jobs`), and merged in time order by the
+native EDF heap (``shardstore._native._edf``): O(L log num_sources) plus O(num_sources) Python arithmetic, the same
+at any position; ~1-2 ms for 40,000 samples of 20 sources under a ramp (the per-sample Python loop it replaces,
+kept as `Interleave.reference_assign`, took ~0.25 s). Random access, ``counts_at(n)``, is closed form
+(`shardstore.mix.counts`): O(num_sources) roots plus the jobs inside the longest current window, independent of
+``n``. A constant mixture whose weights have a small common denominator ``D <= 2**16`` also keeps one period's
+source sequence (O(D) bytes, whatever the number of sources) for its cheapest path.
+
+Range. Positions, counts and ordinals are exact up to ``LIMIT = 2**63`` samples; anything past it is a
+`StateError`, never another source.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
 from shardstore.errors import ConfigError, StateError
+from shardstore.mix.counts import counts_at as random_access_counts
+from shardstore.mix.jobs import FAR, ceil_cumulative, reach_times
+from shardstore.mix.schedule import LIMIT, NEVER, Phase, WeightSchedule, normalize_weights
 
-__all__ = ["NEVER", "Interleave", "Phase", "WeightSchedule"]
+__all__ = ["LIMIT", "NEVER", "Interleave", "Phase", "WeightSchedule", "check_range", "normalize_weights"]
 
-NEVER = 1 << 62  # a position no run reaches: "this source is never released / never due"
-_MAX_PERIOD = 1 << 16
-
-
-@dataclass(frozen=True, slots=True)
-class Phase:
-    """Weights in effect from global sample ``start``; with ``ramp > 0`` they are reached linearly over ``ramp``
-    samples, starting from the weights in effect just before ``start``."""
-
-    start: int
-    weights: tuple[Fraction, ...]
-    ramp: int = 0
+_MAX_PERIOD = 1 << 16  # the periodic table holds one period: <= 2**16 x 10 bytes, whatever the source count
+_ENGINE_CHUNK = 1 << 20  # longest stretch handed to the vectorized engine at once (memory ~ 60 bytes/sample)
+# advance() past this many samples uses two random-access counts (~0.2-0.5 ms for 20 sources) instead of merging
+# every sample (~50 ns each): a rank of a 10,000-GPU job advances over up to the whole global batch every step
+_RANDOM_ACCESS_FROM = 8192
 
 
-@dataclass(frozen=True, slots=True)
-class _Segment:
-    start: int
-    length: int  # NEVER for the open-ended last segment
-    begin: tuple[Fraction, ...]  # per-sample weights at the segment start
-    end: tuple[Fraction, ...]  # ... and at its end (== begin when constant)
-    base: tuple[Fraction, ...]  # W_s(start)
-
-    def integral(self, s: int, t: int) -> Fraction:
-        """W_s(start + t) - W_s(start) for 0 <= t <= length: exact integral of a linear weight."""
-        a, b = self.begin[s], self.end[s]
-        if a == b:
-            return a * t
-        return a * t + (b - a) * Fraction(t * t, 2 * self.length)
-
-
-def normalize_weights(weights: Sequence[Fraction | int | float | str], *, what: str) -> tuple[Fraction, ...]:
-    """Exact weights summing to 1. Floats go through their shortest repr, so 0.7 is 7/10 exactly."""
-    fracs = []
-    for w in weights:
-        f = Fraction(repr(w)) if isinstance(w, float) else Fraction(w)
-        if f < 0 or not math.isfinite(float(f)):
-            raise ConfigError(f"{what}: weights must be finite and >= 0, got {w!r}")
-        fracs.append(f)
-    total = sum(fracs, Fraction(0))
-    if total <= 0:
-        raise ConfigError(f"{what}: weights must not all be 0, got {list(weights)!r}")
-    return tuple(f / total for f in fracs)
-
-
-class WeightSchedule:
-    """Per-source weights over global sample positions and their exact integrals ``W_s(n)``."""
-
-    __slots__ = ("_ibounds", "_icoef", "_scale", "_segments", "num_sources")
-
-    def __init__(self, phases: Sequence[Phase]) -> None:
-        if not phases or phases[0].start != 0 or phases[0].ramp != 0:
-            raise ConfigError("a weight schedule starts with a constant phase at sample 0")
-        self.num_sources = len(phases[0].weights)
-        segments: list[_Segment] = []
-        current = phases[0].weights
-        base = tuple(Fraction(0) for _ in current)
-        position = 0
-        for i, phase in enumerate(phases):
-            if len(phase.weights) != self.num_sources or sum(phase.weights) != 1:
-                raise ConfigError(f"schedule phase {i}: needs {self.num_sources} weights summing to 1")
-            if phase.start < position:
-                raise ConfigError(
-                    f"schedule phase {i} starts at sample {phase.start}, before the previous phase (and its ramp) "
-                    f"ends at sample {position}; order phases by start and leave room for ramps"
-                )
-            if phase.ramp < 0:
-                raise ConfigError(f"schedule phase {i}: ramp must be >= 0, got {phase.ramp}")
-            if phase.start > position:  # constant stretch of the previous weights
-                seg = _Segment(position, phase.start - position, current, current, base)
-                segments.append(seg)
-                base = tuple(base[s] + seg.integral(s, seg.length) for s in range(self.num_sources))
-            position = phase.start
-            if phase.ramp:
-                seg = _Segment(position, phase.ramp, current, phase.weights, base)
-                segments.append(seg)
-                base = tuple(base[s] + seg.integral(s, seg.length) for s in range(self.num_sources))
-                position += phase.ramp
-            current = phase.weights
-        segments.append(_Segment(position, NEVER, current, current, base))
-        self._segments = tuple(segments)
-        # Integer form: W_s(start + t) * scale = ibase + quad * t^2 + lin * t on every segment, exactly.
-        scale = 1
-        for seg in segments:
-            for a, b in zip(seg.begin, seg.end, strict=True):
-                scale = math.lcm(scale, a.denominator, b.denominator)
-                if a != b:
-                    scale = math.lcm(scale, 2 * seg.length * math.lcm(a.denominator, b.denominator))
-        self._scale = scale
-        self._icoef = tuple(
-            tuple(
-                (int((b - a) * scale / (2 * seg.length)), int(a * scale)) if a != b else (0, int(a * scale))
-                for a, b in zip(seg.begin, seg.end, strict=True)
-            )
-            for seg in segments
+def check_range(position: int, length: int = 0) -> None:
+    """`StateError` unless ``[position, position + length)`` lies inside the supported ``[0, 2**63]``."""
+    if position < 0 or length < 0 or position + length > LIMIT:
+        raise StateError(
+            f"global samples [{position}, {position + length}) are outside the supported range [0, 2**63]: "
+            "positions, counts and epochs are exact only up to 2**63 samples; this state or step cannot be used"
         )
-        # per source: W_s * scale at every segment start, for bisection (nondecreasing since weights are >= 0)
-        self._ibounds = tuple(
-            tuple(int(seg.base[s] * scale) for seg in segments) for s in range(self.num_sources)
-        )
-
-    @property
-    def scale(self) -> int:
-        """Every ``W_s(n)`` is an integer multiple of ``1 / scale``."""
-        return self._scale
-
-    def scaled_cumulative(self, s: int, n: int) -> int:
-        """``W_s(n) * scale``, exactly, in integers."""
-        j = bisect.bisect_right([seg.start for seg in self._segments], n) - 1
-        quad, lin = self._icoef[j][s]
-        t = n - self._segments[j].start
-        return self._ibounds[s][j] + (quad * t + lin) * t
-
-    def stretches(self) -> list[tuple[int, int, tuple[Fraction, ...] | None]]:
-        """(start, length, weights if constant else None) of every segment; the last has length NEVER."""
-        return [
-            (seg.start, seg.length, seg.begin if seg.begin == seg.end else None) for seg in self._segments
-        ]
-
-    @property
-    def constant_weights(self) -> tuple[Fraction, ...] | None:
-        """The weights if they never change, else None."""
-        return self._segments[0].begin if len(self._segments) == 1 else None
-
-    def weights_at(self, n: int) -> tuple[Fraction, ...]:
-        """Weight of each source for sample ``n`` (its integral over ``[n, n + 1)``)."""
-        return tuple(self.cumulative(s, n + 1) - self.cumulative(s, n) for s in range(self.num_sources))
-
-    def cumulative(self, s: int, n: int) -> Fraction:
-        """``W_s(n)``: the exact integral of source ``s``'s weight over samples ``[0, n)``."""
-        starts = [seg.start for seg in self._segments]
-        seg = self._segments[bisect.bisect_right(starts, n) - 1]
-        return seg.base[s] + seg.integral(s, n - seg.start)
-
-    def first_reach(self, s: int, x: int, *, strict: bool) -> int:
-        """Smallest ``m >= 0`` with ``W_s(m) >= x`` (``> x`` when strict), or ``NEVER``. Integer arithmetic only:
-        every ``W_s(n)`` is an integer multiple of ``1 / scale``."""
-        target = x * self._scale
-        bounds = self._ibounds[s]
-        j = (bisect.bisect_right if strict else bisect.bisect_left)(bounds, target)
-        if j == 0:
-            return 0
-        seg = self._segments[j - 1]
-        quad, lin = self._icoef[j - 1][s]
-        need = target - bounds[j - 1]  # > 0 (>= 0 when strict) still to cover inside this segment
-        if quad == 0:
-            if lin == 0:
-                return NEVER
-            t = need // lin + 1 if strict else -(-need // lin)
-            return seg.start + t if t < NEVER - seg.start else NEVER
-        return seg.start + _solve_ramp(quad, lin, need, seg.length, strict)
-
-
-def _solve_ramp(quad: int, lin: int, need: int, length: int, strict: bool) -> int:
-    """Smallest t in [1, length] with quad t^2 + lin t >= need (> when strict); the left side is nondecreasing
-    on [0, length] and reaches need by length. A float root gives the answer or a neighbour, checked exactly
-    (a bisection costs ~log2(length) exact evaluations instead of 2-3)."""
-
-    def reached(t: int) -> bool:
-        v = (quad * t + lin) * t
-        return v > need or (v == need and not strict)
-
-    try:
-        guess = (-lin + math.sqrt(max(lin * lin + 4 * quad * need, 0))) / (2 * quad)
-        t = min(max(math.ceil(guess), 1), length)
-    except (OverflowError, ValueError):
-        t = length
-    for _ in range(4):
-        if reached(t):
-            if t == 1 or not reached(t - 1):
-                return t
-            t -= 1
-        else:
-            t += 1
-    lo, hi = 0, length  # the estimate was far off: bisect
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if reached(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
 
 
 class Interleave:
@@ -228,11 +64,79 @@ class Interleave:
 
     def __init__(self, schedule: WeightSchedule) -> None:
         self.schedule = schedule
-        self._period: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._period: tuple[np.ndarray, np.ndarray, np.ndarray] | bool | None = None
 
     @property
     def num_sources(self) -> int:
         return self.schedule.num_sources
+
+    def _check(self, position: int, counts: Sequence[int], length: int = 0) -> list[int]:
+        c = [int(x) for x in counts]
+        if len(c) != self.num_sources or min(c, default=0) < 0 or sum(c) != position:
+            raise StateError(
+                f"per-source counts {c} do not describe global position {position} of {self.num_sources} sources "
+                "(need one count >= 0 per source, summing to the position)"
+            )
+        check_range(position, length)
+        return c
+
+    def assign(self, position: int, counts: Sequence[int], length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Source ids and per-source ordinals (int64 arrays) of global samples ``[position, position + length)``,
+        given the per-source counts drawn before ``position``."""
+        c = self._check(position, counts, max(length, 0))
+        if length <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        table = self._periodic()
+        if table is not None and c == list(self._closed_form(position, table)):
+            seq, rank, per_period = table
+            period = len(seq)
+            n = np.arange(position, position + length, dtype=np.int64)
+            phase = n % period
+            src = seq[phase].astype(np.int64)
+            return src, (n // period) * per_period[src] + rank[phase]
+        parts = []
+        for at in range(0, length, _ENGINE_CHUNK):
+            step = min(_ENGINE_CHUNK, length - at)
+            parts.append(self._engine(position + at, c, step))
+            add = np.bincount(parts[-1][0], minlength=self.num_sources)
+            c = [x + int(a) for x, a in zip(c, add, strict=True)]
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _engine(self, position: int, c: list[int], length: int) -> tuple[np.ndarray, np.ndarray]:
+        """EDF over the jobs that may land in ``[position, position + length)``: vectorized times, native merge."""
+        try:
+            from shardstore._native._edf import merge_reach
+        except ImportError:  # not built: the reference loop gives the same answer, slower
+            return self._simulate(position, list(c), length)
+        sched, k = self.schedule, self.num_sources
+        end = position + length
+        jobs = [max(0, ceil_cumulative(sched, s, end) - c[s]) for s in range(k)]
+        # one solve per job: target x's non-strict reach is job x-1's deadline + 1, its strict reach job x's
+        # release + 1 (they differ only where W_s equals x exactly, which the solver reports)
+        requests = [(s, c[s], jobs[s] + 1, False) for s in range(k)]
+        total = sum(jobs) + k
+        strict = np.empty(total, dtype=np.int64)
+        reach = reach_times(sched, requests, position, strict)
+        if np.count_nonzero(np.abs(reach) == FAR) > 1:  # deadlines saturated: their order is unknown here
+            return self._simulate(position, list(c), length)
+        first = np.zeros(k + 1, dtype=np.int64)
+        np.cumsum([j + 1 for j in jobs], out=first[1:])
+        src = np.empty(length, dtype=np.int64)
+        job = np.empty(length, dtype=np.int64)
+        if merge_reach(strict, reach, first, length, src, job) != length:
+            raise StateError(
+                f"per-source counts {c} at global position {position} are not a state this mixture can continue "
+                "from (no sample is due or released); resume from a state the loader saved"
+            )
+        return src, np.array(c, dtype=np.int64)[src] + job
+
+    def reference_assign(
+        self, position: int, counts: Sequence[int], length: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`assign` by the per-sample EDF loop in Python (~5 us per sample): the oracle of the fast paths."""
+        return self._simulate(position, self._check(position, counts, max(length, 0)), max(length, 0))
 
     def _release(self, s: int, count: int) -> int:
         r = self.schedule.first_reach(s, count, strict=True)
@@ -241,30 +145,6 @@ class Interleave:
     def _deadline(self, s: int, count: int) -> int:
         d = self.schedule.first_reach(s, count + 1, strict=False)
         return NEVER if d >= NEVER else d - 1
-
-    def _check(self, position: int, counts: Sequence[int]) -> list[int]:
-        c = [int(x) for x in counts]
-        if len(c) != self.num_sources or min(c, default=0) < 0 or sum(c) != position:
-            raise StateError(
-                f"per-source counts {c} do not describe global position {position} of {self.num_sources} sources "
-                "(need one count >= 0 per source, summing to the position)"
-            )
-        return c
-
-    def assign(self, position: int, counts: Sequence[int], length: int) -> tuple[np.ndarray, np.ndarray]:
-        """Source ids and per-source ordinals (int64 arrays) of global samples ``[position, position + length)``,
-        given the per-source counts drawn before ``position``."""
-        c = self._check(position, counts)
-        table = self._periodic()
-        if table is not None and c == list(self._closed_form(position, table)):
-            seq, prefix, per_period = table
-            period = len(seq)
-            n = np.arange(position, position + length, dtype=np.int64)
-            phase = n % period
-            src = seq[phase].astype(np.int64)
-            ordinal = (n // period) * per_period[src] + prefix[phase, src]
-            return src, ordinal
-        return self._simulate(position, c, length)
 
     def _simulate(self, position: int, c: list[int], length: int) -> tuple[np.ndarray, np.ndarray]:
         k = self.num_sources
@@ -278,7 +158,8 @@ class Interleave:
             for s in range(k):
                 if release[s] <= n and (best < 0 or deadline[s] < deadline[best]):
                     best = s
-            # best >= 0 always: sum_s W_s(n + 1) = n + 1 > sum_s counts, so some source is released
+            if best < 0:
+                raise StateError(f"per-source counts at global position {position} cannot be continued")
             src[i] = best
             ordinal[i] = c[best]
             c[best] += 1
@@ -288,97 +169,73 @@ class Interleave:
 
     def advance(self, position: int, counts: Sequence[int], length: int) -> tuple[int, ...]:
         """Per-source counts after global samples ``[position, position + length)``."""
-        c = self._check(position, counts)
+        c = self._check(position, counts, max(length, 0))
         if length <= 0:
             return tuple(c)
         table = self._periodic()
         if table is not None and c == list(self._closed_form(position, table)):
             return self._closed_form(position + length, table)
-        src, _ = self._simulate(position, list(c), length)
+        if length > _RANDOM_ACCESS_FROM and tuple(c) == self.counts_at(position):
+            return self.counts_at(position + length)  # on the run's trajectory: random access, no replay
+        src, _ = self.assign(position, c, length)
         add = np.bincount(src, minlength=self.num_sources)
         return tuple(x + int(a) for x, a in zip(c, add, strict=True))
 
     def counts_at(self, position: int) -> tuple[int, ...]:
-        """Per-source counts drawn in global samples ``[0, position)``.
-
-        O(num_sources) for constant weights (closed form). With a schedule: constant stretches are jumped over by
-        cycle detection (the error vector ``W_s - count_s`` at multiples of the stretch's period takes at most
-        ``2**num_sources`` values, so it repeats, and the decisions between repeats repeat too); ramps and the
-        tail of each stretch (where deadlines may look past its end) are replayed, ~5 us per sample."""
+        """Per-source counts drawn in global samples ``[0, position)``: closed form, independent of the position
+        (see `shardstore.mix.counts`)."""
         if position < 0:
             raise ConfigError(f"position must be >= 0, got {position=}")
+        check_range(position)
         table = self._periodic()
         if table is not None:
             return self._closed_form(position, table)
-        counts: tuple[int, ...] = tuple(0 for _ in range(self.num_sources))
-        done = 0
-        for start, length, weights in self.schedule.stretches():
-            if done >= position:
-                break
-            end = min(position, start + length) if length < NEVER else position
-            if weights is not None:
-                counts, done = self._jump(done, counts, end, weights, start + length)
-            counts = self._replay(done, counts, end)
-            done = end
-        return counts
+        return random_access_counts(self.schedule, position)
+
+    def check_counts(self, position: int, counts: Sequence[int]) -> None:
+        """`StateError` unless ``counts`` are exactly what this interleave has drawn before ``position``."""
+        c = tuple(self._check(position, counts))
+        expected = self.counts_at(position)
+        if c != expected:
+            raise StateError(
+                f"per-source counts {list(c)} at global position {position} are not what this mixture draws "
+                f"there ({list(expected)}): the state was edited, or saved for other weights or schedule"
+            )
 
     def _replay(self, position: int, counts: tuple[int, ...], end: int) -> tuple[int, ...]:
-        chunk = 1 << 16
-        while position < end:
-            step = min(chunk, end - position)
-            counts = self.advance(position, counts, step)
-            position += step
-        return counts
-
-    def _jump(
-        self, done: int, counts: tuple[int, ...], end: int, weights: tuple[Fraction, ...], seg_end: int
-    ) -> tuple[tuple[int, ...], int]:
-        """Advance through a constant stretch by whole periods, skipping repeated cycles; stops short of its end."""
-        period = math.lcm(*(w.denominator for w in weights))
-        smallest = min(w for w in weights if w > 0)
-        margin = 2 * math.ceil(1 / smallest) + 2  # beyond this, deadlines may fall in the next stretch
-        limit = end if seg_end >= NEVER else min(end, seg_end - margin)
-        if period > _MAX_PERIOD:
-            return counts, done
-        sched = self.schedule
-        seen: dict[tuple[int, ...], tuple[int, tuple[int, ...]]] = {}
-        while done + period <= limit:
-            key = tuple(sched.scaled_cumulative(s, done) - c * sched.scale for s, c in enumerate(counts))
-            if key in seen:
-                first, first_counts = seen[key]
-                cycle = done - first
-                reps = (limit - done) // cycle
-                counts = tuple(c + reps * (c - f) for c, f in zip(counts, first_counts, strict=True))
-                done += reps * cycle
-                seen.clear()
-                if done + period > limit:
-                    break
-            seen[key] = (done, counts)
-            counts = self.advance(done, counts, period)
-            done += period
-        return counts, done
+        """Counts at ``end`` by the reference per-sample loop from ``(position, counts)``: a test oracle."""
+        c = list(counts)
+        self._simulate(position, c, end - position)  # advances c in place
+        return tuple(c)
 
     def _closed_form(
         self, position: int, table: tuple[np.ndarray, np.ndarray, np.ndarray]
     ) -> tuple[int, ...]:
-        seq, prefix, per_period = table
+        seq, _, per_period = table
         full, rest = divmod(position, len(seq))
-        return tuple(int(full * per_period[s] + prefix[rest, s]) for s in range(self.num_sources))
+        head = np.bincount(seq[:rest], minlength=self.num_sources)
+        return tuple(full * int(per_period[s]) + int(head[s]) for s in range(self.num_sources))
 
     def _periodic(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """(source of each position in a period, counts before each position, counts per period) or None."""
-        if self._period is not None:
+        """(source of each position of a period, its ordinal within the period, counts per period) or None.
+
+        Constant weights ``p_s / D`` repeat with period ``D`` (at ``n = D`` every count equals ``p_s``: an integer
+        within 1 of it). Kept only for ``D <= 2**16``: O(D) memory, built by the fast engine in milliseconds."""
+        if self._period is False:
+            return None
+        if self._period is not None and self._period is not True:
             return self._period
         weights = self.schedule.constant_weights
-        if weights is None:
+        period = 1
+        for w in weights or ():
+            period = math.lcm(period, w.denominator)
+            if period > _MAX_PERIOD:
+                break
+        if weights is None or period > _MAX_PERIOD:
+            self._period = False
             return None
-        period = math.lcm(*(w.denominator for w in weights))
-        if period > _MAX_PERIOD:
-            return None
-        src, _ = self._simulate(0, [0] * self.num_sources, period)
-        onehot = np.zeros((period + 1, self.num_sources), dtype=np.int64)
-        onehot[np.arange(1, period + 1), src] = 1
-        prefix = np.cumsum(onehot, axis=0)
+        src, ordinal = self._engine(0, [0] * self.num_sources, period)
         per_period = np.array([int(w * period) for w in weights], dtype=np.int64)
-        self._period = (src.astype(np.int16 if self.num_sources < 1 << 15 else np.int64), prefix, per_period)
+        dtype = np.int16 if self.num_sources < 1 << 15 else np.int32
+        self._period = (src.astype(dtype), ordinal, per_period)
         return self._period

@@ -31,10 +31,8 @@ from shardstore.errors import ConfigError
 
 __all__ = [
     "FeistelPermutation",
-    "cu_seqlens_from_marks",
     "num_windows",
     "permutation",
-    "position_ids_from_marks",
 ]
 
 _ROUNDS = 6
@@ -111,21 +109,3 @@ def permutation(seed: int, source: str, epoch: int, size: int) -> FeistelPermuta
     digest = hashlib.blake2b(material, digest_size=8 * _ROUNDS).digest()
     keys = tuple(int.from_bytes(digest[8 * i : 8 * i + 8], "little") for i in range(_ROUNDS))
     return FeistelPermutation(size=size, keys=keys)
-
-
-def position_ids_from_marks(marks: np.ndarray) -> np.ndarray:
-    """``position_ids`` [B, L] (int64) from a bool array marking input positions where a document begins."""
-    rows, length = marks.shape
-    pos = np.broadcast_to(np.arange(length, dtype=np.int64), (rows, length))
-    last_start = np.where(marks, pos, 0)
-    np.maximum.accumulate(last_start, axis=1, out=last_start)
-    return pos - last_start
-
-
-def cu_seqlens_from_marks(marks: np.ndarray) -> np.ndarray:
-    """``cu_seqlens`` (int32) of the flattened inputs, cut at every row start and every marked document start."""
-    rows, length = marks.shape
-    cuts = marks.copy()
-    cuts[:, 0] = True
-    starts = np.flatnonzero(cuts.ravel())
-    return np.append(starts, rows * length).astype(np.int32)

@@ -16,6 +16,7 @@ from shardstore.errors import ConfigError
 from shardstore.preprocess.executors import Executor
 from shardstore.preprocess.sources import ReadOptions, Utf8Policy
 from shardstore.util.cores import usable_cores
+from shardstore.util.modes import parse_mode
 
 __all__ = ["BuildConfig", "BuildReport"]
 
@@ -44,6 +45,9 @@ class BuildConfig:
     storage_options: Mapping[str, Any] | None = None
     progress: bool = True
     compress: bool = False
+    rebuild_changed: bool = (
+        False  # rebuild the units whose input bytes changed (else such a resume is refused)
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.inputs, str):
@@ -51,12 +55,8 @@ class BuildConfig:
         object.__setattr__(self, "inputs", tuple(os.fspath(i) for i in self.inputs))
         if not self.inputs:
             raise ConfigError("no inputs given: pass at least one file, directory, glob or URL")
-        for name, enum in (("utf8_errors", Utf8Policy), ("executor", Executor)):
-            value = getattr(self, name)
-            try:
-                object.__setattr__(self, name, enum(value))
-            except ValueError:
-                raise ConfigError(f"{name}={value!r} is not one of {[e.value for e in enum]}") from None
+        object.__setattr__(self, "utf8_errors", parse_mode(Utf8Policy, self.utf8_errors, name="utf8_errors"))
+        object.__setattr__(self, "executor", parse_mode(Executor, self.executor, name="executor"))
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
             raise ConfigError(f"workers={self.workers!r} must be a positive integer or None (all cores)")
         if self.num_nodes < 1 or not 0 <= self.node_rank < self.num_nodes:
@@ -104,6 +104,7 @@ class BuildReport:
     nothing_to_do: bool = False
     fingerprint: str | None = None
     message: str = ""
+    inputs: list[Any] = field(default_factory=list)  # per unit: url, size, byte range read, xxh3-64 of it
 
     def to_dict(self) -> dict[str, Any]:
         secs = max(self.seconds, 1e-9)
@@ -131,6 +132,7 @@ class BuildReport:
             "nothing_to_do": self.nothing_to_do,
             "fingerprint": self.fingerprint,
             "message": self.message,
+            "inputs": list(self.inputs),
         }
 
     def summary(self) -> str:

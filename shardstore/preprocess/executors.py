@@ -27,22 +27,17 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from enum import StrEnum
 from typing import Any
 
 from shardstore.errors import BuildError, ConfigError
 from shardstore.preprocess.journal import UnitResult
+from shardstore.preprocess.modes import Executor
 from shardstore.preprocess.units import UnitTask, run_task
 
 __all__ = ["Executor", "node_units", "run_local", "run_ray"]
 
 ResultFn = Callable[[UnitResult], None]
 ProgressFn = Callable[[int, int, int], None]
-
-
-class Executor(StrEnum):
-    LOCAL = "local"
-    RAY = "ray"
 
 
 def node_units(sizes: Sequence[int], num_nodes: int, node_rank: int) -> list[int]:

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from shardstore.errors import ConfigError
+from shardstore.preprocess.modes import Utf8Policy
+from shardstore.util.modes import parse_mode
 
 __all__ = [
     "READ_BLOCK",
@@ -43,14 +45,6 @@ class Compression(StrEnum):
     NONE = "none"
     GZIP = "gzip"
     ZSTD = "zstd"
-
-
-class Utf8Policy(StrEnum):
-    """What to do with a document whose bytes are not valid UTF-8."""
-
-    REPLACE = "replace"  # decode with U+FFFD for each bad sequence; counted as `invalid_utf8_replaced`
-    SKIP = "skip"  # drop the document; counted as `invalid_utf8`
-    FAIL = "fail"  # raise InputError naming file and byte offset: the work unit fails
 
 
 class SkipReason(StrEnum):
@@ -125,12 +119,7 @@ class ReadOptions:
             raise ConfigError("text_field must be a non-empty column/field name, got ''")
         if self.split_on == "":
             raise ConfigError("split_on must be a non-empty separator or None (whole file = one document)")
-        try:
-            object.__setattr__(self, "utf8_errors", Utf8Policy(self.utf8_errors))
-        except ValueError:
-            raise ConfigError(
-                f"utf8_errors={self.utf8_errors!r} is not one of {[p.value for p in Utf8Policy]}"
-            ) from None
+        object.__setattr__(self, "utf8_errors", parse_mode(Utf8Policy, self.utf8_errors, name="utf8_errors"))
         if self.piece_chars < 1024:
             raise ConfigError(f"piece_chars={self.piece_chars} is too small; use at least 1024")
 

@@ -2,50 +2,61 @@
 
 Layout inside the store directory (a hidden folder, never listed in the manifest):
 
-    .build/options.json          canonical JSON of everything that determines the output bytes
-    .build/units/unit-000042.json  one file per finished unit: its shards, counts and provenance file
-    .build/failed/unit-000042.json a unit that failed on its last attempt (retried by the next run)
+    .build/options.json             sealed JSON of everything that determines the output bytes
+    .build/units/unit-000042.json   one sealed entry per finished unit: shards, counts, provenance, input fingerprint
+    .build/failed/unit-000042.json  a unit that failed on its last attempt (retried by the next run)
+    .build/attempts/<attempt>/      the files of one unit attempt until it commits (see `units`)
+    .build/corrupt/                 entries whose seal did not hold, moved aside (never read again)
+    .build/replaced/                entries of units rebuilt because their input changed (`rebuild_changed`)
+    .build/locks/node-R.lock        the writer lock of node rank R (see `locks`)
 
 Design:
-- One file per unit, each written by the process that ran the unit with temp + fsync + rename + directory fsync,
-  *after* the unit's shards and provenance file are durable. A unit is finished iff its journal file exists, so a
-  `kill -9` at any moment leaves either a finished unit or one that the next run redoes from scratch (its leftover
-  files are deleted first). Separate files need no lock, so nodes of a multi-node build share the folder safely.
-- Journal entries hold no wall-clock figures: the whole store directory is a pure function of inputs and options.
-- `options.json` is compared on every start; a different value is a `BuildError` naming each changed key, because
-  mixing units of two configurations would silently produce a store that no single command describes.
+- Every entry is sealed (`shardstore.util.sealed`: an xxh3-64 of its canonical JSON inside it, and the bytes must be
+  canonical), so a flipped bit anywhere makes the entry *corrupt*. A corrupt entry is moved aside and its unit
+  treated as not done: it runs again and writes the same bytes. It is never trusted and never blocks the build
+  (an entry must also name the unit its file name says, so an `index` 1 -> 5 flip cannot make unit 1 look missing
+  forever or unit 5 look done).
+- A unit commits by creating its entry with `os.link` (fails if the name exists: an atomic compare-and-create on
+  local file systems, NFS and Lustre alike), *after* its files are durable in its own attempt folder, and only
+  then moves them into the store. So of two writers of one unit (a paused one and its replacement) exactly one
+  commits, and the other one never deletes or overwrites a committed file. An entry names its attempt folder, so a
+  commit killed between link and move is finished by whoever reads the entry next (`settle`).
+- Entries hold no wall-clock figures except `cpu_seconds` (not part of any store file): the store is a pure
+  function of inputs and options.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
-from collections.abc import Callable, Mapping
+import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shardstore.errors import BuildError
+from shardstore.errors import BuildError, ManifestError
+from shardstore.preprocess.locks import owner_alive
 from shardstore.store.manifest import (
     FileInfo,
     ShardInfo,
 )
-from shardstore.util.durable import atomic_write
+from shardstore.util.durable import fsync_dir
+from shardstore.util.sealed import canonical_json, read_sealed, seal, write_sealed
 
-__all__ = ["Journal", "UnitResult", "canonical_json"]
+__all__ = ["JOURNAL_DIR", "Journal", "UnitResult", "canonical_json"]
 
 JOURNAL_DIR = ".build"
 
 
-def canonical_json(obj: Any) -> bytes:
-    """Sorted keys, fixed separators, trailing newline: equal objects give equal bytes."""
-    return (json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=True, allow_nan=False) + "\n").encode(
-        "ascii"
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class UnitResult:
-    """What one work unit produced. `error` is set (and the rest empty) for a failed unit."""
+    """What one work unit produced. `error` is set (and the rest empty) for a failed unit.
+
+    `input` is the fingerprint of the input bytes the unit read (see `inputdigest.InputDigest.to_dict`); `build`
+    the digest of the byte-determining options (`Journal.build_digest`); `attempt` the attempt folder its files
+    were written in. `committed_by_other` marks a unit another writer committed first (this attempt discarded)."""
 
     index: int
     url: str
@@ -57,6 +68,10 @@ class UnitResult:
     skipped: Mapping[str, int] = field(default_factory=dict)
     error: str | None = None
     cpu_seconds: float = 0.0  # CPU time of the process while it ran the unit (reading to journal commit)
+    input: Mapping[str, Any] | None = None
+    build: str = ""
+    attempt: str = ""
+    committed_by_other: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,11 +85,15 @@ class UnitResult:
             "skipped": dict(sorted(self.skipped.items())),
             "error": self.error,
             "cpu_seconds": round(self.cpu_seconds, 4),
+            "input": None if self.input is None else dict(self.input),
+            "build": self.build,
+            "attempt": self.attempt,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, source: str, token_bytes: int) -> UnitResult:
         try:
+            inp = d.get("input")
             return cls(
                 index=int(d["index"]),
                 url=str(d["url"]),
@@ -90,11 +109,12 @@ class UnitResult:
                 skipped={str(k): int(v) for k, v in d["skipped"].items()},
                 error=d["error"],
                 cpu_seconds=float(d.get("cpu_seconds", 0.0)),
+                input=None if inp is None else dict(inp),
+                build=str(d.get("build", "")),
+                attempt=str(d.get("attempt", "")),
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise BuildError(
-                f"{source}: corrupt journal entry ({exc!r}); delete this file to redo the unit"
-            ) from exc
+        except (KeyError, TypeError, ValueError, AttributeError, ManifestError) as exc:
+            raise BuildError(f"{source}: corrupt journal entry ({exc!r})") from exc
 
 
 class Journal:
@@ -103,87 +123,187 @@ class Journal:
     def __init__(self, out: str | os.PathLike[str]) -> None:
         self.out = os.fspath(out)
         self.root = os.path.join(self.out, JOURNAL_DIR)
-        self._units = os.path.join(self.root, "units")
-        self._failed = os.path.join(self.root, "failed")
+        self.units_dir = os.path.join(self.root, "units")
+        self.failed_dir = os.path.join(self.root, "failed")
+        self.attempts_dir = os.path.join(self.root, "attempts")
+        self.corrupt_dir = os.path.join(self.root, "corrupt")
+        self.options_path = os.path.join(self.root, "options.json")
+        self.moved_aside: list[str] = []  # entries this process found corrupt (store-relative names)
 
     def create(self) -> None:
-        for d in (self.out, self.root, self._units, self._failed):
+        for d in (self.out, self.root, self.units_dir, self.failed_dir, self.attempts_dir):
             os.makedirs(d, exist_ok=True)
+
+    def entry_path(self, index: int, *, failed: bool = False) -> str:
+        return os.path.join(self.failed_dir if failed else self.units_dir, f"unit-{index:06d}.json")
+
+    # -- corrupt entries ------------------------------------------------------------------------------------
+
+    def move_aside(self, path: str, *, why: str = "corrupt") -> None:
+        """Move a journal file out of the way (into `.build/<why>/`), so it is never read again."""
+        folder = os.path.join(self.root, why)
+        os.makedirs(folder, exist_ok=True)
+        base = os.path.basename(path)
+        for n in range(1 << 16):
+            target = os.path.join(folder, f"{base}.{n}")
+            if not os.path.exists(target):
+                break
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:  # another process moved it first
+            return
+        if why == "corrupt":
+            self.moved_aside.append(os.path.relpath(path, self.out))
 
     # -- options --------------------------------------------------------------------------------------------
 
-    def check_options(
-        self,
-        options: Mapping[str, Any],
-        *,
-        acceptable: Callable[[Mapping[str, Any], Mapping[str, Any]], bool] | None = None,
-    ) -> bool:
-        """Record the options on first use; on later runs insist they are equal (or that `acceptable(old, new)`
-        allows the change, which then replaces the record). Returns True if the record was (re)written."""
-        path = os.path.join(self.root, "options.json")
-        data = canonical_json(dict(options))
-        try:
-            with open(path, "rb") as f:
-                old_bytes = f.read()
-        except FileNotFoundError:
-            atomic_write(path, data)
-            return True
-        if old_bytes == data:
-            return False
-        try:
-            old = json.loads(old_bytes)
-        except ValueError:
-            old = {}
-        if acceptable is not None and isinstance(old, dict) and acceptable(old, options):
-            atomic_write(path, data)
-            return True
-        changed = sorted(k for k in set(old) | set(options) if old.get(k) != options.get(k))
-        details = "; ".join(f"{k}: {_short(old.get(k))} -> {_short(options.get(k))}" for k in changed[:6])
-        raise BuildError(
-            f"{self.out}: this store was started with different build options ({details}). Resume with the "
-            f"original inputs, tokenizer and options, or build into a new/empty directory."
-        )
+    def read_options(self) -> dict[str, Any] | None:
+        """The recorded options; None when there is no record, or it was corrupt (then moved aside)."""
+        got = read_sealed(self.options_path)
+        if got is None:
+            return None
+        if got[1] is None:
+            self.move_aside(self.options_path)
+            return None
+        return got[1]
+
+    def write_options(self, options: Mapping[str, Any]) -> None:
+        write_sealed(self.options_path, dict(options), skip_if_same=True)
 
     # -- units ----------------------------------------------------------------------------------------------
 
-    def _entry(self, folder: str, index: int) -> str:
-        return os.path.join(folder, f"unit-{index:06d}.json")
+    def claim(self, result: UnitResult) -> bool:
+        """Commit a finished unit whose files are durable in its attempt folder: create its entry if no other
+        writer did (atomic), then move the files into the store. False: another writer committed it first."""
+        path = self.entry_path(result.index)
+        tmp = f"{path}.tmp.{os.getpid()}.{result.attempt}"
+        data = seal(result.to_dict())
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)  # create-if-absent: of two writers of this unit, exactly one gets here
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
+            if not _create_exclusive(path, data):  # a file system without hard links
+                return False
+        finally:
+            os.unlink(tmp)
+        fsync_dir(self.units_dir)
+        self.settle(result)
+        failed = self.entry_path(result.index, failed=True)
+        if os.path.exists(failed):
+            os.unlink(failed)
+        return True
 
-    def commit(self, result: UnitResult) -> None:
-        """Make a finished (or failed) unit durable. Call only after its files are durable."""
-        if result.error is None:
-            atomic_write(self._entry(self._units, result.index), canonical_json(result.to_dict()))
-            failed = self._entry(self._failed, result.index)
-            if os.path.exists(failed):
-                os.unlink(failed)
-        else:
-            atomic_write(self._entry(self._failed, result.index), canonical_json(result.to_dict()))
+    def commit_failure(self, result: UnitResult) -> None:
+        write_sealed(self.entry_path(result.index, failed=True), result.to_dict())
+
+    def settle(self, result: UnitResult) -> None:
+        """Move a committed unit's files from its attempt folder into the store (idempotent: finishes a commit
+        that was killed between the entry's creation and the moves)."""
+        attempt = os.path.join(self.attempts_dir, result.attempt) if result.attempt else None
+        names = [s.name for s in result.shards] + ([result.provenance.name] if result.provenance else [])
+        moved = False
+        for name in names:
+            dst = os.path.join(self.out, name)
+            if attempt is None:
+                continue
+            src = os.path.join(attempt, name)
+            try:
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                os.replace(src, dst)
+                moved = True
+            except FileNotFoundError:
+                pass  # moved already (by us before a crash, or by another reader of this entry)
+        if moved:
+            fsync_dir(self.out)
+            if result.provenance is not None:
+                fsync_dir(os.path.dirname(os.path.join(self.out, result.provenance.name)))
+        if attempt is not None and os.path.isdir(attempt):
+            shutil.rmtree(attempt, ignore_errors=True)
+
+    def sweep_dead_attempts(self) -> None:
+        """Delete attempt folders (and journal temp files) of writers of this host that are no longer alive.
+        Attempts of other hosts are left: their writers may still be running (a paused writer commits or
+        discards its own attempt when it resumes)."""
+        for name in _listdir(self.attempts_dir):
+            if _attempt_dead(name):
+                shutil.rmtree(os.path.join(self.attempts_dir, name), ignore_errors=True)
+        for name in _listdir(self.units_dir):
+            if ".json.tmp." in name and _attempt_dead(name.split(".json.tmp.", 1)[1].split(".", 1)[-1]):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.units_dir, name))
 
     def finished(self, *, token_bytes: int) -> dict[int, UnitResult]:
-        """All finished units, by index."""
-        return self._read_all(self._units, token_bytes)
+        """All finished units, by index; corrupt entries are moved aside and left out (their units run again)."""
+        return self._read_all(self.units_dir, token_bytes)
 
     def failed(self, *, token_bytes: int) -> dict[int, UnitResult]:
         """Units whose last attempt failed and that are not finished since."""
-        return self._read_all(self._failed, token_bytes)
+        return self._read_all(self.failed_dir, token_bytes)
 
     def finished_indices(self) -> set[int]:
-        return {_index_of(name) for name in _list(self._units)}
+        """Indices with an entry file (not read: for the cheap "already complete" check of a committed store)."""
+        return {_index_of(name) for name in _list(self.units_dir)}
 
     def _read_all(self, folder: str, token_bytes: int) -> dict[int, UnitResult]:
         out: dict[int, UnitResult] = {}
         for name in _list(folder):
             path = os.path.join(folder, name)
             try:
-                with open(path, "rb") as f:
-                    d = json.loads(f.read())
-            except (OSError, ValueError) as exc:
-                raise BuildError(
-                    f"{path}: unreadable journal entry ({exc}); delete it to redo the unit"
-                ) from exc
-            result = UnitResult.from_dict(d, source=path, token_bytes=token_bytes)
+                got = read_sealed(path)
+            except OSError as exc:
+                raise BuildError(f"{path}: cannot read journal entry ({exc})") from exc
+            if got is None:
+                continue
+            result = None
+            if got[1] is not None:
+                try:
+                    result = UnitResult.from_dict(got[1], source=path, token_bytes=token_bytes)
+                except BuildError:
+                    result = None
+            if result is None or result.index != _index_of(name):
+                self.move_aside(path)
+                continue
             out[result.index] = result
         return out
+
+
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS}
+
+
+def _create_exclusive(path: str, data: bytes) -> bool:
+    """O_CREAT | O_EXCL (exclusive on local file systems and NFSv3+), for file systems without `link`. A crash
+    while writing leaves a short entry, whose seal fails: the unit is then redone, never trusted."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _listdir(folder: str) -> list[str]:
+    try:
+        return sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+
+
+def _attempt_dead(attempt: str) -> bool:
+    parts = attempt.split("-")
+    if len(parts) != 4 or not parts[2].isdigit():
+        return False
+    return owner_alive(parts[1], int(parts[2])) is False
 
 
 def _list(folder: str) -> list[str]:
@@ -191,13 +311,13 @@ def _list(folder: str) -> list[str]:
         names = os.listdir(folder)
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if n.startswith("unit-") and n.endswith(".json"))
+    return sorted(n for n in names if n.startswith("unit-") and n.endswith(".json") and n[5:-5].isdigit())
 
 
 def _index_of(name: str) -> int:
     return int(name[len("unit-") : -len(".json")])
 
 
-def _short(value: Any) -> str:
+def short_json(value: Any) -> str:
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= 80 else text[:77] + "..."

@@ -199,12 +199,18 @@ def iter_documents(
 
 
 def iter_batches(
-    file: InputFile, options: ReadOptions, counts: SkipCounts, *, span: tuple[int, int] | None = None
+    file: InputFile,
+    options: ReadOptions,
+    counts: SkipCounts,
+    *,
+    span: tuple[int, int] | None = None,
+    digest: Any = None,
 ) -> Iterator[DocPiece | PackedDocs]:
-    """The documents of `iter_documents`, in the same order, as `DocPiece`s and `PackedDocs` batches."""
+    """The documents of `iter_documents`, in the same order, as `DocPiece`s and `PackedDocs` batches
+    (`digest`: an `inputdigest.InputDigest` that hashes the bytes as they are read)."""
     from shardstore.preprocess.readers import read_batches
 
-    return read_batches(file, options, counts, span=span)
+    return read_batches(file, options, counts, span=span, digest=digest)
 
 
 # ----------------------------------------------------------------------------------------------- convenience

@@ -2,8 +2,12 @@
 
 A unit is a pure function of (input file bytes, read options, tokenizer, eos flag, shard size): its shards are named
 `u{unit:06d}-{i:06d}.shard`, so where and when it runs (process pool, Ray task, another node) cannot change a byte.
-The unit commits itself, in this order: shards (each temp + fsync + rename, by `ShardWriter`), provenance Parquet
-(same), journal entry (same). Before starting it deletes whatever an earlier, killed attempt left with its prefix.
+Each attempt writes into its own folder `.build/attempts/u{unit}-{host}-{pid}-{random}/`: shards (temp + fsync +
+rename, by `ShardWriter`), provenance Parquet (same). Then it commits (`Journal.claim`): its sealed journal entry is
+created only if no other writer created it (`link(2)`), and only then do its files move into the store. An attempt
+that loses that race (a paused writer whose unit another build finished meanwhile) deletes only its own folder;
+no attempt ever deletes a file another writer committed. The input's fingerprint is computed as it is read
+(`inputdigest`).
 
 Hot path: readers hand out most documents as `PackedDocs` (a block of JSON lines or an Arrow string array: one buffer
 plus spans); `Tokenizer.encode_packed` turns one into a single id array with EOS after every document, which goes to
@@ -18,15 +22,20 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
+import shutil
 import time
 from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from shardstore.errors import BuildError
+from shardstore.preprocess.inputdigest import InputDigest, digest_parquet, is_parquet
 from shardstore.preprocess.journal import Journal, UnitResult
+from shardstore.preprocess.locks import host_tag
 from shardstore.preprocess.sources import (
     DocPiece,
     InputFile,
@@ -36,7 +45,9 @@ from shardstore.preprocess.sources import (
     iter_batches,
 )
 from shardstore.store.manifest import file_info
-from shardstore.store.provenance import unit_file_name, write_unit_provenance
+from shardstore.store.provenance import write_unit_provenance
+from shardstore.store.writer import SHARD_SUFFIX
+from shardstore.util.outerr import describe_output_error, is_output_error
 
 __all__ = ["UnitTask", "run_unit", "shard_prefix"]
 
@@ -61,25 +72,27 @@ class UnitTask:
     dtype: str
     max_shard_bytes: int
     span: tuple[int, int] | None = None  # part of the file (see `shardstore.preprocess.workunits`)
+    build: str = ""  # digest of the byte-determining options (recorded in the journal entry)
 
 
-def clean_unit_leftovers(out: str, index: int) -> None:
-    """Delete files an interrupted attempt of this unit may have left (finished or temp shards, provenance)."""
-    prefix = shard_prefix(index)
-    for name in os.listdir(out):
-        if name.startswith(prefix):
-            os.unlink(os.path.join(out, name))
-    units_dir = os.path.join(out, ".build", "units")  # a journal temp file of a killed commit
-    if os.path.isdir(units_dir):
-        for name in os.listdir(units_dir):
-            if name.startswith(f"unit-{index:06d}.json.tmp"):
-                os.unlink(os.path.join(units_dir, name))
-    prov_dir = os.path.join(out, "provenance")
-    base = os.path.basename(unit_file_name(index))
-    if os.path.isdir(prov_dir):
-        for name in os.listdir(prov_dir):
-            if name.startswith(base):
-                os.unlink(os.path.join(prov_dir, name))
+def new_attempt(index: int) -> str:
+    """A fresh attempt folder name for unit `index`: unit, host, pid and a random part (see `locks.owner_alive`)."""
+    return f"u{index:06d}-{host_tag()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def drop_stray_shards(out: str, result: UnitResult) -> None:
+    """After this writer committed unit `result.index`: delete the unit's shards beyond the ones its entry lists
+    (left by an earlier committed attempt that made more shards, before its entry was moved aside). Probes
+    `u{unit}-{k}.shard` upwards from the first unlisted `k`: O(1) per unit, not a listing of the store. Only the
+    committer calls this, so no other writer's committed file can be among them."""
+    k = len(result.shards)
+    while True:
+        path = os.path.join(out, f"{shard_prefix(result.index)}{k:06d}{SHARD_SUFFIX}")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        k += 1
 
 
 _BATCH_DOCS = 256
@@ -175,13 +188,23 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
 
     cpu_start = time.process_time()  # the process runs one unit at a time (inline or a pool worker)
     journal = Journal(task.out)
-    clean_unit_leftovers(task.out, task.index)
+    if os.path.exists(
+        journal.entry_path(task.index)
+    ):  # committed by another writer since this run planned it
+        return UnitResult(index=task.index, url=task.file.url, committed_by_other=True)
+    attempt = new_attempt(task.index)
+    folder = os.path.join(journal.attempts_dir, attempt)
+    os.makedirs(folder)
     counts = SkipCounts()
     dtype = np.dtype(task.dtype)
     writer = ShardWriter(
-        task.out, dtype=dtype, name_prefix=shard_prefix(task.index), max_shard_bytes=task.max_shard_bytes
+        folder, dtype=dtype, name_prefix=shard_prefix(task.index), max_shard_bytes=task.max_shard_bytes
     )
     sink = _DocSink(writer, dtype, tokenizer.eos_id if task.eos else None, progress)
+    stop = (
+        None if task.span is None else task.span[1]
+    )  # a span of a JSON Lines file owns lines starting in it
+    digest = None if is_parquet(task.file) else InputDigest(task.file, task.read.storage_options, stop=stop)
 
     def flush(batch: list[DocPiece], chars: int) -> None:
         if not batch:
@@ -195,7 +218,7 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
     try:
         batch: list[DocPiece] = []
         chars = 0  # UTF-8 bytes of the batch's text
-        for piece in iter_batches(task.file, task.read, counts, span=task.span):
+        for piece in iter_batches(task.file, task.read, counts, span=task.span, digest=digest):
             if isinstance(piece, PackedDocs):
                 flush(batch, chars)  # documents stay in reading order
                 chars = 0
@@ -212,11 +235,18 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
         shards = tuple(writer.close())
         prov = None
         if sink.docs:
-            name = write_unit_provenance(task.out, task.index, task.file.url, sink.records)
-            prov = file_info(os.path.join(task.out, name), name=name)
+            name = write_unit_provenance(folder, task.index, task.file.url, sink.records)
+            prov = file_info(os.path.join(folder, name), name=name)
+        if digest is not None:
+            fingerprint = digest.with_stat()
+        else:
+            fingerprint = digest_parquet(task.file, task.span, task.read.storage_options)
+        fingerprint["span"] = None if task.span is None else list(task.span)
     except Exception as exc:  # one bad file must never lose the others: the unit fails, the build goes on
         writer.abort()
-        clean_unit_leftovers(task.out, task.index)
+        shutil.rmtree(folder, ignore_errors=True)
+        if is_output_error(exc):  # the store's disk, not the input: stop the build with one clear line
+            raise BuildError(f"unit {task.index}: {describe_output_error(exc, task.out)}") from exc  # type: ignore[arg-type]
         result = UnitResult(
             index=task.index,
             url=task.file.url,
@@ -224,7 +254,7 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
             error=_describe(exc, task),
             cpu_seconds=time.process_time() - cpu_start,
         )
-        journal.commit(result)
+        journal.commit_failure(result)
         return result
     sink.report(force=True)
     result = UnitResult(
@@ -237,8 +267,21 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
         provenance=prov,
         skipped=dict(counts),
         cpu_seconds=time.process_time() - cpu_start,  # all but the journal commit's own fsyncs
+        input=fingerprint,
+        build=task.build,
+        attempt=attempt,
     )
-    journal.commit(result)
+    try:
+        claimed = journal.claim(result)
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        if is_output_error(exc):
+            raise BuildError(f"unit {task.index}: {describe_output_error(exc, task.out)}") from exc
+        raise
+    if not claimed:  # another writer committed this unit meanwhile: theirs stands, ours goes
+        shutil.rmtree(folder, ignore_errors=True)
+        return replace(result, committed_by_other=True)
+    drop_stray_shards(task.out, result)
     return result
 
 
@@ -260,8 +303,6 @@ _LOADED: dict[str, object] = {}  # path|fingerprint -> Tokenizer, one per worker
 
 def load_tokenizer(path: str, fingerprint: str) -> object:
     """Load (once per process) the tokenizer at `path` and check it is the one the build was configured with."""
-    from shardstore.errors import BuildError
-
     key = f"{path}|{fingerprint}"
     tok = _LOADED.get(key)
     if tok is None:

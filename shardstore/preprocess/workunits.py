@@ -39,10 +39,6 @@ class WorkUnit:
             return "line" if self.span is None else "byte_offset"
         return "part" if split_on is not None else "file"
 
-    def describe(self) -> list[Any]:
-        """JSON-safe identity of the unit (for the options record and the provenance index)."""
-        return [self.file.url, None if self.span is None else list(self.span)]
-
 
 def plan_units(
     files: Sequence[InputFile], *, unit_bytes: int, storage_options: Mapping[str, Any] | None = None

@@ -49,10 +49,12 @@ from shardstore.store.compress import (
 )
 from shardstore.util.durable import atomic_write
 from shardstore.util.forksafe import reset_in_forked_child
+from shardstore.util.remote_options import RemoteOptions
 
 __all__ = [
     "CacheConfig",
     "RemoteLocator",
+    "RemoteOptions",
     "compress_store",
     "default_cache_dir",
     "open_remote",
@@ -420,22 +422,20 @@ def _restore(
 
 
 def open_remote(
-    url: str,
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-    cache_limit: int | None = None,
-    config: CacheConfig | None = None,
+    url: str, remote: RemoteOptions | None = None, *, config: CacheConfig | None = None
 ) -> tuple[bytes, RemoteLocator]:
     """Fetch the manifest of the store at `url` and return (manifest bytes, a locator that stages its files).
+
+    `remote.cache_limit`, when set, overrides `config.cache_limit`.
 
     Only `manifest.json` and (if present) `compression.json` are fetched here, with bounded retries.
     """
     from shardstore.store.manifest import MANIFEST_NAME
 
     url = url.rstrip("/")
-    config = resolve_config(config, cache_limit)
-    fs, root = resolve(url, storage_options)
+    remote = remote or RemoteOptions()
+    config = resolve_config(config, remote.cache_limit)
+    fs, root = resolve(url, remote.storage_options)
 
     def fetch_index() -> bytes | None:
         try:
@@ -452,10 +452,10 @@ def open_remote(
         compression = index.result()
     locator = RemoteLocator(
         url=url,
-        storage_options=storage_options,
+        storage_options=remote.storage_options,
         manifest_bytes=manifest_bytes,
         compression_bytes=compression,
-        cache_root=os.fspath(cache_dir) if cache_dir is not None else default_cache_dir(),
+        cache_root=remote.cache_dir if remote.cache_dir is not None else default_cache_dir(),
         config=config,
         filesystem=(fs, root),  # one client per open: creating a botocore client costs ~0.1 s of CPU
     )

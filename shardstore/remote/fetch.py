@@ -23,8 +23,9 @@ from typing import Any, TypeVar
 
 import xxhash
 
-from shardstore.errors import ChecksumError, ConfigError, RemoteError
+from shardstore.errors import CacheError, ChecksumError, ConfigError, RemoteError
 from shardstore.util.fsurl import url_to_fs
+from shardstore.util.outerr import describe_output_error, is_output_error
 
 __all__ = [
     "RetryPolicy",
@@ -71,8 +72,11 @@ def join_url(url: str, name: str) -> str:
     return f"{url.rstrip('/')}/{name}"
 
 
-def with_retries(what: str, fn: Callable[[], T], policy: RetryPolicy) -> T:
-    """Call `fn` up to `policy.attempts` times; `what` (a URL) names the thing in the final RemoteError."""
+def with_retries(what: str, fn: Callable[[], T], policy: RetryPolicy, *, local: str | None = None) -> T:
+    """Call `fn` up to `policy.attempts` times; `what` (a URL) names the thing in the final RemoteError.
+
+    The local disk refusing the bytes (ENOSPC, EDQUOT, EROFS, EFBIG) is a `CacheError` at once, naming the local
+    file (`local`, or the file the error names): a retry cannot free space, and the network is not at fault."""
     last: BaseException | None = None
     for attempt in range(policy.attempts):
         if attempt:
@@ -81,10 +85,14 @@ def with_retries(what: str, fn: Callable[[], T], policy: RetryPolicy) -> T:
             return fn()
         except (TypeError, AttributeError) as exc:  # a bad option or a bug: asking again cannot help
             raise ConfigError(f"{what}: {type(exc).__name__}: {exc} (check storage_options)") from exc
-        except _PERMANENT as exc:
-            raise RemoteError(
-                f"{what}: {type(exc).__name__}: {exc} (not retried: check the URL and credentials)"
-            ) from exc
+        except OSError as exc:
+            if is_output_error(exc):
+                raise CacheError(describe_output_error(exc, local or what)) from exc
+            if isinstance(exc, _PERMANENT):
+                raise RemoteError(
+                    f"{what}: {type(exc).__name__}: {exc} (not retried: check the URL and credentials)"
+                ) from exc
+            last = exc
         except Exception as exc:  # network stacks raise many unrelated types; all are retried, then reported
             last = exc
     raise RemoteError(
@@ -219,7 +227,7 @@ def download_verified(
             os.close(fd)
 
     try:
-        with_retries(url, attempt, policy)
-    except RemoteError:
+        with_retries(url, attempt, policy, local=tmp)
+    except (RemoteError, CacheError):
         progress.undo()
         raise

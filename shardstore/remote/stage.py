@@ -8,16 +8,14 @@ is measured over the bytes actually transferred (decompressed bytes for `.zst` c
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from shardstore.errors import CacheError, ConfigError
 from shardstore.remote.cache import CacheConfig, open_remote
+from shardstore.util.remote_options import RemoteOptions
 
 __all__ = ["StageReport", "stage"]
 
@@ -41,9 +39,8 @@ class StageReport:
 
 def stage(
     url: str,
+    remote: RemoteOptions | None = None,
     *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    storage_options: Mapping[str, Any] | None = None,
     workers: int = 8,
     progress: bool = False,
     config: CacheConfig | None = None,
@@ -51,7 +48,7 @@ def stage(
     """Download every file of the store at `url` into the cache (skipping those already there)."""
     if workers < 1:
         raise ConfigError(f"workers={workers} must be >= 1")
-    _, locator = open_remote(url, cache_dir=cache_dir, storage_options=storage_options, config=config)
+    _, locator = open_remote(url, remote, config=config)
     names = locator.names()
     total = sum(locator.size_of(name) for name in names)
     limit = locator.cache_limit

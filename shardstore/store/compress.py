@@ -11,13 +11,22 @@ Token ids compress to roughly 55-70% of their size with zstd level 3 (measured o
 decompression runs at >1 GB/s per core, so compressed shards win whenever the link is slower than that.
 `keep_originals=False` deletes the plain shards after the index is committed: such a directory is only meant to be
 uploaded and opened through a URL (the cache needs the `.zst` copies, a local `Store.open` needs the originals).
+
+A run holds an exclusive flock on the store's `manifest.json` (no extra file in the store), so two runs on one store
+cannot race; the second one stops with a clear error. Holding it, a run first deletes the temp files
+(`*.zst.tmp.<pid>.<thread>`, `compression.json.tmp.*`) that earlier, killed runs left, but only those whose
+writer process no longer exists on this host: a temp file of a live process is never touched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +63,52 @@ def _compress_file(src: str, dst: str, *, level: int, threads: int) -> int:
     return os.path.getsize(dst)
 
 
+_TEMP = re.compile(r"(?:.+\.zst|" + re.escape(COMPRESSION_NAME) + r")\.tmp\.(\d+)\.\d+")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_dead_temps(root: str) -> list[str]:
+    """Delete compress temp files in `root` whose writer process is gone; returns their names."""
+    removed = []
+    for name in sorted(os.listdir(root)):
+        m = _TEMP.fullmatch(name)
+        if m is not None and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(root, name))
+                removed.append(name)
+    return removed
+
+
+@contextlib.contextmanager
+def _one_run(root: str) -> Iterator[None]:
+    """Exclusive flock on the manifest for the whole run (ConfigError if another run holds it)."""
+    from shardstore.store.manifest import MANIFEST_NAME
+
+    fd = os.open(os.path.join(root, MANIFEST_NAME), os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"{root}: another `shardstore compress` is running on this store; wait for it to finish"
+            ) from None
+        except OSError as exc:  # no flock on this file system: go on, pids still guard the sweep
+            if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+        yield
+    finally:
+        os.close(fd)
+
+
 def compress_store(
     path: str | os.PathLike[str], *, level: int = 3, keep_originals: bool = True, threads: int = 0
 ) -> dict[str, CompressedFile]:
@@ -72,6 +127,14 @@ def compress_store(
         raise ConfigError(f"zstd level={level} must be within 1..22 (3 is a good default)")
     root = os.fspath(path)
     manifest = read_manifest(root)
+    with _one_run(root):
+        sweep_dead_temps(root)
+        return _compress_all(root, manifest, level=level, keep_originals=keep_originals, threads=threads)
+
+
+def _compress_all(
+    root: str, manifest: Any, *, level: int, keep_originals: bool, threads: int
+) -> dict[str, CompressedFile]:
     result: dict[str, CompressedFile] = {}
     for shard in manifest.shards:
         src = os.path.join(root, shard.name)

@@ -43,6 +43,7 @@ __all__ = [
     "file_checksum",
     "parse_header",
     "shard_layout",
+    "stored_header_checksum",
     "verify_shard_file",
 ]
 
@@ -77,16 +78,6 @@ def dtype_for_vocab(vocab_size: int) -> np.dtype:
     if vocab_size <= 0 or vocab_size > 1 << 32:
         raise FormatError(f"vocab_size={vocab_size} is outside 1..2**32; a shard stores uint16 or uint32 ids")
     return np.dtype("<u2") if vocab_size <= 1 << 16 else np.dtype("<u4")
-
-
-def token_dtype(token_bytes: int) -> np.dtype:
-    """The numpy dtype of a payload whose tokens are `token_bytes` wide (2 or 4)."""
-    try:
-        return _TOKEN_DTYPES[token_bytes]
-    except KeyError:
-        raise FormatError(
-            f"token width {token_bytes} bytes is not supported; use 2 (uint16) or 4 (uint32)"
-        ) from None
 
 
 def _align8(n: int) -> int:
@@ -160,7 +151,12 @@ class ShardHeader:
         return body + struct.pack("<Q", checksum_bytes(body)) + bytes(HEADER_SIZE - HEADER_USED)
 
 
-def parse_header(buf: bytes | memoryview, *, source: str) -> ShardHeader:
+def stored_header_checksum(buf: bytes | bytearray | memoryview) -> int:
+    """The header checksum a shard stores at bytes [96, 104) (what a v2 manifest lists as `header_checksum`)."""
+    return int(struct.unpack_from("<Q", buf, _CHECKED_PREFIX)[0])
+
+
+def parse_header(buf: bytes | bytearray | memoryview, *, source: str) -> ShardHeader:
     """Parse and validate the first page of a shard; any inconsistency raises FormatError naming `source`."""
     if len(buf) < HEADER_SIZE:
         raise FormatError(
@@ -270,6 +266,8 @@ class ShardRecord(Protocol):
     def num_tokens(self) -> int: ...
     @property
     def num_docs(self) -> int: ...
+    @property
+    def header_checksum(self) -> str | None: ...
 
 
 def check_shard_bytes(buf: memoryview, *, source: str, info: ShardRecord | None = None) -> list[Problem]:
@@ -277,7 +275,14 @@ def check_shard_bytes(buf: memoryview, *, source: str, info: ShardRecord | None 
 
     With `info`, also checks the counts, size and whole-file checksum recorded in the manifest.
     """
-    problems = _check_sections(buf, source=source, info=info)
+    return check_shard_bytes_header(buf, source=source, info=info)[0]
+
+
+def check_shard_bytes_header(
+    buf: memoryview, *, source: str, info: ShardRecord | None = None
+) -> tuple[list[Problem], ShardHeader | None]:
+    """`check_shard_bytes`, also returning the parsed header (None if the header itself is bad)."""
+    problems, header = _check_sections(buf, source=source, info=info)
     if info is not None and not problems:
         # Every byte is covered by a section check above; this catches a valid shard that is not the listed one.
         actual = f"{checksum_bytes(buf):016x}"
@@ -287,21 +292,23 @@ def check_shard_bytes(buf: memoryview, *, source: str, info: ShardRecord | None 
                     source, 0, f"whole-file checksum {actual} != manifest {info.checksum}", kind="checksum"
                 )
             )
-    return problems
+    return problems, header
 
 
-def _check_sections(buf: memoryview, *, source: str, info: ShardRecord | None) -> list[Problem]:
+def _check_sections(
+    buf: memoryview, *, source: str, info: ShardRecord | None
+) -> tuple[list[Problem], ShardHeader | None]:
     problems: list[Problem] = []
     if info is not None and len(buf) != info.size:
         why = "truncated" if len(buf) < info.size else "has trailing bytes"
         msg = f"file is {len(buf)} bytes, manifest says {info.size}: {why}"
-        return [Problem(source, min(len(buf), info.size), msg)]
+        return [Problem(source, min(len(buf), info.size), msg)], None
     try:
         header = parse_header(buf, source=source)
     except FormatError as exc:
         kind = "checksum" if isinstance(exc, ChecksumError) else "format"
         problems.append(Problem(source, 0, str(exc), kind=kind))
-        return problems
+        return problems, None
     lay = header.layout
     if len(buf) != lay.file_size:
         problems.append(
@@ -311,7 +318,7 @@ def _check_sections(buf: memoryview, *, source: str, info: ShardRecord | None) -
                 f"file is {len(buf)} bytes, header says {lay.file_size} (truncated?)",
             )
         )
-        return problems
+        return problems, None
     if info is not None and (info.num_tokens, info.num_docs) != (header.num_tokens, header.num_docs):
         problems.append(
             Problem(source, 0, f"header counts differ from the manifest ({info.num_tokens}, {info.num_docs})")
@@ -334,14 +341,14 @@ def _check_sections(buf: memoryview, *, source: str, info: ShardRecord | None) -
         problems.append(
             Problem(source, lay.block_sums_offset, "block checksum table is corrupt", kind="checksum")
         )
-        return problems
+        return problems, None
     sums = np.frombuffer(sums_bytes, dtype="<u8")
     for b in range(lay.num_blocks):
         start = lay.payload_offset + b * header.block_size
         stop = min(start + header.block_size, pad_start)
         if checksum_bytes(buf[start:stop]) != int(sums[b]):
             problems.append(Problem(source, start, "token block checksum mismatch", block=b, kind="checksum"))
-    return problems
+    return problems, header
 
 
 def open_regular(path: str) -> BinaryIO:
@@ -354,6 +361,20 @@ def open_regular(path: str) -> BinaryIO:
             raise FormatError(f"{path}: not a regular file (mode {stat.filemode(mode)}); refusing to read it")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_regular_fd(path: str) -> int:
+    """`open_regular` as a raw descriptor (no file object: ~20 us less per file); the caller closes it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise FormatError(f"{path}: not a regular file (mode {stat.filemode(mode)}); refusing to read it")
+        os.set_blocking(fd, True)
+        return fd
     except BaseException:
         os.close(fd)
         raise

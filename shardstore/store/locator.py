@@ -8,6 +8,7 @@ shards of remote stores. The protocol is four methods, so any other storage can 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -52,6 +53,14 @@ class LocalLocator:
 
     def _resolve(self, name: str) -> str:
         path = os.path.join(self._root, name)
+        if "/" not in name:
+            # One lstat instead of realpath's walk over every part of the root: a plain name that is no symlink
+            # lies directly in the (already resolved) root. Anything else takes the full check below.
+            try:
+                if not stat.S_ISLNK(os.lstat(path).st_mode):
+                    return path
+            except OSError:
+                return path  # missing: the open reports it, naming the path
         real = os.path.realpath(path)
         if not real.startswith(self._real_root + os.sep):
             raise ManifestError(

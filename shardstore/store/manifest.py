@@ -14,9 +14,7 @@ Design:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +24,16 @@ import numpy as np
 
 from shardstore.errors import FormatError, ManifestError
 from shardstore.store import format as fmt
+from shardstore.store.canonjson import canonical as _canonical
+from shardstore.store.canonjson import check_json_value, strict_loads
+from shardstore.store.manifest_index import INDEX_NAME, ShardTable, index_bytes, open_index
+from shardstore.store.manifest_rules import HEX16 as _HEX16
+from shardstore.store.manifest_rules import check_name
+from shardstore.store.manifest_rules import exact_keys as _keys
+from shardstore.store.manifest_rules import fail as _fail
+from shardstore.store.manifest_rules import hex_field as _hex
+from shardstore.store.manifest_rules import int_field as _int
+from shardstore.store.rawmap import map_readonly
 from shardstore.util.durable import atomic_write
 
 __all__ = [
@@ -36,90 +44,56 @@ __all__ = [
     "ShardInfo",
     "TokenizerInfo",
     "file_info",
+    "open_manifest",
     "read_manifest",
     "read_shard_info",
     "write_manifest",
 ]
 
 MANIFEST_NAME = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = (
+    2  # v2 adds each shard's header checksum (binds its bytes to this manifest); v1 still reads
+)
+READABLE_VERSIONS = (1, 2)
 MAX_MANIFEST_BYTES = 1 << 30
 MAX_FILE_BYTES = 1 << 50
-_NAME_PART = r"[A-Za-z0-9_][A-Za-z0-9._+=-]{0,254}"
-_NAME = re.compile(rf"{_NAME_PART}(?:/{_NAME_PART})*")
-_HEX16 = re.compile(r"[0-9a-f]{16}")
 _DTYPES = ("uint16", "uint32")
 _SHARD_KEYS = frozenset({"name", "num_tokens", "num_docs", "size", "checksum"})
 
 
-def _fail(source: str, msg: str) -> ManifestError:
-    return ManifestError(f"{source}: {msg}")
-
-
-def check_name(name: object, *, source: str, what: str = "file name") -> str:
-    """A relative path of plain parts inside the store; raises ManifestError for anything that could escape it."""
-    if not isinstance(name, str):
-        raise _fail(source, f"{what} must be a string, got {type(name).__name__} {name!r}")
-    if len(name) > 1024 or ".." in name or not _NAME.fullmatch(name):
-        raise _fail(
-            source,
-            f"{what} {name!r} is not allowed: use relative names of letters, digits and ._+=- "
-            f"(no '..', no absolute paths, no empty parts)",
-        )
-    return name
-
-
-def _int(value: object, *, source: str, what: str, hi: int = fmt.MAX_TOKENS) -> int:
-    if type(value) is not int:
-        raise _fail(source, f"{what} must be an integer, got {type(value).__name__} {value!r}")
-    if not 0 <= value <= hi:
-        raise _fail(source, f"{what}={value} is outside 0..{hi}")
-    return value
-
-
-def _hex(value: object, pattern: re.Pattern[str], *, source: str, what: str) -> str:
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise _fail(source, f"{what} must be lowercase hex, got {value!r}")
-    return value
-
-
-def _keys(
-    obj: object, required: set[str] | frozenset[str], optional: set[str], *, source: str, what: str
-) -> dict[str, Any]:
-    if type(obj) is dict and obj.keys() == required:
-        return obj
-    if not isinstance(obj, dict):
-        raise _fail(source, f"{what} must be a JSON object, got {type(obj).__name__}")
-    missing = required - obj.keys()
-    extra = obj.keys() - required - optional
-    if missing or extra:
-        raise _fail(source, f"{what} has missing keys {sorted(missing)} / unknown keys {sorted(extra)}")
-    return obj
-
-
 @dataclass(frozen=True, slots=True)
 class ShardInfo:
-    """One shard as the manifest lists it: `checksum` is the whole-file xxh3_64 (16 hex digits)."""
+    """One shard as the manifest lists it: `checksum` is the whole-file xxh3_64 (16 hex digits);
+    `header_checksum` (manifest v2) is the checksum stored in the shard's header, which covers its counts and the
+    checksums of its document index and block table: a reader compares it when it maps the shard, so every token
+    it returns is bound to this manifest at O(1) cost per mapping. None in v1 manifests."""
 
     name: str
     num_tokens: int
     num_docs: int
     size: int
     checksum: str
+    header_checksum: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "name": self.name,
             "num_tokens": self.num_tokens,
             "num_docs": self.num_docs,
             "size": self.size,
             "checksum": self.checksum,
         }
+        if self.header_checksum is not None:
+            d["header_checksum"] = self.header_checksum
+        return d
 
     @classmethod
     def from_dict(cls, d: object, *, source: str, token_bytes: int) -> ShardInfo:
-        d = _keys(d, _SHARD_KEYS, set(), source=source, what="shard entry")
+        d = _keys(d, _SHARD_KEYS, {"header_checksum"}, source=source, what="shard entry")
         name = check_name(d["name"], source=source, what="shard name")
+        head = d.get("header_checksum")
+        if head is not None and (type(head) is not str or not _HEX16.fullmatch(head)):
+            raise _fail(source, f"{name}: header_checksum must be 16 lowercase hex digits, got {head!r}")
         nt, nd, size, checksum = d["num_tokens"], d["num_docs"], d["size"], d["checksum"]
         if not (
             type(nt) is int
@@ -144,7 +118,7 @@ class ShardInfo:
                 source,
                 f"shard {name}: size {size} is impossible for {nt} tokens and {nd} documents (expected {lo}..{hi})",
             )
-        return cls(name=name, num_tokens=nt, num_docs=nd, size=size, checksum=checksum)
+        return cls(name=name, num_tokens=nt, num_docs=nd, size=size, checksum=checksum, header_checksum=head)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,47 +190,6 @@ class TokenizerInfo:
         return cls(fingerprint=fp, vocab_size=vocab, special_ids=ids, eos_id=eos)
 
 
-def _check_json_value(value: object, *, source: str, depth: int = 0) -> None:
-    """Provenance is free-form, but only plain JSON (no NaN/inf), bounded nesting."""
-    if depth > 64:
-        raise _fail(source, "provenance is nested deeper than 64 levels")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise _fail(source, f"provenance keys must be strings, got {k!r}")
-            _check_json_value(v, source=source, depth=depth + 1)
-    elif isinstance(value, list):
-        for v in value:
-            _check_json_value(v, source=source, depth=depth + 1)
-    elif isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise _fail(source, f"provenance holds a non-finite number {value!r}")
-    elif value is not None and not isinstance(value, str | int | bool):
-        raise _fail(source, f"provenance holds a non-JSON value of type {type(value).__name__}")
-
-
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
-
-def _canonical(obj: Mapping[str, Any]) -> bytes:
-    """Sorted keys, one top-level key per line, one shard / file entry per line, ASCII, final newline.
-
-    Readable and diffable, and produced by json's C encoder in one call per key (an indented dump is ~10x slower
-    at 10,000 shards). Entries of `shards` and `files` are flat objects whose strings cannot contain `},{`
-    (validated names, hex checksums), so splitting their compact dump there is exact.
-    """
-    items = sorted(obj.items())
-    lines = ["{"]
-    for i, (key, value) in enumerate(items):
-        comma = "," if i < len(items) - 1 else ""
-        text = _ENCODER.encode(value)
-        if key in ("shards", "files") and isinstance(value, list) and value:
-            text = "[\n  " + text[1:-1].replace("},{", "},\n  {") + "\n ]"
-        lines.append(f" {_ENCODER.encode(key)}: {text}{comma}")
-    lines.append("}\n")
-    return "\n".join(lines).encode("ascii")
-
-
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """A store's table of contents. Construct with keyword arguments; it validates itself."""
@@ -266,7 +199,9 @@ class Manifest:
     files: tuple[FileInfo, ...] = ()
     tokenizer: TokenizerInfo | None = None
     provenance: Mapping[str, Any] = field(default_factory=dict)
-    format_version: int = MANIFEST_VERSION
+    format_version: int = (
+        0  # 0: the newest version the shard entries allow (v2 when each has a header checksum)
+    )
     _fingerprint: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -276,17 +211,55 @@ class Manifest:
             raise ManifestError(f"dtype {self.dtype!r} must be one of {_DTYPES}") from None
         object.__setattr__(self, "shards", tuple(self.shards))
         object.__setattr__(self, "files", tuple(self.files))
+        if not self.format_version:
+            bound = all(s.header_checksum is not None for s in self.shards)
+            object.__setattr__(self, "format_version", MANIFEST_VERSION if bound else 1)
         # Round-trip through the validating parser so a constructed manifest obeys the same rules as a read one.
         object.__setattr__(self, "_fingerprint", self._compute_fingerprint())
         Manifest._validate(self._body(), source="<new manifest>")
 
     @property
     def num_tokens(self) -> int:
-        return sum(s.num_tokens for s in self.shards)
+        return int(self.shard_counts()[0].sum())
 
     @property
     def num_docs(self) -> int:
-        return sum(s.num_docs for s in self.shards)
+        return int(self.shard_counts()[1].sum())
+
+    def shard_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens, documents) per shard as int64 arrays; from the index's columns when opened through it."""
+        shards = self.shards
+        if isinstance(shards, ShardTable):
+            return shards.num_tokens.astype(np.int64), shards.num_docs.astype(np.int64)
+        n = len(shards)
+        return (
+            np.fromiter((x.num_tokens for x in shards), dtype=np.int64, count=n),
+            np.fromiter((x.num_docs for x in shards), dtype=np.int64, count=n),
+        )
+
+    def index_meta(self) -> dict[str, Any]:
+        """Everything of the manifest but its shard list (what `manifest.idx` stores as JSON)."""
+        body = self._body()
+        del body["shards"]
+        return body
+
+    @classmethod
+    def from_index(cls, meta: dict[str, Any], table: ShardTable, *, source: str) -> Manifest:
+        """A manifest over an index's shard table (already bound by checksum to the manifest.json bytes)."""
+        manifest = cls.__new__(cls)
+        tok = meta["tokenizer"]
+        fields: dict[str, Any] = {
+            "dtype": meta["dtype"],
+            "shards": table,
+            "files": tuple(FileInfo.from_dict(f, source=source) for f in meta["files"]),
+            "tokenizer": None if tok is None else TokenizerInfo.from_dict(tok, source=source),
+            "provenance": meta["provenance"],
+            "format_version": meta["format_version"],
+            "_fingerprint": meta["fingerprint"],
+        }
+        for name, value in fields.items():
+            object.__setattr__(manifest, name, value)
+        return manifest
 
     @property
     def token_bytes(self) -> int:
@@ -318,7 +291,9 @@ class Manifest:
             "num_docs": self.num_docs,
             "num_shards": len(self.shards),
             "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None,
-            "shards": [s.to_dict() for s in self.shards],
+            "shards": [s.to_dict() for s in self.shards]
+            if self.format_version >= 2
+            else [ShardInfo.to_dict(_unbound(s)) for s in self.shards],
             "files": [f.to_dict() for f in self.files],
             "provenance": dict(self.provenance),
             "fingerprint": self.fingerprint,
@@ -336,7 +311,7 @@ class Manifest:
         if len(data) > MAX_MANIFEST_BYTES:
             raise _fail(source, f"manifest is {len(data)} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
         try:
-            obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+            obj = strict_loads(data)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise _fail(source, f"not valid JSON ({exc}); the manifest is corrupt") from None
         if not isinstance(obj, dict):
@@ -366,11 +341,12 @@ class Manifest:
         keys = {"format", "format_version", "dtype", "num_tokens", "num_docs", "num_shards", "tokenizer"}
         keys |= {"shards", "files", "provenance", "fingerprint"}
         obj = _keys(obj, keys, set(), source=source, what="manifest")
-        if obj["format"] != "shardstore" or obj["format_version"] != MANIFEST_VERSION:
+        version = obj["format_version"]
+        if obj["format"] != "shardstore" or type(version) is not int or version not in READABLE_VERSIONS:
             raise _fail(
                 source,
-                f"format {obj['format']!r} version {obj['format_version']!r} is not a shardstore v{MANIFEST_VERSION} "
-                "manifest",
+                f"format {obj['format']!r} version {version!r} is not a shardstore manifest of versions "
+                f"{READABLE_VERSIONS}; upgrade shardstore or rebuild the store",
             )
         if obj["dtype"] not in _DTYPES:
             raise _fail(source, f"dtype {obj['dtype']!r} must be one of {_DTYPES}")
@@ -383,9 +359,15 @@ class Manifest:
         prov = obj["provenance"]
         if not isinstance(prov, dict):
             raise _fail(source, "provenance must be a JSON object")
-        _check_json_value(prov, source=source)
+        check_json_value(prov, source=source, fail=_fail)
         shard_infos = tuple(ShardInfo.from_dict(s, source=source, token_bytes=token_bytes) for s in shards)
         file_infos = tuple(FileInfo.from_dict(f, source=source) for f in files)
+        unbound = sum(s.header_checksum is None for s in shard_infos)
+        if (version >= 2 and unbound) or (version == 1 and unbound != len(shard_infos)):
+            raise _fail(
+                source,
+                f"a v{version} manifest must list header_checksum for {'every' if version >= 2 else 'no'} shard",
+            )
         names = [s.name for s in shard_infos] + [f.name for f in file_infos]
         if len(set(names)) != len(names) or MANIFEST_NAME in names:
             dup = sorted({n for n, c in Counter(names).items() if c > 1 or n == MANIFEST_NAME})
@@ -405,7 +387,7 @@ class Manifest:
             "files": file_infos,
             "tokenizer": tokenizer,
             "provenance": prov,
-            "format_version": MANIFEST_VERSION,
+            "format_version": version,
         }
         for name, value in fields.items():
             object.__setattr__(manifest, name, value)
@@ -415,15 +397,37 @@ class Manifest:
         return manifest
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
+def _unbound(s: ShardInfo) -> ShardInfo:
+    """The v1 form of an entry (no header checksum)."""
+    return ShardInfo(s.name, s.num_tokens, s.num_docs, s.size, s.checksum)
 
 
 def write_manifest(directory: str | os.PathLike[str], manifest: Manifest) -> str:
-    """Atomically write `manifest.json` into `directory` (the commit point of a store); returns its path."""
+    """Atomically write `manifest.idx` then `manifest.json` (the commit point of a store); returns its path."""
     path = os.path.join(os.fspath(directory), MANIFEST_NAME)
-    atomic_write(path, manifest.to_json_bytes())
+    data = manifest.to_json_bytes()
+    atomic_write(os.path.join(os.fspath(directory), INDEX_NAME), index_bytes(manifest, data))
+    atomic_write(path, data)
     return path
+
+
+def open_manifest(directory: str | os.PathLike[str]) -> Manifest:
+    """The manifest of a local store: through `manifest.idx` when it matches `manifest.json` byte for byte
+    (O(1) Python, shared pages), else `read_manifest` (parse and validate the JSON)."""
+    directory = os.fspath(directory)
+    path = os.path.join(directory, MANIFEST_NAME)
+    try:
+        with fmt.open_regular(path) as f:
+            view, fid = map_readonly(f.fileno(), source=path)
+    except (OSError, FormatError):
+        return read_manifest(directory)
+    if fid.size > MAX_MANIFEST_BYTES:
+        raise _fail(path, f"manifest is {fid.size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
+    found = open_index(directory, view, ShardInfo)
+    if found is None:
+        return Manifest.from_json_bytes(bytes(view), source=path)
+    meta, table = found
+    return Manifest.from_index(meta, table, source=path)
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
@@ -431,7 +435,7 @@ def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
     path = os.path.join(os.fspath(directory), MANIFEST_NAME)
     try:
         with fmt.open_regular(path) as f:
-            data = f.read(MAX_MANIFEST_BYTES + 1)
+            data = _read_sized(f, path)
     except FileNotFoundError:
         raise ManifestError(
             f"{path}: no manifest: not a shardstore store, or its build never finished"
@@ -439,6 +443,17 @@ def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read manifest: {exc}") from exc
     return Manifest.from_json_bytes(data, source=path)
+
+
+def _read_sized(f: Any, path: str) -> bytes:
+    """The whole file, reading by its size (never reserving MAX_MANIFEST_BYTES for a small one)."""
+    size = os.fstat(f.fileno()).st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise _fail(path, f"manifest is {size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
+    data = f.read(size)
+    if len(data) != size or f.read(1):
+        raise _fail(path, "manifest changed size while it was read; retry once the writer finished")
+    return bytes(data)
 
 
 def file_info(path: str | os.PathLike[str], *, name: str | None = None) -> FileInfo:
@@ -465,4 +480,5 @@ def read_shard_info(path: str | os.PathLike[str], *, name: str | None = None) ->
         num_docs=header.num_docs,
         size=size,
         checksum=fmt.file_checksum(path),
+        header_checksum=f"{fmt.stored_header_checksum(head):016x}",
     )

@@ -97,9 +97,9 @@ def read_rows(
             continue
         if not shard.trusted:
             # inline bitmap test for the usual row (inside two blocks, both verified); else hash what is missing
-            shift, verified = shard.block_shift, shard.verified
+            shift, touched = shard.block_shift, shard.touched
             first, last = local >> shift, (stop - 1) >> shift
-            if last - first > 1 or not (verified[first] and verified[last]):
+            if last - first > 1 or not (touched[first] and touched[last]):
                 shard.check_blocks(local, stop)
         out[r] = shard.tokens[local:stop]
     return out

@@ -26,11 +26,8 @@ Design and trade-offs:
 from __future__ import annotations
 
 import os
-import threading
 from bisect import bisect_right
-from collections import OrderedDict
 from collections.abc import Sequence
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,25 +35,24 @@ import numpy as np
 from shardstore.errors import ChecksumError, ConfigError, FormatError, ManifestError
 from shardstore.store import format as fmt
 from shardstore.store import rows as _rows
+from shardstore.store.budget import DEFAULT_MAX_MAPPINGS, MapBudget
 from shardstore.store.locator import LocalLocator, Locator, split_url
-from shardstore.store.manifest import MANIFEST_NAME, FileInfo, Manifest, read_manifest
+from shardstore.store.manifest import MANIFEST_NAME, FileInfo, Manifest, open_manifest
+from shardstore.store.mapcache import ShardMaps
 from shardstore.store.mapped import MappedShard
+from shardstore.store.rawmap import FileId
 from shardstore.util.forksafe import reset_in_forked_child
+from shardstore.util.modes import VerifyMode, parse_mode
+from shardstore.util.remote_options import RemoteOptions
 
 if TYPE_CHECKING:
     from shardstore.store.verify import VerifyReport
 
 __all__ = ["DEFAULT_MAX_OPEN_SHARDS", "LocalLocator", "Locator", "Store", "VerifyMode"]
 
-DEFAULT_MAX_OPEN_SHARDS = 256
-
-
-class VerifyMode(StrEnum):
-    """How much a Store checks: each block on first read (default), everything at open, or nothing (benchmarks)."""
-
-    TOUCH = "touch"
-    FULL = "full"
-    OFF = "off"
+DEFAULT_MAX_OPEN_SHARDS = (
+    DEFAULT_MAX_MAPPINGS  # per store: by default only the process-wide MapBudget bounds it
+)
 
 
 class Store:
@@ -71,11 +67,9 @@ class Store:
         verify: VerifyMode | str = VerifyMode.TOUCH,
         max_open_shards: int = DEFAULT_MAX_OPEN_SHARDS,
         reopen_args: tuple[Any, ...] | None = None,
+        budget: MapBudget | None = None,
     ) -> None:
-        try:
-            self._mode = VerifyMode(verify)
-        except ValueError:
-            raise ConfigError(f"verify={verify!r} must be one of {[m.value for m in VerifyMode]}") from None
+        self._mode = parse_mode(VerifyMode, verify, name="verify")
         if max_open_shards < 1:
             raise ConfigError(f"max_open_shards={max_open_shards} must be >= 1")
         self._manifest = manifest
@@ -83,22 +77,20 @@ class Store:
         self._root = root
         self._max_open = max_open_shards
         self._reopen_args = reopen_args
-        counts = np.fromiter(
-            (s.num_tokens for s in manifest.shards), dtype=np.int64, count=len(manifest.shards)
-        )
-        docs = np.fromiter((s.num_docs for s in manifest.shards), dtype=np.int64, count=len(manifest.shards))
+        counts, docs = manifest.shard_counts()
         self._tok_cum = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._doc_cum = np.concatenate([[0], np.cumsum(docs)]).astype(np.int64)
         self._tok_starts: list[int] = self._tok_cum[:-1].tolist()
-        self._doc_starts: list[int] = self._doc_cum[:-1].tolist()
+        # documents are looked up by np.searchsorted on _doc_cum (not the loader's hot path): no 100k-int list
         self._num_tokens = int(self._tok_cum[-1])
         self._num_docs = int(self._doc_cum[-1])
         self._dtype = np.dtype(manifest.dtype)
         self._tokenizer: Any = None
         self._out_dtypes: set[np.dtype] = set()
         self._out_dtype: np.dtype | None = None
-        self._reset_state()
-        # a forked child (e.g. a DataLoader worker) must not trust the parent's verification bitmaps or mappings
+        self._maps = ShardMaps(
+            manifest, locator, max_open=max_open_shards, trust_all=self._mode is VerifyMode.OFF, budget=budget
+        )
         reset_in_forked_child(self._reset_after_fork)
         if self._mode is VerifyMode.FULL:
             self.verify()
@@ -115,30 +107,36 @@ class Store:
         storage_options: dict[str, Any] | None = None,
         max_open_shards: int = DEFAULT_MAX_OPEN_SHARDS,
         cache_limit: int | None = None,
+        remote: RemoteOptions | None = None,
     ) -> Store:
         """Open a store directory, a `file://` URL, or (through the node-local cache) any fsspec URL.
 
         `cache_limit` (bytes) bounds the node-local cache of a remote store; the store then keeps at most as many
-        shards mapped as fit under it (mapped shards cannot be evicted).
+        shards mapped as fit under it (mapped shards cannot be evicted). `remote` is the three remote options as one
+        `RemoteOptions` (what the mixture and a re-opened store pass), instead of the separate keywords.
         """
-        args = (os.fspath(path_or_url), verify, cache_dir, storage_options, max_open_shards, cache_limit)
+        if "\x00" in os.fspath(path_or_url):
+            raise ConfigError(
+                f"store path {os.fspath(path_or_url)!r} contains a NUL byte; no file can be named so"
+            )
+        if remote is None:
+            remote = RemoteOptions(cache_dir, storage_options, cache_limit)
+        elif cache_dir is not None or storage_options is not None or cache_limit is not None:
+            raise ConfigError(
+                "pass either remote=RemoteOptions(...) or cache_dir/storage_options/cache_limit"
+            )
+        args = (os.fspath(path_or_url), verify, remote, max_open_shards)
         proto, path = split_url(path_or_url)
         if proto is None:
             if os.path.basename(path) == MANIFEST_NAME and os.path.isfile(path):
                 path = os.path.dirname(path) or "."
-            manifest = read_manifest(path)
+            manifest = open_manifest(path)
             locator: Locator = LocalLocator(path, manifest)
             root = path
         else:
-            try:
-                from shardstore.remote.cache import open_remote
-            except ImportError as exc:
-                raise ConfigError(
-                    f"{path}: opening a remote store needs shardstore.remote.cache, which is not available ({exc})"
-                ) from exc
-            manifest_bytes, locator = open_remote(
-                path, cache_dir=cache_dir, storage_options=storage_options, cache_limit=cache_limit
-            )
+            from shardstore.remote.cache import open_remote
+
+            manifest_bytes, locator = open_remote(path, remote)
             pinnable = locator.max_mapped_shards
             if pinnable is not None:
                 max_open_shards = min(max_open_shards, pinnable)
@@ -262,9 +260,9 @@ class Store:
             raise IndexError(f"tokens [{start}, {start + n}) are outside the store's [0, {self._num_tokens})")
         starts = self._tok_starts
         s = bisect_right(starts, start) - 1
-        shard = self._slots[s]
+        shard = self._maps.slots[s]
         if shard is None:
-            shard = self._get(s)
+            shard = self._maps.get(s)
         else:
             shard.used = True
         local = start - starts[s]
@@ -321,9 +319,9 @@ class Store:
             index += self._num_docs
         if not 0 <= index < self._num_docs:
             raise IndexError(f"document {index} is outside the store's {self._num_docs} documents")
-        s = bisect_right(self._doc_starts, index) - 1
+        s = self._doc_shard(index)
         shard = self._get(s)
-        j = index - self._doc_starts[s]
+        j = index - int(self._doc_cum[s])
         a, b = int(shard.offsets[j]), int(shard.offsets[j + 1])
         if a < b and not shard.trusted:
             shard.check_blocks(a, b)
@@ -333,9 +331,9 @@ class Store:
         """Global token range [start, stop) of document `index`."""
         if not 0 <= index < self._num_docs:
             raise IndexError(f"document {index} is outside the store's {self._num_docs} documents")
-        s = bisect_right(self._doc_starts, index) - 1
+        s = self._doc_shard(index)
         shard = self._get(s)
-        j = index - self._doc_starts[s]
+        j = index - int(self._doc_cum[s])
         base = self._tok_starts[s]
         return base + int(shard.offsets[j]), base + int(shard.offsets[j + 1])
 
@@ -386,11 +384,7 @@ class Store:
 
     def close(self) -> None:
         """Drop every mapping (views already handed out stay valid)."""
-        with self._lock:
-            for index in self._mapped:
-                self._slots[index] = None
-                self._locator.release(index)
-            self._mapped.clear()
+        self._maps.close()
 
     def __enter__(self) -> Store:
         return self
@@ -399,6 +393,9 @@ class Store:
         self.close()
 
     # -- internals ------------------------------------------------------------------------------------------------
+
+    def _doc_shard(self, index: int) -> int:
+        return int(np.searchsorted(self._doc_cum, np.int64(index), "right")) - 1
 
     def _check_out(self, out: np.ndarray) -> None:
         """Accept (and remember) an output dtype that holds every id of this store's dtype without wrapping."""
@@ -415,18 +412,10 @@ class Store:
         self._out_dtypes.add(out.dtype)
         self._out_dtype = out.dtype  # identity fast path for the next call
 
-    def _reset_state(self) -> None:
-        self._mapped: OrderedDict[int, MappedShard] = OrderedDict()  # mapping order: the CLOCK hand's path
-        self._slots: list[MappedShard | None] = [None] * self.num_shards  # O(1) lookup on the read path
-        self._verified: dict[int, bytearray] = {}
-        self._trust_all = self._mode is VerifyMode.OFF
-        self._lock = threading.Lock()  # guards _mapped/_slots/_verified changes (never held while reading)
-
     def _reset_after_fork(self) -> None:
-        # The child re-maps and re-verifies what it reads instead of trusting the parent's mappings and bitmaps.
+        # The child re-maps and re-verifies what it reads (ShardMaps resets itself); FULL was the parent's work.
         if self._mode is VerifyMode.FULL:
             self._mode = VerifyMode.TOUCH
-        self._reset_state()
 
     # -- the row and verify interface (rows.RowStore, verify.VerifiedStore): internal, not the public contract ---
 
@@ -438,7 +427,7 @@ class Store:
     @property
     def mapped_slots(self) -> list[MappedShard | None]:
         """Shard index -> its mapping, None where unmapped (read without the lock: the hot path)."""
-        return self._slots
+        return self._maps.slots
 
     def mapped_shard(self, index: int) -> MappedShard:
         """The mapped shard `index`, mapping it (and evicting another) if needed."""
@@ -449,54 +438,16 @@ class Store:
         if dtype is not self._out_dtype:
             self._check_out(np.empty(0, dtype=dtype))
 
-    def mark_fully_verified(self, index: int, num_blocks: int) -> None:
-        """`verify_store` checked every block of shard `index`: later reads skip their first-touch checks."""
-        with self._lock:
-            bitmap = self._verified.setdefault(index, bytearray(num_blocks))
-            bitmap[:] = b"\x01" * num_blocks
-            shard = self._slots[index]
-            if shard is not None:
-                shard.trusted = True
+    def mark_fully_verified(self, index: int, fid: FileId, header: fmt.ShardHeader, stored: int) -> None:
+        """`verify_store` checked every byte of shard `index` as file `fid`: later mappings skip block hashes."""
+        self._maps.mark_fully_verified(index, fid, header, stored)
 
     def _get(self, index: int) -> MappedShard:
-        """The mapped shard, mapping it (and evicting another) if needed.
-
-        Eviction is CLOCK (second chance), an LRU approximation whose hit path is one attribute write instead of
-        an OrderedDict reorder on every read.
-        """
-        shard = self._slots[index]
+        shard = self._maps.slots[index]
         if shard is not None:
             shard.used = True
             return shard
-        # Map outside the lock (a remote locator may block on a download), then publish under it; reads of
-        # already-mapped shards never take the lock.
-        mapped = self._map(index)
-        with self._lock:
-            shard = self._slots[index]
-            if shard is not None:  # another thread won the race; use its mapping
-                return shard
-            self._mapped[index] = mapped
-            self._slots[index] = mapped
-            while len(self._mapped) > self._max_open:
-                old, candidate = next(iter(self._mapped.items()))
-                if candidate.used:
-                    candidate.used = False
-                    self._mapped.move_to_end(old)
-                else:
-                    del self._mapped[old]
-                    self._slots[old] = None
-                    self._locator.release(old)
-        return mapped
-
-    def _map(self, index: int) -> MappedShard:
-        path = self._locator.shard_path(index)
-        shard = MappedShard.open(index, path, self._manifest.shards[index], bitmap=self._bitmap)
-        shard.trusted = shard.trusted or self._trust_all
-        return shard
-
-    def _bitmap(self, index: int, num_blocks: int) -> bytearray:
-        with self._lock:
-            return self._verified.setdefault(index, bytearray(num_blocks))
+        return self._maps.get(index)
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:
@@ -504,21 +455,7 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def _reopen(
-    path_or_url: str,
-    verify: str,
-    cache_dir: str | None,
-    storage_options: dict[str, Any] | None,
-    max_open: int,
-    cache_limit: int | None = None,
-) -> Store:
+def _reopen(path_or_url: str, verify: str, remote: RemoteOptions, max_open: int) -> Store:
     # A FULL store was verified by its parent; the child checks blocks as it touches them instead.
-    mode = VerifyMode.TOUCH if VerifyMode(verify) is VerifyMode.FULL else verify
-    return Store.open(
-        path_or_url,
-        verify=mode,
-        cache_dir=cache_dir,
-        storage_options=storage_options,
-        max_open_shards=max_open,
-        cache_limit=cache_limit,
-    )
+    mode = VerifyMode.TOUCH if parse_mode(VerifyMode, verify, name="verify") is VerifyMode.FULL else verify
+    return Store.open(path_or_url, verify=mode, max_open_shards=max_open, remote=remote)

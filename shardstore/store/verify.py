@@ -1,24 +1,36 @@
-"""Full verification of a store: every byte of every shard and auxiliary file against the manifest.
+"""Full verification of a store: every byte of every file in its directory, read once, against the manifest.
 
-It never stops at the first problem: the report lists each one (file, block, byte offset) so `shardstore verify`
-can print them all. Shards are mapped one at a time outside the Store's LRU, and a shard that passes is marked
-fully verified in the Store, so later reads skip their first-touch block checks.
+- Each shard is read once, in order. Up to 1 MiB it is one `read` (a tiny shard costs one open, one fstat and one
+  read) and checked in memory; above, it is mapped and each payload block is hashed for the block table and fed,
+  while it is in cache, to the streaming whole-file checksum, so no byte is fetched twice from disk or DRAM
+  (issue 19: block sums over the whole file, then the whole file again, read everything twice).
+- Auxiliary files listed in the manifest are checked by size and whole-file checksum. The manifest checks itself
+  (`manifest_checksum`); its binary index (`manifest.idx`, if present) must be the one derived from it.
+- Every other file under the store directory is *named* in the report as not covered (`shardstore verify` prints
+  `NOT COVERED name`): nothing there is read by a Store, and nothing is silently trusted. Files whose own
+  checksums another module checks (the build journal, `build_report.json`) are listed here with that module's
+  verdict when a checker is registered by name in `COVERED_ELSEWHERE` (empty until they carry checksums).
+- It never stops at the first problem: the report lists each one (file, block, byte offset). A shard that passes
+  is recorded in the Store as fully verified for that file identity, so later reads skip their block hashes.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from shardstore.errors import ManifestError, ShardStoreError
+import numpy as np
+
+from shardstore.errors import ChecksumError, FormatError, ManifestError, ShardStoreError
 from shardstore.store import format as fmt
+from shardstore.store.rawmap import FileId, file_id, map_readonly
+from shardstore.util.sealed import check_store_state
 
 if TYPE_CHECKING:
     from shardstore.store.locator import Locator
-    from shardstore.store.manifest import Manifest
+    from shardstore.store.manifest import Manifest, ShardInfo
 
 
 class VerifiedStore(Protocol):
@@ -30,10 +42,12 @@ class VerifiedStore(Protocol):
     def locator(self) -> Locator: ...
     @property
     def root(self) -> str: ...
-    def mark_fully_verified(self, index: int, num_blocks: int) -> None: ...
+    def mark_fully_verified(self, index: int, fid: FileId, header: fmt.ShardHeader, stored: int) -> None: ...
 
 
-__all__ = ["VerifyReport", "verify_store"]
+__all__ = ["VerifyReport", "check_shard_fd", "verify_store"]
+
+_READ_WHOLE = 1 << 20  # shards up to this size are read with one read() call and checked in memory (L2-sized)
 
 
 @dataclass(slots=True)
@@ -44,6 +58,7 @@ class VerifyReport:
     files_checked: int = 0
     bytes_checked: int = 0
     problems: list[fmt.Problem] = field(default_factory=list)
+    not_covered: list[str] = field(default_factory=list)  # files in the store folder that nothing checks
 
     @property
     def ok(self) -> bool:
@@ -54,8 +69,120 @@ class VerifyReport:
         fmt.raise_problems(self.problems)
 
 
-def _check_shard(store: VerifiedStore, index: int, report: VerifyReport) -> None:
-    info = store.manifest.shards[index]
+def _read_exact(fd: int, buf: memoryview) -> int:
+    got = 0
+    while got < len(buf):
+        n = os.readv(fd, [buf[got:]])
+        if n == 0:
+            break
+        got += n
+    return got
+
+
+_Checked = tuple[fmt.ShardHeader, int] | None  # (header, its stored checksum) when the shard is sound
+
+
+def check_shard_fd(
+    fd: int, size: int, *, source: str, info: fmt.ShardRecord
+) -> tuple[list[fmt.Problem], _Checked]:
+    """Check an open shard against its manifest entry, reading each byte once from disk.
+
+    Returns (problems, checked): `checked` is (header, stored header checksum) when there are no problems.
+    """
+    if size != info.size:
+        why = "truncated" if size < info.size else "has trailing bytes"
+        return [
+            fmt.Problem(
+                source, min(size, info.size), f"file is {size} bytes, manifest says {info.size}: {why}"
+            )
+        ], None
+    if size <= _READ_WHOLE:
+        data = bytearray(size)
+        if _read_exact(fd, memoryview(data)) != size:
+            return [fmt.Problem(source, 0, "file shrank while it was read")], None
+        view = memoryview(data)
+        problems = fmt.check_shard_bytes(view, source=source, info=info)  # in memory: the disk is read once
+        if problems:
+            return problems, None
+        return [], (
+            fmt.parse_header(view[: fmt.HEADER_SIZE], source=source),
+            fmt.stored_header_checksum(view),
+        )
+    return _check_streaming(fd, size, source=source, info=info)
+
+
+def _check_streaming(
+    fd: int, size: int, *, source: str, info: fmt.ShardRecord
+) -> tuple[list[fmt.Problem], _Checked]:
+    """Large shards, mapped (no copy): header, then each payload block hashed for its table entry and, while it
+    is in cache, fed to the whole-file hash; then the tables. One pass over the file, no byte fetched twice."""
+    view, _ = map_readonly(fd, source=source)
+    if len(view) != size:
+        return [fmt.Problem(source, min(len(view), size), "file changed size while it was read")], None
+    head = view[: fmt.HEADER_SIZE]
+    try:
+        header = fmt.parse_header(head, source=source)
+    except FormatError as exc:
+        kind = "checksum" if isinstance(exc, ChecksumError) else "format"
+        return [fmt.Problem(source, 0, str(exc), kind=kind)], None
+    lay = header.layout
+    if (info.num_tokens, info.num_docs, size) != (header.num_tokens, header.num_docs, lay.file_size):
+        return [
+            fmt.Problem(
+                source, 0, f"header counts differ from the manifest ({info.num_tokens}, {info.num_docs})"
+            )
+        ], None
+    whole = fmt.checksum_stream()
+    whole.update(head)
+    sums: list[int] = []
+    problems: list[fmt.Problem] = []
+    pos = lay.payload_offset
+    end = lay.payload_offset + lay.payload_nbytes
+    while pos < end:
+        mv = view[pos : min(pos + header.block_size, end)]
+        sums.append(fmt.checksum_bytes(mv))
+        whole.update(mv)
+        pos += len(mv)
+    tail = view[end : lay.file_size]  # padding, document index, block table
+    whole.update(tail)
+
+    pad = lay.doc_index_offset - end
+    doc = tail[pad : pad + (lay.block_sums_offset - lay.doc_index_offset)]
+    table = tail[pad + len(doc) :]
+    if bytes(tail[:pad]).count(0) != pad:
+        problems.append(fmt.Problem(source, end, "padding before the document index is not zero"))
+    if fmt.checksum_bytes(doc) != header.doc_index_checksum:
+        problems.append(
+            fmt.Problem(source, lay.doc_index_offset, "document index checksum mismatch", kind="checksum")
+        )
+    else:
+        try:
+            fmt.check_doc_index(np.frombuffer(doc, dtype="<u8"), header, source=source)
+        except FormatError as exc:
+            problems.append(fmt.Problem(source, lay.doc_index_offset, str(exc)))
+    if fmt.checksum_bytes(table) != header.block_sums_checksum:
+        problems.append(
+            fmt.Problem(source, lay.block_sums_offset, "block checksum table is corrupt", kind="checksum")
+        )
+    else:
+        stored = np.frombuffer(table, dtype="<u8").tolist()
+        for b, (got, want) in enumerate(zip(sums, stored, strict=True)):
+            if got != want:
+                off = lay.payload_offset + b * header.block_size
+                problems.append(
+                    fmt.Problem(source, off, "token block checksum mismatch", block=b, kind="checksum")
+                )
+    actual = f"{whole.intdigest():016x}"
+    if not problems and actual != info.checksum:
+        problems.append(
+            fmt.Problem(
+                source, 0, f"whole-file checksum {actual} != manifest {info.checksum}", kind="checksum"
+            )
+        )
+    return problems, None if problems else (header, fmt.stored_header_checksum(head))
+
+
+def _check_shard(store: VerifiedStore, index: int, info: ShardInfo, report: VerifyReport) -> None:
     try:
         path = store.locator.shard_path(index)
     except ShardStoreError as exc:
@@ -63,31 +190,25 @@ def _check_shard(store: VerifiedStore, index: int, report: VerifyReport) -> None
         report.problems.append(fmt.Problem(info.name, 0, str(exc), kind=kind))
         return
     try:
-        with fmt.open_regular(path) as f:
-            size = os.fstat(f.fileno()).st_size
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        fd = fmt.open_regular_fd(path)
+        try:
+            st = os.fstat(fd)
+            problems, checked = check_shard_fd(fd, st.st_size, source=path, info=info)
+        finally:
+            os.close(fd)
     except (OSError, ShardStoreError) as exc:
         report.problems.append(fmt.Problem(path, 0, f"cannot read shard: {exc}"))
         return
-    if mm is None:
-        problems = fmt.check_shard_bytes(memoryview(b""), source=path, info=info)
-    else:
-        with mm:
-            view = memoryview(mm)
-            try:
-                problems = fmt.check_shard_bytes(view, source=path, info=info)
-                num_blocks = (
-                    fmt.parse_header(view[: fmt.HEADER_SIZE], source=path).layout.num_blocks
-                    if not problems
-                    else 0
-                )
-            finally:
-                view.release()
     report.files_checked += 1
-    report.bytes_checked += size
+    report.bytes_checked += st.st_size
     report.problems.extend(problems)
-    if not problems:
-        store.mark_fully_verified(index, num_blocks)
+    if checked is not None:
+        header, head_sum = checked
+        if info.header_checksum is not None and f"{head_sum:016x}" != info.header_checksum:
+            msg = f"header checksum {head_sum:016x} != manifest {info.header_checksum}: another shard's file"
+            report.problems.append(fmt.Problem(path, 0, msg, kind="checksum"))
+        else:
+            store.mark_fully_verified(index, file_id(st), header, head_sum)
 
 
 def _check_file(store: VerifiedStore, name: str, report: VerifyReport) -> None:
@@ -98,12 +219,16 @@ def _check_file(store: VerifiedStore, name: str, report: VerifyReport) -> None:
         path = store.locator.file_path(name)
         with fmt.open_regular(path) as f:
             size = os.fstat(f.fileno()).st_size
-        if size != entry.size:
-            report.problems.append(
-                fmt.Problem(path, min(size, entry.size), f"file is {size} bytes, manifest says {entry.size}")
-            )
-            return
-        actual = fmt.file_checksum(path)
+            if size != entry.size:
+                report.problems.append(
+                    fmt.Problem(
+                        path, min(size, entry.size), f"file is {size} bytes, manifest says {entry.size}"
+                    )
+                )
+                return
+            data = bytearray(size)
+            got = _read_exact(f.fileno(), memoryview(data))
+        actual = f"{fmt.checksum_bytes(memoryview(data)[:got]):016x}"
     except (OSError, ShardStoreError) as exc:
         report.problems.append(fmt.Problem(name, 0, f"cannot read auxiliary file: {exc}"))
         return
@@ -115,15 +240,110 @@ def _check_file(store: VerifiedStore, name: str, report: VerifyReport) -> None:
         )
 
 
+# Files of a store folder that another module checks by their own checksums: name -> checker(path) -> problems.
+COVERED_ELSEWHERE: dict[str, Callable[[str], list[fmt.Problem]]] = {}
+
+
+def _walk(root: str) -> list[str]:
+    """Every file under `root`, as relative '/'-separated names, sorted (symlinks are listed, not followed)."""
+    names: list[str] = []
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        rel = os.path.relpath(folder, root)
+        for fname in sorted(files):
+            names.append(fname if rel == "." else f"{rel.replace(os.sep, '/')}/{fname}")
+    return names
+
+
+def _check_manifest_files(store: VerifiedStore, report: VerifyReport) -> None:
+    """manifest.json parses and validates in full (a Store opened through the index only hashed it), describes
+    this store, and manifest.idx (if present) is byte for byte the index derived from it."""
+    from shardstore.store.manifest import MANIFEST_NAME, Manifest
+    from shardstore.store.manifest_index import INDEX_NAME, index_bytes
+
+    path = os.path.join(store.root, MANIFEST_NAME)
+    try:
+        with fmt.open_regular(path) as f:
+            data = f.read()
+        parsed = Manifest.from_json_bytes(data, source=path)
+    except (OSError, ShardStoreError) as exc:
+        report.problems.append(fmt.Problem(path, 0, f"manifest: {exc}", kind="manifest"))
+        return
+    report.files_checked += 1
+    report.bytes_checked += len(data)
+    if parsed.fingerprint != store.manifest.fingerprint:
+        report.problems.append(
+            fmt.Problem(path, 0, "manifest changed since the store was opened", kind="manifest")
+        )
+    idx = os.path.join(store.root, INDEX_NAME)
+    if not os.path.lexists(idx):
+        return
+    try:
+        with fmt.open_regular(idx) as f:
+            got = f.read()
+    except (OSError, ShardStoreError) as exc:
+        report.problems.append(fmt.Problem(idx, 0, f"cannot read the manifest index: {exc}"))
+        return
+    report.files_checked += 1
+    report.bytes_checked += len(got)
+    if got != index_bytes(parsed, data):
+        msg = "is not the index of manifest.json (stale or corrupt); delete it or rewrite the manifest"
+        report.problems.append(fmt.Problem(idx, 0, msg, kind="checksum"))
+
+
+def _list_uncovered(store: VerifiedStore, shard_names: set[str], report: VerifyReport) -> None:
+    from shardstore.store.manifest import MANIFEST_NAME
+    from shardstore.store.manifest_index import INDEX_NAME
+
+    root = store.root
+    if not os.path.isdir(root):  # a remote store: its cache folder is the cache's business
+        return
+    _check_manifest_files(store, report)
+    covered = shard_names | {f.name for f in store.manifest.files}
+    covered |= {MANIFEST_NAME, INDEX_NAME}
+    for name in _walk(root):
+        if name in covered or name == "build_report.json" or name.startswith(".build/"):
+            continue  # the sealed build state: `_check_build_state` checks it (or names it not covered)
+        checker = COVERED_ELSEWHERE.get(name.split("/", 1)[0] if "/" in name else name)
+        if checker is not None:
+            report.problems.extend(checker(os.path.join(root, name)))
+            report.files_checked += 1
+        else:
+            report.not_covered.append(name)
+
+
 def verify_store(store: VerifiedStore, *, on_file: Callable[[str], None] | None = None) -> VerifyReport:
-    """Check every shard and auxiliary file of `store`; `on_file(name)` is called after each (progress)."""
+    """Check every shard and auxiliary file of `store`; `on_file(name)` is called after each (progress).
+
+    `report.not_covered` names every other file in the store directory (nothing checks or reads them)."""
     report = VerifyReport(root=store.root)
+    names = []
     for index, info in enumerate(store.manifest.shards):
-        _check_shard(store, index, report)
+        names.append(info.name)
+        _check_shard(store, index, info, report)
         if on_file is not None:
             on_file(info.name)
     for entry in store.manifest.files:
         _check_file(store, entry.name, report)
         if on_file is not None:
             on_file(entry.name)
+    _check_build_state(store.root, report)
+    _list_uncovered(store, set(names), report)
     return report
+
+
+def _check_build_state(root: str, report: VerifyReport) -> None:
+    """The sealed build state beside a local store (`build_report.json`, `.build/`): see `util.sealed`."""
+    if not os.path.isdir(root):
+        return
+    bad, uncovered = check_store_state(root)
+    for name in bad:
+        report.problems.append(
+            fmt.Problem(
+                os.path.join(root, name),
+                0,
+                "build state file is corrupt (its xxh3 seal does not match); the store's data is not affected: "
+                "re-run the build command to rewrite it, or delete it",
+            )
+        )
+    report.not_covered.extend(uncovered)

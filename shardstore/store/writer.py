@@ -372,7 +372,8 @@ class ShardWriter:
             layout=layout,
         )
         f.seek(0)
-        f.write(header.pack())
+        packed = header.pack()
+        f.write(packed)
         f.flush()
         os.fsync(f.fileno())
         f.close()
@@ -389,6 +390,7 @@ class ShardWriter:
                 num_docs=self._num_docs,
                 size=layout.file_size,
                 checksum=checksum,
+                header_checksum=f"{fmt.stored_header_checksum(packed):016x}",
             )
         )
         self._start_shard_state()

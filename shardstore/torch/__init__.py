@@ -11,7 +11,6 @@ from shardstore.loader.torch import (
     MixtureDataset,
     MixtureSampler,
     ShardStoreDataLoader,
-    batch_to_numpy,
     make_dataloader,
     resolve_rank,
 )
@@ -22,7 +21,6 @@ __all__ = [
     "MixtureDataset",
     "MixtureSampler",
     "ShardStoreDataLoader",
-    "batch_to_numpy",
     "make_dataloader",
     "resolve_rank",
 ]

@@ -45,9 +45,11 @@ def atomic_writer(
             if fsync:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = path  # a failed write() names no file: name the target (ENOSPC messages need it)
         raise
     if fsync and sync_dir:
         fsync_dir(os.path.dirname(os.path.abspath(path)))

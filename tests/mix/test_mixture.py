@@ -99,7 +99,10 @@ def test_tokenizer_mismatch_is_refused_unless_allowed(tmp_path: Path) -> None:
         ({"schedule": [{"start_step": 5, "weights": {"a": 1}}]}, "global_batch_size"),
         ({"schedule": [{"start_tokens": 5, "weights": {"zz": 1}}]}, "unknown sources"),
         ({"schedule": [{"start_tokens": 5, "weights": {"a": 1}, "ramp": "linear"}]}, "ramp_tokens"),
-        ({"schedule": [{"start_tokens": 5, "weights": {"a": 1}, "ramp": "cubic"}]}, "ramp must be"),
+        (
+            {"schedule": [{"start_tokens": 5, "weights": {"a": 1}, "ramp": "cubic"}]},
+            "ramp='cubic' must be one of",
+        ),
     ],
 )
 def test_bad_configs_name_the_problem(change: dict, message: str) -> None:

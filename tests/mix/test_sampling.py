@@ -6,14 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from marks_reference import cu_seqlens_from_marks, position_ids_from_marks
 
 from shardstore.errors import ConfigError
-from shardstore.mix.sampling import (
-    cu_seqlens_from_marks,
-    num_windows,
-    permutation,
-    position_ids_from_marks,
-)
+from shardstore.mix.sampling import num_windows, permutation
 
 
 def test_golden_order_is_pinned() -> None:

@@ -27,7 +27,7 @@ from remote_fixtures import (  # noqa: F401  (fixtures)
 from s3proxy import Fault, FaultPlan
 
 from shardstore.errors import CacheError, ConfigError, ManifestError, RemoteError
-from shardstore.remote.cache import CacheConfig, default_cache_dir, open_remote, parse_size
+from shardstore.remote.cache import CacheConfig, RemoteOptions, default_cache_dir, open_remote, parse_size
 from shardstore.remote.cachedir import flock, try_flock
 from shardstore.remote.fetch import RetryPolicy, with_retries
 from shardstore.store.compress import compress_store, parse_compression_index
@@ -39,9 +39,7 @@ CONFIG = CacheConfig(retry=TEST_RETRY)
 
 
 def _open(url: str, cache: str, via: Any, **kw: Any) -> tuple[Store, Any]:
-    _, locator = open_remote(
-        url, cache_dir=cache, storage_options=quiet_options(via), config=kw.pop("config", CONFIG)
-    )
+    _, locator = open_remote(url, RemoteOptions(cache, quiet_options(via)), config=kw.pop("config", CONFIG))
     return Store(locator.manifest, locator, root=url, **kw), locator
 
 

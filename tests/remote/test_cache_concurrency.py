@@ -28,7 +28,7 @@ from remote_fixtures import (  # noqa: F401  (fixtures)
 from s3proxy import FaultPlan
 
 from shardstore.errors import CacheError
-from shardstore.remote.cache import CacheConfig, open_remote
+from shardstore.remote.cache import CacheConfig, RemoteOptions, open_remote
 from shardstore.store.format import file_checksum
 from shardstore.store.manifest import read_manifest
 from shardstore.store.store import Store
@@ -93,8 +93,7 @@ def test_kill_9_in_the_middle_of_a_download_then_the_next_process_completes_it(
     proxy.release()
     _, locator = open_remote(
         remote_url,
-        cache_dir=cache,
-        storage_options=quiet_options(proxy),
+        RemoteOptions(cache, quiet_options(proxy)),
         config=CacheConfig(retry=TEST_RETRY),
     )
     start = time.monotonic()
@@ -123,7 +122,7 @@ def test_eviction_keeps_the_cache_within_limit_plus_one_shard(
     url = upload(s3_server, src)
     cache = str(tmp_path / "cache")
     config = CacheConfig(cache_limit=limit, retry=TEST_RETRY, max_prefetch_pins=2)
-    _, locator = open_remote(url, cache_dir=cache, storage_options=quiet_options(proxy), config=config)
+    _, locator = open_remote(url, RemoteOptions(cache, quiet_options(proxy)), config=config)
     assert locator.max_mapped_shards == 3  # 4 shards fit: 3 mapped + the one being read next
     store = Store(locator.manifest, locator, root=url, max_open_shards=locator.max_mapped_shards)
     local = Store.open(src)
@@ -147,9 +146,7 @@ def test_a_limit_smaller_than_the_shards_in_use_is_a_clear_error(
     tmp_path: Any, remote_url: str, proxy: Any
 ) -> None:
     config = CacheConfig(cache_limit=1000, retry=TEST_RETRY)
-    _, locator = open_remote(
-        remote_url, cache_dir=str(tmp_path), storage_options=quiet_options(proxy), config=config
-    )
+    _, locator = open_remote(remote_url, RemoteOptions(str(tmp_path), quiet_options(proxy)), config=config)
     locator.shard_path(0)  # one shard may overshoot the limit while in use
     start = time.monotonic()
     with pytest.raises(
@@ -173,7 +170,7 @@ def test_a_shard_mapped_by_another_process_is_never_evicted(
     held = holder.stdout.readline().strip()
     assert os.path.exists(held), holder.stderr.read() if holder.stderr else ""
     config = CacheConfig(cache_limit=1000, retry=TEST_RETRY, space_timeout_s=60)
-    _, locator = open_remote(remote_url, cache_dir=cache, storage_options=quiet_options(proxy), config=config)
+    _, locator = open_remote(remote_url, RemoteOptions(cache, quiet_options(proxy)), config=config)
     result: list[str] = []
     reader = threading.Thread(target=lambda: result.append(locator.shard_path(1)))
     reader.start()

@@ -141,8 +141,8 @@ def test_file_url_and_manifest_path(store_dir):
 def test_remote_urls_go_through_the_cache(store_dir, monkeypatch):
     calls = []
 
-    def open_remote(url, *, cache_dir, storage_options, cache_limit):
-        calls.append((url, cache_dir, storage_options, cache_limit))
+    def open_remote(url, remote):
+        calls.append((url, remote.cache_dir, remote.storage_options, remote.cache_limit))
         data = (store_dir / "manifest.json").read_bytes()
         return data, LocalLocator(str(store_dir), Manifest.from_json_bytes(data, source=url))
 

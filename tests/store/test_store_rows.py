@@ -9,13 +9,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from marks_reference import cu_seqlens_from_marks, position_ids_from_marks
 from test_store_util import random_docs, write_store
 
 from shardstore.errors import ChecksumError, ConfigError
 from shardstore.loader.batches import BatchReader
 from shardstore.loader.mixture import Mixture
 from shardstore.loader.recycle import ArrayRecycler
-from shardstore.mix.sampling import cu_seqlens_from_marks, position_ids_from_marks
 from shardstore.store import format as fmt
 from shardstore.store.store import Store
 

@@ -24,6 +24,8 @@ namespace {
 
 using namespace bpe;
 
+PyObject* invalid_utf8_error = nullptr;  // shardstore.errors.InvalidUtf8Error, looked up at module init
+
 struct EncoderObject {
     PyObject_HEAD Encoder* enc;
     // One int object per id, built once: lists of ids are filled with INCREFs instead of allocations
@@ -343,7 +345,14 @@ PyObject* Encoder_encode_packed(EncoderObject* self, PyObject* args) {
     }
     Py_END_ALLOW_THREADS;
     if (bad_text != count) {
-        PyErr_Format(PyExc_ValueError, "text %zu is not valid UTF-8 at byte %zu", bad_text, bad_at);
+        // shardstore.errors.InvalidUtf8Error(message, index, offset): the caller tests the type, not the message
+        PyObject* exc_args = Py_BuildValue("(Nnn)", PyUnicode_FromFormat("text %zu is not valid UTF-8 at byte %zu",
+                                                                           bad_text, bad_at),
+                                           static_cast<Py_ssize_t>(bad_text), static_cast<Py_ssize_t>(bad_at));
+        if (exc_args) {
+            PyErr_SetObject(invalid_utf8_error, exc_args);
+            Py_DECREF(exc_args);
+        }
         return nullptr;
     }
     // Ids go to a per-thread scratch buffer, then are copied out at their exact size: allocating the worst case
@@ -553,6 +562,11 @@ PyModuleDef encoder_module = {PyModuleDef_HEAD_INIT, "_encoder", "Native BPE enc
 }  // namespace
 
 PyMODINIT_FUNC PyInit__encoder(void) {
+    PyObject* errors = PyImport_ImportModule("shardstore.errors");
+    if (!errors) return nullptr;
+    invalid_utf8_error = PyObject_GetAttrString(errors, "InvalidUtf8Error");  // a reference kept for the process
+    Py_DECREF(errors);
+    if (!invalid_utf8_error) return nullptr;
     EncoderType.tp_name = "tokenizer._native._encoder.Encoder";
     EncoderType.tp_basicsize = sizeof(EncoderObject);
     EncoderType.tp_flags = Py_TPFLAGS_DEFAULT;

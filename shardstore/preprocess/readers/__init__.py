@@ -46,18 +46,22 @@ from shardstore.preprocess.readers.txt import read_txt_split, read_txt_whole
 
 
 def _native_scan() -> Any:
-    """The native JSON Lines scanner, or None when the extension is not built (the per-line path then reads)."""
-    try:
-        from shardstore._native._jsonl import scan
-    except ImportError:
-        return None
+    """The native JSON Lines scanner (a seam: tests swap in None to run the per-line reference path)."""
+    from shardstore._native._jsonl import scan
+
     return scan
 
 
 def read_batches(
-    file: InputFile, options: ReadOptions, counts: SkipCounts, *, span: tuple[int, int] | None = None
+    file: InputFile,
+    options: ReadOptions,
+    counts: SkipCounts,
+    *,
+    span: tuple[int, int] | None = None,
+    digest: Any = None,
 ) -> Iterator[DocPiece | PackedDocs]:
-    """See `shardstore.preprocess.sources.iter_batches`."""
+    """See `shardstore.preprocess.sources.iter_batches` (`digest`: an `inputdigest.InputDigest` fed the raw bytes
+    of non-Parquet inputs as they are read)."""
     if span is not None and not (
         file.format is InputFormat.PARQUET
         or (file.format is InputFormat.JSONL and file.compression is Compression.NONE)
@@ -68,6 +72,8 @@ def read_batches(
         if file.format is InputFormat.PARQUET:
             yield from read_parquet(file, raw, options, counts, span)
             return
+        if digest is not None:
+            raw = digest.wrap(raw)
         stream = open_stream(file, raw)
         try:
             if file.format is InputFormat.JSONL:

@@ -1,0 +1,270 @@
+"""Store scale figures, old tree vs new tree in one run: fds, open time and USS, batches/s vs shard count, verify.
+
+    python benchmarks/bench_scale_store.py --old DIR [--workdir /tmp/shardstore-bench-scale] [--quick]
+
+DIR is another checkout of the package (e.g. `git archive <rev> shardstore tokenizer | tar -x -C DIR`, with the
+built extensions copied in). Every figure is measured in a fresh child process per tree (PYTHONPATH=tree), on
+synthetic stores written here directly (one real shard from ShardWriter, copied under many names; the old tree
+reads a v1 manifest over hard links of the same files, the new tree the v2 manifest and its manifest.idx):
+
+- fds: 20 stores x 1,000 shards, 4,000 random rows round-robin; open fds after (the old tree runs with
+  RLIMIT_NOFILE 8192 so it can finish; the new one under `ulimit -n 256`).
+- open: `Store.open` of a 100,000-shard store: wall time and USS growth (psutil), median of 3 children.
+Rates are per CPU second of the child (process_time: steadier than wall time on a shared machine).
+
+- rows/s: batches of 64 random 128-token rows (`read_rows`, verify="touch") per second at equal tokens
+  (2e7) from 10 to 100,000 shards per store; steady state: one read from every shard, 30 warm-up batches, then
+  200 timed batches.
+- loader: make_dataloader batches/s, 2 sources x 100 shards, B=32, seq_len 2048, after 20 warm-up batches.
+- verify: `Store.verify()` of 10,000 tiny shards (us per shard) and of 4 shards of 32 MiB (MB/s), CPU time, files
+  in page cache (the disk is not what is measured: the CPU cost per byte and per file is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+NEW = HERE.parent
+
+_CHILD = r"""
+import json, os, random, resource, sys, time
+spec = json.loads(sys.argv[1])
+if spec.get("nofile"):
+    resource.setrlimit(resource.RLIMIT_NOFILE, (spec["nofile"], spec["nofile"]))
+import numpy as np
+from shardstore.store.store import Store
+import shardstore
+assert shardstore.__file__.startswith(spec["tree"]), shardstore.__file__
+kind = spec["kind"]
+out = {}
+if kind == "open":
+    import psutil
+    proc = psutil.Process()
+    u0 = proc.memory_full_info().uss
+    t = time.perf_counter()
+    s = Store.open(spec["path"])
+    out["open_s"] = time.perf_counter() - t
+    out["uss_mb"] = (proc.memory_full_info().uss - u0) / 2**20
+    out["shards"] = s.num_shards
+elif kind == "rows":
+    s = Store.open(spec["path"])
+    rng = np.random.default_rng(0)
+    width, b = 128, 64
+    buf = np.empty((b, width), dtype=np.int64)
+    def batch():
+        s.read_rows(rng.integers(0, s.num_tokens - width, b), buf)
+    one = np.empty(width, dtype=np.int64)
+    for start in s.shard_token_offsets[:-1].tolist():  # steady state: every shard seen once
+        s.read_into(min(int(start), s.num_tokens - width), one)
+    for _ in range(spec["warm"]):
+        batch()
+    t = time.process_time()
+    for _ in range(spec["batches"]):
+        batch()
+    out["batches_s"] = spec["batches"] / (time.process_time() - t)
+elif kind == "fds":
+    stores = [Store.open(p) for p in spec["paths"]]
+    rng = np.random.default_rng(1)
+    buf = np.empty(128, dtype=np.int64)
+    err = None
+    try:
+        for i in range(spec["rows"]):
+            st = stores[i % len(stores)]
+            st.read_into(int(rng.integers(0, st.num_tokens - 128)), buf)
+    except Exception as exc:  # the old tree runs out of descriptors: report, do not hide
+        err = f"{type(exc).__name__}: {exc}"[:120]
+    out["fds"] = len(os.listdir("/proc/self/fd"))
+    out["error"] = err
+elif kind == "verify":
+    s = Store.open(spec["path"], verify="off")
+    t = time.process_time()
+    r = s.verify()
+    dt = time.process_time() - t
+    out["us_per_shard"] = dt / s.num_shards * 1e6
+    out["mb_s"] = r.bytes_checked / dt / 1e6
+elif kind == "loader":
+    import torch
+    torch.set_num_threads(1)
+    from shardstore.loader.mixture import Mixture
+    from shardstore.torch import make_dataloader
+    mix = Mixture.from_dict({"seq_len": 2048, "seed": 7, "sources": [
+        {"name": "a", "store": spec["paths"][0], "weight": 0.7}, {"name": "b", "store": spec["paths"][1], "weight": 0.3}]})
+    it = iter(make_dataloader(mix, batch_size=32))
+    for _ in range(20):
+        next(it)
+    t = time.process_time()
+    for _ in range(spec["batches"]):
+        next(it)
+    out["batches_s"] = spec["batches"] / (time.process_time() - t)
+print(json.dumps(out))
+"""
+
+
+def run(tree: Path, spec: dict) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    spec = {**spec, "tree": str(tree)}
+    p = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps(spec)], env=env, capture_output=True, text=True, cwd="/"
+    )
+    if p.returncode != 0:
+        return {
+            "error": p.stderr.strip().splitlines()[-1][:160] if p.stderr.strip() else f"rc={p.returncode}"
+        }
+    return json.loads(p.stdout)
+
+
+def make_store(root: Path, n: int, tokens_per_shard: int, *, seed: int = 0) -> tuple[Path, Path]:
+    """(new_dir, old_dir): n copies of one real shard; v2 manifest + index in new_dir, v1 manifest in old_dir."""
+    sys.path.insert(0, str(NEW))
+    from shardstore.store.manifest import Manifest, ShardInfo, TokenizerInfo, write_manifest
+    from shardstore.store.writer import ShardWriter
+
+    new, old = root / f"new-{n}", root / f"old-{n}"
+    if (new / "manifest.json").exists() and (old / "manifest.json").exists():
+        return new, old
+    shutil.rmtree(root / "proto", ignore_errors=True)
+    rng = np.random.default_rng(seed)
+    with ShardWriter(root / "proto", dtype="uint16", name_prefix="p-", max_shard_bytes=1 << 40) as w:
+        left = tokens_per_shard
+        while left > 0:
+            k = min(left, int(rng.integers(50, 500)))
+            w.add_document(rng.integers(0, 50000, k, dtype=np.uint16))
+            left -= k
+    (proto,) = w.close()
+    blob = (root / "proto" / proto.name).read_bytes()
+    for d in (new, old):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    names = [f"s{i:06d}.shard" for i in range(n)]
+    for name in names:
+        (new / name).write_bytes(blob)
+        os.link(new / name, old / name)
+    tok = TokenizerInfo(fingerprint="f" * 64, vocab_size=50000, special_ids={}, eos_id=None)
+    v2 = [
+        ShardInfo(nm, proto.num_tokens, proto.num_docs, proto.size, proto.checksum, proto.header_checksum)
+        for nm in names
+    ]
+    write_manifest(new, Manifest(dtype="uint16", shards=v2, tokenizer=tok))
+    v1 = Manifest(dtype="uint16", shards=[ShardInfo(*astuple_v1(s)) for s in v2], tokenizer=tok)
+    (old / "manifest.json").write_bytes(v1.to_json_bytes())
+    return new, old
+
+
+def astuple_v1(s) -> tuple:
+    return (s.name, s.num_tokens, s.num_docs, s.size, s.checksum)
+
+
+def ordered(trees: dict[str, Path], i: int) -> list[tuple[str, Path]]:
+    items = list(trees.items())
+    return items if i % 2 == 0 else items[::-1]
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--old", type=Path, required=True)
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/shardstore-bench-scale"))
+    ap.add_argument("--quick", action="store_true", help="smaller sweep (up to 10,000 shards)")
+    ap.add_argument("--only", default="fds,open,rows,loader,verify")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved old/new rounds (loader, verify)")
+    a = ap.parse_args()
+    a.workdir.mkdir(parents=True, exist_ok=True)
+    only = set(a.only.split(","))
+    trees = {"old": a.old.resolve(), "new": NEW}
+    top = 10_000 if a.quick else 100_000
+
+    if "fds" in only:
+        paths = {t: [] for t in trees}
+        for k in range(20):
+            new, old = make_store(a.workdir / f"fd{k}", 1000, 300, seed=k)
+            paths["new"].append(str(new)), paths["old"].append(str(old))
+        for t, tree in trees.items():
+            r = run(
+                tree, {"kind": "fds", "paths": paths[t], "rows": 4000, "nofile": 256 if t == "new" else 8192}
+            )
+            print(
+                f"fds      20 stores x 1000 shards, 4000 random rows  {t}: {r.get('fds')} fds"
+                f"{' (ulimit -n 256)' if t == 'new' else ''}  error={r.get('error')}"
+            )
+
+    if "open" in only:
+        new, old = make_store(a.workdir / "open", top, 200)
+        for t, tree in trees.items():
+            rs = [run(tree, {"kind": "open", "path": str(new if t == "new" else old)}) for _ in range(3)]
+            print(
+                f"open     {top} shards  {t}: {med([r['open_s'] for r in rs]) * 1e3:.1f} ms, "
+                f"USS +{med([r['uss_mb'] for r in rs]):.1f} MB"
+            )
+
+    if "rows" in only:
+        total = 20_000_000
+        counts = [10, 100, 1000, 10_000] + ([100_000] if top >= 100_000 else [])
+        res: dict[str, list[float]] = {t: [] for t in trees}
+        for n in counts:
+            new, old = make_store(a.workdir / f"rows{n}", n, total // n)
+            for t, tree in trees.items():
+                r = run(
+                    tree,
+                    {"kind": "rows", "path": str(new if t == "new" else old), "warm": 30, "batches": 200},
+                )
+                res[t].append(r.get("batches_s", float("nan")))
+            print(
+                f"rows/s   {n:>6} shards x {total // n} tokens: old {res['old'][-1]:8.0f}  new {res['new'][-1]:8.0f} "
+                "batches/s (64 rows x 128)"
+            )
+        for t in trees:
+            print(
+                f"rows/s   {t}: slowest/fastest over 10..{counts[-1]} shards = {min(res[t]) / max(res[t]):.2f}"
+            )
+
+    if "loader" in only:
+        stores = [make_store(a.workdir / f"ld{k}", 100, 200_000, seed=10 + k) for k in range(2)]
+        got: dict[str, list[float]] = {t: [] for t in trees}
+        for i in range(a.rounds):  # interleaved rounds, order alternating: both trees see the same load
+            for t, tree in ordered(trees, i):
+                ps = [str(s[0] if t == "new" else s[1]) for s in stores]
+                got[t].append(run(tree, {"kind": "loader", "paths": ps, "batches": 300})["batches_s"])
+        for t in trees:
+            print(
+                f"loader   2 sources x 100 shards, B=32 x 2048  {t}: {med(got[t]):.0f} batches/s per CPU-s "
+                f"(median of {a.rounds}: {[round(x) for x in got[t]]})"
+            )
+        print(f"loader   new/old = {med(got['new']) / med(got['old']):.3f}")
+
+    if "verify" in only:
+        tiny = make_store(a.workdir / "vtiny", 10_000, 300)
+        big = make_store(a.workdir / "vbig", 4, 16 << 20)
+        vt: dict[str, list[float]] = {t: [] for t in trees}
+        vb: dict[str, list[float]] = {t: [] for t in trees}
+        for i in range(a.rounds):  # interleaved and alternating, like the loader rounds
+            for t, tree in ordered(trees, i):
+                k = 0 if t == "new" else 1
+                vt[t].append(
+                    run(tree, {"kind": "verify", "path": str(tiny[k])}).get("us_per_shard", float("nan"))
+                )
+                vb[t].append(run(tree, {"kind": "verify", "path": str(big[k])}).get("mb_s", float("nan")))
+        for t in trees:
+            print(
+                f"verify   {t}: 10000 tiny shards {med(vt[t]):.0f} us/shard ({min(vt[t]):.0f}-{max(vt[t]):.0f}); "
+                f"4 x 32 MiB {med(vb[t]):.0f} MB/s ({min(vb[t]):.0f}-{max(vb[t]):.0f}) per CPU-s, medians of {a.rounds}"
+            )
+        print(
+            f"verify   new/old speed: tiny {med(vt['old']) / med(vt['new']):.2f}x, big {med(vb['new']) / med(vb['old']):.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

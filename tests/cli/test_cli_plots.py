@@ -1,0 +1,108 @@
+"""`info`, `stats` and `mix plan` as a user reads them: human figures, --json parsed, --plot PNGs that open."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from storeutil import text_store
+
+from shardstore.cli import main
+from shardstore.cli.plots import DPI, FIGSIZE
+
+WIDTH, HEIGHT = int(FIGSIZE[0] * DPI), int(FIGSIZE[1] * DPI)
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def _opens(path: Path) -> None:
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(path)
+    assert pixels.shape[:2] == (HEIGHT, WIDTH) and pixels.std() > 0  # not a blank canvas
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> Path:
+    text_store(tmp_path / "web", [f"web page {i} " * (1 + i % 7) for i in range(60)])
+    text_store(tmp_path / "code", [f"def f{i}(x): return [x] * {i};" for i in range(30)])
+    (tmp_path / "mix.toml").write_text(
+        "seq_len = 8\nseed = 1\nglobal_batch_size = 4\n"
+        '[[sources]]\nname = "web"\nstore = "web"\nweight = 0.6\n'
+        '[[sources]]\nname = "code"\nstore = "code"\nweight = 0.6\n'
+        '[[schedule]]\nstart_tokens = 800\nweights = { web = 0.2, code = 0.8 }\nramp = "linear"\nramp_tokens = 400\n'
+    )
+    return tmp_path
+
+
+def test_info_human_figures_lengths_and_plot(stores: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    png = stores / "lengths.png"
+    assert main(["info", str(stores / "web"), "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "num_docs: 60" in out and "document tokens: mean" in out and "p99" in out
+    assert "KiB" in out or " B (" in out
+    assert _png_size(png) == (WIDTH, HEIGHT)
+    _opens(png)
+    assert main(["info", str(stores / "web"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["doc_lengths"]["count"] == 60 and info["doc_lengths"]["max"] >= info["doc_lengths"]["p99"]
+    assert info["top_files"] is None  # written without provenance
+
+
+def test_stats_json_for_a_store_and_a_mixture(stores: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stats", str(stores / "code"), "--json", "--top", "3"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["stores"]
+    assert row["docs"] == 30 and len(row["top_tokens"]) == 3 and row["code_fraction"] == 1.0
+    assert main(["stats", str(stores / "mix.toml"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["stores"]
+    assert [r["source"] for r in rows] == ["web", "code"]
+    assert rows[0]["code_fraction"] == 0.0 and rows[0]["whitespace_fraction"] > 0.1
+    assert main(["stats", str(stores / "web")]) == 0
+    assert "single-byte tokens" in capsys.readouterr().out
+
+
+def test_mix_plan_phases_warning_and_plot(stores: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    png = stores / "plan.png"
+    assert main(["mix", "plan", str(stores / "mix.toml"), "--tokens", "2000", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "source weights sum to 1.2, not 1; they are normalized to: web 0.5, code 0.5" in out
+    assert "phase 0: tokens 0-800" in out and "phase 1: tokens 800-2.00K" in out and "linear ramp" in out
+    _opens(png)
+    assert main(["mix", "plan", str(stores / "mix.toml"), "--tokens", "2000", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    p0, p1 = plan["phases"]
+    assert (p0["start_tokens"], p0["end_tokens"], p1["end_tokens"]) == (0, 800, 2000)
+    assert (p0["start_step"], p0["end_step"], p1["end_step"]) == (0, 25, 62)
+    assert [s["weight_start"] for s in p0["sources"]] == [0.5, 0.5]
+    assert [s["weight_end"] for s in p1["sources"]] == [0.2, 0.8]
+    assert p1["ramp"] == "linear" and p1["ramp_tokens"] == 400
+    # what the phases draw adds up to the plan's totals (within one sample per source: the integral is floored)
+    for i, src in enumerate(plan["sources"]):
+        drawn = sum(p["sources"][i]["tokens_drawn"] for p in plan["phases"])
+        assert abs(drawn - src["tokens_drawn"]) <= 8
+    assert plan["warnings"][0].startswith("source weights sum to 1.2")
+
+
+def test_plot_without_matplotlib_says_how_to_install(stores: Path) -> None:
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from shardstore.cli import main\n"
+        f"sys.exit(main(['info', {str(stores / 'web')!r}, '--plot', 'x.png']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=stores)
+    assert proc.returncode == 1
+    assert "pip install 'shardstore[plot]'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (stores / "x.png").exists()
+
+
+def test_plot_needs_a_png_name(stores: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(stores / "web"), "--plot", str(stores / "lengths.pdf")]) == 1
+    assert "writes a PNG file" in capsys.readouterr().err
