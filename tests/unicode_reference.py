@@ -24,19 +24,19 @@ _CLASS_OF = {r"\p{L}": 1, r"\p{N}": 2, r"\s": 3}
 
 
 @functools.cache
-def golden() -> gen.Tables:
-    return gen.load_golden()
+def golden(version: str = gen.DEFAULT_VERSION) -> gen.Tables:
+    return gen.load_golden(version)
 
 
 @functools.cache
-def golden_classes() -> bytes:
-    return bytes(golden().classes())
+def golden_classes(version: str = gen.DEFAULT_VERSION) -> bytes:
+    return bytes(golden(version).classes())
 
 
 @functools.cache
-def _ranges(cls: int) -> str:
+def _ranges(cls: int, version: str) -> str:
     """The code points of class `cls` as the inside of a character class: ``\\U0000000A-\\U0000000D...``."""
-    t = golden()
+    t = golden(version)
     bounds = [*t.run_starts[1:], gen.MAX_CP]
     parts = []
     for start, end, c in zip(t.run_starts, bounds, t.run_classes, strict=True):
@@ -45,14 +45,14 @@ def _ranges(cls: int) -> str:
     return "".join(parts)
 
 
-def _fold_class(ch: str) -> str:
-    t = golden()
+def _fold_class(ch: str, version: str) -> str:
+    t = golden(version)
     low = ch.lower()
     extra = "".join(f"\\U{c:08X}" for c in t.folds.get(low, ()))
     return f"[{low}{low.upper()}{extra}]"
 
 
-def golden_pattern(pattern: str) -> str:
+def golden_pattern(pattern: str, version: str = gen.DEFAULT_VERSION) -> str:
     """`pattern` with ``\\p{L} \\p{N} \\s \\S`` and ``(?i:...)`` letters replaced by the golden tables' code points.
 
     Handles the constructs the built-in patterns use (classes inside and outside brackets, negated brackets, one
@@ -67,9 +67,9 @@ def golden_pattern(pattern: str) -> str:
         if token == r"\S":
             if in_class:
                 raise ValueError(r"\S inside a character class is not supported")
-            out.append(f"[^{_ranges(3)}]")
+            out.append(f"[^{_ranges(3, version)}]")
         elif token is not None:
-            body = _ranges(_CLASS_OF[token])
+            body = _ranges(_CLASS_OF[token], version)
             out.append(body if in_class else f"[{body}]")
         elif rest.startswith((r"\p", r"\P")) or (
             rest.startswith("(?") and not rest.startswith(("(?i:", "(?!"))
@@ -92,7 +92,7 @@ def golden_pattern(pattern: str) -> str:
             fold = False
             out.append(")")
         elif fold and rest[0].isascii() and rest[0].isalpha():
-            out.append(_fold_class(rest[0]))
+            out.append(_fold_class(rest[0], version))
         else:
             out.append(rest[0])
         i += len(token) if token else 1
@@ -100,7 +100,7 @@ def golden_pattern(pattern: str) -> str:
 
 
 @functools.cache
-def compile_oracle(pattern: str) -> regex.Pattern[str]:
+def compile_oracle(pattern: str, version: str = gen.DEFAULT_VERSION) -> regex.Pattern[str]:
     """The reference regex for `pattern`: built-in patterns read with the pinned tables, custom ones as written
     (a custom pattern means whatever the installed ``regex`` makes of it; see docs/UNICODE.md)."""
-    return regex.compile(golden_pattern(pattern) if pattern in PATTERNS.values() else pattern)
+    return regex.compile(golden_pattern(pattern, version) if pattern in PATTERNS.values() else pattern)

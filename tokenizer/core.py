@@ -36,7 +36,7 @@ from shardstore.errors import ConfigError, InputError, InvalidUtf8Error
 from . import serialization
 from .osutil import usable_cores
 from .patterns import native_pattern_id, resolve_pattern
-from .unicode import UnicodeInfo, current_unicode
+from .unicode import UnicodeInfo, current_unicode, native_split_id
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -280,7 +280,9 @@ class Tokenizer:
 
                     specials = [s.encode("utf-8") for s in self._special_tokens]
                     self._native = Encoder(
-                        self._token_bytes + specials, len(self._token_bytes), native_pattern_id(self._pattern)
+                        self._token_bytes + specials,
+                        len(self._token_bytes),
+                        native_split_id(self._pattern, self._unicode.version),
                     )
                 native = self._native
         return native

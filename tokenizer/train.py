@@ -40,7 +40,8 @@ from shardstore.errors import ConfigError
 
 from .core import EOS_TOKEN, Tokenizer
 from .osutil import usable_cores
-from .patterns import native_pattern_id, resolve_pattern
+from .patterns import resolve_pattern
+from .unicode import DEFAULT_NATIVE_UNICODE_VERSION, native_split_id
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -215,7 +216,7 @@ def count_pieces(
     from ._native import _trainer
 
     regex_str = resolve_pattern(pattern)
-    native_id = native_pattern_id(regex_str)
+    native_id = native_split_id(regex_str, DEFAULT_NATIVE_UNICODE_VERSION)  # the tables new tokenizers get
     counter = _trainer.PieceCounter()
     limit = _BATCH_CHARS_PER_THREAD * num_threads
     count: Callable[[list[str]], int]

@@ -10,6 +10,7 @@ pattern. The per-code-point check of the tables is in test_unicode_tables.py.
 
 from __future__ import annotations
 
+import functools
 import random
 
 import pytest
@@ -17,9 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from unicode_reference import compile_oracle, golden
 
-from tokenizer import Tokenizer
+from tokenizer._native import _encoder
 from tokenizer._native import gen_unicode_tables as gen
 from tokenizer.patterns import PATTERNS
+from tokenizer.unicode import DEFAULT_NATIVE_UNICODE_VERSION, NATIVE_UNICODE_VERSIONS, native_split_id
 
 # Characters where the patterns branch: apostrophes and contraction letters (with case-folding oddities like
 # U+017F LONG S and U+212A KELVIN SIGN), every kind of whitespace, CR/LF, letters of several scripts, numbers of
@@ -63,8 +65,14 @@ text_strategy = st.lists(
 ).map("".join)
 
 
-def native_split(pattern_name: str, text: str) -> list[str]:
-    enc = Tokenizer.from_merges([], pattern=pattern_name)._encoder()
+@functools.cache
+def _native(pattern_name: str, version: str) -> _encoder.Encoder:
+    split_id = native_split_id(PATTERNS[pattern_name], version)
+    return _encoder.Encoder([bytes([b]) for b in range(256)], 256, split_id)
+
+
+def native_split(pattern_name: str, text: str, version: str = DEFAULT_NATIVE_UNICODE_VERSION) -> list[str]:
+    enc = _native(pattern_name, version)
     data = text.encode("utf-8")
     pieces, start = [], 0
     for end in enc.split(text):
@@ -73,13 +81,14 @@ def native_split(pattern_name: str, text: str) -> list[str]:
     return pieces
 
 
-def reference_split(name: str, text: str) -> list[str]:
-    return compile_oracle(PATTERNS[name]).findall(text)
+def reference_split(name: str, text: str, version: str = DEFAULT_NATIVE_UNICODE_VERSION) -> list[str]:
+    return compile_oracle(PATTERNS[name], version).findall(text)
 
 
-def test_case_insensitive_contractions_match_regex_package():
+@pytest.mark.parametrize("version", NATIVE_UNICODE_VERSIONS)
+def test_case_insensitive_contractions_match_regex_package(version):
     # Every character that regex's (?i) equates with a contraction letter, in every contraction position.
-    folds = golden().folds
+    folds = golden(version).folds
     variants = {letter: [letter, letter.upper(), *map(chr, folds[letter])] for letter in gen.FOLD_LETTERS}
     texts = []
     for a in "stmd":
@@ -88,25 +97,31 @@ def test_case_insensitive_contractions_match_regex_package():
         texts += [f"'{c}{d} '{c}" for c in variants[a] for d in variants[b]]
     text = " ".join(texts) + " 'ſt 'K"
     for name in ("cl100k", "gpt2"):
-        assert native_split(name, text) == reference_split(name, text)
+        assert native_split(name, text, version) == reference_split(name, text, version)
 
 
+@pytest.mark.parametrize("version", NATIVE_UNICODE_VERSIONS)
 @pytest.mark.parametrize("name", ["cl100k", "gpt2"])
 @settings(max_examples=400, deadline=None)
 @given(text=text_strategy)
-def test_split_equals_regex_findall(name, text):
-    assert native_split(name, text) == reference_split(name, text)
+def test_split_equals_regex_findall(name, version, text):
+    assert native_split(name, text, version) == reference_split(name, text, version)
 
 
+@pytest.mark.parametrize("version", NATIVE_UNICODE_VERSIONS)
 @pytest.mark.parametrize("name", ["cl100k", "gpt2"])
-def test_split_equals_regex_on_large_random_text(name):
+def test_split_equals_regex_on_large_random_text(name, version):
     rng = random.Random(20261128)
     alphabet = INTERESTING + CHUNKS + [" "] * 20 + ["e"] * 20 + ["\n"] * 5
     parts = [rng.choice(alphabet) for _ in range(150_000)]
     parts += [chr(rng.randrange(0x20, 0x30000)) for _ in range(20_000)]
+    # Code points a later Unicode version assigned, where the table versions differ.
+    parts += [chr(c) for c in range(0x323B0, 0x323B0 + 3000, 7)] + [
+        chr(c) for c in (0x88F, 0xC5C, 0x16FF2, 0x1CCF0)
+    ]
     rng.shuffle(parts)
     text = "".join(p for p in parts if not 0xD800 <= ord(p[0]) < 0xE000)
-    assert native_split(name, text) == reference_split(name, text)
+    assert native_split(name, text, version) == reference_split(name, text, version)
 
 
 @pytest.mark.parametrize("name", ["cl100k", "gpt2"])

@@ -1,8 +1,8 @@
 """A tokenizer file names the Unicode version it splits with; files meet other versions by a tested policy.
 
-Built-in patterns: the native tables' version (17.0.0), recorded in the file and covered by the fingerprint.
-Format-1 files (no version recorded) load as what they were made with, with their old fingerprint and ids, and
-re-save byte-identically. Custom patterns record the ``regex`` release and its Unicode version; a different Unicode
+Built-in patterns: the version of the native tables they split with (new files 16.0.0, tiktoken's; format-1 files
+17.0.0), recorded in the file and covered by the fingerprint. Format-1 files (no version recorded) load as what they
+were made with, with their old fingerprint and ids, and re-save byte-identically. Custom patterns record the ``regex`` release and its Unicode version; a different Unicode
 version raises `UnicodeMismatchError` unless ``allow_unicode_mismatch=True``, which warns (docs/UNICODE.md).
 """
 
@@ -21,7 +21,7 @@ from shardstore.errors import FormatError
 from tokenizer import Tokenizer
 from tokenizer import serialization as ser
 from tokenizer.unicode import (
-    NATIVE_UNICODE_VERSION,
+    NATIVE_UNICODE_VERSIONS,
     UnicodeInfo,
     UnicodeMismatchError,
     UnicodeMismatchWarning,
@@ -37,8 +37,10 @@ V1_CUSTOM_FINGERPRINT = "13ef3c55c7d8afc0f97c45fb46a07e872438554acc36c2e00fddaac
 CUSTOM = r"\p{L}+|\p{N}|[^\p{L}\p{N}]+"
 
 
-def _write(path: pathlib.Path, pattern: str, unicode: UnicodeInfo) -> pathlib.Path:
-    tok = Tokenizer.from_merges(GOLDEN_MERGES, pattern=pattern)
+def _write(
+    path: pathlib.Path, pattern: str, unicode: UnicodeInfo, merges: list[tuple[bytes, bytes]] = GOLDEN_MERGES
+) -> pathlib.Path:
+    tok = Tokenizer.from_merges(merges, pattern=pattern)
     content = ser.TokenizerContent(tok.pattern, tok.merges, ("<|endoftext|>",), unicode)
     ser.write_tokenizer_file(path, content)
     return path
@@ -46,13 +48,13 @@ def _write(path: pathlib.Path, pattern: str, unicode: UnicodeInfo) -> pathlib.Pa
 
 def test_new_files_record_the_native_unicode_version_in_file_and_fingerprint(tmp_path):
     tok = Tokenizer.from_merges(GOLDEN_MERGES, pattern="cl100k")
-    assert (tok.format_version, tok.unicode_version, tok.regex_version) == (2, "17.0.0", None)
+    assert (tok.format_version, tok.unicode_version, tok.regex_version) == (2, "16.0.0", None)
     tok.save(tmp_path / "t.json")
     doc = json.loads((tmp_path / "t.json").read_bytes())
-    assert (doc["format_version"], doc["unicode"], doc["regex"]) == (2, "17.0.0", None)
+    assert (doc["format_version"], doc["unicode"], doc["regex"]) == (2, "16.0.0", None)
     fps = {
         ser.compute_fingerprint(tok.pattern, tok.merges, tok.special_tokens, UnicodeInfo(v))
-        for v in ("17.0.0", "18.0.0")
+        for v in ("16.0.0", "17.0.0")
     }
     assert tok.fingerprint in fps and len(fps) == 2, "the Unicode version is covered by the fingerprint"
     assert Tokenizer.load(tmp_path / "t.json") == tok
@@ -73,7 +75,9 @@ def test_format1_file_loads_as_made_and_resaves_byte_identically(tmp_path):
 
 def test_native_file_of_another_unicode_version_is_refused_or_loaded_with_a_warning(tmp_path):
     path = _write(tmp_path / "u18.json", "cl100k", UnicodeInfo("18.0.0"))
-    with pytest.raises(UnicodeMismatchError, match=r"Unicode 18\.0\.0.*native tables are Unicode 17\.0\.0"):
+    with pytest.raises(
+        UnicodeMismatchError, match=r"Unicode 18\.0\.0.*native tables are Unicode 16\.0\.0, 17\.0\.0"
+    ):
         Tokenizer.load(path)
     with pytest.warns(UnicodeMismatchWarning, match="allow_unicode_mismatch=True"):
         tok = Tokenizer.load(path, allow_unicode_mismatch=True)
@@ -152,7 +156,24 @@ def test_format1_custom_pattern_means_regex_2026_5_9(tmp_path):
     assert (tmp_path / "again.json").read_bytes() == V1_CUSTOM.read_bytes()
 
 
-def test_native_version_constant_matches_the_compiled_tables():
+def test_native_version_constants_match_the_compiled_tables():
     from tokenizer._native import _encoder
 
-    assert NATIVE_UNICODE_VERSION == _encoder.UNICODE_VERSION
+    assert NATIVE_UNICODE_VERSIONS == _encoder.UNICODE_VERSIONS
+
+
+def test_each_file_splits_with_the_tables_it_names(tmp_path):
+    """U+088F (ARABIC LETTER NOON WITH RING ABOVE) is a letter from Unicode 17.0.0 on. cl100k reads "ab\u088fcd" as
+    one piece with 17.0.0 tables and as "ab" + "\u088fcd" with 16.0.0 (as tiktoken does), so a merge of "b" with the
+    first byte of U+088F applies only in a 17.0.0 file. Both load; each keeps its own ids."""
+    text = "ab\u088fcd"
+    merges = [(b"b", b"\xe0")]  # U+088F is E0 A2 8F in UTF-8
+    v16 = Tokenizer.load(_write(tmp_path / "16.json", "cl100k", UnicodeInfo("16.0.0"), merges))
+    v17 = Tokenizer.load(_write(tmp_path / "17.json", "cl100k", UnicodeInfo("17.0.0"), merges))
+    assert v16.encode(text) == [97, 98, 224, 162, 143, 99, 100]
+    assert v17.encode(text) == [97, 256, 162, 143, 99, 100]
+    import tiktoken
+
+    pat, ranks, _ = v16.to_tiktoken()
+    enc = tiktoken.Encoding("t", pat_str=pat, mergeable_ranks=ranks, special_tokens={})
+    assert enc.encode_ordinary(text) == v16.encode(text)

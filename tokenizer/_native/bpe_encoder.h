@@ -320,15 +320,16 @@ class Encoder {
     // Split s[0..n) with the built-in pattern and encode; out has capacity >= n. Returns the number of tokens.
     template <class T>
     size_t encode_text(const uint8_t* s, size_t n, T* out) const {
-        PretokPattern pat = static_cast<PretokPattern>(pattern_);
-        size_t pos = 0, m = 0;
-        while (pos < n) {
-            size_t e = pretok_next(pat, s, n, pos);
-            if (e <= pos || e > n) e = pos + 1;  // defensive: never loop forever or read past the end
-            m += encode_piece(s + pos, e - pos, out + m);
-            pos = e;
-        }
-        return m;
+        return pretok_with(pattern_, [&](auto next) {
+            size_t pos = 0, m = 0;
+            while (pos < n) {
+                size_t e = next(s, n, pos);
+                if (e <= pos || e > n) e = pos + 1;  // defensive: never loop forever or read past the end
+                m += encode_piece(s + pos, e - pos, out + m);
+                pos = e;
+            }
+            return m;
+        });
     }
 
   private:

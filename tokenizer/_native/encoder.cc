@@ -111,7 +111,7 @@ int Encoder_init(EncoderObject* self, PyObject* args, PyObject*) {
     int pattern;
     if (!PyArg_ParseTuple(args, "O!Ii", &PyList_Type, &tokens, &num_ordinary, &pattern)) return -1;
     Py_ssize_t count = PyList_GET_SIZE(tokens);
-    if (pattern < -1 || pattern > 1) {
+    if (pattern < -1 || pattern >= kPretokNumIds) {
         PyErr_Format(PyExc_ValueError, "unknown native pattern id %d", pattern);
         return -1;
     }
@@ -493,16 +493,19 @@ PyObject* Encoder_split(EncoderObject* self, PyObject* text) {
     size_t n;
     if (!ready(self) || !check_builtin(self->enc) || !utf8_view(text, &s, &n)) return nullptr;
     std::vector<uint32_t> ends;
-    PretokPattern pat = static_cast<PretokPattern>(self->enc->pattern());
-    for (size_t pos = 0; pos < n;) {
-        size_t e = pretok_next(pat, s, n, pos);
-        if (e <= pos || e > n) {
-            PyErr_Format(PyExc_RuntimeError, "pre-tokenizer returned %zu at %zu of %zu", e, pos, n);
-            return nullptr;
+    bool ok = pretok_with(self->enc->pattern(), [&](auto next) {
+        for (size_t pos = 0; pos < n;) {
+            size_t e = next(s, n, pos);
+            if (e <= pos || e > n) {
+                PyErr_Format(PyExc_RuntimeError, "pre-tokenizer returned %zu at %zu of %zu", e, pos, n);
+                return false;
+            }
+            ends.push_back(static_cast<uint32_t>(e));
+            pos = e;
         }
-        ends.push_back(static_cast<uint32_t>(e));
-        pos = e;
-    }
+        return true;
+    });
+    if (!ok) return nullptr;
     return list_from(ends.data(), ends.size());
 }
 
@@ -511,14 +514,19 @@ PyObject* Encoder_pattern_id(EncoderObject* self, void*) {
     return PyLong_FromLong(self->enc->pattern());
 }
 
-PyObject* module_char_class(PyObject*, PyObject* arg) {
-    unsigned long cp = PyLong_AsUnsignedLong(arg);
-    if (PyErr_Occurred()) return nullptr;
+PyObject* module_char_class(PyObject*, PyObject* args) {
+    unsigned long cp;
+    int table = pretok_tables::kDefaultTable;
+    if (!PyArg_ParseTuple(args, "k|i", &cp, &table)) return nullptr;
     if (cp >= 0x110000) {
         PyErr_SetString(PyExc_ValueError, "code point out of range");
         return nullptr;
     }
-    return PyLong_FromLong(pretok_detail::char_class(static_cast<uint32_t>(cp)));
+    if (table < 0 || table >= pretok_tables::kNumTables) {
+        PyErr_Format(PyExc_ValueError, "unknown Unicode table id %d", table);
+        return nullptr;
+    }
+    return PyLong_FromLong(pretok_detail::char_class(static_cast<uint32_t>(cp), table));
 }
 
 PyMethodDef Encoder_methods[] = {
@@ -544,7 +552,8 @@ PyGetSetDef Encoder_getset[] = {
 PyTypeObject EncoderType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
 PyMethodDef module_methods[] = {
-    {"char_class", module_char_class, METH_O, "char_class(cp) -> 0 other, 1 letter, 2 number, 3 whitespace"},
+    {"char_class", module_char_class, METH_VARARGS,
+     "char_class(cp, table=default) -> 0 other, 1 letter, 2 number, 3 whitespace (table: index in UNICODE_VERSIONS)"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -571,7 +580,26 @@ PyMODINIT_FUNC PyInit__encoder(void) {
     PyObject* m = PyModule_Create(&encoder_module);
     if (!m) return nullptr;
     Py_INCREF(&EncoderType);
-    if (PyModule_AddStringConstant(m, "UNICODE_VERSION", pretok_tables::kUnicodeVersion) < 0) {
+    PyObject* versions = PyTuple_New(pretok_tables::kNumTables);
+    if (!versions) {
+        Py_DECREF(m);
+        return nullptr;
+    }
+    for (int i = 0; i < pretok_tables::kNumTables; ++i) {
+        PyObject* v = PyUnicode_FromString(pretok_tables::kTableVersions[i]);
+        if (!v) {
+            Py_DECREF(versions);
+            Py_DECREF(m);
+            return nullptr;
+        }
+        PyTuple_SET_ITEM(versions, i, v);
+    }
+    if (PyModule_AddObject(m, "UNICODE_VERSIONS", versions) < 0) {
+        Py_DECREF(versions);
+        Py_DECREF(m);
+        return nullptr;
+    }
+    if (PyModule_AddIntConstant(m, "DEFAULT_TABLE", pretok_tables::kDefaultTable) < 0) {
         Py_DECREF(m);
         return nullptr;
     }

@@ -76,7 +76,8 @@ inline std::string merge_shards(Shards& global, std::vector<Shards>& locals, siz
 }
 
 // Splits and counts one thread's share of `texts` into `mine`; returns the number of pieces.
-inline uint64_t count_share(PretokPattern pat, const std::vector<TextRef>& texts, std::atomic<size_t>& next,
+template <class Next>
+inline uint64_t count_share(Next split, const std::vector<TextRef>& texts, std::atomic<size_t>& next,
                             Shards& mine) {
     // Software pipeline: a piece is split and hashed and its slot prefetched; it is inserted kLag pieces later,
     // so the (cache-missing) hash-table probe overlaps the splitting of the following pieces.
@@ -92,7 +93,7 @@ inline uint64_t count_share(PretokPattern pat, const std::vector<TextRef>& texts
         const size_t len = texts[k].second;
         size_t pos = 0;
         while (pos < len) {
-            size_t end = pretok_next(pat, s, len, pos);
+            size_t end = split(s, len, pos);
             if (end <= pos || end > len) throw std::logic_error("pre-tokenizer returned an invalid offset");
             uint64_t h = hash_bytes(s + pos, end - pos);
             Pending& slot = ring[queued % kLag];
@@ -120,7 +121,9 @@ inline std::string count_texts(PretokPattern pat, const std::vector<TextRef>& te
         std::vector<Shards> locals(nthreads, Shards(kShards));
         std::vector<uint64_t> counts(nthreads, 0);
         std::atomic<size_t> next{0};
-        std::string err = run_parallel(nthreads, [&](size_t t) { counts[t] = count_share(pat, texts, next, locals[t]); });
+        std::string err = run_parallel(nthreads, [&](size_t t) {
+            counts[t] = pretok_with(pat, [&](auto split) { return count_share(split, texts, next, locals[t]); });
+        });
         if (!err.empty()) return err;
         err = merge_shards(global, locals, nthreads);
         if (!err.empty()) return err + " while adding a batch's counts; this counter is now incomplete";

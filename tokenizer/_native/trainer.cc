@@ -180,7 +180,7 @@ PyObject* counter_count_texts(PyObject* self, PyObject* args, PyObject* kwds) {
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oin:count_texts", const_cast<char**>(kwlist), &texts_obj, &pattern,
                                      &num_threads))
         return nullptr;
-    if (pattern != PRETOK_CL100K && pattern != PRETOK_GPT2) {
+    if (pattern < 0 || pattern >= kPretokNumIds) {
         PyErr_Format(PyExc_ValueError, "pattern=%d is not a native pre-tokenizer pattern id", pattern);
         return nullptr;
     }
