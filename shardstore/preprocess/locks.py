@@ -26,6 +26,7 @@ import socket
 import sys
 
 from shardstore.errors import BuildError
+from shardstore.util.procs import pid_alive
 
 __all__ = ["NodeLock", "host_tag", "owner_alive"]
 
@@ -39,13 +40,7 @@ def owner_alive(host: str, pid: int) -> bool | None:
     """Whether a process of this host is alive; None (unknown) for another host."""
     if host != host_tag():
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 class NodeLock:

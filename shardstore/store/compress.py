@@ -32,6 +32,7 @@ from typing import Any
 
 from shardstore.errors import ConfigError, ManifestError
 from shardstore.util.durable import atomic_write, atomic_writer, fsync_dir
+from shardstore.util.procs import pid_alive
 
 __all__ = ["COMPRESSION_NAME", "CompressedFile", "compress_store", "parse_compression_index"]
 
@@ -66,22 +67,12 @@ def _compress_file(src: str, dst: str, *, level: int, threads: int) -> int:
 _TEMP = re.compile(r"(?:.+\.zst|" + re.escape(COMPRESSION_NAME) + r")\.tmp\.(\d+)\.\d+")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_dead_temps(root: str) -> list[str]:
     """Delete compress temp files in `root` whose writer process is gone; returns their names."""
     removed = []
     for name in sorted(os.listdir(root)):
         m = _TEMP.fullmatch(name)
-        if m is not None and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+        if m is not None and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(root, name))
                 removed.append(name)
