@@ -21,9 +21,17 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from shardstore.cli import build_cmds, cache_cmds, demo_cmds, mix_cmds, store_cmds, tokenizer_cmds
+    from shardstore.cli import (
+        build_cmds,
+        cache_cmds,
+        curate_cmds,
+        demo_cmds,
+        mix_cmds,
+        store_cmds,
+        tokenizer_cmds,
+    )
 
-    for module in (tokenizer_cmds, build_cmds, store_cmds, mix_cmds, cache_cmds, demo_cmds):
+    for module in (tokenizer_cmds, build_cmds, store_cmds, mix_cmds, cache_cmds, demo_cmds, curate_cmds):
         module.register(cli)
 
 

@@ -5,7 +5,7 @@
 2. Every document of every store is scanned (`scan.py`, one task per shard slice, local pool or Ray).
 3. Boilerplate rule: an eval n-gram found in more than ``max(boilerplate_min_docs, boilerplate_fraction x
    documents)`` documents is shared page furniture (a licence header, a footer, a table rule), not a leak: it is
-   dropped and counted. Degenerate n-grams (fewer than ``ceil(n/3)`` distinct tokens: box-drawing runs,
+   dropped and counted. Degenerate n-grams (fewer than ``ceil(n/2)`` distinct tokens: box-drawing runs,
    ``0 0 0 ...``) never enter the table.
 4. A document contains an item when it holds at least `min_overlap` distinct n-grams of that item.
 
@@ -49,7 +49,7 @@ MAX_DOCS_PER_ITEM = 20  # listed per item in the report (all of them are in the 
 class DecontamParams:
     ngram: int = 13
     min_overlap: int = 1
-    min_distinct: int | None = None  # None: ceil(n / 3), at least 2
+    min_distinct: int | None = None  # None: ceil(n / 2), at least 2
     boilerplate_fraction: float = 0.001
     boilerplate_min_docs: int = 10
 

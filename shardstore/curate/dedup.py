@@ -102,6 +102,7 @@ def dedup(
     executor: Executor | str = Executor.LOCAL,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     unit_docs: int | None = None,
+    partitions: int | None = None,
     work_dir: str | os.PathLike[str] | None = None,
     examples: int = 3,
     on_stage: Callable[[str, int, int], None] | None = None,
@@ -112,6 +113,7 @@ def dedup(
         params: n-gram size, bands x rows, seed, confirmation threshold (see `MinHashParams`).
         memory_limit: bytes one task may hold (signatures spill to the work folder regardless).
         unit_docs: documents per signature task (default: from `memory_limit`); not an output option.
+        partitions: hash partitions of the band buckets (default: from `memory_limit`); not an output option.
         work_dir: where the spilled signatures and records go (default ``out/.dedup-work``).
         on_stage: progress callback ``(stage, done, total)``.
     """
@@ -124,7 +126,9 @@ def dedup(
     os.makedirs(out, exist_ok=True)
     work = os.fspath(work_dir) if work_dir is not None else os.path.join(out, WORK_NAME)
     os.makedirs(work, exist_ok=True)
-    partitions = plan_partitions(sset.total_docs, params, memory_limit)
+    if partitions is not None and partitions < 1:
+        raise ConfigError(f"partitions={partitions} must be >= 1")
+    partitions = partitions or plan_partitions(sset.total_docs, params, memory_limit)
     per_unit = unit_docs or unit_docs_for(params, memory_limit)
     tasks: list[SigTask] = []
     for si, store in enumerate(sset.stores):

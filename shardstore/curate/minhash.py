@@ -9,7 +9,7 @@ decoding, no normalization and no word splitting, and one n-gram hash is one mul
   numpy's PCG64 seeded by `seed`: a pure function of the parameters, so every worker and node agrees.
 - signature entry k: the minimum of permutation k over the document's non-degenerate n-grams (``0xFFFFFFFF``
   when it has none: such documents take part in exact deduplication only).
-- degenerate n-gram: fewer than `min_distinct` distinct tokens (default ``ceil(n / 3)``, at least 2): runs of one
+- degenerate n-gram: fewer than `min_distinct` distinct tokens (default ``ceil(n / 2)``, at least 2): runs of one
   token, rows of box-drawing characters, ``0 0 0 ...``. They are skipped and counted, never hashed.
 - LSH: `bands` x `rows` entries; two documents are candidates when all rows of one band agree, which happens with
   probability ``1 - (1 - J^rows)^bands`` at Jaccard J. Default 9 x 13 = 117 permutations: that is what datasketch's
@@ -34,8 +34,11 @@ EMPTY = np.uint32(0xFFFFFFFF)  # every entry of the signature of a document with
 
 
 def default_min_distinct(n: int) -> int:
-    """The degenerate-n-gram rule: an n-gram needs at least ``max(2, ceil(n / 3))`` distinct tokens (1 for n=1)."""
-    return 1 if n == 1 else max(2, -(-n // 3))
+    """The degenerate-n-gram rule: an n-gram needs at least ``max(2, ceil(n / 2))`` distinct tokens (1 for n=1).
+
+    Natural text almost never repeats a token inside a window that short (13-grams of English have 11-13
+    distinct tokens); tables, rules and runs of digits or spaces do."""
+    return 1 if n == 1 else max(2, -(-n // 2))
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,7 @@ def test_runs_of_one_token_are_degenerate_and_counted() -> None:
 
 
 def test_default_min_distinct_rule() -> None:
-    assert [default_min_distinct(n) for n in (1, 2, 3, 5, 13)] == [1, 2, 2, 2, 5]
+    assert [default_min_distinct(n) for n in (1, 2, 3, 5, 13)] == [1, 2, 2, 3, 7]
 
 
 def test_bad_buffers_are_refused_not_read_past() -> None:
