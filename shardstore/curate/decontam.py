@@ -5,8 +5,9 @@
 2. Every document of every store is scanned (`scan.py`, one task per shard slice, local pool or Ray).
 3. Boilerplate rule: an eval n-gram found in more than ``max(boilerplate_min_docs, boilerplate_fraction x
    documents)`` documents is shared page furniture (a licence header, a footer, a table rule), not a leak: it is
-   dropped and counted. Degenerate n-grams (fewer than ``ceil(n/2)`` distinct tokens: box-drawing runs,
-   ``0 0 0 ...``) never enter the table.
+   dropped and counted. Degenerate n-grams never enter the table: fewer than ``ceil(n/2)`` distinct tokens
+   (``0 0 0 ...``, runs of one token), or fewer than n letters and digits in their text (box-drawing tables,
+   rules, runs of spaces or punctuation).
 4. A document contains an item when it holds at least `min_overlap` distinct n-grams of that item.
 
 Outputs in MASKDIR: one mask per store (``<fingerprint>.mask``, reason ``contains 13-grams of eval E item I``,
@@ -25,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from shardstore.curate.evals import EvalSet, read_eval
+from shardstore.curate.evals import AlnumCounter, EvalSet, read_eval
 from shardstore.curate.executors import Executor, run_tasks
+from shardstore.curate.maskdir import check_out_dir
 from shardstore.curate.minhash import default_min_distinct
 from shardstore.curate.origins import describe_doc, per_source
 from shardstore.curate.scan import ScanTask, hits_path, run_scan_task
@@ -50,6 +52,7 @@ class DecontamParams:
     ngram: int = 13
     min_overlap: int = 1
     min_distinct: int | None = None  # None: ceil(n / 2), at least 2
+    min_alnum: int | None = None  # letters and digits an eval n-gram's text needs; None: n
     boilerplate_fraction: float = 0.001
     boilerplate_min_docs: int = 10
 
@@ -69,16 +72,23 @@ class DecontamParams:
         md = self.min_distinct
         if md is not None and not 0 <= md <= self.ngram:
             raise ConfigError(f"min_distinct={md!r} must be in 0..ngram ({self.ngram})")
+        if self.min_alnum is not None and self.min_alnum < 0:
+            raise ConfigError(f"min_alnum={self.min_alnum!r} must be >= 0")
 
     @property
     def distinct(self) -> int:
         return default_min_distinct(self.ngram) if self.min_distinct is None else self.min_distinct
+
+    @property
+    def alnum(self) -> int:
+        return self.ngram if self.min_alnum is None else self.min_alnum
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ngram": self.ngram,
             "min_overlap": self.min_overlap,
             "min_distinct": self.distinct,
+            "min_alnum": self.alnum,
             "boilerplate_fraction": self.boilerplate_fraction,
             "boilerplate_min_docs": self.boilerplate_min_docs,
         }
@@ -94,16 +104,6 @@ def _names(paths: Sequence[str]) -> list[str]:
             name = f"{base}#{k}"
         names.append(name)
     return names
-
-
-def check_out_dir(out: str, own_report: str, other_report: str, other_cmd: str) -> None:
-    """One MASKDIR holds one command's masks: writing dedup masks over decontamination masks (or back) is refused."""
-    if os.path.exists(os.path.join(out, other_report)):
-        raise ConfigError(
-            f"{out} holds the masks of `shardstore {other_cmd}`; write into another folder and list both in the "
-            'mixture source (exclude = ["dedup-masks", "decontam-masks"])'
-        )
-    del own_report
 
 
 def decontaminate(
@@ -131,10 +131,20 @@ def decontaminate(
         raise ConfigError(f"{sset.paths[0]}: the store has no tokenizer.json; eval items cannot be tokenized")
     out = os.fspath(out)
     os.makedirs(out, exist_ok=True)
-    check_out_dir(out, REPORT_NAME, "dedup-report.json", "dedup")
+    check_out_dir(out, "dedup-report.json", "dedup")
     epaths = [os.fspath(e) for e in evals]
+    alnum = AlnumCounter(tok)
     esets = [
-        read_eval(p, name=nm, fields=fields, tokenizer=tok, n=params.ngram, min_distinct=params.distinct)
+        read_eval(
+            p,
+            name=nm,
+            fields=fields,
+            tokenizer=tok,
+            n=params.ngram,
+            min_distinct=params.distinct,
+            min_alnum=params.alnum,
+            alnum=alnum,
+        )
         for p, nm in zip(epaths, _names(epaths), strict=True)
     ]
     # n-gram id -> (eval, item) pairs, in CSR form over the sorted unique hashes

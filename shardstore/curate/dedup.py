@@ -34,6 +34,7 @@ import numpy as np
 from shardstore.curate.buckets import BucketSummary, BucketTask, run_bucket_task
 from shardstore.curate.clusters import cluster
 from shardstore.curate.executors import Executor, run_tasks
+from shardstore.curate.maskdir import check_out_dir
 from shardstore.curate.minhash import MinHashParams, estimated_jaccard
 from shardstore.curate.origins import describe_doc, per_source
 from shardstore.curate.stores import StoreSet
@@ -124,6 +125,7 @@ def dedup(
     sset = StoreSet.open(stores)
     out = os.fspath(out)
     os.makedirs(out, exist_ok=True)
+    check_out_dir(out, "decontaminate-report.json", "decontaminate")
     work = os.fspath(work_dir) if work_dir is not None else os.path.join(out, WORK_NAME)
     os.makedirs(work, exist_ok=True)
     if partitions is not None and partitions < 1:

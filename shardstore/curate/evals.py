@@ -5,7 +5,12 @@ An item is one record; its text is the values of the chosen fields (default ``te
 element; numbers are written as text). Segments are tokenized separately with the stores' tokenizer, so no
 n-gram spans two fields. Problems are counted per eval set and never stop the run: ``bad_record`` (not a JSON
 object), ``missing_field`` (none of the fields present), ``empty`` (only blank text), ``too_short`` (no segment
-has n tokens), ``degenerate`` n-grams (fewer than `min_distinct` distinct tokens, as in dedup).
+has n tokens), ``degenerate`` n-grams, by two rules: fewer than `min_distinct` distinct tokens (as in dedup:
+runs of one token, ``0 0 0 ...``), or fewer than `min_alnum` letters and digits in the n-gram's text (default n,
+one per token on average: box-drawing tables, rules of dashes, runs of spaces or punctuation). The second rule
+needs the text, so it is applied here, on the eval side, where every possible match comes from: a training
+n-gram can only ever match an n-gram that passed both rules. (Tokens holding part of a multi-byte character
+count no letters: a script the tokenizer only covers by byte fallback needs a lower `min_alnum`.)
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 from shardstore.curate.minhash import ngram_hashes
 from shardstore.errors import ConfigError, InputError
 
-__all__ = ["EvalSet", "read_eval"]
+__all__ = ["AlnumCounter", "EvalSet", "read_eval"]
 
 
 @dataclass(slots=True)
@@ -82,13 +87,41 @@ def _segments(record: Any, fields: Sequence[str]) -> list[str] | str:
     return segs if segs else "empty"
 
 
-def read_eval(path: str | os.PathLike[str], *, name: str, fields: Sequence[str], tokenizer: Any, n: int,
-              min_distinct: int) -> EvalSet:  # fmt: skip
+class AlnumCounter:
+    """Letters and digits per token id (its bytes decoded leniently), cached: the `min_alnum` rule."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.cache: dict[int, int] = {}
+
+    def counts(self, toks: np.ndarray) -> np.ndarray:
+        out = np.empty(toks.size, dtype=np.int64)
+        for j, t in enumerate(toks.tolist()):
+            c = self.cache.get(t)
+            if c is None:
+                text = self.tokenizer.decode_bytes([t]).decode("utf-8", errors="ignore")
+                c = self.cache[t] = sum(ch.isalnum() for ch in text)
+            out[j] = c
+        return out
+
+
+def read_eval(
+    path: str | os.PathLike[str],
+    *,
+    name: str,
+    fields: Sequence[str],
+    tokenizer: Any,
+    n: int,
+    min_distinct: int,
+    min_alnum: int,
+    alnum: AlnumCounter | None = None,
+) -> EvalSet:
     """Read and tokenize one eval file (see the module docstring)."""
     path = os.fspath(path)
     if not fields:
         raise ConfigError("no eval field given: pass --eval-field (default: text)")
     ev = EvalSet(name=name, path=path)
+    alnum = alnum or AlnumCounter(tokenizer)
     for index, record in enumerate(_records(path, fields)):
         ev.items += 1
         segs = _segments(record, fields)
@@ -101,6 +134,9 @@ def read_eval(path: str | os.PathLike[str], *, name: str, fields: Sequence[str],
             if toks.size < n:
                 continue
             h, bad = ngram_hashes(toks, n, min_distinct)
+            if min_alnum > 0:
+                csum = np.concatenate([[0], np.cumsum(alnum.counts(toks))])
+                bad |= (csum[n:] - csum[:-n]) < min_alnum
             ev.degenerate += int(bad.sum())
             parts.append(h[~bad])
         if not parts:
