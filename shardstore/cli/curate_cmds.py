@@ -62,6 +62,12 @@ def _store_lines(stores: list[dict[str, Any]]) -> list[str]:
     help="Memory one task may hold; signatures spill to disk.",
 )
 @click.option("--unit-docs", type=click.IntRange(min=1), default=None, help="Documents per signature task.")
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Hash partitions of the LSH buckets [from memory].",
+)
 @click.option("--no-progress", is_flag=True, help="No progress lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def dedup_cmd(
@@ -77,6 +83,7 @@ def dedup_cmd(
     executor: str,
     memory_limit: str,
     unit_docs: int | None,
+    partitions: int | None,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -98,6 +105,7 @@ def dedup_cmd(
         executor=Executor(executor),
         memory_limit=parse_size(memory_limit),
         unit_docs=unit_docs,
+        partitions=partitions,
         on_stage=_stage_printer(not no_progress and not as_json and sys.stderr.isatty()),
     )
     d = report.to_dict()
