@@ -6,8 +6,9 @@
 //                 Computed rolling: one multiply-add per token.
 //   degenerate    an n-gram with fewer than `min_distinct` distinct tokens (runs of one token, box-drawing
 //                 rows, "0 0 0 ..."): never hashed into a signature or an eval set, counted instead.
-//   permutation k v_k(h) = (a_k * h + b_k) mod 2^64 >> 32 (multiply-add-shift, a_k odd): the minimum over the
-//                 document's non-degenerate n-grams is signature entry k; 0xFFFFFFFF when it has none.
+//   permutation k v_k(h) = fmix32((lo32(h) ^ hi32(h)) ^ s_k) (murmur3's 32-bit finalizer, a bijection, seeded
+//                 by s_k): the minimum over the document's non-degenerate n-grams is signature entry k;
+//                 0xFFFFFFFF when it has none. 32-bit lanes only, so it vectorizes 8 (AVX2) or 16 wide.
 //   exact hash    fmix64 of a polynomial over all tokens, seeded by the length (collisions are confirmed by
 //                 comparing the token arrays in Python: the exact path has no false positives).
 //   band key      fmix64 over (band index, its `rows` signature entries).
@@ -158,20 +159,21 @@ bool check_n(int n, int min_distinct) {
     return true;
 }
 
-// The permutation loop: kept flat so the compiler vectorizes it (one multiply-add-shift and a min per lane).
+// The permutation loop: kept flat so the compiler vectorizes it (two 32-bit multiplies, xor-shifts and a min).
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
-void fold(uint32_t* __restrict sig, const uint64_t* __restrict a, const uint64_t* __restrict b, Py_ssize_t k,
-          const uint64_t* __restrict hs, Py_ssize_t m) {
+void fold(uint32_t* __restrict sig, const uint32_t* __restrict seeds, Py_ssize_t k, const uint64_t* __restrict hs,
+          Py_ssize_t m) {
     for (Py_ssize_t j = 0; j < m; ++j) {
-        const uint64_t h = hs[j];
-        const uint32_t hl = static_cast<uint32_t>(h), hh = static_cast<uint32_t>(h >> 32);
+        const uint32_t x = static_cast<uint32_t>(hs[j]) ^ static_cast<uint32_t>(hs[j] >> 32);
         for (Py_ssize_t i = 0; i < k; ++i) {
-            // hi32((a * h + b) mod 2^64), from 32-bit halves: hi32(a_lo * h_lo + b) + a_lo * h_hi + a_hi * h_lo
-            const uint32_t alo = static_cast<uint32_t>(a[i]), ahi = static_cast<uint32_t>(a[i] >> 32);
-            const uint64_t y = static_cast<uint64_t>(alo) * hl + b[i];
-            const uint32_t v = static_cast<uint32_t>(y >> 32) + alo * hh + ahi * hl;
+            uint32_t v = x ^ seeds[i];
+            v ^= v >> 16;
+            v *= 0x85EBCA6Bu;
+            v ^= v >> 13;
+            v *= 0xC2B2AE35u;
+            v ^= v >> 16;
             sig[i] = v < sig[i] ? v : sig[i];
         }
     }
@@ -183,32 +185,29 @@ uint64_t exact_hash(const Tokens& t, Py_ssize_t lo, Py_ssize_t hi) {
     return fmix64(h ^ 0xD6E8FEB86659FD93ULL);
 }
 
-// signatures(tokens, width, offsets, n, min_distinct, a, b, out_sig, out_info)
+// signatures(tokens, width, offsets, n, min_distinct, seeds, out_sig, out_info)
 //   out_sig: uint32[D * K]; out_info: uint64[D * 4] = (exact hash, n-grams used, degenerate n-grams, tokens).
 PyObject* signatures(PyObject*, PyObject* args) {
-    Buffer tok, off, ab, bb, sig, info;
+    Buffer tok, off, sb, sig, info;
     int width = 0, n = 0, min_distinct = 0;
-    if (!PyArg_ParseTuple(args, "y*iy*iiy*y*w*w*", &tok.view, &width, &off.view, &n, &min_distinct, &ab.view,
-                          &bb.view, &sig.view, &info.view)) {
+    if (!PyArg_ParseTuple(args, "y*iy*iiy*w*w*", &tok.view, &width, &off.view, &n, &min_distinct, &sb.view,
+                          &sig.view, &info.view)) {
         return nullptr;
     }
-    tok.held = off.held = ab.held = bb.held = sig.held = info.held = true;
+    tok.held = off.held = sb.held = sig.held = info.held = true;
     Tokens t;
     const uint64_t* o = nullptr;
-    Py_ssize_t docs = 0, k = 0, kb = 0, nsig = 0, ninfo = 0;
+    Py_ssize_t docs = 0, k = 0, nsig = 0, ninfo = 0;
     if (!check_n(n, min_distinct) || !tokens_of(tok, width, &t) || !offsets_of(off, t, &o, &docs) ||
-        !sized(ab, 8, "a", &k) || !sized(bb, 8, "b", &kb) || !sized(sig, 4, "out_sig", &nsig) ||
-        !sized(info, 8, "out_info", &ninfo)) {
+        !sized(sb, 4, "seeds", &k) || !sized(sig, 4, "out_sig", &nsig) || !sized(info, 8, "out_info", &ninfo)) {
         return nullptr;
     }
-    if (k < 1 || kb != k || nsig != docs * k || ninfo != docs * 4) {
-        PyErr_Format(PyExc_ValueError,
-                     "signatures: %zd permutations (a) and %zd (b); out_sig holds %zd, out_info %zd for %zd docs", k,
-                     kb, nsig, ninfo, docs);
+    if (k < 1 || nsig != docs * k || ninfo != docs * 4) {
+        PyErr_Format(PyExc_ValueError, "signatures: %zd permutations; out_sig holds %zd, out_info %zd for %zd docs",
+                     k, nsig, ninfo, docs);
         return nullptr;
     }
-    const uint64_t* a = static_cast<const uint64_t*>(ab.view.buf);
-    const uint64_t* b = static_cast<const uint64_t*>(bb.view.buf);
+    const uint32_t* seeds = static_cast<const uint32_t*>(sb.view.buf);
     uint32_t* s = static_cast<uint32_t*>(sig.view.buf);
     uint64_t* inf = static_cast<uint64_t*>(info.view.buf);
     Py_BEGIN_ALLOW_THREADS
@@ -227,7 +226,7 @@ PyObject* signatures(PyObject*, PyObject* args) {
         });
         uint32_t* row = s + d * k;
         for (Py_ssize_t i = 0; i < k; ++i) row[i] = 0xFFFFFFFFu;
-        fold(row, a, b, k, hs.data(), static_cast<Py_ssize_t>(hs.size()));
+        fold(row, seeds, k, hs.data(), static_cast<Py_ssize_t>(hs.size()));
         inf[4 * d] = exact_hash(t, lo, hi);
         inf[4 * d + 1] = hs.size();
         inf[4 * d + 2] = degenerate;

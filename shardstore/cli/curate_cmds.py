@@ -10,6 +10,7 @@ import click
 
 from shardstore.cli.options import enum_choice
 from shardstore.curate.executors import Executor
+from shardstore.curate.minhash import Confirm
 from shardstore.util.sizes import human_count, parse_size
 
 
@@ -50,6 +51,13 @@ def _store_lines(stores: list[dict[str, Any]]) -> list[str]:
     help="Estimated Jaccard a candidate pair must reach.",
 )
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the MinHash permutations.")
+@click.option(
+    "--confirm",
+    type=enum_choice(Confirm),
+    default=Confirm.EXACT.value,
+    show_default=True,
+    help="Confirm candidates by the exact Jaccard of their n-gram sets, or by the signature estimate.",
+)
 @click.option("--min-distinct", type=click.IntRange(min=0), default=None, help="Degenerate n-gram rule.")
 @click.option(
     "--workers", type=click.IntRange(min=1), default=None, help="Local worker processes [all cores]."
@@ -78,6 +86,7 @@ def dedup_cmd(
     rows: int,
     threshold: float,
     seed: int,
+    confirm: str,
     min_distinct: int | None,
     workers: int | None,
     executor: str,
@@ -95,7 +104,13 @@ def dedup_cmd(
     from shardstore.curate.minhash import MinHashParams
 
     params = MinHashParams(
-        ngram=ngram, bands=bands, rows=rows, seed=seed, threshold=threshold, min_distinct=min_distinct
+        ngram=ngram,
+        bands=bands,
+        rows=rows,
+        seed=seed,
+        threshold=threshold,
+        min_distinct=min_distinct,
+        confirm=Confirm(confirm),
     )
     report = dedup(
         stores,

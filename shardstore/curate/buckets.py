@@ -7,7 +7,8 @@ each unit's records and, for confirmation only, the signature rows of the docume
 In a bucket (members in global document order) each member after the first is compared with the earlier members,
 in order, at most `MAX_COMPARE` of them, and joined to the first that confirms:
 - exact buckets: the token arrays must be equal (the hash only proposes; the exact path has no false positives);
-- band buckets: the estimated Jaccard (equal signature entries / num_perm) must reach the threshold.
+- band buckets: the Jaccard must reach the threshold: by default the exact one of the two n-gram sets (re-hashed
+  from the tokens, cached for the last `SET_CACHE` documents), or the estimate (equal signature entries / num_perm).
 Pairs already decided in this partition are not compared again. The edges are a pure function of the records,
 whatever the partition count, worker count or order: the clusters (`clusters.py`) are too.
 
@@ -23,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from shardstore.curate.minhash import MinHashParams
+from shardstore.curate.minhash import Confirm, MinHashParams, exact_jaccard, ngram_set
 from shardstore.curate.units import KIND_BAND, KIND_EXACT, load_npy, save_npy, unit_path
 from shardstore.errors import FormatError
 from shardstore.store.store import Store
@@ -32,6 +33,7 @@ from shardstore.util.durable import atomic_write
 __all__ = ["MAX_COMPARE", "BucketSummary", "BucketTask", "run_bucket_task"]
 
 MAX_COMPARE = 8
+SET_CACHE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,15 @@ class _Docs:
         self.bases = np.asarray(task.store_bases, dtype=np.int64)
         self.sigs: dict[int, np.ndarray] = {}
         self.stores: dict[int, Store] = {}
+        self.sets: dict[int, np.ndarray] = {}
+
+    def ngram_set(self, gid: int) -> np.ndarray:
+        got = self.sets.get(gid)
+        if got is None:
+            if len(self.sets) >= SET_CACHE:
+                self.sets.clear()
+            got = self.sets[gid] = ngram_set(self.tokens(gid), self.task.params)
+        return got
 
     def sig_rows(self, gids: np.ndarray) -> np.ndarray:
         units = np.searchsorted(self.firsts, gids.astype(np.int64), "right") - 1
@@ -134,7 +145,8 @@ def run_bucket_task(task: BucketTask) -> BucketSummary:
                 _exact_bucket(members.tolist(), docs, edges, stats)
                 continue
             stats["band_buckets"] += 1
-            rows = docs.sig_rows(members)
+            exact = task.params.confirm is Confirm.EXACT
+            rows = None if exact else docs.sig_rows(members)
             mem = members.tolist()
             for j in range(1, len(mem)):
                 for i in range(min(j, MAX_COMPARE)):
@@ -142,7 +154,10 @@ def run_bucket_task(task: BucketTask) -> BucketSummary:
                     ok = decided.get(pair)
                     if ok is None:
                         stats["compared"] += 1
-                        ok = bool(np.count_nonzero(rows[i] == rows[j]) >= threshold * rows.shape[1])
+                        if rows is None:
+                            ok = exact_jaccard(docs.ngram_set(mem[i]), docs.ngram_set(mem[j])) >= threshold
+                        else:
+                            ok = bool(np.count_nonzero(rows[i] == rows[j]) >= threshold * rows.shape[1])
                         decided[pair] = ok
                         stats["rejected"] += not ok
                     if ok:

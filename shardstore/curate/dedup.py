@@ -50,6 +50,7 @@ DEFAULT_MEMORY_LIMIT = 2 << 30
 REPORT_NAME = "dedup-report.json"
 WORK_NAME = ".dedup-work"
 _RECORD_BYTES = 24
+UNIT_DOCS = 8192
 
 
 @dataclass(slots=True)
@@ -89,9 +90,10 @@ def plan_partitions(total_docs: int, params: MinHashParams, memory_limit: int) -
 
 
 def unit_docs_for(params: MinHashParams, memory_limit: int) -> int:
-    """Documents per unit so a unit's signatures and records take at most a quarter of `memory_limit`."""
+    """Documents per unit: at most `UNIT_DOCS` (units are what workers share), and few enough that a unit's
+    signatures and records take at most a quarter of `memory_limit`."""
     per_doc = params.num_perm * 4 + (params.bands + 1) * _RECORD_BYTES * 2 + 64
-    return max(1, min(1 << 20, memory_limit // 4 // per_doc))
+    return max(1, min(UNIT_DOCS, memory_limit // 4 // per_doc))
 
 
 def dedup(

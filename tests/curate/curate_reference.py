@@ -38,19 +38,27 @@ def ngrams(tokens: list[int], n: int, min_distinct: int) -> list[tuple[int, bool
     return out
 
 
-def signature(
-    tokens: list[int], n: int, min_distinct: int, a: np.ndarray, b: np.ndarray
-) -> tuple[list[int], int, int]:
+def fmix32(v: int) -> int:
+    v ^= v >> 16
+    v = (v * 0x85EBCA6B) & 0xFFFFFFFF
+    v ^= v >> 13
+    v = (v * 0xC2B2AE35) & 0xFFFFFFFF
+    v ^= v >> 16
+    return v
+
+
+def signature(tokens: list[int], n: int, min_distinct: int, seeds: np.ndarray) -> tuple[list[int], int, int]:
     """(signature, n-grams used, degenerate n-grams) of one document."""
-    sig = [0xFFFFFFFF] * len(a)
+    sig = [0xFFFFFFFF] * len(seeds)
     used = bad = 0
     for h, degenerate in ngrams(tokens, n, min_distinct):
         if degenerate:
             bad += 1
             continue
         used += 1
-        for k, (ak, bk) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
-            sig[k] = min(sig[k], ((ak * h + bk) & M64) >> 32)
+        x = (h & 0xFFFFFFFF) ^ (h >> 32)
+        for k, s in enumerate(seeds.tolist()):
+            sig[k] = min(sig[k], fmix32(x ^ s))
     return sig, used, bad
 
 

@@ -70,10 +70,12 @@ def test_exact_and_near_duplicates_across_stores(make_store, tmp_path) -> None:
     assert not (out / ".dedup-work").exists()
 
 
-def test_the_family_copies_are_found_and_unrelated_documents_kept(make_store, tmp_path) -> None:
+@pytest.mark.parametrize("confirm", ["exact", "estimate"])
+def test_the_family_copies_are_found_and_unrelated_documents_kept(make_store, tmp_path, confirm) -> None:
     c = make_corpus(families=20, copies=2, rates=(0.0, 0.005, 0.01), unrelated=80, seed=3)
     a = make_store("a", c.texts)
-    dedup([a], out=tmp_path / "m", workers=1)
+    report = dedup([a], out=tmp_path / "m", workers=1, params=MinHashParams(confirm=confirm))
+    assert report.to_dict()["params"]["confirm"] == confirm
     st = Store.open(a)
     mask = read_mask(tmp_path / "m" / mask_file_name(st.fingerprint))
     removed = set(mask.excluded_ids().tolist())

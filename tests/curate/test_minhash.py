@@ -39,12 +39,12 @@ def _flat(docs: list[list[int]], dtype: type) -> tuple[np.ndarray, np.ndarray]:
 @given(docs=docs_strategy, n=st.integers(1, 5))
 def test_signatures_match_the_reference(docs: list[list[int]], n: int) -> None:
     params = MinHashParams(ngram=n, bands=4, rows=3, seed=n)
-    a, b = params.permutations()
+    seeds = params.permutations()
     toks, offs = _flat(docs, np.uint32)
     sig, info = signatures(toks, offs, params)
     keys = band_keys(sig, params)
     for d, doc in enumerate(docs):
-        want, used, bad = ref_signature(doc, n, params.distinct, a, b)
+        want, used, bad = ref_signature(doc, n, params.distinct, seeds)
         assert sig[d].tolist() == want
         assert info[d].tolist() == [ref_exact_hash(doc), used, bad, len(doc)]
         assert keys[d].tolist() == ref_band_keys(want, params.bands, params.rows)
@@ -87,19 +87,19 @@ def test_default_min_distinct_rule() -> None:
 
 def test_bad_buffers_are_refused_not_read_past() -> None:
     toks = np.arange(10, dtype=np.uint16)
-    a, b = SMALL.permutations()
+    seeds = SMALL.permutations()
     sig = np.empty((1, SMALL.num_perm), np.uint32)
     info = np.empty((1, 4), np.uint64)
     with pytest.raises(ValueError, match="past the 10 tokens"):
-        _minhash.signatures(toks, 2, np.array([0, 11], np.uint64), 3, 2, a, b, sig, info)
+        _minhash.signatures(toks, 2, np.array([0, 11], np.uint64), 3, 2, seeds, sig, info)
     with pytest.raises(ValueError, match="decreasing"):
-        _minhash.signatures(toks, 2, np.array([5, 2], np.uint64), 3, 2, a, b, sig, info)
+        _minhash.signatures(toks, 2, np.array([5, 2], np.uint64), 3, 2, seeds, sig, info)
     with pytest.raises(ValueError, match="out_sig"):
-        _minhash.signatures(toks, 2, np.array([0, 5, 10], np.uint64), 3, 2, a, b, sig, info)
+        _minhash.signatures(toks, 2, np.array([0, 5, 10], np.uint64), 3, 2, seeds, sig, info)
     with pytest.raises(ValueError, match="width"):
-        _minhash.signatures(toks, 3, np.array([0, 10], np.uint64), 3, 2, a, b, sig, info)
+        _minhash.signatures(toks, 3, np.array([0, 10], np.uint64), 3, 2, seeds, sig, info)
     with pytest.raises(ValueError, match="n=0"):
-        _minhash.signatures(toks, 2, np.array([0, 10], np.uint64), 0, 0, a, b, sig, info)
+        _minhash.signatures(toks, 2, np.array([0, 10], np.uint64), 0, 0, seeds, sig, info)
     with pytest.raises(ValueError, match="bands"):
         _minhash.band_keys(sig, SMALL.num_perm, 5, 3, np.empty(5, np.uint64))
     with pytest.raises(ValueError, match="power of two"):
@@ -123,9 +123,14 @@ def test_params_are_validated_and_documented() -> None:
     assert (p.bands, p.rows, p.num_perm, p.threshold) == (9, 13, 117, 0.8)
     assert abs(p.lsh_midpoint - 0.845) < 0.001
     assert p.candidate_probability(0.95) > 0.99 and p.candidate_probability(0.5) < 0.002
-    a1, _ = p.permutations()
-    a2, _ = MinHashParams(seed=43).permutations()
-    assert np.array_equal(a1, p.permutations()[0]) and not np.array_equal(a1, a2) and (a1 & 1).all()
-    for bad in ({"ngram": 0}, {"bands": -1}, {"threshold": 0.0}, {"min_distinct": 9, "ngram": 5}):
+    a1, a2 = p.permutations(), MinHashParams(seed=43).permutations()
+    assert np.array_equal(a1, p.permutations()) and not np.array_equal(a1, a2) and a1.dtype == np.uint32
+    for bad in (
+        {"ngram": 0},
+        {"bands": -1},
+        {"threshold": 0.0},
+        {"min_distinct": 9, "ngram": 5},
+        {"confirm": "x"},
+    ):
         with pytest.raises(ConfigError):
             MinHashParams(**bad)  # type: ignore[arg-type]
