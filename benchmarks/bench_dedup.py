@@ -145,14 +145,10 @@ def run_ours(work: Path, workers: int, confirm: str = "exact") -> dict:
     from shardstore.store.mask import mask_file_name, read_mask
     from shardstore.store.store import Store
 
-    out = work / f"masks-{workers}"
+    out = work / f"masks-{workers}-{confirm}"
+    params = MinHashParams(NGRAM, BANDS, ROWS, threshold=THRESHOLD, confirm=confirm)
     t0, c0 = time.perf_counter(), cpu_seconds()
-    dedup(
-        [work / "store"],
-        out=out,
-        workers=workers,
-        params=MinHashParams(NGRAM, BANDS, ROWS, threshold=THRESHOLD),
-    )
+    dedup([work / "store"], out=out, workers=workers, params=params)
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     st = Store.open(work / "store")
     mask = read_mask(out / mask_file_name(st.fingerprint))
@@ -255,6 +251,50 @@ def run_rensa(work: Path) -> dict:
     return {"wall": wall, "cpu": cpu, "rss": peak_rss_mib(), "predicted": sorted(predicted)}
 
 
+def run_datatrove(work: Path) -> dict:
+    """datatrove's four MinHash stages on the texts (its own word 5-grams), 9 x 13, one task per stage."""
+    import logging
+
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers.jsonl import JsonlWriter
+
+    logging.disable(logging.CRITICAL)
+    w = work / "datatrove"
+    from datatrove.utils.hashing import HashConfig
+
+    hc = HashConfig(hash_fc="sha1", precision=64)  # its xxhash path fails with xxhash 3.x on str
+    cfg = MinhashConfig(hash_config=hc, num_buckets=BANDS, hashes_per_bucket=ROWS, n_grams=NGRAM)
+    inp = str(work / "input")
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    stages = [
+        ([JsonlReader(inp), MinhashDedupSignature(output_folder=str(w / "sigs"), config=cfg)], 1),
+        ([MinhashDedupBuckets(input_folder=str(w / "sigs"), output_folder=str(w / "buckets"), config=cfg)], BANDS),
+        ([MinhashDedupCluster(input_folder=str(w / "buckets"), output_folder=str(w / "ids"), config=cfg)], 1),
+        ([JsonlReader(inp), MinhashDedupFilter(input_folder=str(w / "ids"),
+                                               exclusion_writer=JsonlWriter(str(w / "removed")))], 1),
+    ]  # fmt: skip
+    for i, (pipeline, tasks) in enumerate(stages):
+        LocalPipelineExecutor(
+            pipeline=pipeline, tasks=tasks, workers=1, logging_dir=str(w / f"logs{i}")
+        ).run()
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    import gzip
+
+    removed = 0
+    for path in (w / "removed").rglob("*.gz"):
+        with gzip.open(path) as f:
+            removed += sum(1 for _ in f)
+    return {"wall": wall, "cpu": cpu, "rss": peak_rss_mib(), "predicted": [], "removed": removed}
+
+
 CONTENDERS = {
     "shardstore-1": lambda w: run_ours(w, 1),
     "shardstore-1-estimate": lambda w: run_ours(w, 1, "estimate"),
@@ -262,6 +302,7 @@ CONTENDERS = {
     "datasketch": lambda w: run_datasketch(w, False),
     "datasketch+confirm": lambda w: run_datasketch(w, True),
     "rensa": run_rensa,
+    "datatrove": run_datatrove,
     "decontaminate": run_decontam,
     "plain-13gram-scan": run_plain_scan,
 }
@@ -305,6 +346,9 @@ def main() -> None:
     ap.add_argument(
         "--peer-python", default=None, help="python of a venv with rensa (e.g. /work/venvs/dedup)"
     )
+    ap.add_argument(
+        "--scaling-only", action="store_true", help="only shardstore with 1 and 2 workers (big corpora)"
+    )
     ap.add_argument("--run", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = Path(args.work)
@@ -317,17 +361,25 @@ def main() -> None:
         print(f"corpus and store built in {time.perf_counter() - t:.0f}s")
     meta = json.loads((work / "meta.json").read_text())
     mb = meta["mb"]
+    if args.scaling_only:
+        walls = {w: spawn(f"shardstore-{w}", work) for w in (1, 2)}
+        one, two = walls[1], walls[2]
+        if one and two:
+            print(f"{meta['docs']} documents, {mb:.1f} MB: 1 worker {one['wall']:.2f}s wall ({mb / one['cpu']:.1f} "
+                  f"MB/CPU-s), 2 workers {two['wall']:.2f}s wall: {one['wall'] / two['wall']:.2f}x")  # fmt: skip
+        return
     print(
         f"corpus: {meta['docs']} documents, {mb:.1f} MB of text; token {NGRAM}-grams, {BANDS} x {ROWS} bands"
     )
-    dup, family = truth(work, meta)
-    rows = {}
     if not (work / "tokens.npy").exists():
         dump_tokens(work)
+    dup, family = truth(work, meta)
+    rows = {}
     for name in ("shardstore-1", "shardstore-1-estimate", "shardstore-2", "datasketch", "datasketch+confirm"):
         rows[name] = spawn(name, work)
     if args.peer_python:
         rows["rensa"] = spawn("rensa", work, args.peer_python)
+        rows["datatrove"] = spawn("datatrove", work, args.peer_python)
     rates = sorted(set(meta["rate"]))
     print(f"\ndedup, documents with a true duplicate (J >= {THRESHOLD}): {len(dup)}")
     print(
@@ -336,6 +388,11 @@ def main() -> None:
     )
     for name, r in rows.items():
         if r is None:
+            continue
+        if name == "datatrove":  # word 5-grams of its own tokenizer, removed ids only: speed only
+            print(
+                f"{name:<21} {mb / r['cpu']:8.2f} {r['cpu']:6.2f} {r['wall']:7.2f} {r['rss']:9.0f}  (speed only)"
+            )
             continue
         sc = scores(set(r["predicted"]), dup, family, meta["rate"])
         cells = "  ".join(f"{sc[x][0]:.3f}/{sc[x][1]:.3f}" for x in rates)

@@ -30,7 +30,7 @@ from shardstore.errors import FormatError
 from shardstore.store.store import Store
 from shardstore.util.durable import atomic_write
 
-__all__ = ["MAX_COMPARE", "BucketSummary", "BucketTask", "run_bucket_task"]
+__all__ = ["MAX_COMPARE", "BucketSummary", "BucketTask", "confirm_exact_bucket", "run_bucket_task"]
 
 MAX_COMPARE = 8
 SET_CACHE = 4096
@@ -142,7 +142,7 @@ def run_bucket_task(task: BucketTask) -> BucketSummary:
             members = rec[s:e, 2]
             if int(rec[s, 1]) == KIND_EXACT:
                 stats["exact_buckets"] += 1
-                _exact_bucket(members.tolist(), docs, edges, stats)
+                confirm_exact_bucket(members.tolist(), docs, edges, stats)
                 continue
             stats["band_buckets"] += 1
             exact = task.params.confirm is Confirm.EXACT
@@ -179,7 +179,7 @@ def run_bucket_task(task: BucketTask) -> BucketSummary:
     return summary
 
 
-def _exact_bucket(
+def confirm_exact_bucket(
     members: list[int], docs: _Docs, edges: list[tuple[int, int, int]], stats: dict[str, int]
 ) -> None:
     """Join each member to the first earlier representative with equal tokens; a new representative otherwise."""

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from shardstore.cli import main
-from shardstore.curate.buckets import _Docs, _exact_bucket  # noqa: F401  (module-internal helpers under test)
+from shardstore.curate.buckets import confirm_exact_bucket
 from shardstore.curate.dedup import dedup
 from shardstore.curate.minhash import MinHashParams
 from shardstore.curate.synthetic import make_corpus
@@ -116,7 +116,7 @@ def test_exact_hash_collisions_are_confirmed_by_the_tokens() -> None:
     docs = {1: np.array([1, 2, 3]), 4: np.array([1, 2, 4]), 7: np.array([1, 2, 3]), 9: np.array([1, 2, 4])}
     edges: list[tuple[int, int, int]] = []
     stats = {"exact_hash_collisions": 0}
-    _exact_bucket([1, 4, 7, 9], FakeDocs(docs), edges, stats)  # type: ignore[arg-type]
+    confirm_exact_bucket([1, 4, 7, 9], FakeDocs(docs), edges, stats)  # type: ignore[arg-type]
     assert edges == [(1, 7, 0), (4, 9, 0)] and stats["exact_hash_collisions"] == 1
 
 
