@@ -181,3 +181,23 @@ def test_cli_json_report_and_errors(make_store, tmp_path, capsys) -> None:
     assert rc == 1 and len(err) == 1 and err[0].startswith("shardstore: ")
     rc = main(["dedup", a, "--out", str(tmp_path / "m3"), "--memory-limit", "lots"])
     assert rc == 1 and capsys.readouterr().err.startswith("shardstore: ")
+
+
+def test_memory_limit_sets_partitions_and_units_and_signatures_spill(make_store, tmp_path) -> None:
+    from shardstore.curate.dedup import plan_partitions, unit_docs_for
+
+    p = MinHashParams()
+    assert plan_partitions(10**5, p, 1 << 30) == 1 and plan_partitions(10**8, p, 1 << 30) == 179
+    assert unit_docs_for(p, 1 << 20) == 259 and unit_docs_for(p, 1 << 34) == 8192
+    c = make_corpus(families=60, copies=2, rates=(0.0, 0.01), unrelated=500, paragraphs=1, words=12, seed=5)
+    a = make_store("a", c.texts)
+    work = tmp_path / "work"
+    small = dedup([a], out=tmp_path / "small", workers=1, memory_limit=1 << 20, work_dir=work)
+    assert small.partitions >= 2 and small.units >= 3
+    spilled = sorted(n for n in os.listdir(work) if n.endswith(".sig.npy"))
+    assert len(spilled) == small.units  # every unit's signatures went to disk, read back memory-mapped
+    big = dedup([a], out=tmp_path / "big", workers=1)
+    assert big.partitions == 1
+    st = Store.open(a)
+    name = mask_file_name(st.fingerprint)
+    assert (tmp_path / "small" / name).read_bytes() == (tmp_path / "big" / name).read_bytes()
