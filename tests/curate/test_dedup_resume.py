@@ -56,7 +56,13 @@ def test_sigkill_then_resume_writes_identical_masks(corpus_store, tmp_path) -> N
     cmd = [sys.executable, "-m", "shardstore", "dedup", corpus_store, "--out", str(out), "--unit-docs", "3",
            "--partitions", "6", "--no-progress"]  # fmt: skip
     kills = 0
-    for workers, prefix, after in [("2", "u", 5), ("1", "u", 40), ("2", "u", 90), ("1", "p0", 2)]:
+    for workers, prefix, after in [
+        ("2", "u", 5),
+        ("1", "u", 40),
+        ("2", "u", 90),
+        ("1", "p0", 2),
+        ("2", "q0", 1),
+    ]:
         proc = subprocess.Popen([*cmd, "--workers", workers], env=env, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         deadline = time.monotonic() + 60
