@@ -26,17 +26,28 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Collection, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shardstore.errors import ConfigError, InputError, InvalidUtf8Error
+from shardstore.errors import ConfigError, InputError
 
-from . import serialization
+from . import bulk, serialization
 from .osutil import usable_cores
 from .patterns import native_pattern_id, resolve_pattern
+from .textprep import (
+    AllowedSpecial,
+    check_dtype,
+    check_errors,
+    check_text,
+    replace_surrogates,
+    smallest_dtype,
+    split_at_specials,
+    surrogate_error,
+)
 from .unicode import UnicodeInfo, current_unicode, native_split_id
+from .vocab import merge_ids, token_bytes_of_merges
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -44,23 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["EOS_TOKEN", "Tokenizer"]
 
 EOS_TOKEN = "<|endoftext|>"
-_ERRORS = ("strict", "replace")
-
-AllowedSpecial = Literal["all"] | Collection[str]
-
-
-def _surrogate_error(text: str, exc: UnicodeEncodeError) -> InputError:
-    cp = ord(text[exc.start])
-    return InputError(
-        f"text contains a lone surrogate U+{cp:04X} at index {exc.start}, which has no UTF-8 encoding; clean the text "
-        "or pass errors='replace' to encode lone surrogates as U+FFFD"
-    )
-
-
-def _replace_surrogates(text: str) -> str:
-    import re
-
-    return re.sub("[\ud800-\udfff]", "\ufffd", text)
 
 
 class Tokenizer:
@@ -96,17 +90,7 @@ class Tokenizer:
         self._merges = tuple(merges)
         self._special_tokens = tuple(special_tokens)
         self._fingerprint = fingerprint
-        token_bytes = [bytes([b]) for b in range(256)]
-        seen = {t: i for i, t in enumerate(token_bytes)}
-        for i, (left, right) in enumerate(self._merges):
-            token = token_bytes[left] + token_bytes[right]
-            if token in seen:
-                raise ConfigError(
-                    f"merge {i} = ({left}, {right}) creates {token!r}, which is already token {seen[token]}; "
-                    "every merge must create a new token"
-                )
-            seen[token] = 256 + i
-            token_bytes.append(token)
+        token_bytes = token_bytes_of_merges(self._merges)
         self._token_bytes = token_bytes
         self._native: Any = None
         self._special_re: Any = None
@@ -127,22 +111,7 @@ class Tokenizer:
             ConfigError: a merge refers to bytes that are not yet a token, or re-creates an existing token.
         """
         pattern = resolve_pattern(pattern)
-        ids: dict[bytes, int] = {bytes([b]): b for b in range(256)}
-        pairs: list[tuple[int, int]] = []
-        for i, pair in enumerate(merges):
-            if not (
-                isinstance(pair, tuple | list) and len(pair) == 2 and all(isinstance(x, bytes) for x in pair)
-            ):
-                raise ConfigError(f"merge {i} must be a pair of bytes, got {pair!r}")
-            left, right = pair
-            if left not in ids or right not in ids:
-                unknown = left if left not in ids else right
-                raise ConfigError(
-                    f"merge {i} = ({left!r}, {right!r}): {unknown!r} is not a token yet; merges must combine byte "
-                    "tokens or tokens created by earlier merges"
-                )
-            pairs.append((ids[left], ids[right]))
-            ids.setdefault(left + right, 256 + i)
+        pairs = merge_ids(merges)
         pattern, pairs, specials = serialization.validate_content(
             pattern, pairs, list(special_tokens), source="from_merges"
         )
@@ -255,7 +224,7 @@ class Tokenizer:
     @property
     def numpy_dtype(self) -> np.dtype[Any]:
         """Smallest unsigned dtype that holds every id: uint16 up to 65536 ids, else uint32."""
-        return np.dtype(np.uint16) if self.vocab_size <= 65536 else np.dtype(np.uint32)
+        return smallest_dtype(self.vocab_size)
 
     def token_bytes(self, token_id: int) -> bytes:
         """The bytes of one id (a special token's bytes are its UTF-8 string)."""
@@ -287,47 +256,8 @@ class Tokenizer:
                 native = self._native
         return native
 
-    def _prepare(self, text: str, errors: str) -> str:
-        if not isinstance(text, str):
-            raise ConfigError(f"text must be str, got {type(text).__name__}; decode bytes to str first")
-        if errors not in _ERRORS:
-            raise ConfigError(f"errors must be one of {_ERRORS}, got {errors!r}")
-        return text
-
     def _segments(self, text: str, allowed_special: AllowedSpecial) -> list[str | int]:
-        """Split text at recognized special tokens: str segments to encode, ints for special ids."""
-        if not allowed_special:
-            return [text]
-        specials = self.special_tokens
-        if allowed_special == "all":
-            names = list(specials)
-        else:
-            if isinstance(allowed_special, str):
-                raise ConfigError(
-                    f"allowed_special must be 'all' or a set of special tokens, got {allowed_special!r}"
-                )
-            names = list(allowed_special)
-            unknown = [n for n in names if n not in specials]
-            if unknown:
-                raise ConfigError(
-                    f"allowed_special names unknown special tokens {unknown}; known: {list(specials)}"
-                )
-        if not names or not any(n in text for n in names):
-            return [text]
-        import re
-
-        # Longest first, so that a special token that is a prefix of another never wins over it.
-        rx = re.compile("|".join(re.escape(n) for n in sorted(names, key=lambda n: (-len(n), n))))
-        out: list[str | int] = []
-        pos = 0
-        for m in rx.finditer(text):
-            if m.start() > pos:
-                out.append(text[pos : m.start()])
-            out.append(specials[m.group()])
-            pos = m.end()
-        if pos < len(text):
-            out.append(text[pos:])
-        return out
+        return split_at_specials(text, self.special_tokens, allowed_special)
 
     def _encode_ordinary(self, text: str, errors: str) -> list[int]:
         native = self._encoder()
@@ -337,8 +267,8 @@ class Tokenizer:
             return native.encode(text)
         except UnicodeEncodeError as exc:
             if errors == "strict":
-                raise _surrogate_error(text, exc) from None
-            return native.encode(_replace_surrogates(text))
+                raise surrogate_error(text, exc) from None
+            return native.encode(replace_surrogates(text))
 
     def _encode_custom(self, text: str, errors: str) -> list[int]:
         import regex
@@ -347,20 +277,20 @@ class Tokenizer:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
             if errors == "strict":
-                raise _surrogate_error(text, exc) from None
-            text = _replace_surrogates(text)
+                raise surrogate_error(text, exc) from None
+            text = replace_surrogates(text)
         pieces = [p.encode("utf-8") for p in regex.findall(self._pattern, text)]
         return self._encoder().encode_pieces(pieces)
 
     def encode(self, text: str, *, allowed_special: AllowedSpecial = (), errors: str = "strict") -> list[int]:
         """Encode text to ids. Special-token strings are plain text unless listed in `allowed_special`."""
-        self._prepare(text, errors)
+        check_text(text, errors)
         segments = self._segments(text, allowed_special)
         if len(segments) > 1 and errors == "strict":
             try:  # check the whole text, so that an error names the index in it, not in a segment
                 text.encode("utf-8")
             except UnicodeEncodeError as exc:
-                raise _surrogate_error(text, exc) from None
+                raise surrogate_error(text, exc) from None
         out: list[int] = []
         for seg in segments:
             if isinstance(seg, int):
@@ -371,7 +301,7 @@ class Tokenizer:
 
     def encode_ordinary(self, text: str, *, errors: str = "strict") -> list[int]:
         """Encode text treating every special-token string as plain text (the `encode` default)."""
-        self._prepare(text, errors)
+        check_text(text, errors)
         return self._encode_ordinary(text, errors)
 
     def encode_to_numpy(
@@ -383,7 +313,7 @@ class Tokenizer:
         dtype: npt.DTypeLike | None = None,
     ) -> np.ndarray:
         """Encode into a 1-D numpy array (default dtype `numpy_dtype`), written directly by the native code."""
-        self._prepare(text, errors)
+        check_text(text, errors)
         dt = self._check_dtype(dtype)
         segments = self._segments(text, allowed_special)
         native = self._encoder()
@@ -393,20 +323,12 @@ class Tokenizer:
             buf = native.encode_to_buffer(text, dt.itemsize)
         except UnicodeEncodeError as exc:
             if errors == "strict":
-                raise _surrogate_error(text, exc) from None
-            buf = native.encode_to_buffer(_replace_surrogates(text), dt.itemsize)
+                raise surrogate_error(text, exc) from None
+            buf = native.encode_to_buffer(replace_surrogates(text), dt.itemsize)
         return np.frombuffer(buf, dtype=dt)
 
     def _check_dtype(self, dtype: npt.DTypeLike | None) -> np.dtype[Any]:
-        dt = self.numpy_dtype if dtype is None else np.dtype(dtype)
-        if dt not in (np.dtype(np.uint16), np.dtype(np.uint32)) or (
-            dt.itemsize == 2 and self.vocab_size > 65536
-        ):
-            raise ConfigError(
-                f"dtype {dt} cannot hold ids of a {self.vocab_size}-token vocabulary; use uint32"
-                + (" or uint16" if self.vocab_size <= 65536 else "")
-            )
-        return dt.newbyteorder("=")
+        return check_dtype(dtype, self.vocab_size)
 
     def encode_batch(
         self,
@@ -458,33 +380,15 @@ class Tokenizer:
             raise ConfigError(f"starts and ends must be 1-D and of one length, got {lo.shape} and {hi.shape}")
         if append_id is not None and not 0 <= append_id < self.vocab_size:
             raise ConfigError(f"append_id {append_id} is outside [0, {self.vocab_size})")
-        native = self._encoder()
-        if native.pattern_id < 0:  # custom split pattern: the per-text path
-            view = memoryview(data).cast("B")
-            bad = np.flatnonzero((lo < 0) | (lo > hi) | (hi > len(view)))
-            if bad.size:
-                i = int(bad[0])
-                raise ConfigError(f"text {i} spans [{lo[i]}, {hi[i]}), outside the {len(view)}-byte buffer")
-            parts: list[np.ndarray] = []
-            counts = np.empty(lo.size, dtype=np.int64)
-            for i, (a, b) in enumerate(zip(lo.tolist(), hi.tolist(), strict=True)):
-                try:
-                    text = bytes(view[a:b]).decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise InvalidUtf8Error(
-                        f"text {i} is not valid UTF-8 at byte {exc.start}", i, exc.start
-                    ) from None
-                ids = self.encode_to_numpy(text, dtype=dt)
-                parts.append(ids if append_id is None else np.append(ids, np.array([append_id], dtype=dt)))
-                counts[i] = parts[-1].size
-            return (np.concatenate(parts) if parts else np.empty(0, dtype=dt)), counts
-        try:
-            ids, counts_buf = native.encode_packed(
-                data, lo, hi, dt.itemsize, -1 if append_id is None else append_id
-            )
-        except ValueError as exc:  # spans outside `data`; invalid UTF-8 raises InvalidUtf8Error natively
-            raise ConfigError(str(exc)) from None
-        return np.frombuffer(ids, dtype=dt), np.frombuffer(counts_buf, dtype=np.int64)
+        return bulk.encode_packed(
+            self._encoder(),
+            data,
+            lo,
+            hi,
+            append_id=append_id,
+            dtype=dt,
+            encode_one=lambda text: self.encode_to_numpy(text, dtype=dt),
+        )
 
     def _batch(
         self,
@@ -497,24 +401,22 @@ class Tokenizer:
     ) -> list[Any]:
         texts = list(texts)
         for t in texts:
-            self._prepare(t, errors)
+            check_text(t, errors)
         threads = usable_cores() if num_threads is None else num_threads
         if not isinstance(threads, int) or threads < 1:
             raise ConfigError(f"num_threads must be a positive int or None, got {num_threads!r}")
         native = self._encoder()
-        simple = native.pattern_id >= 0 and all(len(self._segments(t, allowed_special)) == 1 for t in texts)
-        if simple:
-            try:
-                return native.encode_batch(texts, threads, itemsize)
-            except UnicodeEncodeError:
-                pass  # some text has a lone surrogate: fall through to the per-text path, which applies `errors`
-        if itemsize == 0:
-            return [self.encode(t, allowed_special=allowed_special, errors=errors) for t in texts]
-        dt = np.uint16 if itemsize == 2 else np.uint32
-        return [
-            np.asarray(self.encode(t, allowed_special=allowed_special, errors=errors), dtype=dt).tobytes()
-            for t in texts
-        ]
+        native_ok = native.pattern_id >= 0 and all(
+            len(self._segments(t, allowed_special)) == 1 for t in texts
+        )
+        return bulk.encode_batch(
+            native,
+            texts,
+            threads,
+            itemsize,
+            native_ok=native_ok,
+            encode_one=lambda t: self.encode(t, allowed_special=allowed_special, errors=errors),
+        )
 
     # ----------------------------------------------------------------------------------------------- decoding
     def decode_bytes(self, ids: Iterable[int] | np.ndarray) -> bytes:
@@ -532,8 +434,7 @@ class Tokenizer:
 
     def decode(self, ids: Iterable[int] | np.ndarray, *, errors: str = "replace") -> str:
         """Decode ids to text; invalid UTF-8 becomes U+FFFD by default (``errors="strict"`` raises)."""
-        if errors not in _ERRORS:
-            raise ConfigError(f"errors must be one of {_ERRORS}, got {errors!r}")
+        check_errors(errors)
         data = self.decode_bytes(ids)
         try:
             return data.decode("utf-8", errors)
