@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,7 +47,7 @@ from .textprep import (
     surrogate_error,
 )
 from .unicode import UnicodeInfo, current_unicode, native_split_id
-from .vocab import merge_ids, token_bytes_of_merges
+from .vocab import Ranks, merge_ids, native_encoder, token_bytes_of_merges
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -58,42 +58,24 @@ EOS_TOKEN = "<|endoftext|>"
 
 
 class Tokenizer:
-    """A trained byte-level BPE tokenizer. Build with `from_merges`, `load`, or `tokenizer.train`."""
+    """A byte-level BPE tokenizer: trained (`tokenizer.train`, `from_merges`), imported (`from_tiktoken`, `from_hf`,
+    `from_gpt2_files`, `open`) or loaded (`load`)."""
 
-    __slots__ = (
-        "_fingerprint",
-        "_format_version",
-        "_lock",
-        "_merges",
-        "_native",
-        "_pattern",
-        "_special_re",
-        "_special_tokens",
-        "_token_bytes",
-        "_unicode",
-    )
+    __slots__ = ("_content", "_fingerprint", "_lock", "_native", "_specials", "_token_bytes")
 
-    def __init__(
-        self,
-        *,
-        pattern: str,
-        merges: Sequence[tuple[int, int]],
-        special_tokens: Sequence[str],
-        fingerprint: str,
-        unicode: UnicodeInfo,
-        format_version: int,
-    ) -> None:
-        """Internal: use `from_merges` or `load`, which validate their input."""
-        self._unicode = unicode
-        self._format_version = format_version
-        self._pattern = pattern
-        self._merges = tuple(merges)
-        self._special_tokens = tuple(special_tokens)
-        self._fingerprint = fingerprint
-        token_bytes = token_bytes_of_merges(self._merges)
-        self._token_bytes = token_bytes
+    def __init__(self, content: serialization.TokenizerContent) -> None:
+        """Internal: use `from_merges`, `load` or an importer (`from_tiktoken`, `from_hf`), which validate input."""
+        self._content = content
+        self._fingerprint = content.fingerprint
+        ranks = content.ranks
+        if ranks is None:
+            self._token_bytes: Sequence[bytes] = token_bytes_of_merges(content.merges)
+            base = len(self._token_bytes)
+            self._specials = {s: base + i for i, s in enumerate(content.special_tokens)}
+        else:
+            self._token_bytes = ranks.tokens
+            self._specials = dict(ranks.special_tokens)
         self._native: Any = None
-        self._special_re: Any = None
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------------------------------------- construction
@@ -116,20 +98,58 @@ class Tokenizer:
             pattern, pairs, list(special_tokens), source="from_merges"
         )
         unicode = current_unicode(native=native_pattern_id(pattern) >= 0)
-        return cls._from_content(
-            serialization.TokenizerContent(pattern, tuple(pairs), tuple(specials), unicode)
-        )
+        return cls(serialization.TokenizerContent(pattern, tuple(pairs), tuple(specials), unicode))
 
     @classmethod
-    def _from_content(cls, content: serialization.TokenizerContent) -> Tokenizer:
-        return cls(
-            pattern=content.pattern,
-            merges=content.merges,
-            special_tokens=content.special_tokens,
-            fingerprint=content.fingerprint,
-            unicode=content.unicode,
-            format_version=content.format_version,
-        )
+    def from_ranks(cls, ranks: Ranks, *, pattern: str) -> Tokenizer:
+        """Build from an imported vocabulary (see `tokenizer.vocab.check_ranks`) and a pattern name or regex."""
+        pattern = resolve_pattern(pattern)
+        unicode = current_unicode(native=native_pattern_id(pattern) >= 0)
+        version = serialization.RANKS_FORMAT_VERSION
+        return cls(serialization.TokenizerContent(pattern, (), (), unicode, version, ranks))
+
+    @classmethod
+    def from_tiktoken(
+        cls,
+        source: Any,
+        *,
+        pattern: str | None = None,
+        special_tokens: Mapping[str, int] | None = None,
+    ) -> Tokenizer:
+        """Import a tiktoken vocabulary with its exact ids: a ``tiktoken.Encoding``, an encoding name shipped by an
+        installed package (``cl100k_base``, ``o200k_base``, ``gpt2``; no network), or a ``.tiktoken`` rank file
+        (optionally ``.gz``) plus `pattern` (a name such as ``cl100k_base`` or a regex) and `special_tokens`."""
+        from .import_tiktoken import tiktoken_ranks
+
+        ranks, pat = tiktoken_ranks(source, pattern=pattern, special_tokens=special_tokens)
+        return cls.from_ranks(ranks, pattern=pat)
+
+    @classmethod
+    def from_hf(cls, path: str | os.PathLike[str]) -> Tokenizer:
+        """Import a Hugging Face byte-level BPE ``tokenizer.json`` (GPT-2, RoBERTa, Llama-3, Qwen2 style) with its
+        exact ids; anything we cannot represent exactly (a normalizer, WordPiece, ...) raises `ConfigError`."""
+        from .import_hf import hf_ranks
+
+        ranks, pat = hf_ranks(path)
+        return cls.from_ranks(ranks, pattern=pat)
+
+    @classmethod
+    def from_gpt2_files(
+        cls, encoder_json: str | os.PathLike[str], vocab_bpe: str | os.PathLike[str]
+    ) -> Tokenizer:
+        """Import GPT-2's ``encoder.json`` + ``vocab.bpe`` (ids as tiktoken's ``gpt2`` encoding)."""
+        from .import_tiktoken import gpt2_ranks
+
+        ranks, pat = gpt2_ranks(encoder_json, vocab_bpe)
+        return cls.from_ranks(ranks, pattern=pat)
+
+    @classmethod
+    def open(cls, spec: str | os.PathLike[str]) -> Tokenizer:
+        """Any supported tokenizer by path or name, auto-detected or by prefix (``tiktoken:``, ``hf:``, ``gpt2:``,
+        ``shardstore:``); see `tokenizer.detect`."""
+        from .detect import open_tokenizer
+
+        return open_tokenizer(cls, spec)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, allow_unicode_mismatch: bool = False) -> Tokenizer:
@@ -139,7 +159,7 @@ class Tokenizer:
         unless `allow_unicode_mismatch` (then a `UnicodeMismatchWarning`); see docs/UNICODE.md.
         """
         content, _ = serialization.read_tokenizer_file(path, allow_unicode_mismatch=allow_unicode_mismatch)
-        return cls._from_content(content)
+        return cls(content)
 
     @classmethod
     def from_json_bytes(
@@ -149,28 +169,25 @@ class Tokenizer:
         content, _ = serialization.parse_tokenizer_json(
             data, source=source, allow_unicode_mismatch=allow_unicode_mismatch
         )
-        return cls._from_content(content)
+        return cls(content)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the tokenizer JSON (atomic) in the format it was made in: a format-1 file re-saves byte-identically."""
-        serialization.write_tokenizer_file(
-            path,
-            serialization.TokenizerContent(
-                self._pattern, self._merges, self._special_tokens, self._unicode, self._format_version
-            ),
-        )
+        serialization.write_tokenizer_file(path, self._content)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Cheap and safe to send to worker processes: only the validated content travels, never native state.
-        u = self._unicode
-        state = (self._pattern, self._merges, self._special_tokens, self._fingerprint)
-        return (_rebuild, (*state, u.version, u.regex, self._format_version))
+        c = self._content
+        if c.ranks is not None:
+            return (_rebuild_json, (serialization.tokenizer_json(c),))
+        state = (c.pattern, c.merges, c.special_tokens, self._fingerprint)
+        return (_rebuild, (*state, c.unicode.version, c.unicode.regex, c.format_version))
 
     # ----------------------------------------------------------------------------------------------- properties
     @property
     def pattern(self) -> str:
         """The pre-tokenization regex string."""
-        return self._pattern
+        return self._content.pattern
 
     @property
     def fingerprint(self) -> str:
@@ -180,38 +197,43 @@ class Tokenizer:
     @property
     def unicode_version(self) -> str:
         """The Unicode version the pre-tokenizer splits with (recorded in the file; docs/UNICODE.md)."""
-        return self._unicode.version
+        return self._content.unicode.version
 
     @property
     def regex_version(self) -> str | None:
         """The ``regex`` release a custom pattern was made with; None for built-in patterns (native tables)."""
-        return self._unicode.regex
+        return self._content.unicode.regex
 
     @property
     def format_version(self) -> int:
-        """The file format it was made in, which `save` writes: 2, or 1 for a format-1 file loaded as such."""
-        return self._format_version
+        """The file format it was made in, which `save` writes: 2, 1 for a format-1 file loaded as such, 3 for an
+        imported vocabulary."""
+        return self._content.format_version
 
     @property
     def merges(self) -> tuple[tuple[int, int], ...]:
-        """Merges as (left_id, right_id) pairs; merge ``i`` created id ``256 + i``."""
-        return self._merges
+        """Merges as (left_id, right_id) pairs; merge ``i`` created id ``256 + i``. An imported vocabulary has
+        none of ours (its ranks are its ids; `to_tiktoken` gives them): ConfigError."""
+        if self._content.ranks is not None:
+            raise ConfigError(
+                "an imported vocabulary has no merge list of ours; use to_tiktoken() for its ranks"
+            )
+        return self._content.merges
 
     @property
     def num_ordinary_tokens(self) -> int:
-        """Number of byte and merge tokens (ids below this are ordinary)."""
-        return 256 + len(self._merges)
+        """Number of ordinary ids (byte and merged tokens, gaps included): ids below this are ordinary."""
+        return len(self._token_bytes)
 
     @property
     def vocab_size(self) -> int:
-        """Total number of ids, special tokens included."""
-        return 256 + len(self._merges) + len(self._special_tokens)
+        """One past the largest id (special tokens included); an imported vocabulary may have unassigned ids."""
+        return max([len(self._token_bytes), *(i + 1 for i in self._specials.values())])
 
     @property
     def special_tokens(self) -> dict[str, int]:
         """Special token string -> id."""
-        base = self.num_ordinary_tokens
-        return {s: base + i for i, s in enumerate(self._special_tokens)}
+        return dict(self._specials)
 
     @property
     def eos_id(self) -> int | None:
@@ -231,7 +253,7 @@ class Tokenizer:
         return self.decode_bytes([token_id])
 
     def __repr__(self) -> str:
-        return f"Tokenizer(vocab_size={self.vocab_size}, pattern={self._pattern[:24]!r}..., fingerprint={self._fingerprint[:12]})"
+        return f"Tokenizer(vocab_size={self.vocab_size}, pattern={self.pattern[:24]!r}..., fingerprint={self._fingerprint[:12]})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Tokenizer) and other._fingerprint == self._fingerprint
@@ -245,19 +267,15 @@ class Tokenizer:
         if native is None:
             with self._lock:
                 if self._native is None:
-                    from ._native._encoder import Encoder
-
-                    specials = [s.encode("utf-8") for s in self._special_tokens]
-                    self._native = Encoder(
-                        self._token_bytes + specials,
-                        len(self._token_bytes),
-                        native_split_id(self._pattern, self._unicode.version),
+                    split_id = native_split_id(self.pattern, self.unicode_version)
+                    self._native = native_encoder(
+                        self._token_bytes, self._specials, split_id, self._content.ranks
                     )
                 native = self._native
         return native
 
     def _segments(self, text: str, allowed_special: AllowedSpecial) -> list[str | int]:
-        return split_at_specials(text, self.special_tokens, allowed_special)
+        return split_at_specials(text, self._specials, allowed_special)
 
     def _encode_ordinary(self, text: str, errors: str) -> list[int]:
         native = self._encoder()
@@ -279,7 +297,7 @@ class Tokenizer:
             if errors == "strict":
                 raise surrogate_error(text, exc) from None
             text = replace_surrogates(text)
-        pieces = [p.encode("utf-8") for p in regex.findall(self._pattern, text)]
+        pieces = [p.encode("utf-8") for p in regex.findall(self.pattern, text)]
         return self._encoder().encode_pieces(pieces)
 
     def encode(self, text: str, *, allowed_special: AllowedSpecial = (), errors: str = "strict") -> list[int]:
@@ -447,14 +465,14 @@ class Tokenizer:
     # ----------------------------------------------------------------------------------------------- interop
     def to_tiktoken(self) -> tuple[str, dict[bytes, int], dict[str, int]]:
         """``(pat_str, mergeable_ranks, special_tokens)`` for ``tiktoken.Encoding``; encodes to the same ids."""
-        ranks = {t: i for i, t in enumerate(self._token_bytes)}
-        return self._pattern, ranks, self.special_tokens
+        ranks = {t: i for i, t in enumerate(self._token_bytes) if t}
+        return self.pattern, ranks, self.special_tokens
 
     def save_hf(self, path: str | os.PathLike[str]) -> None:
         """Write a Hugging Face ``tokenizer.json`` (ByteLevel BPE, same split regex) that encodes to the same ids."""
         from .interop import write_hf_tokenizer_json
 
-        write_hf_tokenizer_json(path, self._pattern, self._token_bytes, self.special_tokens)
+        write_hf_tokenizer_json(path, self.pattern, self._token_bytes, self.special_tokens)
 
 
 def _rebuild(
@@ -474,4 +492,8 @@ def _rebuild(
     )
     if content.fingerprint != fingerprint:
         raise ConfigError("tokenizer state does not match its fingerprint")
-    return Tokenizer._from_content(content)
+    return Tokenizer(content)
+
+
+def _rebuild_json(text: str) -> Tokenizer:
+    return Tokenizer.from_json_bytes(text, source="pickle")
