@@ -21,7 +21,7 @@ from typing import Any
 
 from shardstore.errors import ConfigError, InputError
 
-from .interop import bytes_to_unicode
+from .interop import bytes_to_unicode, portability_problem
 from .patterns import PATTERNS
 from .vocab import Ranks, check_ranks
 
@@ -49,31 +49,6 @@ def _type(node: Any) -> str | None:
 
 def _refuse(source: str, what: str) -> ConfigError:
     return ConfigError(f"{source}: cannot import exactly: {what}")
-
-
-def portability_problem(regex: str) -> str | None:
-    """The first construct of `regex` that HF's Oniguruma (Ruby syntax) reads differently from the ``regex``
-    package, or None: ``{m,n}+`` (Oniguruma: a repeat of the bounded repeat, not possessive) and the anchors
-    ``^ $`` (Oniguruma: start and end of *line*)."""
-    i, in_class = 0, False
-    while i < len(regex):
-        c = regex[i]
-        if c == "\\":  # an escape; \p{..} as a whole
-            close = regex.find("}", i) if regex[i + 1 : i + 3] in ("p{", "P{") else -1
-            i = close + 1 if close > 0 else i + 2
-            continue
-        if in_class:
-            in_class = c != "]"
-        elif c == "[":
-            in_class = True
-            i += 2 if regex[i + 1 : i + 2] == "^" else 1
-            continue
-        elif c in "^$":
-            return f"the anchor {c!r} at {i}"
-        elif c == "}" and regex[i + 1 : i + 2] == "+":
-            return f"the quantifier '}}+' at {i}"
-        i += 1
-    return None
 
 
 def _pattern(pre: Any, source: str) -> str:

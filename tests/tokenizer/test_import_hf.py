@@ -156,3 +156,13 @@ def test_gapped_added_ids_are_refused(tmp_path):
     assert hf.token_to_id("<|endoftext|>") == 100256  # HF's renumbering, the reason for the refusal
     with pytest.raises(ConfigError, match="records id 100257 but HF encodes it as 100256"):
         Tokenizer.from_hf(path)
+
+
+def test_save_hf_writes_only_patterns_hf_reads_the_same(tmp_path):
+    gpt2 = imported("gpt2")  # tiktoken's r50k spelling is written as the classic GPT-2 pattern (same splits)
+    gpt2.save_hf(tmp_path / "g.json")
+    hf = tokenizers.Tokenizer.from_file(str(tmp_path / "g.json"))
+    text = PROSE["german"] + ADVERSARIAL["trailing_ws"]
+    assert hf.encode(text, add_special_tokens=False).ids == gpt2.encode(text)
+    with pytest.raises(ConfigError, match="Oniguruma"):
+        imported("cl100k_base").save_hf(tmp_path / "c.json")  # its {1,3}+ and $ would split differently
