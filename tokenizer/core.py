@@ -418,14 +418,17 @@ class Tokenizer:
         itemsize: int,
     ) -> list[Any]:
         texts = list(texts)
-        for t in texts:
-            check_text(t, errors)
+        check_errors(errors)
+        if not all(type(t) is str for t in texts):  # one C-level pass; the per-text check names the culprit
+            for t in texts:
+                check_text(t, errors)
         threads = usable_cores() if num_threads is None else num_threads
         if not isinstance(threads, int) or threads < 1:
             raise ConfigError(f"num_threads must be a positive int or None, got {num_threads!r}")
         native = self._encoder()
-        native_ok = native.pattern_id >= 0 and all(
-            len(self._segments(t, allowed_special)) == 1 for t in texts
+        # Per-text Python work costs more than the native encode of a short text: skip it when nothing can split.
+        native_ok = native.pattern_id >= 0 and (
+            not allowed_special or all(len(self._segments(t, allowed_special)) == 1 for t in texts)
         )
         return bulk.encode_batch(
             native,
