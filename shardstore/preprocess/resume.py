@@ -58,6 +58,8 @@ def check_options(journal: Journal, options: Mapping[str, Any]) -> None:
             for a, b in zip(before, after, strict=True)
         )
     )
+    if (static or not same_files) and not _any_committed(journal):
+        return  # nothing was committed under the old options (e.g. every unit failed): they may change
     if static or not same_files:
         shown = static or keys
         details = "; ".join(
@@ -67,6 +69,14 @@ def check_options(journal: Journal, options: Mapping[str, Any]) -> None:
             f"{journal.out}: this store was started with different build options ({details}). Resume with the "
             f"original inputs, tokenizer and options, or build into a new/empty directory."
         )
+
+
+def _any_committed(journal: Journal) -> bool:
+    try:
+        with os.scandir(journal.units_dir) as it:
+            return any(e.name.startswith("unit-") and e.name.endswith(".json") for e in it)
+    except FileNotFoundError:
+        return False
 
 
 def _files_ok(out: str, result: UnitResult) -> bool:
