@@ -233,7 +233,11 @@ def _one_corpus(inputs: Inputs | None, texts: Iterable[str] | None, files: objec
 
 
 def _names_a_path(item: object) -> bool:
-    return isinstance(item, str) and 0 < len(item) < 4096 and "\n" not in item and os.path.exists(item)
+    """A str that looks like a path (a folder part or a file suffix, not only dots and slashes) and exists."""
+    if not isinstance(item, str) or not 1 < len(item) < 4096 or "\n" in item or not item.strip("./\\"):
+        return False
+    looks = "/" in item or os.sep in item or os.path.splitext(item)[1] != ""
+    return looks and os.path.exists(item)
 
 
 def _iter_inputs(inputs: Inputs | _Files, *, text_field: str, max_skipped_fraction: float) -> Iterator[str]:

@@ -255,6 +255,21 @@ def test_8_unguarded_script_is_told_to_add_the_main_guard(tmp_path, tok):
     assert guarded.returncode == 0 and guarded.stdout.strip() == "40", guarded.stderr
 
 
+def test_8_the_guide_section_3_snippet_runs_as_a_script(tmp_path, tok):
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    section = guide[guide.index("## 3. Build a store") : guide.index("## 4. ")]
+    snippet = section[section.index("```python\n") + 10 :].split("```", 1)[0]
+    assert 'if __name__ == "__main__":' in snippet and "workers=16" in snippet
+    for i, part in enumerate((DOCS, DOCS)):
+        write_jsonl(tmp_path / "data" / f"part-{i}.jsonl", part)  # 80 documents: the snippet reads doc 42
+    (tmp_path / "tok.json").write_bytes(tok.read_bytes())
+    (tmp_path / "section3.py").write_text(snippet)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "section3.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "document number 2 says hello" in done.stdout  # doc 42 = the third document of the second file
+
+
 # -- 9. a misspelled key inside [[sources]] ---------------------------------------------------------------------------
 
 
