@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from enum import StrEnum
+from typing import Any
 
 import click
 
@@ -95,7 +97,31 @@ def train_cmd(
         max_skipped_fraction=max_skipped_fraction,
         on_ignored=_say_ignored,
     )
-    tok = tokenizer.train(
+    with warnings.catch_warnings(record=True) as caught:  # shown as one `shardstore: warning:` line each
+        warnings.simplefilter("always")
+        tok = _train(
+            tokenizer, texts, vocab_size, pattern, special_tokens, min_frequency, workers, no_progress
+        )
+    for w in caught:
+        click.echo(f"shardstore: warning: {w.message}", err=True)
+    tok.save(out)
+    click.echo(
+        f"wrote {out}: vocab_size={tok.vocab_size} merges={len(tok.merges)} eos_id={tok.eos_id} "
+        f"fingerprint={tok.fingerprint}"
+    )
+
+
+def _train(
+    tokenizer: Any,
+    texts: Any,
+    vocab_size: int,
+    pattern: str,
+    special_tokens: tuple[str, ...],
+    min_frequency: int,
+    workers: int | None,
+    no_progress: bool,
+) -> Any:
+    return tokenizer.train(
         texts=texts,
         vocab_size=vocab_size,
         pattern=pattern,
@@ -103,11 +129,6 @@ def train_cmd(
         min_frequency=min_frequency,
         num_threads=workers,
         progress=not no_progress,
-    )
-    tok.save(out)
-    click.echo(
-        f"wrote {out}: vocab_size={tok.vocab_size} merges={len(tok.merges)} eos_id={tok.eos_id} "
-        f"fingerprint={tok.fingerprint}"
     )
 
 

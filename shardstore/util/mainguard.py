@@ -1,7 +1,8 @@
 """Is this call running at the top level of an unguarded main script? Then worker processes cannot start.
 
 Worker processes started by `spawn` or `forkserver` (the build's process pool uses forkserver) begin by importing
-the main script again, as `__mp_main__`. A script that calls `shardstore.build(..., workers=16)` at its top level,
+the main script again, as `__mp_main__` (by path for `python script.py`, by name for `python -m module`; never a
+package's `__main__`, see `multiprocessing.spawn`). A script that calls `shardstore.build(..., workers=16)` at its top level,
 without an ``if __name__ == "__main__":`` guard, therefore runs the build again in every worker, which fails
 while the worker is still starting; the build then only saw "a worker process died". This check finds the case
 before any worker starts: it walks up the stack to the main module's top-level frame and asks the script's syntax
@@ -24,6 +25,9 @@ def unguarded_main_call() -> tuple[str, int] | None:
     path = getattr(main, "__file__", None)
     if main is None or not isinstance(path, str):
         return None
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if isinstance(name, str) and (name == "__main__" or name.endswith(".__main__")):
+        return None  # `python -m package`: multiprocessing does not re-import a package's __main__
     frame = inspect.currentframe()
     line = None
     while frame is not None:

@@ -95,6 +95,26 @@ def test_1_threshold_flag_keeps_counted_not_fatal(tmp_path, tok, capsys):
     assert code == 0 and json.loads(out)["num_docs"] == 0, err
 
 
+def test_1_a_folder_of_unreadable_txt_files_fails_as_a_whole(tmp_path, tok, capsys):
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(3):
+        (d / f"{i}.txt").write_bytes(b"\x00\x01binary\x00" * 10)  # one record each: judged over the build
+    (d / "empty.txt").write_text("")
+    code, _, err = run(capsys, *build_args(d, tok, tmp_path / "st"))
+    assert code == 1
+    assert "the build: only 0 of 4 records became documents (binary_content=3, empty_document=1)" in one_line(
+        err
+    )
+    (d / "good.txt").write_text(
+        "one good document"
+    )  # one binary file among texts is messy data, not a mistake
+    for i in range(1, 3):
+        (d / f"{i}.txt").write_text(f"text file {i}")
+    code, out, err = run(capsys, *build_args(d, tok, tmp_path / "st2"))
+    assert code == 0 and "binary_content=1" in out, err
+
+
 # -- 2. the same mistake in `tokenizer train` ----------------------------------------------------------------------
 
 
@@ -106,6 +126,15 @@ def test_2_tokenizer_train_wrong_field_is_an_error_not_a_257_token_tokenizer(tmp
     line = one_line(err)
     assert "missing_text_field=40" in line and "['id', 'text']" in line and "--text-field" in line
     assert "min_frequency" not in line and "UserWarning" not in err
+    few = write_jsonl(
+        tmp_path / "few.jsonl", DOCS[:2]
+    )  # a real early stop is one warning line, not a traceback
+    code, _, err = run(capsys, "tokenizer", "train", few, "--vocab-size", 2000, "--out", out, "--no-progress")
+    assert (
+        code == 0
+        and err.startswith("shardstore: warning: training stopped after")
+        and "UserWarning" not in err
+    )
     with pytest.raises(InputError, match=r"the text field 'content'"):
         tokenizer.train(files=[data], vocab_size=300, text_field="content", progress=False)
 
@@ -153,6 +182,14 @@ def test_4_same_size_edit_is_refused_as_an_input_change(tmp_path, tok, capsys):
         f.write(json.dumps({"text": "one more"}) + "\n")
     code, _, err = run(capsys, *args)
     assert code == 1 and "input file(s) changed" in one_line(err) and "different build options" not in err
+    assert run(capsys, *args, "--rebuild-changed")[0] == 0
+    write_jsonl(
+        tmp_path / "in" / "c.jsonl", DOCS[:3]
+    )  # a file added to the input folder: named as an input change
+    code, _, err = run(capsys, *args)
+    line = one_line(err)
+    assert code == 1 and "the input files changed since this store was started (added: " in line
+    assert str(tmp_path / "in" / "c.jsonl") in line and "different build options" not in line
 
 
 # -- 5. directories skip files they do not read --------------------------------------------------------------------
@@ -356,20 +393,29 @@ def test_11_interrupt_says_what_is_committed_and_how_to_resume(tmp_path, tok, ca
     assert code == 0 and "(3 of 5 units run now, 2 were done before)" in out, err
 
 
-def test_11_real_sigint_to_the_cli(tmp_path, tok):
+def test_11_real_sigint_to_the_process_group_of_a_pooled_build(tmp_path, tok):
+    """A terminal's ^C reaches the whole foreground process group: the build and its worker processes."""
     import signal
     import time
 
     for i in range(300):
         write_jsonl(tmp_path / "in" / f"part-{i:03d}.jsonl", DOCS)
     out = tmp_path / "st"
-    cmd = [sys.executable, "-m", "shardstore", *map(str, build_args(tmp_path / "in", tok, out))]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    args = [str(a) for a in build_args(tmp_path / "in", tok, out)]
+    args[args.index("--workers") + 1] = "2"
+    cmd = [sys.executable, "-m", "shardstore", *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)  # fmt: skip
     units = out / ".build" / "units"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (units.is_dir() and len(os.listdir(units)) >= 2):
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "work units of" in err and "are committed and kept; re-run the same command to resume" in err
+    line = one_line(err.strip())
+    committed = len(os.listdir(units))
+    assert f"interrupted: {committed} of 300 work units of {out} are committed and kept" in line
+    assert "re-run the same command to resume" in line and 2 <= committed < 300
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and f"{committed} were done before" in done.stdout, done.stderr
