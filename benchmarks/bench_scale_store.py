@@ -14,7 +14,8 @@ Rates are per CPU second of the child (process_time: steadier than wall time on 
 
 - rows/s: batches of 64 random 128-token rows (`read_rows`, verify="touch") per second at equal tokens
   (2e7) from 10 to 100,000 shards per store; steady state: one read from every shard, 30 warm-up batches, then
-  200 timed batches.
+  200 timed batches (medians of --row-rounds interleaved children). Also the first touch: CPU per shard of that
+  one read from every shard (mapping, or loading and verifying the in-memory runs of a tiny-shard store).
 - loader: make_dataloader batches/s, 2 sources x 100 shards, B=32, seq_len 2048, after 20 warm-up batches.
 - verify: `Store.verify()` of 10,000 tiny shards (us per shard) and of 4 shards of 32 MiB (MB/s), CPU time, files
   in page cache (the disk is not what is measured: the CPU cost per byte and per file is).
@@ -64,8 +65,10 @@ elif kind == "rows":
     def batch():
         s.read_rows(rng.integers(0, s.num_tokens - width, b), buf)
     one = np.empty(width, dtype=np.int64)
+    t = time.process_time()
     for start in s.shard_token_offsets[:-1].tolist():  # steady state: every shard seen once
         s.read_into(min(int(start), s.num_tokens - width), one)
+    out["first_touch_us"] = (time.process_time() - t) / s.num_shards * 1e6
     for _ in range(spec["warm"]):
         batch()
     t = time.process_time()
@@ -180,6 +183,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sweep (up to 10,000 shards)")
     ap.add_argument("--only", default="fds,open,rows,loader,verify")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved old/new rounds (loader, verify)")
+    ap.add_argument(
+        "--row-rounds", type=int, default=3, help="interleaved old/new rounds per shard count (rows)"
+    )
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
     only = set(a.only.split(","))
@@ -215,15 +221,24 @@ def main() -> None:
         res: dict[str, list[float]] = {t: [] for t in trees}
         for n in counts:
             new, old = make_store(a.workdir / f"rows{n}", n, total // n)
-            for t, tree in trees.items():
-                r = run(
-                    tree,
-                    {"kind": "rows", "path": str(new if t == "new" else old), "warm": 30, "batches": 200},
-                )
-                res[t].append(r.get("batches_s", float("nan")))
+            got: dict[str, list[dict]] = {t: [] for t in trees}
+            for i in range(a.row_rounds):  # interleaved rounds, order alternating
+                for t, tree in ordered(trees, i):
+                    spec = {
+                        "kind": "rows",
+                        "path": str(new if t == "new" else old),
+                        "warm": 30,
+                        "batches": 200,
+                    }
+                    got[t].append(run(tree, spec))
+            first: dict[str, float] = {}
+            for t in trees:
+                res[t].append(med([r.get("batches_s", float("nan")) for r in got[t]]))
+                first[t] = med([r.get("first_touch_us", float("nan")) for r in got[t]])
             print(
                 f"rows/s   {n:>6} shards x {total // n} tokens: old {res['old'][-1]:8.0f}  new {res['new'][-1]:8.0f} "
-                "batches/s (64 rows x 128)"
+                f"batches/s (64 rows x 128); first touch old {first['old']:.1f}  new {first['new']:.1f} us/shard "
+                f"(medians of {a.row_rounds})"
             )
         for t in trees:
             print(

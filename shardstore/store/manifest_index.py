@@ -80,6 +80,7 @@ class ShardTable(Sequence[Any]):
     def __init__(self, rows: np.ndarray, names: memoryview, info_type: type) -> None:
         self.num_tokens = rows[:, 0]
         self.num_docs = rows[:, 1]
+        self.sizes = rows[:, 2]
         self._rows = rows
         self._names = names
         self._info = info_type
