@@ -5,8 +5,9 @@ one-row form. Design and measured trade-offs (B=32 rows of 2049 uint16 tokens, b
 path"):
 
 - `read_rows` validates the starts and the output once per batch, locates every row's segment (a mapped shard,
-  or a run of tiny shards: `runs`) with one np.searchsorted, then one tight loop does, per row, a slot lookup, the first-touch verification check and one numpy copy (~0.8 us of Python
-  per row, against ~2.6 us for a `read_into` call). Rows crossing a shard boundary (at most one per boundary) go
+  or a run of tiny shards: `runs`) with one np.searchsorted, then one tight loop does, per row, a slot lookup,
+  the first-touch verification check and one numpy copy (~0.8 us of Python per row, against ~2.6 us for a
+  `read_into` call). Rows crossing a shard boundary (at most one per boundary) go
   through `read_into`. A vectorized gather (np.searchsorted + fancy indexing of an overlapping strided view of each
   shard) was measured too: ~8 us per distinct shard in the batch, so it loses once a batch touches a few shards.
 - Verification is unchanged: a row is copied only after `check_blocks` hashed every block it touches (or the shard
