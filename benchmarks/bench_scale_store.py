@@ -12,6 +12,8 @@ reads a v1 manifest over hard links of the same files, the new tree the v2 manif
 - open: `Store.open` of a 100,000-shard store: wall time and USS growth (psutil), median of 3 children.
 Rates are per CPU second of the child (process_time: steadier than wall time on a shared machine).
 
+- remote: `Store.open` of a 100,000-shard store through an fsspec URL (`local://`, so the object store is not
+  what is measured) and the node-local cache: the first process of a node, then later ones (other ranks).
 - rows/s: batches of 64 random 128-token rows (`read_rows`, verify="touch") per second at equal tokens
   (2e7) from 10 to 100,000 shards per store; steady state: one read from every shard, 30 warm-up batches, then
   200 timed batches (medians of --row-rounds interleaved children). Also the first touch: CPU per shard of that
@@ -57,6 +59,14 @@ if kind == "open":
     out["open_s"] = time.perf_counter() - t
     out["uss_mb"] = (proc.memory_full_info().uss - u0) / 2**20
     out["shards"] = s.num_shards
+elif kind == "ropen":  # a remote (fsspec) store through the node-local cache
+    import psutil
+    proc = psutil.Process()
+    u0 = proc.memory_full_info().uss
+    t = time.process_time()
+    s = Store.open(spec["url"], cache_dir=spec["cache"])
+    out["open_s"] = time.process_time() - t
+    out["uss_mb"] = (proc.memory_full_info().uss - u0) / 2**20
 elif kind == "rows":
     s = Store.open(spec["path"])
     rng = np.random.default_rng(0)
@@ -181,7 +191,7 @@ def main() -> None:
     ap.add_argument("--old", type=Path, required=True)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/shardstore-bench-scale"))
     ap.add_argument("--quick", action="store_true", help="smaller sweep (up to 10,000 shards)")
-    ap.add_argument("--only", default="fds,open,rows,loader,verify")
+    ap.add_argument("--only", default="fds,open,remote,rows,loader,verify")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved old/new rounds (loader, verify)")
     ap.add_argument(
         "--row-rounds", type=int, default=3, help="interleaved old/new rounds per shard count (rows)"
@@ -213,6 +223,20 @@ def main() -> None:
             print(
                 f"open     {top} shards  {t}: {med([r['open_s'] for r in rs]) * 1e3:.1f} ms, "
                 f"USS +{med([r['uss_mb'] for r in rs]):.1f} MB"
+            )
+
+    if "remote" in only:
+        new, _ = make_store(a.workdir / f"rows{top}", top, 20_000_000 // top)
+        for t, tree in trees.items():
+            cache = a.workdir / f"rcache-{t}"
+            shutil.rmtree(cache, ignore_errors=True)
+            spec = {"kind": "ropen", "url": f"local://{new}", "cache": str(cache)}
+            first = run(tree, spec)
+            later = [run(tree, spec) for _ in range(3)]
+            print(
+                f"remote   open {top} shards via local:// + cache  {t}: first process {first['open_s'] * 1e3:.0f} ms "
+                f"CPU (USS +{first['uss_mb']:.1f} MB), later processes {med([r['open_s'] for r in later]) * 1e3:.0f} ms "
+                f"(USS +{med([r['uss_mb'] for r in later]):.1f} MB)"
             )
 
     if "rows" in only:

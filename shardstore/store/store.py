@@ -146,11 +146,11 @@ class Store:
         else:
             from shardstore.remote.cache import open_remote
 
-            manifest_bytes, locator = open_remote(path, remote)
+            _, locator = open_remote(path, remote)
             pinnable = locator.max_mapped_shards
             if pinnable is not None:
                 max_open_shards = min(max_open_shards, pinnable)
-            manifest = Manifest.from_json_bytes(manifest_bytes, source=f"{path.rstrip('/')}/{MANIFEST_NAME}")
+            manifest = locator.manifest  # parsed once, or opened through the node-local manifest.idx
             root = path
         return cls(
             manifest, locator, root=root, verify=verify, max_open_shards=max_open_shards, reopen_args=args
