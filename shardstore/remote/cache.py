@@ -107,7 +107,9 @@ class RemoteLocator:
         self._compression_bytes = compression_bytes
         # `manifest` is the parse of exactly `manifest_bytes` (open_remote); without it (a spawned worker
         # rebuilding the locator) the node-local manifest.idx is used when it matches, like open_remote does.
-        self.manifest = manifest if manifest is not None else load_manifest(cache_root, url, manifest_bytes)[0]
+        self.manifest = (
+            manifest if manifest is not None else load_manifest(cache_root, url, manifest_bytes)[0]
+        )
         self._fs: Any | None
         self._fs, self._root = filesystem if filesystem is not None else resolve(url, self.storage_options)
         compressed: dict[str, CompressedFile] = {}
