@@ -19,6 +19,8 @@ Rates are per CPU second of the child (process_time: steadier than wall time on 
   200 timed batches (medians of --row-rounds interleaved children). Also the first touch: CPU per shard of that
   one read from every shard (mapping, or loading and verifying the in-memory runs of a tiny-shard store).
 - loader: make_dataloader batches/s, 2 sources x 100 shards, B=32, seq_len 2048, after 20 warm-up batches.
+- verify-raw: `verify` MB/s of the 100,000 tiny shards and of 4 x 32 MiB shards beside `cat` of the same files
+  (wall, page cache) and a Python open+read of each file (the floor of a Python reader).
 - verify: `Store.verify()` of 10,000 tiny shards (us per shard) and of 4 shards of 32 MiB (MB/s), CPU time, files
   in page cache (the disk is not what is measured: the CPU cost per byte and per file is).
 """
@@ -32,6 +34,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +108,15 @@ elif kind == "verify":
     dt = time.process_time() - t
     out["us_per_shard"] = dt / s.num_shards * 1e6
     out["mb_s"] = r.bytes_checked / dt / 1e6
+elif kind == "rawread":  # the floor of any Python reader: open, read, close every file
+    t = time.process_time()
+    n = 0
+    for p in sorted(os.listdir(spec["dir"])):
+        if not p.endswith(".shard"):
+            continue
+        with open(os.path.join(spec["dir"], p), "rb", buffering=0) as f:
+            n += len(f.read())
+    out["mb_s"] = n / (time.process_time() - t) / 1e6
 elif kind == "loader":
     import torch
     torch.set_num_threads(1)
@@ -191,7 +203,7 @@ def main() -> None:
     ap.add_argument("--old", type=Path, required=True)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/shardstore-bench-scale"))
     ap.add_argument("--quick", action="store_true", help="smaller sweep (up to 10,000 shards)")
-    ap.add_argument("--only", default="fds,open,remote,rows,loader,verify")
+    ap.add_argument("--only", default="fds,open,remote,rows,loader,verify,verify-raw")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved old/new rounds (loader, verify)")
     ap.add_argument(
         "--row-rounds", type=int, default=3, help="interleaved old/new rounds per shard count (rows)"
@@ -282,6 +294,35 @@ def main() -> None:
                 f"(median of {a.rounds}: {[round(x) for x in got[t]]})"
             )
         print(f"loader   new/old = {med(got['new']) / med(got['old']):.3f}")
+
+    if "verify-raw" in only:
+        tiny_new, tiny_old = make_store(a.workdir / f"rows{top}", top, 20_000_000 // top)
+        big = make_store(a.workdir / "vbig", 4, 16 << 20)
+        for label, d in ((f"{top} tiny shards", tiny_new), ("4 x 32 MiB shards", big[0])):
+            shards = sorted(str(p) for p in Path(d).glob("*.shard"))
+            nbytes = sum(os.path.getsize(p) for p in shards)
+            for _ in range(2):  # the second pass is what is kept: files in page cache for all three readers
+                t = time.perf_counter()
+                subprocess.run(
+                    ["xargs", "-0", "cat"], input="\0".join(shards).encode(), stdout=subprocess.DEVNULL
+                )
+                cat_s = time.perf_counter() - t
+            raw = run(NEW, {"kind": "rawread", "dir": str(d)})
+            ver = {
+                t: run(
+                    tree,
+                    {
+                        "kind": "verify",
+                        "path": str(d if t == "new" else tiny_old if d == tiny_new else big[1]),
+                    },
+                )
+                for t, tree in trees.items()
+            }
+            print(
+                f"verify   {label} ({nbytes / 1e6:.0f} MB): cat {nbytes / cat_s / 1e6:.0f} MB/s (wall), Python open+read "
+                f"{raw['mb_s']:.0f} MB/s (CPU), verify old {ver['old'].get('mb_s', float('nan')):.0f}  "
+                f"new {ver['new'].get('mb_s', float('nan')):.0f} MB/s (CPU); new = {ver['new']['mb_s'] / (nbytes / cat_s / 1e6):.2f}x cat"
+            )
 
     if "verify" in only:
         tiny = make_store(a.workdir / "vtiny", 10_000, 300)
