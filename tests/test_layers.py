@@ -37,7 +37,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "shardstore.util.modes",
         "shardstore._native",
     ),  # pure helpers only, and the native EDF merge
-    "shardstore.store": ("shardstore.errors", "shardstore.util", "tokenizer"),
+    # the store may use shardstore's native copies (_pieces: rows of kept documents)
+    "shardstore.store": ("shardstore.errors", "shardstore.util", "shardstore._native", "tokenizer"),
     "shardstore.remote": ("shardstore.errors", "shardstore.util", "shardstore.store"),
     "shardstore.preprocess": (
         "shardstore.errors",
