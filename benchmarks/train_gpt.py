@@ -13,6 +13,9 @@ The shardstore parts are `open_data` (a `Mixture` and `make_dataloader`) and the
   the same global batches, and a checkpoint of one resumes on the other.
 - Checkpoint: `model.pt` + `optim.pt` (tensors only, loaded with `weights_only=True`), every rank's loader state
   (JSON) and `meta.json`, written to a temporary folder, renamed, then `LATEST` replaced atomically.
+- Every `--log-every N` steps it prints the loss per token of each source (grouped by the batch's `source_ids`) and
+  the data wait, both means over the N steps since the previous line (the last line covers what is left);
+  `--json` prints each line as a JSON object, `--plot FILE.png` draws each source's loss over the steps at the end.
 - `feed` (train_harness.py) hands the loop its batches one step ahead (copied to the GPU on a side stream while the
   previous step runs) and holds the benchmark and test hooks: per-step metrics and sample-hash logs, data-wait
   timing, `--crash-at-step`, `--data gpu-synthetic`. To strip them, iterate the loader directly.
@@ -51,7 +54,9 @@ class TrainConfig:
     ckpt_dir: str | None = None
     ckpt_every: int = 0
     resume: bool = False
-    log_every: int = 10
+    log_every: int = 10  # console line: means over the steps since the previous line
+    print_json: bool = False  # console lines as JSON objects
+    plot: str | None = None  # PNG of the loss per source over steps, at the end
     # benchmark and test hooks, see train_harness.py
     data: DataMode = DataMode.LOADER
     synthetic_batches: int = 8
@@ -78,7 +83,11 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--ckpt-dir")
     p.add_argument("--ckpt-every", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from --ckpt-dir's latest checkpoint")
-    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument(
+        "--log-every", type=int, default=10, help="print loss per source and data wait every N steps"
+    )
+    p.add_argument("--json", dest="print_json", action="store_true", help="console lines as JSON objects")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the loss per source over steps (matplotlib)")
     add_harness_args(p)
     return TrainConfig(**vars(p.parse_args(argv)))
 
@@ -192,6 +201,16 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise SystemExit("--mix MIX.toml is needed (or --data gpu-synthetic)")
     if cfg.resume and not cfg.ckpt_dir:
         raise SystemExit("--resume needs --ckpt-dir")
+    if cfg.log_every < 1:
+        raise SystemExit(f"--log-every must be >= 1, got {cfg.log_every}")
+    if cfg.plot:  # before training, not after it: a PNG name, and matplotlib installed
+        from shardstore.cli.plots import check_plot_target
+        from shardstore.errors import ShardStoreError
+
+        try:
+            check_plot_target(cfg.plot)
+        except ShardStoreError as exc:
+            raise SystemExit(f"train_gpt.py: {exc}") from None
     d = setup_distributed(cfg)
     try:
         return _train(cfg, d)
@@ -222,15 +241,12 @@ def _train(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
     if d.world_size > 1:
         fwd = torch.nn.parallel.DistributedDataParallel(fwd, device_ids=[d.device.index] if cuda else None)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
-    if d.rank == 0:
-        print(
-            f"model {cfg.model}: {model.num_params() / 1e6:.1f}M params, vocab {mcfg.vocab_size}, seq {seq_len}; "
-            f"data {cfg.data}, global batch {cfg.batch_size}, world {d.world_size}, device {d.device}, "
-            f"compile {use_compile}, steps {start}->{cfg.steps}",
-            flush=True,
-        )
+    run = {"model": cfg.model, "params": model.num_params(), "vocab": mcfg.vocab_size, "seq_len": seq_len,
+           "data": str(cfg.data), "global_batch": cfg.batch_size, "world_size": d.world_size,
+           "device": str(d.device), "compile": use_compile, "from_step": start, "to_step": cfg.steps}  # fmt: skip
 
     with Feeder(batches, cfg, d, names, seq_len, start) as feed:
+        feed.emit(run, " ".join(f"{k}={v}" for k, v in run.items()))
         for step in range(start + 1, cfg.steps + 1):
             x, y, source_ids = feed.next_batch(step)
             for g in opt.param_groups:
@@ -250,7 +266,10 @@ def _train(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
             if ckpt_due:
                 save_checkpoint(cfg, d, step, model, opt, loader_state)
             feed.maybe_crash(step)
-        return feed.summary(model)
+        summary = feed.summary(model)
+        if cfg.plot:
+            feed.plot(cfg.plot)
+        return summary
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,9 @@ the tests (tests/loader/test_train_gpt.py, tests/loader/test_ddp.py):
   plus issuing the copies (it overlaps GPU work when the host runs ahead, so an upper bound of the stall), and on
   GPU the idle time between the end of one step and the point where the next step's compute can start, from CUDA
   events (the real stall).
+- Console lines (`LogWindow`, `format_log_line`): the steps since the previous line summed, printed as means
+  (per-token loss overall and per source, data wait, step time); ``--json`` prints them as JSON objects.
+  ``--plot``: `Feeder.plot` draws every step's per-source loss with `shardstore.cli.plots.plot_loss`.
 - Logs: ``--metrics-log`` appends the loss, per-source losses and both data waits of every step (JSONL);
   ``--hash-log`` a 64-bit hash of every sample of the global batch (gathered over ranks, in rank order).
 - ``--crash-at-step N`` ends the process abruptly (``os._exit``) after step N, like a killed job.
@@ -24,7 +27,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -148,6 +151,7 @@ class Feeder:
         self.metrics_f = open(cfg.metrics_log, "a") if (cfg.metrics_log and main) else None  # noqa: SIM115
         self.pending: list[_Step] = []
         self.records: list[dict[str, Any]] = []
+        self.window = LogWindow()
         self.t_timed = self.wall0 = time.perf_counter()
         self.timed_from = self.step = start_step
         self.prev_end: Any = None
@@ -256,6 +260,23 @@ class Feeder:
             print(json.dumps({k: v for k, v in out.items() if k != "losses"}), flush=True)
         return out
 
+    def plot(self, path: str) -> None:
+        """``--plot``: each source's training loss per step, on rank 0."""
+        if self.rank != 0:
+            return
+        from shardstore.cli.plots import plot_loss
+
+        steps = [r["step"] for r in self.records]
+        nan = float("nan")
+        series = {
+            f"train/{name}": [
+                nan if r["source_loss"][name] is None else r["source_loss"][name] for r in self.records
+            ]
+            for name in self.names
+        }
+        title = f"{self.cfg.model}: loss per source, steps {self.start + 1}-{self.step}"
+        plot_loss(steps, series, path, title=title)
+
     def __enter__(self) -> Feeder:
         return self
 
@@ -300,12 +321,14 @@ class Feeder:
         )
         names, n = self.names, len(self.names)
         for p, row in zip(pending, stacked.tolist(), strict=True):
-            src = {names[i]: (row[1 + i] / row[1 + n + i] if row[1 + n + i] else None) for i in range(n)}
+            sums, counts = row[1 : 1 + n], row[1 + n :]
+            src = {names[i]: (sums[i] / counts[i] if counts[i] else None) for i in range(n)}
             gap = p.prev_end.elapsed_time(p.start) / 1e3 if p.prev_end is not None else None
             rec = {
                 "step": p.step,
                 "loss": row[0],
                 "source_loss": src,
+                "source_tokens": dict(zip(names, (int(c) for c in counts), strict=True)),
                 "data_wait_s": p.wait_s,
                 "gpu_data_gap_s": gap,
                 "step_s": p.step_s,
@@ -313,13 +336,94 @@ class Feeder:
             self.records.append(rec)
             if self.metrics_f is not None:
                 self.metrics_f.write(json.dumps(rec) + "\n")
-            if self.rank == 0 and p.step % 10 == 0:
-                gap_txt = f" gpu gap {gap * 1e3:.2f} ms" if gap is not None else ""
-                print(
-                    f"step {p.step}: loss {row[0]:.4f} wait {p.wait_s * 1e3:.2f} ms{gap_txt} step {p.step_s * 1e3:.1f} ms",
-                    flush=True,
-                )
+            self.window.add(p.step, sums, counts, p.wait_s, gap, p.step_s)
+            if p.step % self.cfg.log_every == 0 or p.step == self.cfg.steps:
+                line = self.window.take(names)
+                self.emit(line, format_log_line(line))
         pending.clear()
         for f in (self.metrics_f, self.hash_f):
             if f is not None:
                 f.flush()
+
+    def emit(self, record: dict[str, Any], text: str) -> None:
+        """One console line on rank 0: `text`, or `record` as JSON with ``--json``."""
+        if self.rank == 0:
+            print(json.dumps(record) if self.cfg.print_json else text, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# console lines: the window since the previous line
+
+
+@dataclass(slots=True)
+class LogWindow:
+    """Steps since the last console line, summed: the line shows their means, whatever ``--log-every`` is.
+
+    Loss is per token (sum of token losses over the tokens counted), overall and grouped by each sample's source id,
+    so a source that had few samples in the window weighs as little as it did in training.
+    """
+
+    first: int = 0  # first step of the window (0: empty)
+    last: int = 0
+    steps: int = 0
+    sums: list[float] = field(default_factory=list)
+    counts: list[float] = field(default_factory=list)
+    wait_s: float = 0.0
+    gap_s: float = 0.0
+    gap_steps: int = 0
+    step_s: float = 0.0
+
+    def add(
+        self,
+        step: int,
+        sums: list[float],
+        counts: list[float],
+        wait_s: float,
+        gap_s: float | None,
+        step_s: float,
+    ) -> None:
+        if not self.steps:
+            self.first, self.sums, self.counts = step, [0.0] * len(sums), [0.0] * len(sums)
+        self.last, self.steps = step, self.steps + 1
+        self.sums = [a + b for a, b in zip(self.sums, sums, strict=True)]
+        self.counts = [a + b for a, b in zip(self.counts, counts, strict=True)]
+        self.wait_s += wait_s
+        self.step_s += step_s
+        if gap_s is not None:
+            self.gap_s, self.gap_steps = self.gap_s + gap_s, self.gap_steps + 1
+
+    def take(self, names: list[str]) -> dict[str, Any]:
+        """The window's line as a record (what ``--json`` prints), and a new empty window."""
+        total = sum(self.counts)
+        rec = {
+            "step": self.last,
+            "window": [self.first, self.last],
+            "loss": sum(self.sums) / total if total else None,
+            "source_loss": {
+                name: (s / c if c else None) for name, s, c in zip(names, self.sums, self.counts, strict=True)
+            },
+            "source_tokens": {name: int(c) for name, c in zip(names, self.counts, strict=True)},
+            "data_wait_ms": self.wait_s / self.steps * 1e3,
+            "gpu_data_gap_ms": self.gap_s / self.gap_steps * 1e3 if self.gap_steps else None,
+            "step_ms": self.step_s / self.steps * 1e3,
+        }
+        self.first = self.last = self.steps = self.gap_steps = 0
+        self.wait_s = self.gap_s = self.step_s = 0.0
+        return rec
+
+
+def _loss_text(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def format_log_line(r: dict[str, Any]) -> str:
+    """``step 20 (11-20) | loss 3.2104 | code 3.1021 text 3.4410 | data wait 0.12 ms/step | 35.1 ms/step``."""
+    per_source = " ".join(f"{k} {_loss_text(v)}" for k, v in r["source_loss"].items())
+    gap = r["gpu_data_gap_ms"]
+    gap_txt = f", gpu gap {gap:.2f}" if gap is not None else ""
+    first, last = r["window"]
+    steps = f"{last}" if first == last else f"{last} ({first}-{last})"
+    return (
+        f"step {steps} | loss {_loss_text(r['loss'])} | {per_source} | "
+        f"data wait {r['data_wait_ms']:.2f}{gap_txt} ms/step | {r['step_ms']:.1f} ms/step"
+    )

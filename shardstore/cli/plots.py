@@ -15,7 +15,15 @@ import numpy as np
 
 from shardstore.errors import ConfigError
 
-__all__ = ["DPI", "FIGSIZE", "plot_length_histogram", "plot_loss", "plot_mixture", "require_matplotlib"]
+__all__ = [
+    "DPI",
+    "FIGSIZE",
+    "check_plot_target",
+    "plot_length_histogram",
+    "plot_loss",
+    "plot_mixture",
+    "require_matplotlib",
+]
 
 FIGSIZE = (8.0, 4.5)
 DPI = 100  # -> 800 x 450 pixels
@@ -38,6 +46,12 @@ def require_matplotlib() -> Any:
 def _check_png(path: str) -> None:
     if not str(path).lower().endswith(".png"):
         raise ConfigError(f"--plot writes a PNG file; got {path!r} (name it e.g. lengths.png)")
+
+
+def check_plot_target(path: str) -> None:
+    """Before any work: the name is a PNG and matplotlib is installed, or one ConfigError saying what to change."""
+    _check_png(path)
+    require_matplotlib()
 
 
 def _save(fig: Any, plt: Any, path: str) -> None:

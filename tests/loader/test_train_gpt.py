@@ -1,11 +1,25 @@
-"""benchmarks/train_gpt.py on CPU: a few real steps from make_dataloader, and resume = identical stream and losses."""
+"""benchmarks/train_gpt.py on CPU: a few real steps from make_dataloader, and resume = identical stream and losses;
+the console lines (loss per source, data wait) for any --log-every, --json, and --plot."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from gpt_fixtures import load_train_gpt, make_mix, one_torch_thread, read_jsonl  # noqa: F401 (autouse)
+from gpt_fixtures import (  # noqa: F401 (one_torch_thread: autouse)
+    ROOT,
+    TRAIN_GPT,
+    load_train_gpt,
+    make_mix,
+    one_torch_thread,
+    read_jsonl,
+)
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +106,102 @@ def test_loader_alone_benchmark_runs_on_cpu(mix, tmp_path, monkeypatch):
     assert [(r["procs"], r["num_workers"]) for r in rows] == [(1, 0)]
     for key in ("shardstore", "memmap_get_batch"):
         assert rows[0][key]["total_tokens_per_s"] >= rows[0][key]["per_process_tokens_per_s"] > 0
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def _source_ids_per_step(mix: Path, steps: int, batch_size: int) -> list[list[int]]:
+    """What the loader hands the loop, read independently of train_gpt: each batch's source ids."""
+    from shardstore import Mixture
+    from shardstore.torch import make_dataloader
+
+    it = iter(make_dataloader(Mixture.from_file(mix), batch_size=batch_size))
+    return [next(it)["source_ids"].tolist() for _ in range(steps)]
+
+
+def test_json_lines_average_each_window_for_a_log_every_that_does_not_divide_the_steps(mix, tmp_path, capsys):
+    tg = load_train_gpt()
+    png = tmp_path / "loss.png"
+    tg.train(_cfg(tg, mix, tmp_path, "win", steps=7, log_every=3, print_json=True, plot=str(png)))
+    out = _json_lines(capsys.readouterr().out)  # every console line is JSON with --json
+    header, *lines, summary = out
+    assert header["model"] == "tiny" and (header["from_step"], header["to_step"]) == (0, 7)
+    assert summary["steps"] == 7 and "tokens_per_s" in summary
+    assert [ln["window"] for ln in lines] == [[1, 3], [4, 6], [7, 7]]
+
+    steps = read_jsonl(tmp_path / "win.metrics.jsonl")
+    sids = _source_ids_per_step(mix, 7, 4)
+    names = ["code", "text"]
+    for r, ids in zip(
+        steps, sids, strict=True
+    ):  # tokens grouped by the batch's source ids (all labels valid)
+        assert r["source_tokens"] == {n: ids.count(i) * 32 for i, n in enumerate(names)}
+    for ln in lines:
+        first, last = ln["window"]
+        win = steps[first - 1 : last]
+        assert ln["step"] == last
+        # data wait and step time: the mean over the window's steps, not the last step's
+        assert ln["data_wait_ms"] == pytest.approx(sum(r["data_wait_s"] for r in win) / len(win) * 1e3)
+        assert ln["step_ms"] == pytest.approx(sum(r["step_s"] for r in win) / len(win) * 1e3)
+        assert ln["gpu_data_gap_ms"] is None  # CPU: no CUDA events
+        # loss per token of each source over the window: token-weighted, not a mean of step means
+        for n in names:
+            tokens = sum(r["source_tokens"][n] for r in win)
+            assert ln["source_tokens"][n] == tokens
+            expected = sum(r["source_loss"][n] * r["source_tokens"][n] for r in win if r["source_tokens"][n])
+            assert ln["source_loss"][n] == pytest.approx(expected / tokens, rel=1e-5)
+        total = sum(sum(r["source_tokens"].values()) for r in win)
+        assert total == len(win) * 4 * 32
+        assert ln["loss"] == pytest.approx(
+            sum(r["loss"] * sum(r["source_tokens"].values()) for r in win) / total, rel=1e-5
+        )
+    # --plot: the loss per source over steps, 800 x 450 pixels, not blank
+    from shardstore.cli.plots import DPI, FIGSIZE
+
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", data[16:24]) == (int(FIGSIZE[0] * DPI), int(FIGSIZE[1] * DPI))
+    import matplotlib.image
+
+    assert matplotlib.image.imread(png).std() > 0
+
+
+LINE = re.compile(
+    r"^step (\d+)(?: \((\d+)-(\d+)\))? \| loss \d+\.\d{4} \| code \d+\.\d{4} text \d+\.\d{4} \| "
+    r"data wait \d+\.\d\d ms/step \| \d+\.\d ms/step$"
+)
+
+
+def test_text_lines_at_log_every_2_and_after_a_resume(mix, tmp_path, capsys):
+    tg = load_train_gpt()
+    ckpt = tmp_path / "ckpt"
+    tg.train(_cfg(tg, mix, tmp_path, "a", steps=3, log_every=2, ckpt_dir=str(ckpt), ckpt_every=3))
+    tg.train(_cfg(tg, mix, tmp_path, "a", steps=6, log_every=2, ckpt_dir=str(ckpt), resume=True))
+    lines = [m.groups() for m in map(LINE.match, capsys.readouterr().out.splitlines()) if m]
+    # the first run: steps 1-2, then the last step alone; the resumed one starts its window after step 3
+    assert lines == [("2", "1", "2"), ("3", None, None), ("4", None, None), ("6", "5", "6")]
+
+
+def test_bad_log_every_and_plot_name_are_refused_before_training(mix, tmp_path):
+    tg = load_train_gpt()
+    with pytest.raises(SystemExit, match="--log-every must be >= 1, got 0"):
+        tg.train(_cfg(tg, mix, tmp_path, "x", log_every=0))
+    with pytest.raises(SystemExit, match="writes a PNG file"):
+        tg.train(_cfg(tg, mix, tmp_path, "x", plot=str(tmp_path / "loss.pdf")))
+    assert not (tmp_path / "x.metrics.jsonl").exists()
+
+
+def test_plot_without_matplotlib_says_how_to_install_before_training(mix, tmp_path):
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['matplotlib'] = None  # as if not installed: its import raises ImportError\n"
+        f"sys.argv = ['train_gpt.py', '--mix', {str(mix)!r}, '--device', 'cpu', '--plot', 'loss.png']\n"
+        f"runpy.run_path({str(TRAIN_GPT)!r}, run_name='__main__')\n"
+    )
+    env = {"PYTHONPATH": f"{ROOT}:{TRAIN_GPT.parent}", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert "pip install 'shardstore[plot]'" in proc.stderr and "Traceback" not in proc.stderr
+    assert "step" not in proc.stdout and not (tmp_path / "loss.png").exists()
