@@ -205,3 +205,17 @@ def test_plot_without_matplotlib_says_how_to_install_before_training(mix, tmp_pa
     assert proc.returncode == 1, proc.stderr
     assert "pip install 'shardstore[plot]'" in proc.stderr and "Traceback" not in proc.stderr
     assert "step" not in proc.stdout and not (tmp_path / "loss.png").exists()
+
+
+def test_source_loss_benchmark_runs_on_cpu(capsys):
+    """benchmarks/bench_source_loss.py (the per-source accounting figure in RESULTS.md) for a moment."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_source_loss as bench
+
+    args = ["--batch-size", "2", "--seq-len", "16", "--vocab", "256", "--warmup", "1", "--steps", "1"]
+    assert bench.main([*args, "--rounds", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["step"]["mean_ms"] > 0 and out["step"]["per_source_ms"] > 0
+    assert [h["sources"] for h in out["host"]] == [2, 8, 32] and all(
+        h["us_per_step"] > 0 for h in out["host"]
+    )
