@@ -7,7 +7,7 @@ Two training steps (forward, backward, fused AdamW on GPU) of the same `gpt_mode
   ``scatter_add`` (the per-source sums and token counts `train_gpt.py` prints), compiled with the rest on GPU.
 
 Rounds alternate the two variants; the figure is the median step time of each and their ratio. The host side of the
-accounting (`train_harness.LogWindow.add` per step, `take` per console line) is timed separately, for a few
+accounting (`train_log.LogWindow.add` per step, `take` per console line) is timed separately, for a few
 numbers of sources.
 
     python benchmarks/bench_source_loss.py --device cpu --model tiny --batch-size 8 --seq-len 256
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from gpt_model import GPT, PRESETS, model_config  # beside this file, like train_gpt.py's
-from train_harness import LogWindow
+from train_log import LogWindow
 
 
 def mean_loss(model: GPT, idx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -8,9 +8,10 @@ the tests (tests/loader/test_train_gpt.py, tests/loader/test_ddp.py):
   plus issuing the copies (it overlaps GPU work when the host runs ahead, so an upper bound of the stall), and on
   GPU the idle time between the end of one step and the point where the next step's compute can start, from CUDA
   events (the real stall).
-- Console lines (`LogWindow`, `format_log_line`): the steps since the previous line summed, printed as means
-  (per-token loss overall and per source, data wait, step time); ``--json`` prints them as JSON objects.
-  ``--plot``: `Feeder.plot` draws every step's per-source loss with `shardstore.cli.plots.plot_loss`.
+- Console lines (`train_log.py`): the steps since the previous line summed, printed as means (per-token loss
+  overall and per source, data wait, step time); ``--json`` prints them as JSON objects.
+  ``--plot``: `Feeder.plot` draws every step's per-source loss with `shardstore.cli.plots.plot_loss`, and the
+  held-out passes (`Feeder.heldout_done`; `Feeder.paused` leaves their time out of the throughput) at their steps.
 - Logs: ``--metrics-log`` appends the loss, per-source losses and both data waits of every step (JSONL);
   ``--hash-log`` a 64-bit hash of every sample of the global batch (gathered over ranks, in rank order).
 - ``--crash-at-step N`` ends the process abruptly (``os._exit``) after step N, like a killed job.
@@ -22,19 +23,21 @@ the tests (tests/loader/test_train_gpt.py, tests/loader/test_ddp.py):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from train_log import LogWindow, format_heldout_line, format_log_line  # beside this file
 
-__all__ = ["DataMode", "Feeder", "add_harness_args", "synthetic_batches"]
+__all__ = ["DataMode", "Feeder", "add_harness_args", "check_options", "synthetic_batches"]
 
 KEYS = ("input_ids", "labels", "source_ids")
 
@@ -58,6 +61,28 @@ def add_harness_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hash-log", help="append per-step sample hashes of the global batch (JSONL)")
     g.add_argument("--metrics-log", help="append per-step loss, per-source loss, data wait (JSONL)")
     g.add_argument("--summary-json", help="write the run summary here (rank 0)")
+
+
+def check_options(cfg: Any) -> None:
+    """Refuse flag combinations that cannot run, before any work (SystemExit with one line)."""
+    if cfg.data is DataMode.LOADER and not cfg.mix:
+        raise SystemExit("--mix MIX.toml is needed (or --data gpu-synthetic)")
+    if cfg.resume and not cfg.ckpt_dir:
+        raise SystemExit("--resume needs --ckpt-dir")
+    if cfg.log_every < 1:
+        raise SystemExit(f"--log-every must be >= 1, got {cfg.log_every}")
+    if cfg.eval_every < 0:
+        raise SystemExit(f"--eval-every must be >= 0 (0: no held-out loss), got {cfg.eval_every}")
+    if cfg.eval_every and cfg.data is not DataMode.LOADER:
+        raise SystemExit("--eval-every needs --data loader (the held-out split of --mix)")
+    if cfg.plot:  # now, not after the run: a PNG name, and matplotlib installed
+        from shardstore.cli.plots import check_plot_target
+        from shardstore.errors import ShardStoreError
+
+        try:
+            check_plot_target(cfg.plot)
+        except ShardStoreError as exc:
+            raise SystemExit(f"train_gpt.py: {exc}") from None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -152,6 +177,8 @@ class Feeder:
         self.pending: list[_Step] = []
         self.records: list[dict[str, Any]] = []
         self.window = LogWindow()
+        self.heldout: list[dict[str, Any]] = []  # one record per held-out pass
+        self.pauses: list[tuple[float, float]] = []  # (start, seconds) of held-out passes between steps
         self.t_timed = self.wall0 = time.perf_counter()
         self.timed_from = self.step = start_step
         self.prev_end: Any = None
@@ -234,7 +261,7 @@ class Feeder:
         timed_steps = step - timed_from
         if timed_steps <= 0 or timed_from == start:  # too few steps to leave out the warm-up: time everything
             t_timed, timed_steps, timed_from = self.wall0, step - start, start
-        elapsed = time.perf_counter() - t_timed
+        elapsed = time.perf_counter() - t_timed - sum(dt for t0, dt in self.pauses if t0 >= t_timed)
         timed = [r for r in self.records if r["step"] > timed_from]
         tokens = timed_steps * cfg.batch_size * self.seq_len
         gaps = [r["gpu_data_gap_s"] for r in timed if r["gpu_data_gap_s"] is not None]
@@ -254,11 +281,43 @@ class Feeder:
             # GPU idle between the end of one step and the start of the next (CUDA events): the real stall
             "gpu_data_gap_frac": sum(gaps) / elapsed if gaps and elapsed > 0 else None,
             "final_loss": self.records[-1]["loss"] if self.records else None,
+            "heldout": self.heldout[-1] if self.heldout else None,
             "losses": [r["loss"] for r in self.records],
         }
         if self.rank == 0:
             print(json.dumps({k: v for k, v in out.items() if k != "losses"}), flush=True)
         return out
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Work between two steps (a held-out pass): its time is left out of the throughput, and the GPU gap of
+        the next step is measured from its end."""
+        if self.cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.cuda:
+                torch.cuda.synchronize()
+            self.pauses.append((t0, time.perf_counter() - t0))
+            self.prev_end = self._event()
+
+    def heldout_done(self, step: int, sums: torch.Tensor, counts: torch.Tensor) -> None:
+        """Log and print one held-out pass: loss per token of each source, and overall."""
+        s, c = sums.float().cpu().tolist(), counts.float().cpu().tolist()
+        rec = {
+            "step": step,
+            "heldout_loss": sum(s) / sum(c) if sum(c) else None,
+            "heldout_source_loss": {
+                n: (a / b if b else None) for n, a, b in zip(self.names, s, c, strict=True)
+            },
+            "heldout_tokens": {n: int(b) for n, b in zip(self.names, c, strict=True)},
+        }
+        self.heldout.append(rec)
+        if self.metrics_f is not None:
+            self.metrics_f.write(json.dumps(rec) + "\n")
+        self.emit(rec, format_heldout_line(rec))
 
     def plot(self, path: str) -> None:
         """``--plot``: each source's training loss per step, on rank 0."""
@@ -274,6 +333,11 @@ class Feeder:
             ]
             for name in self.names
         }
+        at = {r["step"]: r["heldout_source_loss"] for r in self.heldout}
+        for name in self.names if at else ():
+            series[f"heldout/{name}"] = [
+                nan if (v := at.get(r["step"], {}).get(name)) is None else v for r in self.records
+            ]
         title = f"{self.cfg.model}: loss per source, steps {self.start + 1}-{self.step}"
         plot_loss(steps, series, path, title=title)
 
@@ -349,81 +413,3 @@ class Feeder:
         """One console line on rank 0: `text`, or `record` as JSON with ``--json``."""
         if self.rank == 0:
             print(json.dumps(record) if self.cfg.print_json else text, flush=True)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# console lines: the window since the previous line
-
-
-@dataclass(slots=True)
-class LogWindow:
-    """Steps since the last console line, summed: the line shows their means, whatever ``--log-every`` is.
-
-    Loss is per token (sum of token losses over the tokens counted), overall and grouped by each sample's source id,
-    so a source that had few samples in the window weighs as little as it did in training.
-    """
-
-    first: int = 0  # first step of the window (0: empty)
-    last: int = 0
-    steps: int = 0
-    sums: list[float] = field(default_factory=list)
-    counts: list[float] = field(default_factory=list)
-    wait_s: float = 0.0
-    gap_s: float = 0.0
-    gap_steps: int = 0
-    step_s: float = 0.0
-
-    def add(
-        self,
-        step: int,
-        sums: list[float],
-        counts: list[float],
-        wait_s: float,
-        gap_s: float | None,
-        step_s: float,
-    ) -> None:
-        if not self.steps:
-            self.first, self.sums, self.counts = step, [0.0] * len(sums), [0.0] * len(sums)
-        self.last, self.steps = step, self.steps + 1
-        self.sums = [a + b for a, b in zip(self.sums, sums, strict=True)]
-        self.counts = [a + b for a, b in zip(self.counts, counts, strict=True)]
-        self.wait_s += wait_s
-        self.step_s += step_s
-        if gap_s is not None:
-            self.gap_s, self.gap_steps = self.gap_s + gap_s, self.gap_steps + 1
-
-    def take(self, names: list[str]) -> dict[str, Any]:
-        """The window's line as a record (what ``--json`` prints), and a new empty window."""
-        total = sum(self.counts)
-        rec = {
-            "step": self.last,
-            "window": [self.first, self.last],
-            "loss": sum(self.sums) / total if total else None,
-            "source_loss": {
-                name: (s / c if c else None) for name, s, c in zip(names, self.sums, self.counts, strict=True)
-            },
-            "source_tokens": {name: int(c) for name, c in zip(names, self.counts, strict=True)},
-            "data_wait_ms": self.wait_s / self.steps * 1e3,
-            "gpu_data_gap_ms": self.gap_s / self.gap_steps * 1e3 if self.gap_steps else None,
-            "step_ms": self.step_s / self.steps * 1e3,
-        }
-        self.first = self.last = self.steps = self.gap_steps = 0
-        self.wait_s = self.gap_s = self.step_s = 0.0
-        return rec
-
-
-def _loss_text(v: float | None) -> str:
-    return "-" if v is None else f"{v:.4f}"
-
-
-def format_log_line(r: dict[str, Any]) -> str:
-    """``step 20 (11-20) | loss 3.2104 | code 3.1021 text 3.4410 | data wait 0.12 ms/step | 35.1 ms/step``."""
-    per_source = " ".join(f"{k} {_loss_text(v)}" for k, v in r["source_loss"].items())
-    gap = r["gpu_data_gap_ms"]
-    gap_txt = f", gpu gap {gap:.2f}" if gap is not None else ""
-    first, last = r["window"]
-    steps = f"{last}" if first == last else f"{last} ({first}-{last})"
-    return (
-        f"step {steps} | loss {_loss_text(r['loss'])} | {per_source} | "
-        f"data wait {r['data_wait_ms']:.2f}{gap_txt} ms/step | {r['step_ms']:.1f} ms/step"
-    )
