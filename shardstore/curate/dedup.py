@@ -42,7 +42,7 @@ from shardstore.curate.buckets import (
 )
 from shardstore.curate.clusters import cluster
 from shardstore.curate.executors import Executor, run_tasks
-from shardstore.curate.maskdir import check_out_dir
+from shardstore.curate.maskdir import check_out_dir, prune_stale_masks
 from shardstore.curate.minhash import MinHashParams, exact_jaccard, ngram_set
 from shardstore.curate.origins import describe_doc, per_source
 from shardstore.curate.stores import StoreSet
@@ -74,6 +74,7 @@ class DedupReport:
     ngrams: dict[str, int]
     candidates: dict[str, int]
     examples: list[dict[str, Any]] = field(default_factory=list)
+    stale_masks_removed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +86,7 @@ class DedupReport:
             "ngrams": self.ngrams,
             "candidates": self.candidates,
             "examples": self.examples,
+            "stale_masks_removed": self.stale_masks_removed,
         }
 
     @property
@@ -208,7 +210,9 @@ def dedup(
     )
     edges = [load_npy(os.path.join(work, f"{k}{p:04d}.edges.npy")) for k in "pq" for p in range(partitions)]
     clusters = cluster(np.concatenate(edges) if edges else np.empty((0, 3), np.uint64))
+    stale = prune_stale_masks(out, REPORT_NAME, {mask_file_name(s.fingerprint) for s in sset.stores})
     report = _finish(sset, out, work, params, partitions, tasks, sums, bsums, csums, clusters, examples)
+    report.stale_masks_removed = stale
     atomic_write(
         os.path.join(out, REPORT_NAME), json.dumps(report.to_dict(), indent=1, sort_keys=True).encode()
     )

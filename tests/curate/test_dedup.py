@@ -205,3 +205,19 @@ def test_memory_limit_sets_partitions_and_units_and_signatures_spill(make_store,
     st = Store.open(a)
     name = mask_file_name(st.fingerprint)
     assert (tmp_path / "small" / name).read_bytes() == (tmp_path / "big" / name).read_bytes()
+
+
+def test_a_rerun_into_the_same_maskdir_removes_masks_of_stores_it_no_longer_covers(
+    make_store, tmp_path
+) -> None:
+    a = make_store("a", _texts()[:30])
+    b = make_store("b", _texts()[30:60])
+    out = tmp_path / "m"
+    dedup([a, b], out=out, workers=1)
+    sa, sb = Store.open(a), Store.open(b)
+    (out / "notes.txt").write_text("mine")
+    again = dedup([a], out=out, workers=1)
+    assert again.stale_masks_removed == [mask_file_name(sb.fingerprint)]
+    assert sorted(os.listdir(out)) == sorted(
+        [mask_file_name(sa.fingerprint), "dedup-report.json", "notes.txt"]
+    )
