@@ -26,7 +26,7 @@ __all__ = ["PATTERNS", "PatternName", "native_pattern_id", "resolve_pattern"]
 
 
 class PatternName(StrEnum):
-    """Names of the built-in patterns (all but o200k_base have a native splitter)."""
+    """Names of the built-in patterns (each has a native splitter)."""
 
     CL100K = "cl100k"
     GPT2 = "gpt2"
@@ -34,7 +34,9 @@ class PatternName(StrEnum):
         "cl100k_base"  # tiktoken's current spelling (what `tiktoken.get_encoding("cl100k_base")` splits)
     )
     R50K_BASE = "r50k_base"  # tiktoken's spelling of the GPT-2 pattern (gpt2, r50k_base, p50k_base)
-    O200K_BASE = "o200k_base"  # tiktoken's o200k (split by the `regex` package: no native splitter yet)
+    O200K_BASE = (
+        "o200k_base"  # tiktoken's o200k (native splitter with the case-aware tables of o200k_tables.h)
+    )
 
 
 PATTERNS: dict[str, str] = {
@@ -68,6 +70,7 @@ _NATIVE_IDS: dict[str, int] = {
     PATTERNS["gpt2"]: 1,
     PATTERNS["cl100k_base"]: 2,
     PATTERNS["r50k_base"]: 1,
+    PATTERNS["o200k_base"]: 3,
 }
 
 
