@@ -22,7 +22,9 @@ from enum import StrEnum
 
 from shardstore.errors import ConfigError
 
-__all__ = ["PATTERNS", "PatternName", "native_pattern_id", "resolve_pattern"]
+__all__ = ["PATTERNS", "REGEX_PREFIX", "PatternName", "native_pattern_id", "resolve_pattern", "user_pattern"]
+
+REGEX_PREFIX = "regex:"  # `--pattern regex:abc` forces a pattern that looks like a name to be read as a regex
 
 
 class PatternName(StrEnum):
@@ -96,6 +98,35 @@ def resolve_pattern(name_or_regex: str) -> str:
             f"{exc}; pass a built-in name or a valid `regex`-package pattern"
         ) from None
     return name_or_regex
+
+
+def user_pattern(value: str) -> str:
+    """The pattern a user asked for when training: a built-in name, ``regex:<pattern>``, or a regex string.
+
+    A misspelled name (``cl100``) used to be taken as a regex that matches only itself, so training made no merges
+    and encoding dropped the text. A value made only of letters, digits, ``_``, ``-`` and ``.`` is therefore read as
+    a name and must be one; prefix it with ``regex:`` to mean the regex.
+
+    Raises:
+        ConfigError: an unknown name (with the closest known one), or a regex that does not compile.
+    """
+    import difflib
+    import re
+
+    if isinstance(value, str) and value.startswith(REGEX_PREFIX):
+        pattern = value[len(REGEX_PREFIX) :]
+        if pattern in PATTERNS:  # "regex:cl100k" means the literal regex, which is not the built-in
+            raise ConfigError(f"pattern {value!r}: write the built-in name {pattern!r} without the prefix")
+        return resolve_pattern(pattern)
+    if isinstance(value, str) and value not in PATTERNS and re.fullmatch(r"[A-Za-z0-9_.\-]+", value):
+        close = difflib.get_close_matches(value, list(PATTERNS), n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"unknown pattern name {value!r}{hint}; the built-in names are {', '.join(sorted(PATTERNS))}. To use "
+            f"it as a regex, write {REGEX_PREFIX + value!r}"
+        )
+    resolve_pattern(value)
+    return value
 
 
 def native_pattern_id(pattern: str) -> int:

@@ -7,7 +7,7 @@ import json
 import click
 
 from shardstore.cli.options import enum_choice, parse_storage_options, unescape
-from shardstore.preprocess.modes import Executor, Utf8Policy
+from shardstore.preprocess.modes import DEFAULT_MAX_SKIPPED_FRACTION, Executor, Utf8Policy
 
 
 def tokenizer_input(spec: str, out: str) -> str:
@@ -76,6 +76,14 @@ def tokenizer_input(spec: str, out: str) -> str:
     show_default=True,
     help="Split larger uncompressed JSON Lines / Parquet files into work units of about this size.",
 )
+@click.option(
+    "--max-skipped-fraction",
+    type=click.FloatRange(0.0, 1.0),
+    default=DEFAULT_MAX_SKIPPED_FRACTION,
+    show_default=True,
+    help="Fail an input whose records are skipped (missing text field, malformed JSON, ...) beyond this share.",
+)
+@click.option("--force", is_flag=True, help="Build into a non-empty directory that is not a store.")
 @click.option("--compress", is_flag=True, help="Also write zstd copies of the shards (for object storage).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -101,6 +109,8 @@ def build_cmd(
     utf8_errors: str,
     max_shard_mb: int,
     unit_mb: int,
+    max_skipped_fraction: float,
+    force: bool,
     compress: bool,
     no_progress: bool,
     as_json: bool,
@@ -134,6 +144,8 @@ def build_cmd(
         storage_options=opts,
         progress=not no_progress,
         compress=compress,
+        max_skipped_fraction=max_skipped_fraction,
+        force=force,
     )
     report = run_build(cfg)
     click.echo(json.dumps(report.to_dict(), indent=1, sort_keys=True) if as_json else report.summary())
