@@ -57,6 +57,7 @@ from shardstore.preprocess.sources import (
     Utf8Policy,
     walk_inputs,
 )
+from shardstore.preprocess.tokinput import save_tokenizer_input
 from shardstore.preprocess.units import UnitTask
 from shardstore.preprocess.workunits import WorkUnit, plan_units
 from shardstore.preprocess.yieldcheck import (
@@ -168,26 +169,6 @@ def build(
         force=force,
     )
     return run_build(cfg)
-
-
-def save_tokenizer_input(tok: Any, out: str) -> str:
-    """Write a `tokenizer.Tokenizer` into the build's journal (``.build/tokenizer-input.json``, copied into the
-    store as tokenizer.json) and return its path: how a build takes an imported or in-memory tokenizer."""
-    if not hasattr(tok, "save"):
-        raise ConfigError(f"tokenizer must be a path or a tokenizer.Tokenizer, got {type(tok).__name__}")
-    journal = Journal(out)
-    journal.create()
-    path = os.path.join(journal.root, "tokenizer-input.json")
-    tmp = f"{path}.new-{os.getpid()}"  # the tokenizer writes its file itself; its bytes are committed below
-    try:
-        tok.save(tmp)
-        with open(tmp, "rb") as f:
-            new = f.read()
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    atomic_write(path, new, skip_if_same=True)
-    return path
 
 
 def _read_or_none(path: str) -> bytes | None:
