@@ -161,6 +161,11 @@ def run_local(
                             "re-run the same command to resume"
                         ) from exc
                     on_result(result)
+        except KeyboardInterrupt:
+            # ^C: every worker exits at once (`_exit_with_parent`), so no unit commits after this and the count
+            # the build reports is exact; their unfinished attempts are swept by the next run.
+            lifeline_w.close()
+            raise
         finally:
             for fut in in_flight:
                 fut.cancel()
