@@ -18,6 +18,7 @@ __all__ = [
     "InvalidUtf8Error",
     "LoaderRebuiltError",
     "ManifestError",
+    "MaskError",
     "MismatchError",
     "RemoteError",
     "ShardStoreError",
@@ -43,6 +44,10 @@ class ChecksumError(FormatError):
 
 class ManifestError(FormatError):
     """A store manifest is missing, malformed, or hostile (path traversal, absurd counts, wrong types)."""
+
+
+class MaskError(FormatError):
+    """A document mask file is malformed, truncated, corrupt or hostile (ids outside its store, unsorted ids)."""
 
 
 class MismatchError(ShardStoreError):

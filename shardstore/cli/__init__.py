@@ -1,7 +1,7 @@
 """The `shardstore` command line. It only parses arguments into typed configs and calls library functions.
 
 Each area registers its commands from its own module (`tokenizer_cmds`, `store_cmds`, `build_cmds`, `mix_cmds`,
-`cache_cmds`, `demo_cmds`). Any `ShardStoreError` becomes one clear line on stderr and exit code 1.
+`mask_cmds`, `cache_cmds`, `demo_cmds`). Any `ShardStoreError` becomes one clear line on stderr and exit code 1.
 """
 
 from __future__ import annotations
@@ -21,9 +21,27 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from shardstore.cli import build_cmds, cache_cmds, demo_cmds, mix_cmds, store_cmds, tokenizer_cmds
+    from shardstore.cli import (
+        build_cmds,
+        cache_cmds,
+        curate_cmds,
+        demo_cmds,
+        mask_cmds,
+        mix_cmds,
+        store_cmds,
+        tokenizer_cmds,
+    )
 
-    for module in (tokenizer_cmds, build_cmds, store_cmds, mix_cmds, cache_cmds, demo_cmds):
+    for module in (
+        tokenizer_cmds,
+        build_cmds,
+        store_cmds,
+        mix_cmds,
+        mask_cmds,
+        cache_cmds,
+        demo_cmds,
+        curate_cmds,
+    ):
         module.register(cli)
 
 

@@ -10,10 +10,27 @@ from shardstore.cli.options import enum_choice, parse_storage_options, unescape
 from shardstore.preprocess.modes import DEFAULT_MAX_SKIPPED_FRACTION, Executor, Utf8Policy
 
 
+def tokenizer_input(spec: str, out: str) -> str:
+    """The tokenizer file a build reads: `spec` itself when it is our JSON file, else the imported tokenizer saved
+    into the build's journal (and from there into the store as tokenizer.json, with its fingerprint)."""
+    from shardstore.preprocess.pipeline import save_tokenizer_input
+    from tokenizer import Tokenizer
+    from tokenizer.detect import detect_kind
+
+    kind, path = detect_kind(spec)
+    if kind == "shardstore":
+        return path
+    return save_tokenizer_input(Tokenizer.open(spec), out)
+
+
 @click.command("build")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option(
-    "--tokenizer", "tokenizer_path", required=True, type=click.Path(dir_okay=False), help="Tokenizer JSON."
+    "--tokenizer",
+    "tokenizer_path",
+    required=True,
+    help="Tokenizer: our JSON, tokenizer.json (HF), a .tiktoken file, a GPT-2 folder, or a name such as "
+    "cl100k_base / o200k_base / gpt2 (from installed packages); prefixes shardstore: tiktoken: hf: gpt2: force one.",
 )
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False), help="Store directory to create or resume."
@@ -106,6 +123,7 @@ def build_cmd(
     from shardstore.preprocess.pipeline import BuildConfig, run_build
 
     opts = parse_storage_options(storage_options)
+    tokenizer_path = tokenizer_input(tokenizer_path, out)
     cfg = BuildConfig(
         inputs=inputs,
         tokenizer=tokenizer_path,

@@ -141,7 +141,7 @@ def _say_ignored(files: list[str]) -> None:
 
 
 @tokenizer_group.command("export")
-@click.argument("tokenizer_path", metavar="TOK.json")
+@click.argument("tokenizer_path", metavar="TOKENIZER")
 @click.option(
     "--format",
     "fmt",
@@ -151,11 +151,11 @@ def _say_ignored(files: list[str]) -> None:
 )
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="File to write.")
 def export_cmd(tokenizer_path: str, fmt: str, out: str) -> None:
-    """Export TOK.json for tiktoken or Hugging Face `tokenizers` (both encode to the same ids)."""
+    """Export TOKENIZER (any format `tokenizer encode` reads) for tiktoken or Hugging Face `tokenizers`."""
     from tokenizer import Tokenizer
     from tokenizer.tiktoken_file import tiktoken_metadata, write_tiktoken_bpe
 
-    tok = Tokenizer.load(tokenizer_path)
+    tok = Tokenizer.open(tokenizer_path)
     if ExportFormat(fmt) is ExportFormat.TIKTOKEN:
         write_tiktoken_bpe(tok, out)
         click.echo(json.dumps({"mergeable_ranks": out, **tiktoken_metadata(tok)}, ensure_ascii=False))
@@ -165,16 +165,21 @@ def export_cmd(tokenizer_path: str, fmt: str, out: str) -> None:
 
 
 @tokenizer_group.command("encode")
-@click.argument("tokenizer_path", metavar="TOK.json")
+@click.argument("tokenizer_path", metavar="TOKENIZER")
 @click.argument("text", required=False, default="-")
 @click.option(
     "--allow-special", is_flag=True, help="Recognize special-token strings (plain text by default)."
 )
 def encode_cmd(tokenizer_path: str, text: str, allow_special: bool) -> None:
-    """Print the token ids of TEXT (or of stdin when TEXT is '-' or absent), space-separated."""
+    """Print the token ids of TEXT (or of stdin when TEXT is '-' or absent), space-separated.
+
+    TOKENIZER: our JSON, an HF tokenizer.json, a .tiktoken file, a GPT-2 folder (encoder.json + vocab.bpe) or an
+    encoding name (cl100k_base, o200k_base, gpt2) shipped by an installed package; detected, or forced with a
+    prefix (shardstore: tiktoken: hf: gpt2:).
+    """
     from tokenizer import Tokenizer
 
-    tok = Tokenizer.load(tokenizer_path)
+    tok = Tokenizer.open(tokenizer_path)
     if text == "-":
         text = _read_stdin()
     ids = tok.encode(text, allowed_special="all" if allow_special else ())

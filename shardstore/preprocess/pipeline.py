@@ -141,7 +141,7 @@ def build(
     out = os.fspath(out)
     check_output_dir(out, force=force)
     if not isinstance(tokenizer, str | os.PathLike):
-        tokenizer = _save_tokenizer_object(tokenizer, out)
+        tokenizer = save_tokenizer_input(tokenizer, out)
     cfg = BuildConfig(
         inputs=(os.fspath(inputs),)
         if isinstance(inputs, str | os.PathLike)
@@ -170,7 +170,9 @@ def build(
     return run_build(cfg)
 
 
-def _save_tokenizer_object(tok: Any, out: str) -> str:
+def save_tokenizer_input(tok: Any, out: str) -> str:
+    """Write a `tokenizer.Tokenizer` into the build's journal (``.build/tokenizer-input.json``, copied into the
+    store as tokenizer.json) and return its path: how a build takes an imported or in-memory tokenizer."""
     if not hasattr(tok, "save"):
         raise ConfigError(f"tokenizer must be a path or a tokenizer.Tokenizer, got {type(tok).__name__}")
     journal = Journal(out)
