@@ -361,8 +361,8 @@ def _finish(
         raise BuildError(
             f"{len(failed)} of {len(units)} input units failed ({names}"
             f"{', ...' if len(failed) > 5 else ''}): {next(iter(report.failed.values()))}. The other units are "
-            f"finished and kept; repair the bad files in place and re-run the same command (only their units run "
-            f"again), or pass --allow-partial to commit the store without them. Details in {os.path.join(cfg.out, REPORT_NAME)}"
+            f"finished and kept; fix the cause (repair the files in place, or pass the option the message names) and "
+            f"re-run (only the failed units run again), or pass --allow-partial to commit the store without them. Details in {os.path.join(cfg.out, REPORT_NAME)}"
         )
     if missing:
         if cfg.finalize:
