@@ -40,10 +40,6 @@ def _run(tmp_path: Path, body: str, *, as_module: bool = False) -> str:
             'if __name__ != "__main__":\n    pass\nelse:\n    print(unguarded_main_call())\n',
             "None",
         ),  # the else
-        (
-            'if __name__ != "__main__":\n    print(unguarded_main_call())\n',
-            "line 3",
-        ),  # runs in the workers too
         ("if True:\n    print(unguarded_main_call())\n", "line 3"),
     ],
 )
