@@ -361,6 +361,22 @@ def test_10_parquet_applies_the_utf8_policy_per_row(tmp_path, tok, capsys, polic
     assert text == expected + "<|endoftext|>"
 
 
+def test_10_parquet_nulls_empties_and_bad_bytes_in_one_batch_are_each_counted(tmp_path, tok, capsys):
+    values = [f"row {i}".encode() for i in range(20)]
+    values[3], values[5], values[7] = None, b"", b"bad \xfe"
+    binary = pa.array(values, type=pa.binary())
+    unchecked = pa.Array.from_buffers(pa.string(), len(binary), binary.buffers(), null_count=1)
+    pq.write_table(pa.table({"text": unchecked}), tmp_path / "a.parquet")
+    code, out, err = run(capsys, *build_args(tmp_path / "a.parquet", tok, tmp_path / "st", "--json"))
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["num_docs"] == 18
+    assert report["skipped"] == {"empty_document": 1, "invalid_utf8_replaced": 1, "missing_text_field": 1}
+    # tokenizer training reads the same file by the same policy (it used to stop on a UnicodeDecodeError)
+    code, _, err = run(capsys, "tokenizer", "train", tmp_path / "a.parquet", "--vocab-size", 270, "--out", tmp_path / "t.json", "--no-progress")  # fmt: skip
+    assert code == 0, err
+
+
 def test_10_parquet_utf8_fail_names_the_right_row(tmp_path, tok, capsys):
     data = _bad_parquet(tmp_path / "a.parquet")
     code, _, err = run(capsys, *build_args(data, tok, tmp_path / "st", "--utf8-errors", "fail"))
