@@ -97,3 +97,38 @@ class PiecePlan:
         for a, m, d in self.crossing:
             r, c = divmod(d, width)
             store.read_into(a, out[r, c : c + m])
+
+    def mark(self, store: RowStore, marks: np.ndarray, width: int) -> None:
+        """Set ``marks[row, col]`` (``[rows, width - 1]`` bools) where a document begins inside the planned pieces,
+        and where a piece that follows a gap begins (the gap ended a document); ``width`` is the batch buffer's.
+
+        One vectorized pass per shard: a searchsorted of all its pieces' bounds over the shard's document offsets.
+        """
+        cols = marks.shape[1]
+        flat = marks.reshape(-1)
+        row, col = np.divmod(self.dst, width)
+        after_gap = (col > 0) & (col < cols)
+        flat[row[after_gap] * cols + col[after_gap]] = True
+        for j, s in enumerate(self.shards):
+            mine = np.flatnonzero(self.which == j) if len(self.shards) > 1 else slice(None)
+            offs = store.mapped_shard(s).offsets
+            lo, hi = self.local[mine], self.local[mine] + self.n[mine]
+            i0 = np.searchsorted(offs, lo.astype(np.uint64), "left")
+            i1 = np.searchsorted(offs, hi.astype(np.uint64), "left")
+            count = (i1 - i0).astype(np.int64)
+            total = int(count.sum())
+            if not total:
+                continue
+            first = np.cumsum(count) - count
+            idx = np.repeat(i0.astype(np.int64) - first, count) + np.arange(total, dtype=np.int64)
+            shift = np.repeat(col[mine] - lo, count)
+            c = offs[idx].astype(np.int64) + shift
+            r = np.repeat(row[mine], count)
+            ok = c < cols
+            flat[r[ok] * cols + c[ok]] = True
+        for a, m, d in self.crossing:
+            r0, c0 = divmod(d, width)
+            rel = store.doc_starts(a, a + m) - a + c0
+            marks[r0, rel[rel < cols]] = True
+            if 0 < c0 < cols:
+                marks[r0, c0] = True
