@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from shardstore.errors import ShardStoreError
+from shardstore.errors import BuildInterrupted, ShardStoreError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,8 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     except ShardStoreError as exc:
         click.echo(f"shardstore: error: {exc}", err=True)
         return 1
-    except click.exceptions.Abort:
-        click.echo("shardstore: aborted", err=True)
+    except click.exceptions.Abort as exc:  # click turns KeyboardInterrupt into Abort, keeping it as the cause
+        cause = exc.__cause__ or exc.__context__
+        text = str(cause) if isinstance(cause, BuildInterrupted) else "aborted"
+        click.echo(f"shardstore: {text}", err=True)
+        return 130
+    except BuildInterrupted as exc:
+        click.echo(f"shardstore: {exc}", err=True)
         return 130
     except click.ClickException as exc:
         exc.show()
