@@ -134,7 +134,7 @@ def _memory() -> None:
     index = KeptIndex.from_excluded_spans(int(offs[-1]), offs[ex], offs[ex + 1])
     print(
         f"loader kept index, 10% of 1e8 docs: {index.num_gaps} gaps, {index.nbytes / 1e6:.1f} MB = "
-        f"{index.nbytes / n:.2f} bytes/doc (skips stored as {index.skip_delta.dtype})"
+        f"{index.nbytes / n:.2f} bytes/doc (offsets stored as {index.gap_delta.dtype} / {index.skip_delta.dtype})"
     )
 
 
