@@ -116,16 +116,16 @@ class PiecePlan:
             store.read_into(a, out[r, c : c + m])
 
     def mark(self, store: PieceStore, marks: np.ndarray, width: int) -> None:
-        """Set ``marks[row, col]`` (``[rows, width - 1]`` bools) where a document begins inside the planned pieces,
-        and where a piece that follows a gap begins (the gap ended a document); ``width`` is the batch buffer's.
+        """Set ``marks[row, col]`` (``[rows, width - 1]`` bools) where a document begins inside the planned pieces
+        (``width`` is the batch buffer's).
 
         One vectorized pass per shard: a searchsorted of all its pieces' bounds over the shard's document offsets.
         """
         cols = marks.shape[1]
         flat = marks.reshape(-1)
         row, col = np.divmod(self.dst, width)
-        after_gap = (col > 0) & (col < cols)
-        flat[row[after_gap] * cols + col[after_gap]] = True
+        # A piece after a gap starts where a kept document starts (gaps are whole documents), which the
+        # searchsorted below finds among the shard's document offsets: no separate mark for it.
         for j, s in enumerate(self.shards):
             mine = np.flatnonzero(self.which == j) if len(self.shards) > 1 else slice(None)
             offs = store.mapped_shard(s).offsets
@@ -147,5 +147,3 @@ class PiecePlan:
             r0, c0 = divmod(d, width)
             rel = store.doc_starts(a, a + m) - a + c0
             marks[r0, rel[rel < cols]] = True
-            if 0 < c0 < cols:
-                marks[r0, c0] = True
