@@ -181,6 +181,8 @@ def test_plan_json_counts_and_check_heldout(store_dir: Path, tmp_path: Path, cap
     assert result["train_tokens"] == row["kept_tokens"]
     assert main(["mix", "check-heldout", str(mix)]) == 0
     assert "OK: the training stream holds no held-out content" in _out(capsys)
+    assert main(["stats", str(mix), "--json"]) == 0  # per store of a masked mixture: the stores themselves
+    assert json.loads(_out(capsys))["stores"][0]["docs"] == 220
 
 
 def test_check_heldout_fails_with_the_figure_when_copies_leak(
