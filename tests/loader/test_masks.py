@@ -7,6 +7,7 @@ token of an excluded document is caught by value.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -429,3 +430,24 @@ def test_loader_state_machine_with_masks_and_heldout(world: dict, mix: Mixture) 
 
     MaskedMachine.TestCase.settings = settings(max_examples=15, stateful_step_count=20, deadline=None)
     MaskedMachine.TestCase().runTest()
+
+
+def test_forked_workers_reuse_the_exclusions(world: dict, tmp_path: Path, monkeypatch) -> None:
+    """Workers re-open their stores but not the held-out hashing (a full pass over every token)."""
+    from shardstore.loader import exclusions
+
+    log = tmp_path / "calls"
+    real = exclusions.content_hashes
+
+    def counted(store):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(store)
+
+    monkeypatch.setattr(exclusions, "content_hashes", counted)
+    fresh = _mixture(world, "mix-fork.toml")
+    loader = make_dataloader(fresh, batch_size=2, num_workers=2, max_steps=4, multiprocessing_context="fork")
+    got = torch.cat([b["input_ids"] for b in loader]).numpy()
+    assert np.array_equal(got, _reference(world, fresh, 8))
+    pids = log.read_text().split()
+    assert len(pids) == 3 and set(pids) == {str(os.getpid())}  # 3 stores, hashed once, in this process
