@@ -451,3 +451,29 @@ def test_forked_workers_reuse_the_exclusions(world: dict, tmp_path: Path, monkey
     assert np.array_equal(got, _reference(world, fresh, 8))
     pids = log.read_text().split()
     assert len(pids) == 3 and set(pids) == {str(os.getpid())}  # 3 stores, hashed once, in this process
+
+
+def test_masks_by_url(world: dict, mix: Mixture) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fp_a = world["stores"]["a"].fingerprint
+    fs.pipe(
+        f"/urlmasks/{mask_file_name(fp_a)}", (world["dir"] / "maskdir" / mask_file_name(fp_a)).read_bytes()
+    )
+    fs.pipe("/urlmasks/c-file.mask", (world["dir"] / "c.mask").read_bytes())
+    text = _mix_text(exclude_c='"memory://urlmasks/c-file.mask"').replace('"maskdir"', '"memory://urlmasks"')
+    (world["dir"] / "mix-url.toml").write_text(text)
+    by_url = Mixture.from_file(world["dir"] / "mix-url.toml")
+    mine = [
+        (st.num_tokens, st.masks[0][1] if st.masks else None) for s in mix.open_sources() for st in s.stores
+    ]
+    theirs = [
+        (st.num_tokens, st.masks[0][1] if st.masks else None)
+        for s in by_url.open_sources()
+        for st in s.stores
+    ]
+    assert mine == theirs and by_url.fingerprints()["masks"] == mix.fingerprints()["masks"]
+    assert any(
+        path.startswith("memory://") for s in by_url.open_sources() for st in s.stores for path, _ in st.masks
+    )
