@@ -48,6 +48,14 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "tokenizer",
     ),
     "shardstore.loader": ("shardstore.errors", "shardstore.util", "shardstore.store", "shardstore.mix"),
+    # dedup and decontamination: read stores, write masks; never the loader or the CLI
+    "shardstore.curate": (
+        "shardstore.errors",
+        "shardstore.util",
+        "shardstore._native",
+        "shardstore.store",
+        "tokenizer",
+    ),
     "shardstore.demo": (
         "shardstore",  # the public, lazy entry points (shardstore.build)
         "shardstore.errors",
@@ -68,6 +76,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "shardstore.mix",
         "shardstore.loader",
         "shardstore.demo",
+        "shardstore.curate",
     ),
     # the public facade: shardstore/__init__.py (lazy names), __main__, shardstore.torch (re-exports)
     "shardstore": ("shardstore.errors", "shardstore.cli", "shardstore.store", "shardstore.preprocess"),

@@ -24,6 +24,7 @@ def _register() -> None:
     from shardstore.cli import (
         build_cmds,
         cache_cmds,
+        curate_cmds,
         demo_cmds,
         mask_cmds,
         mix_cmds,
@@ -31,7 +32,16 @@ def _register() -> None:
         tokenizer_cmds,
     )
 
-    for module in (tokenizer_cmds, build_cmds, store_cmds, mix_cmds, mask_cmds, cache_cmds, demo_cmds):
+    for module in (
+        tokenizer_cmds,
+        build_cmds,
+        store_cmds,
+        mix_cmds,
+        mask_cmds,
+        cache_cmds,
+        demo_cmds,
+        curate_cmds,
+    ):
         module.register(cli)
 
 
