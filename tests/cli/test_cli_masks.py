@@ -47,6 +47,11 @@ def test_mask_write_from_ids_and_show(store_dir: Path, tmp_path: Path, capsys) -
     assert shown["first_ids"] == [3, 7, 150] and shown["fingerprint"] == m.fingerprint
     assert main(["mask", "show", str(out)]) == 0
     assert "excluded 3 documents (1.36%)" in _out(capsys)
+    maskdir = str(tmp_path / "maskdir") + "/"  # a MASKDIR: written as <store fingerprint>.mask
+    assert (
+        main(["mask", "write", str(store_dir), "--ids", str(ids), "--out", maskdir, "--reason", "bad"]) == 0
+    )
+    assert read_mask(Path(maskdir) / mask_file_name(m.store_fingerprint)).fingerprint == m.fingerprint
 
 
 def test_mask_write_errors_are_one_line(store_dir: Path, tmp_path: Path, capsys) -> None:
