@@ -244,6 +244,7 @@ class Mixture:
             seq_len=self.config.seq_len,
             total_tokens=total_tokens,
             token_counts=[_token_counts(src) for src in opened],
+            mask_counts=[src.counts.masks if src.counts is not None else () for src in opened],
         )
 
 

@@ -197,6 +197,17 @@ def test_plan_counts_kept_excluded_and_heldout(world: dict, mix: Mixture) -> Non
         assert row["heldout_tokens"] == src.counts.heldout_tokens
         assert row["tokens_available"] == src.num_windows * SEQ
     assert plan["sources"][0]["heldout_tokens"] > 0 and plan["sources"][1]["heldout_tokens"] == 0
+    # per mask: what each removes (issue 21's "tokens removed per source by each mask")
+    docs = world["docs"]
+    [mask_a] = plan["sources"][0]["masks"]
+    assert mask_a["mask"].endswith(mask_file_name(world["stores"]["a"].fingerprint))
+    assert mask_a["docs"] == 60 and mask_a["tokens"] == sum(docs["a"][i].size for i in world["excluded"]["a"])
+    assert (
+        mask_a["tokens"] == plan["sources"][0]["excluded_tokens"]
+    )  # source a has no copies of held-out docs
+    [mask_c] = plan["sources"][1]["masks"]  # the MASKDIR has nothing for b or c; c.mask is c's
+    assert mask_c["mask"].endswith("c.mask") and mask_c["docs"] == 4
+    assert mask_c["tokens"] == sum(docs["c"][i].size for i in world["excluded"]["c"])
 
 
 def _reference(world: dict, mix: Mixture, n: int) -> np.ndarray:
