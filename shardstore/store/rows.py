@@ -42,6 +42,8 @@ class Segment(Protocol):
     @property
     def tokens(self) -> np.ndarray: ...
     @property
+    def offsets(self) -> np.ndarray: ...
+    @property
     def trusted(self) -> bool: ...
     @property
     def block_shift(self) -> int: ...
@@ -145,7 +147,7 @@ def mark_doc_starts(
     starts_l, rows_l = _row_indices(starts, rows, marks.shape[0], length, store)
     if not starts_l or length == 0:
         return marks
-    tok_starts = store.shard_token_starts
+    tok_starts, _, slots, get = store.row_segments()  # shards, or runs of tiny shards (same offsets semantics)
     groups: dict[int, list[int]] = {}
     for i, a in enumerate(starts_l):
         groups.setdefault(bisect_right(tok_starts, a) - 1, []).append(i)
@@ -153,7 +155,7 @@ def mark_doc_starts(
     part_rows: list[int] = []
     part_base: list[int] = []
     for s, members in groups.items():
-        shard = store.mapped_shard(s)
+        shard = get(s)
         base, n = tok_starts[s], shard.num_tokens
         locals_ = [starts_l[i] - base for i in members]
         ends = [a + length if a + length < n else n for a in locals_]
@@ -168,7 +170,7 @@ def mark_doc_starts(
                 parts.append(offs[lo:hi])
                 part_rows.append(rows_l[i])
                 part_base.append(locals_[j])
-            if locals_[j] + length > n:  # the rest of the row lies in later shards: rare, one per boundary
+            if locals_[j] + length > n:  # the rest of the row lies in later segments: rare, one per boundary
                 tail = store.doc_starts(tok_starts[s] + n, starts_l[i] + length) - starts_l[i]
                 marks[rows_l[i], tail] = True
     if parts:
