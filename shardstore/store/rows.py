@@ -147,7 +147,8 @@ def mark_doc_starts(
     starts_l, rows_l = _row_indices(starts, rows, marks.shape[0], length, store)
     if not starts_l or length == 0:
         return marks
-    tok_starts, _, slots, get = store.row_segments()  # shards, or runs of tiny shards (same offsets semantics)
+    # the segments: shards, or runs of tiny shards (their offsets mean the same)
+    tok_starts, _, _, get = store.row_segments()
     groups: dict[int, list[int]] = {}
     for i, a in enumerate(starts_l):
         groups.setdefault(bisect_right(tok_starts, a) - 1, []).append(i)
@@ -171,10 +172,23 @@ def mark_doc_starts(
                 part_rows.append(rows_l[i])
                 part_base.append(locals_[j])
             if locals_[j] + length > n:  # the rest of the row lies in later segments: rare, one per boundary
-                tail = store.doc_starts(tok_starts[s] + n, starts_l[i] + length) - starts_l[i]
-                marks[rows_l[i], tail] = True
+                _mark_tail(get, s + 1, n - locals_[j], length, marks[rows_l[i]])
     if parts:
         sizes = [p.size for p in parts]
         pos = np.concatenate(parts).astype(np.int64) - np.repeat(np.array(part_base, dtype=np.int64), sizes)
         marks[np.repeat(np.array(part_rows, dtype=np.int64), sizes), pos] = True
     return marks
+
+
+def _mark_tail(
+    get: Callable[[int], Segment], s: int, covered: int, length: int, row_marks: np.ndarray
+) -> None:
+    """Marks of a row's positions [covered, length), which lie in segments s, s + 1, ... from their start."""
+    while covered < length:
+        seg = get(s)
+        take = min(length - covered, seg.num_tokens)
+        offs = seg.offsets
+        hi = int(np.searchsorted(offs, np.uint64(take), "left"))  # document starts below `take` (see above)
+        row_marks[offs[:hi].astype(np.int64) + covered] = True
+        covered += take
+        s += 1

@@ -102,7 +102,9 @@ class ShardRun:
         self.first = first
         self.stop = stop
         self.tokens = tokens
-        self.offsets = offsets  # run-local document starts of its shards, then its end (uint64, like a shard's)
+        self.offsets = (
+            offsets  # run-local document starts of its shards, then its end (uint64, like a shard's)
+        )
         self.num_tokens = int(tokens.shape[0])
         self.used = True  # CLOCK bit, like MappedShard.used
 
