@@ -13,6 +13,11 @@ The shardstore parts are `open_data` (a `Mixture` and `make_dataloader`) and the
   the same global batches, and a checkpoint of one resumes on the other.
 - Checkpoint: `model.pt` + `optim.pt` (tensors only, loaded with `weights_only=True`), every rank's loader state
   (JSON) and `meta.json`, written to a temporary folder, renamed, then `LATEST` replaced atomically.
+- Every `--log-every N` steps it prints the loss per token of each source (grouped by the batch's `source_ids`) and
+  the data wait, both means over the N steps since the previous line (the last line covers what is left);
+  `--eval-every N` adds the held-out loss per source every N steps and at the end: one pass of the eval loader
+  (`make_dataloader(mixture, split="heldout")`, the mixture's `heldout` documents, never trained on). `--json`
+  prints each line as a JSON object, `--plot FILE.png` draws each source's loss over the steps at the end.
 - `feed` (train_harness.py) hands the loop its batches one step ahead (copied to the GPU on a side stream while the
   previous step runs) and holds the benchmark and test hooks: per-step metrics and sample-hash logs, data-wait
   timing, `--crash-at-step`, `--data gpu-synthetic`. To strip them, iterate the loader directly.
@@ -32,7 +37,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from gpt_model import GPT, PRESETS, model_config  # benchmarks/gpt_model.py, beside this script
-from train_harness import DataMode, Feeder, add_harness_args, synthetic_batches
+from train_harness import DataMode, Feeder, add_harness_args, check_options, synthetic_batches
 
 from shardstore.util.durable import atomic_write, fsync_dir
 
@@ -51,7 +56,10 @@ class TrainConfig:
     ckpt_dir: str | None = None
     ckpt_every: int = 0
     resume: bool = False
-    log_every: int = 10
+    log_every: int = 10  # console line: means over the steps since the previous line
+    print_json: bool = False  # console lines as JSON objects
+    plot: str | None = None  # PNG of the loss per source over steps, at the end
+    eval_every: int = 0  # held-out loss per source every N steps and at the end (0: never)
     # benchmark and test hooks, see train_harness.py
     data: DataMode = DataMode.LOADER
     synthetic_batches: int = 8
@@ -78,7 +86,10 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--ckpt-dir")
     p.add_argument("--ckpt-every", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from --ckpt-dir's latest checkpoint")
-    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--log-every", type=int, default=10, help="print loss per source, data wait every N steps")
+    p.add_argument("--json", dest="print_json", action="store_true", help="console lines as JSON objects")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the loss per source over steps (matplotlib)")
+    p.add_argument("--eval-every", type=int, default=0, help="held-out loss per source every N steps")
     add_harness_args(p)
     return TrainConfig(**vars(p.parse_args(argv)))
 
@@ -110,24 +121,53 @@ def setup_distributed(cfg: TrainConfig) -> Dist:
     return Dist(rank, world_size, device)
 
 
-def open_data(cfg: TrainConfig, d: Dist) -> tuple[Any, list[str], int, int]:
-    """(loader, source names, seq_len, vocabulary size of the stores) of the mixture; loader None without one."""
+def open_data(cfg: TrainConfig, d: Dist) -> tuple[Any, Any, list[str], int, int]:
+    """(loader, held-out loader, source names, seq_len, vocabulary size of the stores); loaders None without a
+    mixture, the held-out one None without ``--eval-every``."""
     if cfg.mix is None:
-        return None, ["synthetic"], cfg.seq_len, cfg.vocab_size
+        return None, None, ["synthetic"], cfg.seq_len, cfg.vocab_size
     from shardstore import Mixture
     from shardstore.torch import make_dataloader
 
     mixture = Mixture.from_file(cfg.mix)
     vocab = mixture.open_sources()[0].stores[0].tokenizer.vocab_size
+    local_batch = cfg.batch_size // d.world_size  # this rank's share of the global batch
+    pin = d.device.type == "cuda"
     loader = make_dataloader(
-        mixture,
-        batch_size=cfg.batch_size // d.world_size,  # this rank's share of the global batch
-        rank=d.rank,
-        world_size=d.world_size,
-        num_workers=cfg.num_workers,
-        pin_memory=d.device.type == "cuda",
-    )
-    return loader, list(mixture.names), mixture.config.seq_len, vocab
+        mixture, batch_size=local_batch, rank=d.rank, world_size=d.world_size, num_workers=cfg.num_workers,
+        pin_memory=pin,
+    )  # fmt: skip
+    heldout = None
+    if cfg.eval_every:  # every held-out document once per pass, split over ranks; padding has labels -100
+        heldout = make_dataloader(
+            mixture,
+            split="heldout",
+            batch_size=local_batch,
+            rank=d.rank,
+            world_size=d.world_size,
+            pin_memory=pin,
+        )
+    return loader, heldout, list(mixture.names), mixture.config.seq_len, vocab
+
+
+@torch.no_grad()
+def evaluate(model: Any, heldout: Any, num_sources: int, d: Dist, autocast: Any) -> tuple[Any, Any]:
+    """One pass over the held-out split: per-source sums of token losses and token counts, over all ranks."""
+    model.eval()
+    sums = torch.zeros(num_sources, device=d.device)
+    counts = torch.zeros(num_sources, device=d.device)
+    for batch in heldout:
+        x, y = batch["input_ids"].to(d.device), batch["labels"].to(d.device)
+        source_ids = batch["source_ids"].clamp(min=0).to(d.device)  # padding rows (-1) have no label: count 0
+        with autocast:
+            _, s, c = model(x, y, source_ids, num_sources)
+        sums += s
+        counts += c
+    if d.world_size > 1:
+        dist.all_reduce(sums)
+        dist.all_reduce(counts)
+    model.train()
+    return sums, counts
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -188,10 +228,7 @@ def barrier(d: Dist) -> None:
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run the loop; return the run summary (throughput, data-wait shares, losses) on every rank."""
-    if cfg.data is DataMode.LOADER and not cfg.mix:
-        raise SystemExit("--mix MIX.toml is needed (or --data gpu-synthetic)")
-    if cfg.resume and not cfg.ckpt_dir:
-        raise SystemExit("--resume needs --ckpt-dir")
+    check_options(cfg)  # flag combinations, and --plot (PNG name, matplotlib) before any work
     d = setup_distributed(cfg)
     try:
         return _train(cfg, d)
@@ -205,7 +242,7 @@ def _train(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
     cuda = d.device.type == "cuda"
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    loader, names, seq_len, vocab = open_data(cfg, d)
+    loader, heldout, names, seq_len, vocab = open_data(cfg, d)
 
     mcfg = model_config(cfg.model, data_vocab=vocab, seq_len=seq_len)
     model = GPT(mcfg).to(d.device)
@@ -222,15 +259,12 @@ def _train(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
     if d.world_size > 1:
         fwd = torch.nn.parallel.DistributedDataParallel(fwd, device_ids=[d.device.index] if cuda else None)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
-    if d.rank == 0:
-        print(
-            f"model {cfg.model}: {model.num_params() / 1e6:.1f}M params, vocab {mcfg.vocab_size}, seq {seq_len}; "
-            f"data {cfg.data}, global batch {cfg.batch_size}, world {d.world_size}, device {d.device}, "
-            f"compile {use_compile}, steps {start}->{cfg.steps}",
-            flush=True,
-        )
+    run = {"model": cfg.model, "params": model.num_params(), "vocab": mcfg.vocab_size, "seq_len": seq_len,
+           "data": str(cfg.data), "global_batch": cfg.batch_size, "world_size": d.world_size,
+           "device": str(d.device), "compile": use_compile, "from_step": start, "to_step": cfg.steps}  # fmt: skip
 
     with Feeder(batches, cfg, d, names, seq_len, start) as feed:
+        feed.emit(run, " ".join(f"{k}={v}" for k, v in run.items()))
         for step in range(start + 1, cfg.steps + 1):
             x, y, source_ids = feed.next_batch(step)
             for g in opt.param_groups:
@@ -249,8 +283,15 @@ def _train(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
             feed.step_done(step, loss, src_sum, src_cnt, flush=ckpt_due)  # logs; takes the next batch
             if ckpt_due:
                 save_checkpoint(cfg, d, step, model, opt, loader_state)
+            if heldout is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+                with feed.paused():  # left out of the throughput and data-wait figures
+                    sums, counts = evaluate(model, heldout, len(names), d, autocast)
+                feed.heldout_done(step, sums, counts)
             feed.maybe_crash(step)
-        return feed.summary(model)
+        summary = feed.summary(model)
+        if cfg.plot:
+            feed.plot(cfg.plot)
+        return summary
 
 
 def main(argv: list[str] | None = None) -> int:

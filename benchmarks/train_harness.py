@@ -8,6 +8,10 @@ the tests (tests/loader/test_train_gpt.py, tests/loader/test_ddp.py):
   plus issuing the copies (it overlaps GPU work when the host runs ahead, so an upper bound of the stall), and on
   GPU the idle time between the end of one step and the point where the next step's compute can start, from CUDA
   events (the real stall).
+- Console lines (`train_log.py`): the steps since the previous line summed, printed as means (per-token loss
+  overall and per source, data wait, step time); ``--json`` prints them as JSON objects.
+  ``--plot``: `Feeder.plot` draws every step's per-source loss with `shardstore.cli.plots.plot_loss`, and the
+  held-out passes (`Feeder.heldout_done`; `Feeder.paused` leaves their time out of the throughput) at their steps.
 - Logs: ``--metrics-log`` appends the loss, per-source losses and both data waits of every step (JSONL);
   ``--hash-log`` a 64-bit hash of every sample of the global batch (gathered over ranks, in rank order).
 - ``--crash-at-step N`` ends the process abruptly (``os._exit``) after step N, like a killed job.
@@ -19,6 +23,7 @@ the tests (tests/loader/test_train_gpt.py, tests/loader/test_ddp.py):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -30,8 +35,9 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from train_log import LogWindow, format_heldout_line, format_log_line  # beside this file
 
-__all__ = ["DataMode", "Feeder", "add_harness_args", "synthetic_batches"]
+__all__ = ["DataMode", "Feeder", "add_harness_args", "check_options", "synthetic_batches"]
 
 KEYS = ("input_ids", "labels", "source_ids")
 
@@ -55,6 +61,28 @@ def add_harness_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hash-log", help="append per-step sample hashes of the global batch (JSONL)")
     g.add_argument("--metrics-log", help="append per-step loss, per-source loss, data wait (JSONL)")
     g.add_argument("--summary-json", help="write the run summary here (rank 0)")
+
+
+def check_options(cfg: Any) -> None:
+    """Refuse flag combinations that cannot run, before any work (SystemExit with one line)."""
+    if cfg.data is DataMode.LOADER and not cfg.mix:
+        raise SystemExit("--mix MIX.toml is needed (or --data gpu-synthetic)")
+    if cfg.resume and not cfg.ckpt_dir:
+        raise SystemExit("--resume needs --ckpt-dir")
+    if cfg.log_every < 1:
+        raise SystemExit(f"--log-every must be >= 1, got {cfg.log_every}")
+    if cfg.eval_every < 0:
+        raise SystemExit(f"--eval-every must be >= 0 (0: no held-out loss), got {cfg.eval_every}")
+    if cfg.eval_every and cfg.data is not DataMode.LOADER:
+        raise SystemExit("--eval-every needs --data loader (the held-out split of --mix)")
+    if cfg.plot:  # now, not after the run: a PNG name, and matplotlib installed
+        from shardstore.cli.plots import check_plot_target
+        from shardstore.errors import ShardStoreError
+
+        try:
+            check_plot_target(cfg.plot)
+        except ShardStoreError as exc:
+            raise SystemExit(f"train_gpt.py: {exc}") from None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -148,6 +176,9 @@ class Feeder:
         self.metrics_f = open(cfg.metrics_log, "a") if (cfg.metrics_log and main) else None  # noqa: SIM115
         self.pending: list[_Step] = []
         self.records: list[dict[str, Any]] = []
+        self.window = LogWindow()
+        self.heldout: list[dict[str, Any]] = []  # one record per held-out pass
+        self.pauses: list[tuple[float, float]] = []  # (start, seconds) of held-out passes between steps
         self.t_timed = self.wall0 = time.perf_counter()
         self.timed_from = self.step = start_step
         self.prev_end: Any = None
@@ -230,7 +261,7 @@ class Feeder:
         timed_steps = step - timed_from
         if timed_steps <= 0 or timed_from == start:  # too few steps to leave out the warm-up: time everything
             t_timed, timed_steps, timed_from = self.wall0, step - start, start
-        elapsed = time.perf_counter() - t_timed
+        elapsed = time.perf_counter() - t_timed - sum(dt for t0, dt in self.pauses if t0 >= t_timed)
         timed = [r for r in self.records if r["step"] > timed_from]
         tokens = timed_steps * cfg.batch_size * self.seq_len
         gaps = [r["gpu_data_gap_s"] for r in timed if r["gpu_data_gap_s"] is not None]
@@ -250,11 +281,65 @@ class Feeder:
             # GPU idle between the end of one step and the start of the next (CUDA events): the real stall
             "gpu_data_gap_frac": sum(gaps) / elapsed if gaps and elapsed > 0 else None,
             "final_loss": self.records[-1]["loss"] if self.records else None,
+            "heldout": self.heldout[-1] if self.heldout else None,
             "losses": [r["loss"] for r in self.records],
         }
         if self.rank == 0:
             print(json.dumps({k: v for k, v in out.items() if k != "losses"}), flush=True)
         return out
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Work between two steps (a held-out pass): its time is left out of the throughput, and the GPU gap of
+        the next step is measured from its end."""
+        if self.cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.cuda:
+                torch.cuda.synchronize()
+            self.pauses.append((t0, time.perf_counter() - t0))
+            self.prev_end = self._event()
+
+    def heldout_done(self, step: int, sums: torch.Tensor, counts: torch.Tensor) -> None:
+        """Log and print one held-out pass: loss per token of each source, and overall."""
+        s, c = sums.float().cpu().tolist(), counts.float().cpu().tolist()
+        rec = {
+            "step": step,
+            "heldout_loss": sum(s) / sum(c) if sum(c) else None,
+            "heldout_source_loss": {
+                n: (a / b if b else None) for n, a, b in zip(self.names, s, c, strict=True)
+            },
+            "heldout_tokens": {n: int(b) for n, b in zip(self.names, c, strict=True)},
+        }
+        self.heldout.append(rec)
+        if self.metrics_f is not None:
+            self.metrics_f.write(json.dumps(rec) + "\n")
+        self.emit(rec, format_heldout_line(rec))
+
+    def plot(self, path: str) -> None:
+        """``--plot``: each source's training loss per step, on rank 0."""
+        if self.rank != 0:
+            return
+        from shardstore.cli.plots import plot_loss
+
+        steps = [r["step"] for r in self.records]
+        nan = float("nan")
+        series = {
+            f"train/{name}": [
+                nan if r["source_loss"][name] is None else r["source_loss"][name] for r in self.records
+            ]
+            for name in self.names
+        }
+        at = {r["step"]: r["heldout_source_loss"] for r in self.heldout}
+        for name in self.names if at else ():
+            series[f"heldout/{name}"] = [
+                nan if (v := at.get(r["step"], {}).get(name)) is None else v for r in self.records
+            ]
+        title = f"{self.cfg.model}: loss per source, steps {self.start + 1}-{self.step}"
+        plot_loss(steps, series, path, title=title)
 
     def __enter__(self) -> Feeder:
         return self
@@ -300,12 +385,14 @@ class Feeder:
         )
         names, n = self.names, len(self.names)
         for p, row in zip(pending, stacked.tolist(), strict=True):
-            src = {names[i]: (row[1 + i] / row[1 + n + i] if row[1 + n + i] else None) for i in range(n)}
+            sums, counts = row[1 : 1 + n], row[1 + n :]
+            src = {names[i]: (sums[i] / counts[i] if counts[i] else None) for i in range(n)}
             gap = p.prev_end.elapsed_time(p.start) / 1e3 if p.prev_end is not None else None
             rec = {
                 "step": p.step,
                 "loss": row[0],
                 "source_loss": src,
+                "source_tokens": dict(zip(names, (int(c) for c in counts), strict=True)),
                 "data_wait_s": p.wait_s,
                 "gpu_data_gap_s": gap,
                 "step_s": p.step_s,
@@ -313,13 +400,16 @@ class Feeder:
             self.records.append(rec)
             if self.metrics_f is not None:
                 self.metrics_f.write(json.dumps(rec) + "\n")
-            if self.rank == 0 and p.step % 10 == 0:
-                gap_txt = f" gpu gap {gap * 1e3:.2f} ms" if gap is not None else ""
-                print(
-                    f"step {p.step}: loss {row[0]:.4f} wait {p.wait_s * 1e3:.2f} ms{gap_txt} step {p.step_s * 1e3:.1f} ms",
-                    flush=True,
-                )
+            self.window.add(p.step, sums, counts, p.wait_s, gap, p.step_s)
+            if p.step % self.cfg.log_every == 0 or p.step == self.cfg.steps:
+                line = self.window.take(names)
+                self.emit(line, format_log_line(line))
         pending.clear()
         for f in (self.metrics_f, self.hash_f):
             if f is not None:
                 f.flush()
+
+    def emit(self, record: dict[str, Any], text: str) -> None:
+        """One console line on rank 0: `text`, or `record` as JSON with ``--json``."""
+        if self.rank == 0:
+            print(json.dumps(record) if self.cfg.print_json else text, flush=True)

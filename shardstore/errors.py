@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "BuildError",
+    "BuildInterrupted",
     "CacheError",
     "ChecksumError",
     "ConfigError",
@@ -17,6 +18,7 @@ __all__ = [
     "InvalidUtf8Error",
     "LoaderRebuiltError",
     "ManifestError",
+    "MaskError",
     "MismatchError",
     "RemoteError",
     "ShardStoreError",
@@ -42,6 +44,10 @@ class ChecksumError(FormatError):
 
 class ManifestError(FormatError):
     """A store manifest is missing, malformed, or hostile (path traversal, absurd counts, wrong types)."""
+
+
+class MaskError(FormatError):
+    """A document mask file is malformed, truncated, corrupt or hostile (ids outside its store, unsorted ids)."""
 
 
 class MismatchError(ShardStoreError):
@@ -75,6 +81,12 @@ class InvalidUtf8Error(InputError):
 
 class BuildError(ShardStoreError):
     """A build could not complete (some work units failed, inconsistent journal, options changed on resume)."""
+
+
+class BuildInterrupted(KeyboardInterrupt):
+    """A build stopped by ^C (SIGINT); the message says how many work units are committed and how to resume.
+
+    A `KeyboardInterrupt` (not a `ShardStoreError`), so that handlers of errors never swallow an interrupt."""
 
 
 class RemoteError(ShardStoreError):

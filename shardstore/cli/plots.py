@@ -15,7 +15,15 @@ import numpy as np
 
 from shardstore.errors import ConfigError
 
-__all__ = ["DPI", "FIGSIZE", "plot_length_histogram", "plot_loss", "plot_mixture", "require_matplotlib"]
+__all__ = [
+    "DPI",
+    "FIGSIZE",
+    "check_plot_target",
+    "plot_length_histogram",
+    "plot_loss",
+    "plot_mixture",
+    "require_matplotlib",
+]
 
 FIGSIZE = (8.0, 4.5)
 DPI = 100  # -> 800 x 450 pixels
@@ -38,6 +46,12 @@ def require_matplotlib() -> Any:
 def _check_png(path: str) -> None:
     if not str(path).lower().endswith(".png"):
         raise ConfigError(f"--plot writes a PNG file; got {path!r} (name it e.g. lengths.png)")
+
+
+def check_plot_target(path: str) -> None:
+    """Before any work: the name is a PNG and matplotlib is installed, or one ConfigError saying what to change."""
+    _check_png(path)
+    require_matplotlib()
 
 
 def _save(fig: Any, plt: Any, path: str) -> None:
@@ -105,16 +119,26 @@ def plot_mixture(
 def plot_loss(steps: Sequence[int], losses: Mapping[str, Sequence[float]], path: str, *, title: str) -> None:
     """Loss of each source (and any other named series, e.g. ``heldout/web``) over training steps.
 
-    A series may hold NaN where a source had no sample in a step; those points are skipped.
+    A series may hold NaN where a source had no sample in a step; those points are skipped. Names of the form
+    ``kind/source`` share one colour per source, solid for the first kind met and dashed for the others (so
+    ``train/web`` and ``heldout/web`` read as a pair).
     """
     _check_png(path)
     plt = require_matplotlib()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     x = np.asarray(steps, dtype=np.float64)
+    colours: dict[str, str] = {}
+    first_kind = next((n.split("/", 1)[0] for n in losses if "/" in n), None)
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for name, series in losses.items():
         y = np.asarray(series, dtype=np.float64)
         ok = np.isfinite(y)
-        ax.plot(x[ok], y[ok], label=name, marker="." if ok.sum() < 30 else None)
+        kind, _, source = name.rpartition("/")
+        colour = colours.setdefault(source, palette[len(colours) % len(palette)])
+        style = "-" if kind in ("", first_kind) else "--"
+        ax.plot(
+            x[ok], y[ok], label=name, color=colour, linestyle=style, marker="." if ok.sum() < 30 else None
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shardstore.errors import ConfigError, MismatchError
+from shardstore.loader.exclusions import SourceCounts, apply_exclusions, uses_exclusions
 from shardstore.mix.config import MixtureConfig, PhaseConfig, Ramp, SourceConfig, check_int
 from shardstore.mix.interleave import Interleave, WeightSchedule
 from shardstore.mix.plan import Plan, SourcePlan, plan_run
@@ -40,21 +41,23 @@ class OpenSource:
     """A source's opened stores and where each begins in the source's concatenated token space."""
 
     name: str
-    stores: list[Any]
+    stores: list[Any]  # `Store`s, or `KeptStore`s when the source excludes documents (masks, held-out split)
     offsets: list[int]  # offsets[i] = first source token of stores[i]; offsets[-1] = total tokens
     num_windows: int
+    counts: SourceCounts | None = None  # kept / excluded / held-out tokens, when the source excludes any
 
 
 class Mixture:
     """A validated mixture config plus lazily opened stores (opened once per process)."""
 
-    __slots__ = ("__weakref__", "_interleave", "_opened", "_opened_pid", "config")
+    __slots__ = ("__weakref__", "_exclusions", "_interleave", "_opened", "_opened_pid", "config")
 
     def __init__(self, config: MixtureConfig) -> None:
         self.config = config
         self._interleave: Interleave | None = None
         self._opened: list[OpenSource] | None = None  # per process: a forked worker opens its own
         self._opened_pid = -1  # which process opened them (a record for diagnostics and tests)
+        self._exclusions: dict[str, Any] | None = None  # masks and held-out settings per source, when any
         reset_in_forked_child(self._forget_opened)
 
     @classmethod
@@ -108,6 +111,7 @@ class Mixture:
 
     def _forget_opened(self) -> None:
         self._opened, self._opened_pid = None, -1
+        self._exclusions = None
 
     @property
     def names(self) -> list[str]:
@@ -128,20 +132,31 @@ class Mixture:
         cfg = self.config
         opened: list[OpenSource] = []
         tokenizers: dict[str | None, str] = {}
+        raw: list[list[Any]] = []
         for sc in cfg.sources:
-            stores, offsets = [], [0]
+            stores = []
             for ref in sc.stores:
                 store = Store.open(resolve_store(cfg, ref), verify=cfg.verify, remote=self.remote)
                 stores.append(store)
-                offsets.append(offsets[-1] + store.num_tokens)
                 tokenizers.setdefault(store.tokenizer_fingerprint, f"{sc.name}: {store.root}")
+            raw.append(stores)
+        kept: list[list[Any]] = raw
+        counts: list[SourceCounts | None] = [None] * len(raw)
+        if uses_exclusions(cfg):
+            kept, got, self._exclusions = apply_exclusions(cfg, raw, resolve_store)
+            counts = list(got)
+        for sc, stores, c in zip(cfg.sources, kept, counts, strict=True):
+            offsets = [0]
+            for store in stores:
+                offsets.append(offsets[-1] + store.num_tokens)
             windows = num_windows(offsets[-1], cfg.seq_len)
             if windows == 0:
+                what = "kept tokens" if c is not None else "tokens"
                 raise ConfigError(
-                    f"source {sc.name!r} has {offsets[-1]} tokens, fewer than seq_len + 1 = {cfg.seq_len + 1}: "
+                    f"source {sc.name!r} has {offsets[-1]} {what}, fewer than seq_len + 1 = {cfg.seq_len + 1}: "
                     "it cannot yield one sample; add data or lower seq_len"
                 )
-            opened.append(OpenSource(sc.name, stores, offsets, windows))
+            opened.append(OpenSource(sc.name, stores, offsets, windows, c))
         if len(tokenizers) > 1 and not cfg.allow_tokenizer_mismatch:
             listing = "; ".join(f"{where} has tokenizer {fp}" for fp, where in tokenizers.items())
             raise MismatchError(
@@ -182,13 +197,29 @@ class Mixture:
         opened = self.open_sources()
         stores = [[s.fingerprint for s in src.stores] for src in opened]
         toks = sorted({str(s.tokenizer_fingerprint) for src in opened for s in src.stores})
-        return {
+        out = {
             "mixture": _digest(mix),
             "stores": _digest(stores),
             "tokenizer": toks[0] if len(toks) == 1 else _digest(toks),
             "seq_len": cfg.seq_len,
             "seed": cfg.seed,
         }
+        if self._exclusions is not None:  # absent without masks: states saved before masks existed still load
+            out["masks"] = _digest(self._exclusions)
+        return out
+
+    def describe_masks(self) -> str:
+        """The masks and held-out splits applied, per source, with file names (for messages)."""
+        self.open_sources()
+        if self._exclusions is None:
+            return "no masks and no held-out split"
+        parts = []
+        for src, sc in zip(self.open_sources(), self.config.sources, strict=True):
+            names = [f"{path} ({fp[:12]})" for k in src.stores for path, fp in getattr(k, "masks", ())]
+            held = f"heldout={sc.heldout}" if sc.heldout else ""
+            held = f"heldout_tokens={sc.heldout_tokens}" if sc.heldout_tokens is not None else held
+            parts.append(f"{sc.name}: " + ", ".join([*names, held] if held else names or ["none"]))
+        return "; ".join(parts)
 
     def plan(self, total_tokens: int) -> Plan:
         """Per-source weight, tokens available and drawn, epochs and warnings for a run of ``total_tokens``."""
@@ -200,7 +231,16 @@ class Mixture:
             [src.num_windows for src in opened],
             seq_len=self.config.seq_len,
             total_tokens=total_tokens,
+            token_counts=[_token_counts(src) for src in opened],
         )
+
+
+def _token_counts(src: OpenSource) -> tuple[int, int, int]:
+    """(kept, excluded, held-out) tokens of a source."""
+    if src.counts is None:
+        return src.offsets[-1], 0, 0
+    c = src.counts
+    return c.kept_tokens, c.excluded_tokens, c.heldout_tokens
 
 
 def _digest(obj: Any) -> str:

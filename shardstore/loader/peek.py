@@ -14,6 +14,7 @@ from typing import Any
 
 from shardstore.errors import ConfigError
 from shardstore.loader.batches import BatchReader
+from shardstore.loader.kept import KeptStore
 from shardstore.loader.mixture import Mixture
 from shardstore.mix.interleave import check_range
 
@@ -78,6 +79,8 @@ def peek_rows(
         first = int(window[i]) * mixture.config.seq_len
         k = bisect_right(source.offsets, first) - 1
         store, local = source.stores[k], first - source.offsets[k]
+        if isinstance(store, KeptStore):  # kept position -> the underlying store's position and documents
+            store, local = store.store, store.to_store(local)
         doc = doc_at(store, local)
         ids = batch["input_ids"][i].tolist()
         tok = store.tokenizer

@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from enum import StrEnum
 from typing import Any
 
 import torch
@@ -42,6 +43,7 @@ from shardstore.errors import ConfigError, LoaderRebuiltError, StateError
 from shardstore.loader.batches import BatchReader, DocInfo
 from shardstore.loader.labels import Labels, format_labels
 from shardstore.loader.mixture import Mixture
+from shardstore.loader.ranks import resolve_rank
 from shardstore.mix.interleave import check_range
 from shardstore.util.modes import parse_mode
 from shardstore.util.remote_options import RemoteOptions
@@ -54,6 +56,7 @@ __all__ = [
     "MixtureDataset",
     "MixtureSampler",
     "ShardStoreDataLoader",
+    "Split",
     "make_dataloader",
     "resolve_rank",
 ]
@@ -75,25 +78,18 @@ _REBUILT = (
 )
 
 
+class Split(StrEnum):
+    """Which side of the held-out split a loader reads."""
+
+    TRAIN = "train"
+    HELDOUT = "heldout"
+
+
 def _choice(enum: Any, value: Any, name: str) -> Any:
     try:
         return enum(value)
     except ValueError:
         raise ConfigError(f"{name}={value!r} must be one of {[e.value for e in enum]}") from None
-
-
-def resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    """Rank and world size from the arguments, else from an initialized torch.distributed, else (0, 1)."""
-    if rank is None or world_size is None:
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized():
-            rank = dist.get_rank() if rank is None else rank
-            world_size = dist.get_world_size() if world_size is None else world_size
-        rank = 0 if rank is None else rank
-        world_size = 1 if world_size is None else world_size
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise ConfigError(f"need 0 <= rank < world_size, got {rank=} {world_size=}")
-    return rank, world_size
 
 
 class MixtureDataset(torch.utils.data.Dataset):
@@ -278,11 +274,18 @@ class MixtureSampler(torch.utils.data.distributed.DistributedSampler):
         saved, ours = state["fingerprints"], self.fingerprints()
         if not isinstance(saved, Mapping):
             raise StateError("loader state: fingerprints must be a mapping")
-        differ = [f"{k} (saved {saved.get(k)!r}, now {ours[k]!r})" for k in ours if saved.get(k) != ours[k]]
+        keys = [*ours, *(["masks"] if "masks" in saved and "masks" not in ours else [])]
+        differ = [
+            f"{k} (saved {saved.get(k)!r}, now {ours.get(k)!r})" for k in keys if saved.get(k) != ours.get(k)
+        ]
         if differ and strict:
+            masks = ""
+            if "masks" in keys and saved.get("masks") != ours.get("masks"):
+                masks = f" (the masks or held-out splits differ; this mixture applies: {self.mixture.describe_masks()})"
             raise StateError(
                 "the loader state was saved for different data or config: "
                 + "; ".join(differ)
+                + masks
                 + ". Resume with the same mixture, or pass strict=False to continue from its counters anyway"
             )
         if position < 0 or min(counts) < 0 or sum(counts) != position:
@@ -388,8 +391,14 @@ def make_dataloader(
     timeout: float = 0,
     contiguous: bool = True,
     labels: Labels | str = Labels.NEXT,
-) -> ShardStoreDataLoader:
+    split: Split | str = Split.TRAIN,
+) -> Any:
     """A torch `DataLoader` of this rank's batches of the mixture (see the module docstring).
+
+    ``split="heldout"`` returns the evaluation loader instead (`shardstore.loader.evaluation`): one pass over every
+    held-out document, sharded over ranks, padded with a ``loss_mask`` so every rank runs the same number of steps;
+    of the options it uses ``batch_size``, ``rank``, ``world_size``, ``num_workers``, ``pin_memory`` and the remote
+    ones.
 
     Args:
         mixture: a `Mixture` or the path of a mixture file.
@@ -411,6 +420,17 @@ def make_dataloader(
     if not isinstance(mixture, Mixture):
         mixture = Mixture.from_file(mixture)
     mixture = mixture.with_remote(RemoteOptions(cache_dir, storage_options, cache_limit))
+    if parse_mode(Split, split, name="split") is Split.HELDOUT:
+        from shardstore.loader.evaluation import make_eval_dataloader
+
+        return make_eval_dataloader(
+            mixture,
+            batch_size=batch_size,
+            rank=rank,
+            world_size=world_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+        )
     doc = parse_mode(DocInfo, doc_info or DocInfo.NONE, name="doc_info")
     if num_workers < 0:
         raise ConfigError(f"num_workers must be >= 0, got {num_workers}")

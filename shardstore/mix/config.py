@@ -44,10 +44,13 @@ from typing import Any
 from shardstore.errors import ConfigError
 from shardstore.mix.config_types import check_mixture_types, expect
 from shardstore.mix.interleave import Phase, normalize_weights
+from shardstore.mix.keys import check_keys
 from shardstore.util.modes import VerifyMode, parse_mode
 from shardstore.util.sizes import parse_size
 
-__all__ = ["MixtureConfig", "PhaseConfig", "Ramp", "SourceConfig", "check_int"]
+__all__ = ["SOURCE_KEYS", "MixtureConfig", "PhaseConfig", "Ramp", "SourceConfig", "check_int"]
+
+SOURCE_KEYS = frozenset({"name", "store", "weight", "exclude", "heldout", "heldout_tokens"})
 
 
 class Ramp(StrEnum):
@@ -78,11 +81,16 @@ def _weight(value: object, *, what: str) -> float | int:
 
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
-    """One source: a name, one or more stores (concatenated in order) and a weight."""
+    """One source: a name, one or more stores (concatenated in order) and a weight; optionally masks to apply
+    (``exclude``: mask files or MASKDIR folders) and a held-out split (``heldout`` fraction of documents, or
+    ``heldout_tokens``), both left out of the training stream (docs/masks.md)."""
 
     name: str
     stores: tuple[str, ...]
     weight: float | int
+    exclude: tuple[str, ...] = ()
+    heldout: float | None = None
+    heldout_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -90,6 +98,28 @@ class SourceConfig:
         if not self.stores or not all(isinstance(s, str) and s for s in self.stores):
             raise ConfigError(f"source {self.name!r}: store must be a path/URL or a non-empty list of them")
         _weight(self.weight, what=f"source {self.name!r}: weight")
+        if not all(isinstance(e, str) and e for e in self.exclude):
+            raise ConfigError(
+                f"source {self.name!r}: exclude must be a list of mask files or MASKDIR folders"
+            )
+        if self.heldout is not None and self.heldout_tokens is not None:
+            raise ConfigError(f"source {self.name!r}: set heldout (a fraction) or heldout_tokens, not both")
+        if self.heldout is not None:
+            h = _weight(self.heldout, what=f"source {self.name!r}: heldout")
+            if not 0 <= h < 1:
+                raise ConfigError(f"source {self.name!r}: heldout must be a fraction in [0, 1), got {h!r}")
+            object.__setattr__(self, "heldout", float(h))
+        if self.heldout_tokens is not None:
+            t = _weight(self.heldout_tokens, what=f"source {self.name!r}: heldout_tokens")
+            if t != int(t) or t < 1:
+                raise ConfigError(
+                    f"source {self.name!r}: heldout_tokens must be a whole number >= 1, got {t!r}"
+                )
+            object.__setattr__(self, "heldout_tokens", int(t))
+
+    @property
+    def has_heldout(self) -> bool:
+        return bool(self.heldout) or self.heldout_tokens is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,25 +240,34 @@ class MixtureConfig:
             "verify",
         }
         known |= {"allow_tokenizer_mismatch", "storage_options"}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown mixture keys {unknown}; known keys are {sorted(known)}")
+        check_keys(d, known, where="mixture")
         check_mixture_types(d)
         for key in ("seq_len", "seed", "sources"):
             if key not in d:
                 raise ConfigError(f"the mixture needs {key!r}")
         sources = []
         for i, s in enumerate(d["sources"] if isinstance(d["sources"], list) else [None]):
-            if not isinstance(s, dict) or set(s) - {"name", "store", "weight"} or "store" not in s:
-                raise ConfigError(f"sources[{i}] must be a table with name, store and weight; got {s!r}")
-            store = s["store"]
-            stores = tuple(store) if isinstance(store, list) else (store,)
+            if not isinstance(s, dict) or set(s) - SOURCE_KEYS or "store" not in s:
+                check_keys(s, SOURCE_KEYS, where=f"sources[{i}]")
+                raise ConfigError(
+                    f"sources[{i}] must be a table with name, store and weight (optional: exclude, heldout, "
+                    f"heldout_tokens); got {s!r}"
+                )
+            store, exclude = s["store"], s.get("exclude", [])
             sources.append(
-                SourceConfig(name=s.get("name", f"source{i}"), stores=stores, weight=s.get("weight", 1))
+                SourceConfig(
+                    name=s.get("name", f"source{i}"),
+                    stores=tuple(store) if isinstance(store, list) else (store,),
+                    weight=s.get("weight", 1),
+                    exclude=tuple(exclude) if isinstance(exclude, list) else (exclude,),
+                    heldout=s.get("heldout"),
+                    heldout_tokens=s.get("heldout_tokens"),
+                )
             )
         schedule = []
         for i, p in enumerate(d.get("schedule", [])):
             fields = {"weights", "start_tokens", "start_step", "ramp", "ramp_tokens", "ramp_steps"}
+            check_keys(p, fields, where=f"schedule[{i}]")
             if not isinstance(p, dict) or set(p) - fields:
                 raise ConfigError(
                     f"schedule[{i}] has unknown keys {sorted(set(p) - fields)}; known: {sorted(fields)}"

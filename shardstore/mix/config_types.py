@@ -27,7 +27,14 @@ _TOP = {
     "allow_tokenizer_mismatch": BOOL,
     "storage_options": TABLE,
 }
-_SOURCE = {"name": STR, "store": STORES, "weight": NUMBER}
+_SOURCE = {
+    "name": STR,
+    "store": STORES,
+    "weight": NUMBER,
+    "exclude": STORES,
+    "heldout": NUMBER,
+    "heldout_tokens": NUMBER,
+}
 _PHASE = {
     "weights": TABLE,
     "start_tokens": INT,

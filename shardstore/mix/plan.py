@@ -27,9 +27,15 @@ class SourcePlan:
     samples_drawn: int
     tokens_drawn: int
     epochs: float
+    kept_tokens: int = 0  # tokens of the source's training side (after masks and the held-out split)
+    excluded_tokens: int = 0  # tokens left out by masks (and copies of held-out documents)
+    heldout_tokens: int = 0  # tokens of the held-out side
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "kept_tokens": self.kept_tokens,
+            "excluded_tokens": self.excluded_tokens,
+            "heldout_tokens": self.heldout_tokens,
             "name": self.name,
             "weight": self.weight,
             "tokens_available": self.tokens_available,
@@ -59,9 +65,20 @@ class Plan:
 
 
 def plan_run(
-    il: Interleave, names: Sequence[str], windows: Sequence[int], *, seq_len: int, total_tokens: int
+    il: Interleave,
+    names: Sequence[str],
+    windows: Sequence[int],
+    *,
+    seq_len: int,
+    total_tokens: int,
+    token_counts: Sequence[tuple[int, int, int]] | None = None,
 ) -> Plan:
-    """Per-source weight, tokens available and drawn, epochs and warnings for a run of ``total_tokens``."""
+    """Per-source weight, tokens available and drawn, epochs and warnings for a run of ``total_tokens``.
+
+    `token_counts`: (kept, excluded, held-out) tokens per source, as the loader counted them; windows (hence
+    tokens available, epochs) already count kept tokens only."""
+    if token_counts is None:
+        token_counts = [(w * seq_len, 0, 0) for w in windows]
     samples = -(-total_tokens // seq_len)
     drawn = list(
         il.counts_at(samples)
@@ -79,6 +96,9 @@ def plan_run(
                 samples_drawn=drawn[s],
                 tokens_drawn=drawn[s] * seq_len,
                 epochs=epochs,
+                kept_tokens=token_counts[s][0],
+                excluded_tokens=token_counts[s][1],
+                heldout_tokens=token_counts[s][2],
             )
         )
         if epochs > REPEAT_WARNING_EPOCHS:

@@ -6,6 +6,7 @@ The code lives in the loader layer, `shardstore.loader.torch`; this module only 
 from __future__ import annotations
 
 from shardstore.loader.dcp import LoaderState
+from shardstore.loader.evaluation import IGNORE_INDEX, make_eval_dataloader
 from shardstore.loader.torch import (
     STATE_FORMAT,
     UNBOUNDED_STEPS,
@@ -14,11 +15,13 @@ from shardstore.loader.torch import (
     MixtureDataset,
     MixtureSampler,
     ShardStoreDataLoader,
+    Split,
     make_dataloader,
     resolve_rank,
 )
 
 __all__ = [
+    "IGNORE_INDEX",
     "STATE_FORMAT",
     "UNBOUNDED_STEPS",
     "DocInfo",
@@ -27,6 +30,8 @@ __all__ = [
     "MixtureDataset",
     "MixtureSampler",
     "ShardStoreDataLoader",
+    "Split",
     "make_dataloader",
+    "make_eval_dataloader",
     "resolve_rank",
 ]

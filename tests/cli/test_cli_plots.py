@@ -89,13 +89,51 @@ def test_mix_plan_phases_warning_and_plot(stores: Path, capsys: pytest.CaptureFi
         drawn = sum(p["sources"][i]["tokens_drawn"] for p in plan["phases"])
         assert abs(drawn - src["tokens_drawn"]) <= 8
     assert plan["warnings"][0].startswith("source weights sum to 1.2")
+    # Pinned by hand (samples of 8 tokens; 800 tokens = sample 100, run = 250 samples). Phase 0: 100 samples at
+    # 0.5/0.5 -> 50 each. Phase 1: a 50-sample ramp 0.5 -> 0.2 (mean 0.35) then 100 samples at 0.2: web draws
+    # 17.5 + 20 = 37.5 -> 37 samples, code 32.5 + 80 = 112.5 -> 112 (the integral floored to whole samples).
+    assert [[s["tokens_drawn"] for s in p["sources"]] for p in plan["phases"]] == [[400, 400], [296, 896]]
+    avail = [s["samples_available"] for s in plan["sources"]]
+    assert avail == [354, 106]  # windows of 9 tokens: 2832 // 8 and 848 // 8
+    # the epoch each source has reached at each phase's end: the exact integral so far over samples available
+    assert [s["epochs_end"] for s in p0["sources"]] == [50 / 354, 50 / 106]
+    assert [s["epochs_end"] for s in p1["sources"]] == [87.5 / 354, 162.5 / 106]
+    assert "epoch at end 1.533" in out and "drawn       896" in out
 
 
-def test_plot_without_matplotlib_says_how_to_install(stores: Path) -> None:
+def test_info_pins_exact_percentiles_in_json_and_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # byte-level tokens plus EOS: "x" * n is n + 1 tokens, so the lengths are 2..101, one document each
+    text_store(tmp_path / "st", ["x" * n for n in range(1, 101)])
+    assert main(["info", str(tmp_path / "st"), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)["doc_lengths"]
+    # nearest rank over 100 documents: p50 is the 50th smallest (51), p90 the 90th (91), p99 the 99th (100)
+    assert (d["count"], d["total"], d["mean"]) == (100, sum(range(2, 102)), 51.5)
+    assert (d["p50"], d["p90"], d["p99"], d["min"], d["max"], d["empty"]) == (51, 91, 100, 2, 101, 0)
+    assert main(["info", str(tmp_path / "st")]) == 0
+    out = capsys.readouterr().out
+    assert "num_tokens: 5.15 K (5150)" in out
+    assert "document tokens: mean 51.5  p50 51  p90 91  p99 100  min 2  max 101  empty 0" in out
+
+
+def test_plot_loss_renders_series_with_gaps(tmp_path: Path) -> None:
+    from shardstore.cli.plots import plot_loss
+
+    png = tmp_path / "loss.png"
+    nan = float("nan")  # a source without a sample in a step, a held-out loss only every 2nd step
+    series = {"train/web": [4.0, 3.5, nan, 3.0], "heldout/web": [nan, 3.8, nan, 3.4]}
+    plot_loss([1, 2, 3, 4], series, str(png), title="loss")
+    assert _png_size(png) == (WIDTH, HEIGHT)
+    _opens(png)
+
+
+@pytest.mark.parametrize("command", [["info", "web"], ["mix", "plan", "mix.toml", "--tokens", "2000"]])
+def test_plot_without_matplotlib_says_how_to_install(stores: Path, command: list[str]) -> None:
     code = (
-        "import sys; sys.modules['matplotlib'] = None\n"
+        "import sys; sys.modules['matplotlib'] = None  # as if not installed: its import raises ImportError\n"
         "from shardstore.cli import main\n"
-        f"sys.exit(main(['info', {str(stores / 'web')!r}, '--plot', 'x.png']))\n"
+        f"sys.exit(main([*{command!r}, '--plot', 'x.png']))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=stores)
     assert proc.returncode == 1
@@ -106,3 +144,26 @@ def test_plot_without_matplotlib_says_how_to_install(stores: Path) -> None:
 def test_plot_needs_a_png_name(stores: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", str(stores / "web"), "--plot", str(stores / "lengths.pdf")]) == 1
     assert "writes a PNG file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_readme_plot_is_made_by_the_readme_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The picture in README.md comes from a command shown there: run that command, get a PNG of the same size."""
+    import re
+    import shlex
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\((docs/img/[^)]+\.png)\)", readme)
+    assert images, "README.md shows no plot"
+    for image in images:
+        (line,) = [ln.strip() for ln in readme.splitlines() if f"--plot {image}" in ln and "shardstore" in ln]
+        (tmp_path / Path(image).parent).mkdir(parents=True, exist_ok=True)
+        monkeypatch.chdir(tmp_path)
+        for cmd in line.split("&&"):
+            argv = shlex.split(cmd)
+            assert argv[0] == "shardstore"
+            assert main(argv[1:]) == 0, cmd
+        made, committed = tmp_path / image, root / image
+        assert _png_size(made) == _png_size(committed) == (WIDTH, HEIGHT)
+        _opens(made)
