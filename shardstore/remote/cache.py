@@ -40,7 +40,8 @@ from shardstore.errors import CacheError
 from shardstore.remote.cache_config import CacheConfig, default_cache_dir, parse_size, resolve_config
 from shardstore.remote.cachedir import CacheDir, Usage
 from shardstore.remote.fetch import download_verified, fetch_small, join_url, resolve, with_retries
-from shardstore.remote.manifest_lookup import load_manifest, store_key
+from shardstore.remote.manifest_cache import load_manifest, write_index
+from shardstore.remote.manifest_cache import store_key as _store_key
 from shardstore.store.compress import (
     COMPRESSION_NAME,
     CompressedFile,
@@ -48,7 +49,6 @@ from shardstore.store.compress import (
     parse_compression_index,
 )
 from shardstore.store.manifest import MANIFEST_NAME, Manifest
-from shardstore.store.manifest_index import INDEX_NAME, index_bytes
 from shardstore.util.durable import atomic_write
 from shardstore.util.forksafe import reset_in_forked_child
 from shardstore.util.remote_options import RemoteOptions
@@ -123,7 +123,7 @@ class RemoteLocator:
         self._items: dict[int, _Item] = {}
         self._by_name: dict[str, int] | None = None
         self._files = {f.name: _Item(f.name, f.size, f.checksum, None) for f in self.manifest.files}
-        self.cache = CacheDir(cache_root, store_key(url, self.manifest.fingerprint))
+        self.cache = CacheDir(cache_root, _store_key(url, self.manifest.fingerprint))
         self.directory = self.cache.dir
         self.downloads = 0  # files this process downloaded (tests and benchmarks read it)
         self._forget_parent_state(close=False)
@@ -475,9 +475,7 @@ def open_remote(
     _write_once(os.path.join(locator.directory, MANIFEST_NAME), manifest_bytes)
     _write_once(os.path.join(locator.directory, "url"), (url + "\n").encode())
     if not indexed:  # the first process of the node parsed the JSON: the others open through the index
-        atomic_write(
-            os.path.join(locator.directory, INDEX_NAME), index_bytes(manifest, manifest_bytes), fsync=False
-        )
+        write_index(locator.directory, manifest, manifest_bytes)
     return manifest_bytes, locator
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from remote_fixtures import build_store, proxy_fixture, quiet_options, upload  # noqa: F401  (fixtures)
 
-from shardstore.remote.manifest_lookup import store_key
+from shardstore.remote.manifest_cache import store_key
 from shardstore.store.manifest import read_manifest
 
 
