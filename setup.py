@@ -29,6 +29,8 @@ MODULES = {
     "tokenizer._native._trainer": os.path.join(NATIVE, "trainer.cc"),
     "shardstore._native._jsonl": os.path.join("shardstore", "_native", "jsonl.cc"),
     "shardstore._native._edf": os.path.join("shardstore", "_native", "edf.cc"),
+    "shardstore._native._pieces": os.path.join("shardstore", "_native", "pieces.cc"),
+    "shardstore._native._minhash": os.path.join("shardstore", "_native", "minhash.cc"),
 }
 HEADERS = [
     os.path.join(NATIVE, f) for f in os.listdir(os.path.join(HERE, NATIVE)) if f.endswith((".h", ".hh"))

@@ -12,10 +12,15 @@ reads a v1 manifest over hard links of the same files, the new tree the v2 manif
 - open: `Store.open` of a 100,000-shard store: wall time and USS growth (psutil), median of 3 children.
 Rates are per CPU second of the child (process_time: steadier than wall time on a shared machine).
 
+- remote: `Store.open` of a 100,000-shard store through an fsspec URL (`local://`, so the object store is not
+  what is measured) and the node-local cache: the first process of a node, then later ones (other ranks).
 - rows/s: batches of 64 random 128-token rows (`read_rows`, verify="touch") per second at equal tokens
   (2e7) from 10 to 100,000 shards per store; steady state: one read from every shard, 30 warm-up batches, then
-  200 timed batches.
+  200 timed batches (medians of --row-rounds interleaved children). Also the first touch: CPU per shard of that
+  one read from every shard (mapping, or loading and verifying the in-memory runs of a tiny-shard store).
 - loader: make_dataloader batches/s, 2 sources x 100 shards, B=32, seq_len 2048, after 20 warm-up batches.
+- verify-raw: `verify` MB/s of the 100,000 tiny shards and of 4 x 32 MiB shards beside `cat` of the same files
+  (wall, page cache) and a Python open+read of each file (the floor of a Python reader).
 - verify: `Store.verify()` of 10,000 tiny shards (us per shard) and of 4 shards of 32 MiB (MB/s), CPU time, files
   in page cache (the disk is not what is measured: the CPU cost per byte and per file is).
 """
@@ -29,6 +34,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +62,14 @@ if kind == "open":
     out["open_s"] = time.perf_counter() - t
     out["uss_mb"] = (proc.memory_full_info().uss - u0) / 2**20
     out["shards"] = s.num_shards
+elif kind == "ropen":  # a remote (fsspec) store through the node-local cache
+    import psutil
+    proc = psutil.Process()
+    u0 = proc.memory_full_info().uss
+    t = time.process_time()
+    s = Store.open(spec["url"], cache_dir=spec["cache"])
+    out["open_s"] = time.process_time() - t
+    out["uss_mb"] = (proc.memory_full_info().uss - u0) / 2**20
 elif kind == "rows":
     s = Store.open(spec["path"])
     rng = np.random.default_rng(0)
@@ -64,8 +78,10 @@ elif kind == "rows":
     def batch():
         s.read_rows(rng.integers(0, s.num_tokens - width, b), buf)
     one = np.empty(width, dtype=np.int64)
+    t = time.process_time()
     for start in s.shard_token_offsets[:-1].tolist():  # steady state: every shard seen once
         s.read_into(min(int(start), s.num_tokens - width), one)
+    out["first_touch_us"] = (time.process_time() - t) / s.num_shards * 1e6
     for _ in range(spec["warm"]):
         batch()
     t = time.process_time()
@@ -92,6 +108,15 @@ elif kind == "verify":
     dt = time.process_time() - t
     out["us_per_shard"] = dt / s.num_shards * 1e6
     out["mb_s"] = r.bytes_checked / dt / 1e6
+elif kind == "rawread":  # the floor of any Python reader: open, read, close every file
+    t = time.process_time()
+    n = 0
+    for p in sorted(os.listdir(spec["dir"])):
+        if not p.endswith(".shard"):
+            continue
+        with open(os.path.join(spec["dir"], p), "rb", buffering=0) as f:
+            n += len(f.read())
+    out["mb_s"] = n / (time.process_time() - t) / 1e6
 elif kind == "loader":
     import torch
     torch.set_num_threads(1)
@@ -178,8 +203,11 @@ def main() -> None:
     ap.add_argument("--old", type=Path, required=True)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/shardstore-bench-scale"))
     ap.add_argument("--quick", action="store_true", help="smaller sweep (up to 10,000 shards)")
-    ap.add_argument("--only", default="fds,open,rows,loader,verify")
+    ap.add_argument("--only", default="fds,open,remote,rows,loader,verify,verify-raw")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved old/new rounds (loader, verify)")
+    ap.add_argument(
+        "--row-rounds", type=int, default=3, help="interleaved old/new rounds per shard count (rows)"
+    )
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
     only = set(a.only.split(","))
@@ -209,21 +237,44 @@ def main() -> None:
                 f"USS +{med([r['uss_mb'] for r in rs]):.1f} MB"
             )
 
+    if "remote" in only:
+        new, _ = make_store(a.workdir / f"rows{top}", top, 20_000_000 // top)
+        for t, tree in trees.items():
+            cache = a.workdir / f"rcache-{t}"
+            shutil.rmtree(cache, ignore_errors=True)
+            spec = {"kind": "ropen", "url": f"local://{new}", "cache": str(cache)}
+            first = run(tree, spec)
+            later = [run(tree, spec) for _ in range(3)]
+            print(
+                f"remote   open {top} shards via local:// + cache  {t}: first process {first['open_s'] * 1e3:.0f} ms "
+                f"CPU (USS +{first['uss_mb']:.1f} MB), later processes {med([r['open_s'] for r in later]) * 1e3:.0f} ms "
+                f"(USS +{med([r['uss_mb'] for r in later]):.1f} MB)"
+            )
+
     if "rows" in only:
         total = 20_000_000
         counts = [10, 100, 1000, 10_000] + ([100_000] if top >= 100_000 else [])
         res: dict[str, list[float]] = {t: [] for t in trees}
         for n in counts:
             new, old = make_store(a.workdir / f"rows{n}", n, total // n)
-            for t, tree in trees.items():
-                r = run(
-                    tree,
-                    {"kind": "rows", "path": str(new if t == "new" else old), "warm": 30, "batches": 200},
-                )
-                res[t].append(r.get("batches_s", float("nan")))
+            got: dict[str, list[dict]] = {t: [] for t in trees}
+            for i in range(a.row_rounds):  # interleaved rounds, order alternating
+                for t, tree in ordered(trees, i):
+                    spec = {
+                        "kind": "rows",
+                        "path": str(new if t == "new" else old),
+                        "warm": 30,
+                        "batches": 200,
+                    }
+                    got[t].append(run(tree, spec))
+            first: dict[str, float] = {}
+            for t in trees:
+                res[t].append(med([r.get("batches_s", float("nan")) for r in got[t]]))
+                first[t] = med([r.get("first_touch_us", float("nan")) for r in got[t]])
             print(
                 f"rows/s   {n:>6} shards x {total // n} tokens: old {res['old'][-1]:8.0f}  new {res['new'][-1]:8.0f} "
-                "batches/s (64 rows x 128)"
+                f"batches/s (64 rows x 128); first touch old {first['old']:.1f}  new {first['new']:.1f} us/shard "
+                f"(medians of {a.row_rounds})"
             )
         for t in trees:
             print(
@@ -243,6 +294,35 @@ def main() -> None:
                 f"(median of {a.rounds}: {[round(x) for x in got[t]]})"
             )
         print(f"loader   new/old = {med(got['new']) / med(got['old']):.3f}")
+
+    if "verify-raw" in only:
+        tiny_new, tiny_old = make_store(a.workdir / f"rows{top}", top, 20_000_000 // top)
+        big = make_store(a.workdir / "vbig", 4, 16 << 20)
+        for label, d in ((f"{top} tiny shards", tiny_new), ("4 x 32 MiB shards", big[0])):
+            shards = sorted(str(p) for p in Path(d).glob("*.shard"))
+            nbytes = sum(os.path.getsize(p) for p in shards)
+            for _ in range(2):  # the second pass is what is kept: files in page cache for all three readers
+                t = time.perf_counter()
+                subprocess.run(
+                    ["xargs", "-0", "cat"], input="\0".join(shards).encode(), stdout=subprocess.DEVNULL
+                )
+                cat_s = time.perf_counter() - t
+            raw = run(NEW, {"kind": "rawread", "dir": str(d)})
+            ver = {
+                t: run(
+                    tree,
+                    {
+                        "kind": "verify",
+                        "path": str(d if t == "new" else tiny_old if d == tiny_new else big[1]),
+                    },
+                )
+                for t, tree in trees.items()
+            }
+            print(
+                f"verify   {label} ({nbytes / 1e6:.0f} MB): cat {nbytes / cat_s / 1e6:.0f} MB/s (wall), Python open+read "
+                f"{raw['mb_s']:.0f} MB/s (CPU), verify old {ver['old'].get('mb_s', float('nan')):.0f}  "
+                f"new {ver['new'].get('mb_s', float('nan')):.0f} MB/s (CPU); new = {ver['new']['mb_s'] / (nbytes / cat_s / 1e6):.2f}x cat"
+            )
 
     if "verify" in only:
         tiny = make_store(a.workdir / "vtiny", 10_000, 300)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "BuildError",
+    "BuildInterrupted",
     "CacheError",
     "ChecksumError",
     "ConfigError",
@@ -80,6 +81,12 @@ class InvalidUtf8Error(InputError):
 
 class BuildError(ShardStoreError):
     """A build could not complete (some work units failed, inconsistent journal, options changed on resume)."""
+
+
+class BuildInterrupted(KeyboardInterrupt):
+    """A build stopped by ^C (SIGINT); the message says how many work units are committed and how to resume.
+
+    A `KeyboardInterrupt` (not a `ShardStoreError`), so that handlers of errors never swallow an interrupt."""
 
 
 class RemoteError(ShardStoreError):

@@ -37,7 +37,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "shardstore.util.modes",
         "shardstore._native",
     ),  # pure helpers only, and the native EDF merge
-    "shardstore.store": ("shardstore.errors", "shardstore.util", "tokenizer"),
+    # the store may use shardstore's native copies (_pieces: rows of kept documents)
+    "shardstore.store": ("shardstore.errors", "shardstore.util", "shardstore._native", "tokenizer"),
     "shardstore.remote": ("shardstore.errors", "shardstore.util", "shardstore.store"),
     "shardstore.preprocess": (
         "shardstore.errors",
@@ -47,6 +48,14 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "tokenizer",
     ),
     "shardstore.loader": ("shardstore.errors", "shardstore.util", "shardstore.store", "shardstore.mix"),
+    # dedup and decontamination: read stores, write masks; never the loader or the CLI
+    "shardstore.curate": (
+        "shardstore.errors",
+        "shardstore.util",
+        "shardstore._native",
+        "shardstore.store",
+        "tokenizer",
+    ),
     "shardstore.demo": (
         "shardstore",  # the public, lazy entry points (shardstore.build)
         "shardstore.errors",
@@ -67,6 +76,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "shardstore.mix",
         "shardstore.loader",
         "shardstore.demo",
+        "shardstore.curate",
     ),
     # the public facade: shardstore/__init__.py (lazy names), __main__, shardstore.torch (re-exports)
     "shardstore": ("shardstore.errors", "shardstore.cli", "shardstore.store", "shardstore.preprocess"),
@@ -361,3 +371,40 @@ def test_the_checker_passes_a_clean_tree(tmp_path: Path) -> None:
         },
     )
     assert check_tree(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------------------------- module size
+
+MAX_MODULE_LINES = 500  # issue 15: a module longer than this is split by responsibility
+
+
+def oversized_modules(root: Path, limit: int = MAX_MODULE_LINES) -> list[str]:
+    """Every Python module of the packages under `root` with more than `limit` lines, as ``path: N lines``."""
+    out = []
+    for path in discover(root).values():
+        if path.suffix == ".py":
+            n = len(path.read_text().splitlines())
+            if n > limit:
+                out.append(f"{path.relative_to(root)}: {n} lines > {limit}")
+    return out
+
+
+def test_no_module_is_over_the_size_limit() -> None:
+    too_long = oversized_modules(ROOT)
+    assert not too_long, "split these modules by responsibility:\n" + "\n".join(too_long)
+
+
+def test_the_size_check_reports_a_long_module(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "shardstore/__init__.py": "",
+            "shardstore/store/long.py": "x = 1\n" * (MAX_MODULE_LINES + 1),
+            "shardstore/store/ok.py": "x = 1\n" * MAX_MODULE_LINES,
+            "tokenizer/core.py": "y = 2\n" * 900,
+        },
+    )
+    assert sorted(oversized_modules(tmp_path)) == [
+        f"shardstore/store/long.py: {MAX_MODULE_LINES + 1} lines > {MAX_MODULE_LINES}",
+        f"tokenizer/core.py: 900 lines > {MAX_MODULE_LINES}",
+    ]

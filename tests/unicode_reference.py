@@ -72,7 +72,7 @@ def golden_pattern(pattern: str, version: str = gen.DEFAULT_VERSION) -> str:
             body = _ranges(_CLASS_OF[token], version)
             out.append(body if in_class else f"[{body}]")
         elif rest.startswith((r"\p", r"\P")) or (
-            rest.startswith("(?") and not rest.startswith(("(?i:", "(?!"))
+            rest.startswith("(?") and not rest.startswith(("(?i:", "(?!", "(?:"))
         ):
             raise ValueError(f"unsupported construct at {i}: {rest[:8]!r}")
         elif rest.startswith("(?i:"):
@@ -92,7 +92,8 @@ def golden_pattern(pattern: str, version: str = gen.DEFAULT_VERSION) -> str:
             fold = False
             out.append(")")
         elif fold and rest[0].isascii() and rest[0].isalpha():
-            out.append(_fold_class(rest[0], version))
+            cls = _fold_class(rest[0], version)
+            out.append(cls[1:-1] if in_class else cls)  # inside [...] (tiktoken's `[sdmt]`): the members only
         else:
             out.append(rest[0])
         i += len(token) if token else 1

@@ -26,17 +26,28 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Collection, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shardstore.errors import ConfigError, InputError, InvalidUtf8Error
+from shardstore.errors import ConfigError, InputError
 
-from . import serialization
+from . import bulk, serialization
 from .osutil import usable_cores
 from .patterns import native_pattern_id, resolve_pattern
+from .textprep import (
+    AllowedSpecial,
+    check_dtype,
+    check_errors,
+    check_text,
+    replace_surrogates,
+    smallest_dtype,
+    split_at_specials,
+    surrogate_error,
+)
 from .unicode import UnicodeInfo, current_unicode, native_split_id
+from .vocab import Ranks, merge_ids, native_encoder, token_bytes_of_merges
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -44,72 +55,27 @@ if TYPE_CHECKING:
 __all__ = ["EOS_TOKEN", "Tokenizer"]
 
 EOS_TOKEN = "<|endoftext|>"
-_ERRORS = ("strict", "replace")
-
-AllowedSpecial = Literal["all"] | Collection[str]
-
-
-def _surrogate_error(text: str, exc: UnicodeEncodeError) -> InputError:
-    cp = ord(text[exc.start])
-    return InputError(
-        f"text contains a lone surrogate U+{cp:04X} at index {exc.start}, which has no UTF-8 encoding; clean the text "
-        "or pass errors='replace' to encode lone surrogates as U+FFFD"
-    )
-
-
-def _replace_surrogates(text: str) -> str:
-    import re
-
-    return re.sub("[\ud800-\udfff]", "\ufffd", text)
 
 
 class Tokenizer:
-    """A trained byte-level BPE tokenizer. Build with `from_merges`, `load`, or `tokenizer.train`."""
+    """A byte-level BPE tokenizer: trained (`tokenizer.train`, `from_merges`), imported (`from_tiktoken`, `from_hf`,
+    `from_gpt2_files`, `open`) or loaded (`load`)."""
 
-    __slots__ = (
-        "_fingerprint",
-        "_format_version",
-        "_lock",
-        "_merges",
-        "_native",
-        "_pattern",
-        "_special_re",
-        "_special_tokens",
-        "_token_bytes",
-        "_unicode",
-    )
+    __slots__ = ("_content", "_fingerprint", "_lock", "_native", "_specials", "_token_bytes")
 
-    def __init__(
-        self,
-        *,
-        pattern: str,
-        merges: Sequence[tuple[int, int]],
-        special_tokens: Sequence[str],
-        fingerprint: str,
-        unicode: UnicodeInfo,
-        format_version: int,
-    ) -> None:
-        """Internal: use `from_merges` or `load`, which validate their input."""
-        self._unicode = unicode
-        self._format_version = format_version
-        self._pattern = pattern
-        self._merges = tuple(merges)
-        self._special_tokens = tuple(special_tokens)
-        self._fingerprint = fingerprint
-        token_bytes = [bytes([b]) for b in range(256)]
-        seen = {t: i for i, t in enumerate(token_bytes)}
-        for i, (left, right) in enumerate(self._merges):
-            token = token_bytes[left] + token_bytes[right]
-            if token in seen:
-                raise ConfigError(
-                    f"merge {i} = ({left}, {right}) creates {token!r}, which is already token {seen[token]}; "
-                    "every merge must create a new token"
-                )
-            seen[token] = 256 + i
-            token_bytes.append(token)
-        self._token_bytes = token_bytes
+    def __init__(self, content: serialization.TokenizerContent) -> None:
+        """Internal: use `from_merges`, `load` or an importer (`from_tiktoken`, `from_hf`), which validate input."""
+        self._content = content
+        self._fingerprint = content.fingerprint
+        ranks = content.ranks
+        if ranks is None:
+            self._token_bytes: Sequence[bytes] = token_bytes_of_merges(content.merges)
+            base = len(self._token_bytes)
+            self._specials = {s: base + i for i, s in enumerate(content.special_tokens)}
+        else:
+            self._token_bytes = ranks.tokens
+            self._specials = dict(ranks.special_tokens)
         self._native: Any = None
-        self._special_re: Any = None
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------------------------------------- construction
@@ -127,40 +93,63 @@ class Tokenizer:
             ConfigError: a merge refers to bytes that are not yet a token, or re-creates an existing token.
         """
         pattern = resolve_pattern(pattern)
-        ids: dict[bytes, int] = {bytes([b]): b for b in range(256)}
-        pairs: list[tuple[int, int]] = []
-        for i, pair in enumerate(merges):
-            if not (
-                isinstance(pair, tuple | list) and len(pair) == 2 and all(isinstance(x, bytes) for x in pair)
-            ):
-                raise ConfigError(f"merge {i} must be a pair of bytes, got {pair!r}")
-            left, right = pair
-            if left not in ids or right not in ids:
-                unknown = left if left not in ids else right
-                raise ConfigError(
-                    f"merge {i} = ({left!r}, {right!r}): {unknown!r} is not a token yet; merges must combine byte "
-                    "tokens or tokens created by earlier merges"
-                )
-            pairs.append((ids[left], ids[right]))
-            ids.setdefault(left + right, 256 + i)
+        pairs = merge_ids(merges)
         pattern, pairs, specials = serialization.validate_content(
             pattern, pairs, list(special_tokens), source="from_merges"
         )
         unicode = current_unicode(native=native_pattern_id(pattern) >= 0)
-        return cls._from_content(
-            serialization.TokenizerContent(pattern, tuple(pairs), tuple(specials), unicode)
-        )
+        return cls(serialization.TokenizerContent(pattern, tuple(pairs), tuple(specials), unicode))
 
     @classmethod
-    def _from_content(cls, content: serialization.TokenizerContent) -> Tokenizer:
-        return cls(
-            pattern=content.pattern,
-            merges=content.merges,
-            special_tokens=content.special_tokens,
-            fingerprint=content.fingerprint,
-            unicode=content.unicode,
-            format_version=content.format_version,
-        )
+    def from_ranks(cls, ranks: Ranks, *, pattern: str) -> Tokenizer:
+        """Build from an imported vocabulary (see `tokenizer.vocab.check_ranks`) and a pattern name or regex."""
+        pattern = resolve_pattern(pattern)
+        unicode = current_unicode(native=native_pattern_id(pattern) >= 0)
+        version = serialization.RANKS_FORMAT_VERSION
+        return cls(serialization.TokenizerContent(pattern, (), (), unicode, version, ranks))
+
+    @classmethod
+    def from_tiktoken(
+        cls,
+        source: Any,
+        *,
+        pattern: str | None = None,
+        special_tokens: Mapping[str, int] | None = None,
+    ) -> Tokenizer:
+        """Import a tiktoken vocabulary with its exact ids: a ``tiktoken.Encoding``, an encoding name shipped by an
+        installed package (``cl100k_base``, ``o200k_base``, ``gpt2``; no network), or a ``.tiktoken`` rank file
+        (optionally ``.gz``) plus `pattern` (a name such as ``cl100k_base`` or a regex) and `special_tokens`."""
+        from .import_tiktoken import tiktoken_ranks
+
+        ranks, pat = tiktoken_ranks(source, pattern=pattern, special_tokens=special_tokens)
+        return cls.from_ranks(ranks, pattern=pat)
+
+    @classmethod
+    def from_hf(cls, path: str | os.PathLike[str]) -> Tokenizer:
+        """Import a Hugging Face byte-level BPE ``tokenizer.json`` (GPT-2, RoBERTa, Llama-3, Qwen2 style) with its
+        exact ids; anything we cannot represent exactly (a normalizer, WordPiece, ...) raises `ConfigError`."""
+        from .import_hf import hf_ranks
+
+        ranks, pat = hf_ranks(path)
+        return cls.from_ranks(ranks, pattern=pat)
+
+    @classmethod
+    def from_gpt2_files(
+        cls, encoder_json: str | os.PathLike[str], vocab_bpe: str | os.PathLike[str]
+    ) -> Tokenizer:
+        """Import GPT-2's ``encoder.json`` + ``vocab.bpe`` (ids as tiktoken's ``gpt2`` encoding)."""
+        from .import_tiktoken import gpt2_ranks
+
+        ranks, pat = gpt2_ranks(encoder_json, vocab_bpe)
+        return cls.from_ranks(ranks, pattern=pat)
+
+    @classmethod
+    def open(cls, spec: str | os.PathLike[str]) -> Tokenizer:
+        """Any supported tokenizer by path or name, auto-detected or by prefix (``tiktoken:``, ``hf:``, ``gpt2:``,
+        ``shardstore:``); see `tokenizer.detect`."""
+        from .detect import open_tokenizer
+
+        return open_tokenizer(cls, spec)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, allow_unicode_mismatch: bool = False) -> Tokenizer:
@@ -170,7 +159,7 @@ class Tokenizer:
         unless `allow_unicode_mismatch` (then a `UnicodeMismatchWarning`); see docs/UNICODE.md.
         """
         content, _ = serialization.read_tokenizer_file(path, allow_unicode_mismatch=allow_unicode_mismatch)
-        return cls._from_content(content)
+        return cls(content)
 
     @classmethod
     def from_json_bytes(
@@ -180,28 +169,25 @@ class Tokenizer:
         content, _ = serialization.parse_tokenizer_json(
             data, source=source, allow_unicode_mismatch=allow_unicode_mismatch
         )
-        return cls._from_content(content)
+        return cls(content)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the tokenizer JSON (atomic) in the format it was made in: a format-1 file re-saves byte-identically."""
-        serialization.write_tokenizer_file(
-            path,
-            serialization.TokenizerContent(
-                self._pattern, self._merges, self._special_tokens, self._unicode, self._format_version
-            ),
-        )
+        serialization.write_tokenizer_file(path, self._content)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Cheap and safe to send to worker processes: only the validated content travels, never native state.
-        u = self._unicode
-        state = (self._pattern, self._merges, self._special_tokens, self._fingerprint)
-        return (_rebuild, (*state, u.version, u.regex, self._format_version))
+        c = self._content
+        if c.ranks is not None:
+            return (_rebuild_json, (serialization.tokenizer_json(c),))
+        state = (c.pattern, c.merges, c.special_tokens, self._fingerprint)
+        return (_rebuild, (*state, c.unicode.version, c.unicode.regex, c.format_version))
 
     # ----------------------------------------------------------------------------------------------- properties
     @property
     def pattern(self) -> str:
         """The pre-tokenization regex string."""
-        return self._pattern
+        return self._content.pattern
 
     @property
     def fingerprint(self) -> str:
@@ -211,38 +197,43 @@ class Tokenizer:
     @property
     def unicode_version(self) -> str:
         """The Unicode version the pre-tokenizer splits with (recorded in the file; docs/UNICODE.md)."""
-        return self._unicode.version
+        return self._content.unicode.version
 
     @property
     def regex_version(self) -> str | None:
         """The ``regex`` release a custom pattern was made with; None for built-in patterns (native tables)."""
-        return self._unicode.regex
+        return self._content.unicode.regex
 
     @property
     def format_version(self) -> int:
-        """The file format it was made in, which `save` writes: 2, or 1 for a format-1 file loaded as such."""
-        return self._format_version
+        """The file format it was made in, which `save` writes: 2, 1 for a format-1 file loaded as such, 3 for an
+        imported vocabulary."""
+        return self._content.format_version
 
     @property
     def merges(self) -> tuple[tuple[int, int], ...]:
-        """Merges as (left_id, right_id) pairs; merge ``i`` created id ``256 + i``."""
-        return self._merges
+        """Merges as (left_id, right_id) pairs; merge ``i`` created id ``256 + i``. An imported vocabulary has
+        none of ours (its ranks are its ids; `to_tiktoken` gives them): ConfigError."""
+        if self._content.ranks is not None:
+            raise ConfigError(
+                "an imported vocabulary has no merge list of ours; use to_tiktoken() for its ranks"
+            )
+        return self._content.merges
 
     @property
     def num_ordinary_tokens(self) -> int:
-        """Number of byte and merge tokens (ids below this are ordinary)."""
-        return 256 + len(self._merges)
+        """Number of ordinary ids (byte and merged tokens, gaps included): ids below this are ordinary."""
+        return len(self._token_bytes)
 
     @property
     def vocab_size(self) -> int:
-        """Total number of ids, special tokens included."""
-        return 256 + len(self._merges) + len(self._special_tokens)
+        """One past the largest id (special tokens included); an imported vocabulary may have unassigned ids."""
+        return max([len(self._token_bytes), *(i + 1 for i in self._specials.values())])
 
     @property
     def special_tokens(self) -> dict[str, int]:
         """Special token string -> id."""
-        base = self.num_ordinary_tokens
-        return {s: base + i for i, s in enumerate(self._special_tokens)}
+        return dict(self._specials)
 
     @property
     def eos_id(self) -> int | None:
@@ -255,14 +246,14 @@ class Tokenizer:
     @property
     def numpy_dtype(self) -> np.dtype[Any]:
         """Smallest unsigned dtype that holds every id: uint16 up to 65536 ids, else uint32."""
-        return np.dtype(np.uint16) if self.vocab_size <= 65536 else np.dtype(np.uint32)
+        return smallest_dtype(self.vocab_size)
 
     def token_bytes(self, token_id: int) -> bytes:
         """The bytes of one id (a special token's bytes are its UTF-8 string)."""
         return self.decode_bytes([token_id])
 
     def __repr__(self) -> str:
-        return f"Tokenizer(vocab_size={self.vocab_size}, pattern={self._pattern[:24]!r}..., fingerprint={self._fingerprint[:12]})"
+        return f"Tokenizer(vocab_size={self.vocab_size}, pattern={self.pattern[:24]!r}..., fingerprint={self._fingerprint[:12]})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Tokenizer) and other._fingerprint == self._fingerprint
@@ -276,58 +267,15 @@ class Tokenizer:
         if native is None:
             with self._lock:
                 if self._native is None:
-                    from ._native._encoder import Encoder
-
-                    specials = [s.encode("utf-8") for s in self._special_tokens]
-                    self._native = Encoder(
-                        self._token_bytes + specials,
-                        len(self._token_bytes),
-                        native_split_id(self._pattern, self._unicode.version),
+                    split_id = native_split_id(self.pattern, self.unicode_version)
+                    self._native = native_encoder(
+                        self._token_bytes, self._specials, split_id, self._content.ranks
                     )
                 native = self._native
         return native
 
-    def _prepare(self, text: str, errors: str) -> str:
-        if not isinstance(text, str):
-            raise ConfigError(f"text must be str, got {type(text).__name__}; decode bytes to str first")
-        if errors not in _ERRORS:
-            raise ConfigError(f"errors must be one of {_ERRORS}, got {errors!r}")
-        return text
-
     def _segments(self, text: str, allowed_special: AllowedSpecial) -> list[str | int]:
-        """Split text at recognized special tokens: str segments to encode, ints for special ids."""
-        if not allowed_special:
-            return [text]
-        specials = self.special_tokens
-        if allowed_special == "all":
-            names = list(specials)
-        else:
-            if isinstance(allowed_special, str):
-                raise ConfigError(
-                    f"allowed_special must be 'all' or a set of special tokens, got {allowed_special!r}"
-                )
-            names = list(allowed_special)
-            unknown = [n for n in names if n not in specials]
-            if unknown:
-                raise ConfigError(
-                    f"allowed_special names unknown special tokens {unknown}; known: {list(specials)}"
-                )
-        if not names or not any(n in text for n in names):
-            return [text]
-        import re
-
-        # Longest first, so that a special token that is a prefix of another never wins over it.
-        rx = re.compile("|".join(re.escape(n) for n in sorted(names, key=lambda n: (-len(n), n))))
-        out: list[str | int] = []
-        pos = 0
-        for m in rx.finditer(text):
-            if m.start() > pos:
-                out.append(text[pos : m.start()])
-            out.append(specials[m.group()])
-            pos = m.end()
-        if pos < len(text):
-            out.append(text[pos:])
-        return out
+        return split_at_specials(text, self._specials, allowed_special)
 
     def _encode_ordinary(self, text: str, errors: str) -> list[int]:
         native = self._encoder()
@@ -337,8 +285,8 @@ class Tokenizer:
             return native.encode(text)
         except UnicodeEncodeError as exc:
             if errors == "strict":
-                raise _surrogate_error(text, exc) from None
-            return native.encode(_replace_surrogates(text))
+                raise surrogate_error(text, exc) from None
+            return native.encode(replace_surrogates(text))
 
     def _encode_custom(self, text: str, errors: str) -> list[int]:
         import regex
@@ -347,20 +295,20 @@ class Tokenizer:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
             if errors == "strict":
-                raise _surrogate_error(text, exc) from None
-            text = _replace_surrogates(text)
-        pieces = [p.encode("utf-8") for p in regex.findall(self._pattern, text)]
+                raise surrogate_error(text, exc) from None
+            text = replace_surrogates(text)
+        pieces = [p.encode("utf-8") for p in regex.findall(self.pattern, text)]
         return self._encoder().encode_pieces(pieces)
 
     def encode(self, text: str, *, allowed_special: AllowedSpecial = (), errors: str = "strict") -> list[int]:
         """Encode text to ids. Special-token strings are plain text unless listed in `allowed_special`."""
-        self._prepare(text, errors)
+        check_text(text, errors)
         segments = self._segments(text, allowed_special)
         if len(segments) > 1 and errors == "strict":
             try:  # check the whole text, so that an error names the index in it, not in a segment
                 text.encode("utf-8")
             except UnicodeEncodeError as exc:
-                raise _surrogate_error(text, exc) from None
+                raise surrogate_error(text, exc) from None
         out: list[int] = []
         for seg in segments:
             if isinstance(seg, int):
@@ -371,7 +319,7 @@ class Tokenizer:
 
     def encode_ordinary(self, text: str, *, errors: str = "strict") -> list[int]:
         """Encode text treating every special-token string as plain text (the `encode` default)."""
-        self._prepare(text, errors)
+        check_text(text, errors)
         return self._encode_ordinary(text, errors)
 
     def encode_to_numpy(
@@ -383,7 +331,7 @@ class Tokenizer:
         dtype: npt.DTypeLike | None = None,
     ) -> np.ndarray:
         """Encode into a 1-D numpy array (default dtype `numpy_dtype`), written directly by the native code."""
-        self._prepare(text, errors)
+        check_text(text, errors)
         dt = self._check_dtype(dtype)
         segments = self._segments(text, allowed_special)
         native = self._encoder()
@@ -393,20 +341,12 @@ class Tokenizer:
             buf = native.encode_to_buffer(text, dt.itemsize)
         except UnicodeEncodeError as exc:
             if errors == "strict":
-                raise _surrogate_error(text, exc) from None
-            buf = native.encode_to_buffer(_replace_surrogates(text), dt.itemsize)
+                raise surrogate_error(text, exc) from None
+            buf = native.encode_to_buffer(replace_surrogates(text), dt.itemsize)
         return np.frombuffer(buf, dtype=dt)
 
     def _check_dtype(self, dtype: npt.DTypeLike | None) -> np.dtype[Any]:
-        dt = self.numpy_dtype if dtype is None else np.dtype(dtype)
-        if dt not in (np.dtype(np.uint16), np.dtype(np.uint32)) or (
-            dt.itemsize == 2 and self.vocab_size > 65536
-        ):
-            raise ConfigError(
-                f"dtype {dt} cannot hold ids of a {self.vocab_size}-token vocabulary; use uint32"
-                + (" or uint16" if self.vocab_size <= 65536 else "")
-            )
-        return dt.newbyteorder("=")
+        return check_dtype(dtype, self.vocab_size)
 
     def encode_batch(
         self,
@@ -458,33 +398,15 @@ class Tokenizer:
             raise ConfigError(f"starts and ends must be 1-D and of one length, got {lo.shape} and {hi.shape}")
         if append_id is not None and not 0 <= append_id < self.vocab_size:
             raise ConfigError(f"append_id {append_id} is outside [0, {self.vocab_size})")
-        native = self._encoder()
-        if native.pattern_id < 0:  # custom split pattern: the per-text path
-            view = memoryview(data).cast("B")
-            bad = np.flatnonzero((lo < 0) | (lo > hi) | (hi > len(view)))
-            if bad.size:
-                i = int(bad[0])
-                raise ConfigError(f"text {i} spans [{lo[i]}, {hi[i]}), outside the {len(view)}-byte buffer")
-            parts: list[np.ndarray] = []
-            counts = np.empty(lo.size, dtype=np.int64)
-            for i, (a, b) in enumerate(zip(lo.tolist(), hi.tolist(), strict=True)):
-                try:
-                    text = bytes(view[a:b]).decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise InvalidUtf8Error(
-                        f"text {i} is not valid UTF-8 at byte {exc.start}", i, exc.start
-                    ) from None
-                ids = self.encode_to_numpy(text, dtype=dt)
-                parts.append(ids if append_id is None else np.append(ids, np.array([append_id], dtype=dt)))
-                counts[i] = parts[-1].size
-            return (np.concatenate(parts) if parts else np.empty(0, dtype=dt)), counts
-        try:
-            ids, counts_buf = native.encode_packed(
-                data, lo, hi, dt.itemsize, -1 if append_id is None else append_id
-            )
-        except ValueError as exc:  # spans outside `data`; invalid UTF-8 raises InvalidUtf8Error natively
-            raise ConfigError(str(exc)) from None
-        return np.frombuffer(ids, dtype=dt), np.frombuffer(counts_buf, dtype=np.int64)
+        return bulk.encode_packed(
+            self._encoder(),
+            data,
+            lo,
+            hi,
+            append_id=append_id,
+            dtype=dt,
+            encode_one=lambda text: self.encode_to_numpy(text, dtype=dt),
+        )
 
     def _batch(
         self,
@@ -496,25 +418,26 @@ class Tokenizer:
         itemsize: int,
     ) -> list[Any]:
         texts = list(texts)
-        for t in texts:
-            self._prepare(t, errors)
+        check_errors(errors)
+        if not all(type(t) is str for t in texts):  # one C-level pass; the per-text check names the culprit
+            for t in texts:
+                check_text(t, errors)
         threads = usable_cores() if num_threads is None else num_threads
         if not isinstance(threads, int) or threads < 1:
             raise ConfigError(f"num_threads must be a positive int or None, got {num_threads!r}")
         native = self._encoder()
-        simple = native.pattern_id >= 0 and all(len(self._segments(t, allowed_special)) == 1 for t in texts)
-        if simple:
-            try:
-                return native.encode_batch(texts, threads, itemsize)
-            except UnicodeEncodeError:
-                pass  # some text has a lone surrogate: fall through to the per-text path, which applies `errors`
-        if itemsize == 0:
-            return [self.encode(t, allowed_special=allowed_special, errors=errors) for t in texts]
-        dt = np.uint16 if itemsize == 2 else np.uint32
-        return [
-            np.asarray(self.encode(t, allowed_special=allowed_special, errors=errors), dtype=dt).tobytes()
-            for t in texts
-        ]
+        # Per-text Python work costs more than the native encode of a short text: skip it when nothing can split.
+        native_ok = native.pattern_id >= 0 and (
+            not allowed_special or all(len(self._segments(t, allowed_special)) == 1 for t in texts)
+        )
+        return bulk.encode_batch(
+            native,
+            texts,
+            threads,
+            itemsize,
+            native_ok=native_ok,
+            encode_one=lambda t: self.encode(t, allowed_special=allowed_special, errors=errors),
+        )
 
     # ----------------------------------------------------------------------------------------------- decoding
     def decode_bytes(self, ids: Iterable[int] | np.ndarray) -> bytes:
@@ -532,8 +455,7 @@ class Tokenizer:
 
     def decode(self, ids: Iterable[int] | np.ndarray, *, errors: str = "replace") -> str:
         """Decode ids to text; invalid UTF-8 becomes U+FFFD by default (``errors="strict"`` raises)."""
-        if errors not in _ERRORS:
-            raise ConfigError(f"errors must be one of {_ERRORS}, got {errors!r}")
+        check_errors(errors)
         data = self.decode_bytes(ids)
         try:
             return data.decode("utf-8", errors)
@@ -546,14 +468,14 @@ class Tokenizer:
     # ----------------------------------------------------------------------------------------------- interop
     def to_tiktoken(self) -> tuple[str, dict[bytes, int], dict[str, int]]:
         """``(pat_str, mergeable_ranks, special_tokens)`` for ``tiktoken.Encoding``; encodes to the same ids."""
-        ranks = {t: i for i, t in enumerate(self._token_bytes)}
-        return self._pattern, ranks, self.special_tokens
+        ranks = {t: i for i, t in enumerate(self._token_bytes) if t}
+        return self.pattern, ranks, self.special_tokens
 
     def save_hf(self, path: str | os.PathLike[str]) -> None:
         """Write a Hugging Face ``tokenizer.json`` (ByteLevel BPE, same split regex) that encodes to the same ids."""
         from .interop import write_hf_tokenizer_json
 
-        write_hf_tokenizer_json(path, self._pattern, self._token_bytes, self.special_tokens)
+        write_hf_tokenizer_json(path, self.pattern, self._token_bytes, self.special_tokens)
 
 
 def _rebuild(
@@ -573,4 +495,8 @@ def _rebuild(
     )
     if content.fingerprint != fingerprint:
         raise ConfigError("tokenizer state does not match its fingerprint")
-    return Tokenizer._from_content(content)
+    return Tokenizer(content)
+
+
+def _rebuild_json(text: str) -> Tokenizer:
+    return Tokenizer.from_json_bytes(text, source="pickle")

@@ -25,9 +25,10 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 
+from shardstore.errors import ConfigError
 from tokenizer.serialization import atomic_write_text
 
-__all__ = ["bytes_to_unicode", "hf_merges", "write_hf_tokenizer_json"]
+__all__ = ["bytes_to_unicode", "hf_merges", "hf_pattern", "portability_problem", "write_hf_tokenizer_json"]
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -41,6 +42,49 @@ def bytes_to_unicode() -> dict[int, str]:
             out[b] = chr(256 + extra)
             extra += 1
     return out
+
+
+def portability_problem(regex: str) -> str | None:
+    """The first construct of `regex` that HF's Oniguruma (Ruby syntax) reads differently from the ``regex``
+    package, or None: ``{m,n}+`` (Oniguruma: a repeat of the bounded repeat, not possessive) and the anchors
+    ``^ $`` (Oniguruma: start and end of *line*)."""
+    i, in_class = 0, False
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\":  # an escape; \p{..} as a whole
+            close = regex.find("}", i) if regex[i + 1 : i + 3] in ("p{", "P{") else -1
+            i = close + 1 if close > 0 else i + 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            i += 2 if regex[i + 1 : i + 2] == "^" else 1
+            continue
+        elif c in "^$":
+            return f"the anchor {c!r} at {i}"
+        elif c == "}" and regex[i + 1 : i + 2] == "+":
+            return f"the quantifier '}}+' at {i}"
+        i += 1
+    return None
+
+
+def hf_pattern(pattern: str) -> str:
+    """The spelling of `pattern` to write for HF: tiktoken's r50k spelling becomes the classic GPT-2 one (they split
+    identically, fuzzed in test_pretok.py). Raises `ConfigError` for a pattern Oniguruma would read differently
+    (tiktoken's cl100k_base spelling, whose ``{1,3}+`` and ``$`` it misreads): no export beats a wrong one."""
+    from .patterns import PATTERNS
+
+    if pattern == PATTERNS["r50k_base"]:
+        return PATTERNS["gpt2"]
+    problem = portability_problem(pattern)
+    if problem is not None:
+        raise ConfigError(
+            f"cannot write a tokenizer.json that splits as this pattern: it has {problem}, which HF's Oniguruma "
+            "reads differently; the classic spelling 'cl100k' is portable (it differs from tiktoken's only on "
+            "trailing whitespace at the end of a text)"
+        )
+    return pattern
 
 
 def hf_merges(token_bytes: Sequence[bytes]) -> list[tuple[int, int]]:
@@ -66,6 +110,7 @@ def write_hf_tokenizer_json(
 ) -> None:
     """Write ``tokenizer.json`` atomically (temp file + rename)."""
     byte_map = bytes_to_unicode()
+    pattern = hf_pattern(pattern)
 
     def show(token: bytes) -> str:
         return "".join(byte_map[b] for b in token)

@@ -20,10 +20,19 @@ SHA-256 over ``canonical_json({"pattern", "merges", "special_tokens", "unicode"[
 identifies what the tokenizer does, not how the file was formatted. Loading recomputes it: a corrupted or
 hand-edited file fails with `ChecksumError` instead of silently tokenizing differently. Writes go to a temporary
 name, are fsynced and renamed into place.
+
+Format 3 holds an imported vocabulary (`tokenizer.vocab.Ranks`: tiktoken, Hugging Face, GPT-2 files) with the
+source's ids: ``"tokens"`` lists every ordinary id's bytes in base64 (``""`` for an unassigned id), ``"special_tokens"``
+maps names to ids, ``"merges"`` is null (tiktoken semantics) or ``[[left, right, result], ...]`` (an HF merge list,
+ranked by position) and ``"piece_lookup"`` says whether a piece that is a token skips merging. Its fingerprint hashes
+``canonical_json({"pattern", "tokens", "special_tokens", "merges", "piece_lookup", "unicode"[, "regex"]})``, so the
+same vocabulary imported from two packages has one fingerprint. cl100k's file is 1.4 MB.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import os
@@ -36,11 +45,13 @@ from shardstore.errors import ChecksumError, ConfigError, FormatError, InputErro
 from .osutil import atomic_write_bytes
 from .patterns import PATTERNS, native_pattern_id, resolve_pattern
 from .unicode import FORMAT1_UNICODE_VERSION, UnicodeInfo, check_unicode
+from .vocab import Ranks, check_ranks
 
 __all__ = [
     "FORMAT1_REGEX_VERSION",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "RANKS_FORMAT_VERSION",
     "TokenizerContent",
     "compute_fingerprint",
     "parse_tokenizer_json",
@@ -50,7 +61,8 @@ __all__ = [
 
 FORMAT_NAME = "shardstore.tokenizer"
 FORMAT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
+RANKS_FORMAT_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
 # The regex release format-1 custom patterns were made with: the tests of that time required the installed regex to
 # classify every code point as the 17.0.0 tables do, which only regex 2026.5.9 did.
 FORMAT1_REGEX_VERSION = "2026.5.9"
@@ -65,9 +77,12 @@ class TokenizerContent:
     special_tokens: tuple[str, ...]
     unicode: UnicodeInfo
     format_version: int = FORMAT_VERSION
+    ranks: Ranks | None = None  # an imported vocabulary (format 3); merges and special_tokens are then empty
 
     @property
     def fingerprint(self) -> str:
+        if self.ranks is not None:
+            return ranks_fingerprint(self.pattern, self.ranks, self.unicode)
         return compute_fingerprint(
             self.pattern, self.merges, self.special_tokens, self.unicode, format_version=self.format_version
         )
@@ -94,6 +109,24 @@ def compute_fingerprint(
         content["unicode"] = unicode.version
         if unicode.regex is not None:
             content["regex"] = unicode.regex
+    data = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return hashlib.sha256(data).hexdigest()
+
+
+def _ranks_doc(ranks: Ranks) -> dict[str, Any]:
+    return {
+        "tokens": [base64.b64encode(t).decode("ascii") for t in ranks.tokens],
+        "special_tokens": dict(ranks.special_tokens),
+        "merges": None if ranks.merges is None else [list(m) for m in ranks.merges],
+        "piece_lookup": ranks.piece_lookup,
+    }
+
+
+def ranks_fingerprint(pattern: str, ranks: Ranks, unicode: UnicodeInfo) -> str:
+    """SHA-256 hex digest of an imported vocabulary's canonical content (format 3)."""
+    content: dict[str, Any] = {"pattern": pattern, "unicode": unicode.version, **_ranks_doc(ranks)}
+    if unicode.regex is not None:
+        content["regex"] = unicode.regex
     data = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
     return hashlib.sha256(data).hexdigest()
 
@@ -136,6 +169,11 @@ def validate_content(
 
 def write_tokenizer_file(path: str | os.PathLike[str], content: TokenizerContent) -> None:
     """Write the tokenizer JSON atomically (temp file in the same folder, fsync, rename, fsync folder)."""
+    atomic_write_text(path, tokenizer_json(content), encoding="ascii")
+
+
+def tokenizer_json(content: TokenizerContent) -> str:
+    """The tokenizer file's text (ASCII JSON, one merge or token per line)."""
     doc: dict[str, Any] = {
         "format": FORMAT_NAME,
         "format_version": content.format_version,
@@ -145,13 +183,17 @@ def write_tokenizer_file(path: str | os.PathLike[str], content: TokenizerContent
     if content.format_version >= 2:
         doc["unicode"] = content.unicode.version
         doc["regex"] = content.unicode.regex
+    if content.ranks is not None:
+        doc["vocab_size"] = content.ranks.vocab_size
+        doc.update(_ranks_doc(content.ranks))
+        text = json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
+        return text.replace('","', '",\n"').replace("],[", "],\n[") + "\n"
     doc["special_tokens"] = list(content.special_tokens)
     doc["vocab_size"] = 256 + len(content.merges) + len(content.special_tokens)
     doc["merges"] = [[int(a), int(b)] for a, b in content.merges]
     text = json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
     # One merge per line keeps the file diffable without making it large.
-    text = text.replace("],[", "],\n[")
-    atomic_write_text(path, text + "\n", encoding="ascii")
+    return text.replace("],[", "],\n[") + "\n"
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> None:
@@ -197,27 +239,37 @@ def parse_tokenizer_json(
             f"{list(_READABLE_VERSIONS)} (upgrade shardstore, or re-save the tokenizer)"
         )
     keys = ["fingerprint", "pattern", "special_tokens", "merges", "vocab_size"]
-    missing = [k for k in keys + (["unicode", "regex"] if version >= 2 else []) if k not in doc]
+    keys += ["unicode", "regex"] if version >= 2 else []
+    keys += ["tokens", "piece_lookup"] if version >= RANKS_FORMAT_VERSION else []
+    missing = [k for k in keys if k not in doc]
     if missing:
         raise FormatError(f"{source}: tokenizer file lacks keys {missing}")
+    pattern = doc["pattern"]
     try:
-        pattern, merges, specials = validate_content(
-            doc["pattern"], doc["merges"], doc["special_tokens"], source=source
-        )
-    except ConfigError as exc:
-        raise FormatError(str(exc)) from None
-    if pattern not in PATTERNS.values():
-        try:
+        if version >= RANKS_FORMAT_VERSION:
+            ranks = _parse_ranks(doc, source=source)
+            merges: list[tuple[int, int]] = []
+            specials: list[str] = []
+            expected_size = ranks.vocab_size
+        else:
+            ranks = None
+            pattern, merges, specials = validate_content(
+                pattern, doc["merges"], doc["special_tokens"], source=source
+            )
+            expected_size = 256 + len(merges) + len(specials)
+        if not isinstance(pattern, str) or not pattern:
+            raise ConfigError(f"{source}: 'pattern' must be a non-empty string, got {pattern!r}")
+        if pattern not in PATTERNS.values():
             resolve_pattern(pattern)
-        except ConfigError as exc:
-            raise FormatError(f"{source}: {exc}") from None
-    expected_size = 256 + len(merges) + len(specials)
+    except ConfigError as exc:
+        raise FormatError(str(exc) if str(exc).startswith(source) else f"{source}: {exc}") from None
     if doc["vocab_size"] != expected_size:
         raise FormatError(
-            f"{source}: vocab_size {doc['vocab_size']!r} != 256 + merges + special tokens = {expected_size}"
+            f"{source}: vocab_size {doc['vocab_size']!r} != the {expected_size} ids of its tokens, merges and "
+            "special tokens"
         )
     unicode = _recorded_unicode(doc, version, pattern, source=source)
-    content = TokenizerContent(pattern, tuple(merges), tuple(specials), unicode, version)
+    content = TokenizerContent(pattern, tuple(merges), tuple(specials), unicode, version, ranks)
     fingerprint = content.fingerprint
     if doc["fingerprint"] != fingerprint:
         raise ChecksumError(
@@ -230,6 +282,27 @@ def parse_tokenizer_json(
         raise FormatError(f"{source}: 'regex' must be {want}, got {unicode.regex!r}")
     check_unicode(unicode, native=native, allow_mismatch=allow_unicode_mismatch, source=source)
     return content, fingerprint
+
+
+def _parse_ranks(doc: dict[str, Any], *, source: str) -> Ranks:
+    tokens, specials, merges = doc["tokens"], doc["special_tokens"], doc["merges"]
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise ConfigError(f"{source}: 'tokens' must be a list of base64 strings")
+    try:
+        raw = [base64.b64decode(t, validate=True) for t in tokens]
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigError(f"{source}: 'tokens' holds invalid base64 ({exc})") from None
+    if not isinstance(specials, dict):
+        raise ConfigError(f"{source}: 'special_tokens' must map names to ids, got {type(specials).__name__}")
+    if merges is not None and not (
+        isinstance(merges, list)
+        and all(isinstance(m, list) and len(m) == 3 and all(type(x) is int for x in m) for m in merges)
+    ):
+        raise ConfigError(f"{source}: 'merges' must be null or a list of [left, right, result] ids")
+    lookup = doc["piece_lookup"]
+    if not isinstance(lookup, bool):
+        raise ConfigError(f"{source}: 'piece_lookup' must be true or false, got {lookup!r}")
+    return check_ranks(raw, specials, merges=merges, piece_lookup=lookup, source=source)
 
 
 def read_tokenizer_file(

@@ -40,7 +40,7 @@ from shardstore.errors import ConfigError
 
 from .core import EOS_TOKEN, Tokenizer
 from .osutil import usable_cores
-from .patterns import resolve_pattern
+from .patterns import PATTERNS, resolve_pattern, user_pattern
 from .unicode import DEFAULT_NATIVE_UNICODE_VERSION, native_split_id
 
 if TYPE_CHECKING:
@@ -113,23 +113,30 @@ def _is_int(value: object) -> bool:
 
 
 def train(
-    inputs: Inputs,
+    inputs: Inputs | None = None,
     *,
     vocab_size: int,
+    texts: Iterable[str] | None = None,
+    files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None = None,
     pattern: str = "cl100k",
     special_tokens: Sequence[str] = (EOS_TOKEN,),
     min_frequency: int = 2,
     num_threads: int | None = None,
     progress: bool = True,
     text_field: str = "text",
+    max_skipped_fraction: float = 0.9,
 ) -> Tokenizer:
-    """Train a byte-level BPE tokenizer.
+    """Train a byte-level BPE tokenizer on `texts` or on `files` (or on `inputs`, which is either).
 
     Args:
-        inputs: the corpus. Either an iterable of ``str`` texts (each one a document), or files: one path/URL/glob
-            as a ``str`` or ``os.PathLike``, or an iterable of ``os.PathLike`` (for several URLs, pass
-            ``shardstore.preprocess.sources.iter_texts(urls)``). Files are read by `shardstore.preprocess.sources.iter_texts`
-            (.txt, .jsonl[.gz|.zst], .parquet; directories and globs expand in a deterministic order).
+        inputs: the corpus, guessed by type (kept for compatibility; prefer `texts=` or `files=`): an iterable of
+            ``str`` texts, or one path/URL/glob as a ``str`` or ``os.PathLike``, or an iterable of ``os.PathLike``.
+            A list of ``str`` that all name existing files or directories is refused (it would be trained on as
+            texts): pass it as `files=`.
+        texts: an iterable of ``str``, each one a document.
+        files: paths, URLs, globs or directories (one ``str``/``os.PathLike`` or an iterable of them), read by
+            `shardstore.preprocess.sources.iter_texts` (.txt, .jsonl[.gz|.zst], .json Lines, .parquet; directories
+            and globs expand in a deterministic order).
         vocab_size: total vocabulary: 256 byte tokens + merges + special tokens.
         pattern: pre-tokenization pattern: ``"cl100k"``, ``"gpt2"`` or a custom regex string.
         special_tokens: appended after the merges, in order; the first ``<|endoftext|>`` is ``eos_id``.
@@ -137,10 +144,13 @@ def train(
         num_threads: threads for counting; default: all available cores. The result never depends on it.
         progress: show tqdm progress bars for counting and merging.
         text_field: the text column of .jsonl / .parquet inputs.
+        max_skipped_fraction: an input file whose records are skipped (missing `text_field`, malformed JSON, ...)
+            beyond this share is an error (1.0: never).
 
     Raises:
-        ConfigError: an invalid option (e.g. vocab_size below 256 + number of special tokens) or input type.
-        InputError: an input file cannot be read.
+        ConfigError: an invalid option (e.g. vocab_size below 256 + number of special tokens) or input type; an
+            unknown pattern name; a custom pattern that matches almost none of the text.
+        InputError: an input file cannot be read, or gives (almost) no documents (see `max_skipped_fraction`).
     """
     if isinstance(special_tokens, str):
         raise ConfigError(
@@ -148,16 +158,20 @@ def train(
         )
     config = TrainConfig(
         vocab_size=vocab_size,
-        pattern=pattern,
+        pattern=user_pattern(pattern),
         special_tokens=tuple(special_tokens),
         min_frequency=min_frequency,
         num_threads=num_threads,
         progress=progress,
         text_field=text_field,
     )
-    texts = _iter_inputs(inputs, text_field=config.text_field)
+    corpus = _iter_inputs(
+        _one_corpus(inputs, texts, files),
+        text_field=config.text_field,
+        max_skipped_fraction=max_skipped_fraction,
+    )
     counter = count_pieces(
-        texts, pattern=config.pattern, num_threads=config.threads, progress=config.progress
+        corpus, pattern=config.pattern, num_threads=config.threads, progress=config.progress
     )
     merges = learn_merges(
         counter,
@@ -170,19 +184,72 @@ def train(
         warnings.warn(
             f"training stopped after {len(merges)} of {config.num_merges} merges: no pair occurring at least "
             f"min_frequency={config.min_frequency} times is left; the tokenizer has vocab_size "
-            f"{config.min_vocab_size + len(merges)} instead of {config.vocab_size} (use more data or lower "
-            "min_frequency)",
+            f"{config.min_vocab_size + len(merges)} instead of {config.vocab_size}: the corpus has too few repeated "
+            "pairs (use more data or lower min_frequency)",
             stacklevel=2,
         )
     return Tokenizer.from_merges(merges, pattern=config.pattern, special_tokens=config.special_tokens)
 
 
-def _iter_inputs(inputs: Inputs, *, text_field: str) -> Iterator[str]:
+@dataclass(frozen=True, slots=True)
+class _Files:
+    """`train(files=...)`: paths, URLs or globs, never texts."""
+
+    paths: list[str]
+
+
+def _one_corpus(inputs: Inputs | None, texts: Iterable[str] | None, files: object) -> Inputs | _Files:
+    """Exactly one of `inputs`, `texts=` and `files=`; a list of str that all name existing paths is refused."""
+    given = [name for name, v in (("inputs", inputs), ("texts", texts), ("files", files)) if v is not None]
+    if len(given) != 1:
+        raise ConfigError(
+            f"pass the corpus once, as texts=[...] (documents) or files=[...] (paths, URLs, globs); got "
+            f"{' and '.join(given) or 'none'}"
+        )
+    if files is not None:
+        if isinstance(files, str | os.PathLike):
+            return _Files([os.fspath(files)])
+        if isinstance(files, bytes | bytearray) or not isinstance(files, Iterable):
+            raise ConfigError(f"files= must be a path or an iterable of paths, got {type(files).__name__}")
+        paths = []
+        for item in files:
+            if not isinstance(item, str | os.PathLike):
+                raise ConfigError(f"files= holds {item!r}, not a path; pass documents as texts=")
+            paths.append(os.fspath(item))
+        return _Files(paths)
+    if texts is not None:
+        if isinstance(texts, str | bytes | bytearray | os.PathLike) or not isinstance(texts, Iterable):
+            raise ConfigError(
+                f"texts= must be an iterable of str documents, got {type(texts).__name__}; wrap one text in a list"
+            )
+        return texts
+    if isinstance(inputs, list | tuple) and inputs and all(_names_a_path(i) for i in inputs):
+        raise ConfigError(
+            f"inputs {list(inputs)[:3]!r}{' ...' if len(inputs) > 3 else ''} is a list of str that all name existing "
+            "files or directories, which train() would read as texts; pass files=[...] to train on their contents "
+            "(or texts=[...] if these strings really are the documents)"
+        )
+    return cast(Inputs, inputs)
+
+
+def _names_a_path(item: object) -> bool:
+    """A str that looks like a path (a folder part or a file suffix, not only dots and slashes) and exists."""
+    if not isinstance(item, str) or not 1 < len(item) < 4096 or "\n" in item or not item.strip("./\\"):
+        return False
+    looks = "/" in item or os.sep in item or os.path.splitext(item)[1] != ""
+    return looks and os.path.exists(item)
+
+
+def _iter_inputs(inputs: Inputs | _Files, *, text_field: str, max_skipped_fraction: float) -> Iterator[str]:
     """Normalize `inputs` into an iterator of texts (see `train` for the accepted shapes)."""
     from shardstore.preprocess.sources import iter_texts
 
+    if isinstance(inputs, _Files):
+        return iter_texts(inputs.paths, text_field=text_field, max_skipped_fraction=max_skipped_fraction)
     if isinstance(inputs, str | os.PathLike):
-        return iter_texts([os.fspath(inputs)], text_field=text_field)
+        return iter_texts(
+            [os.fspath(inputs)], text_field=text_field, max_skipped_fraction=max_skipped_fraction
+        )
     if isinstance(inputs, bytes | bytearray) or not isinstance(inputs, Iterable):
         raise ConfigError(
             f"inputs must be an iterable of str texts, a path, or an iterable of paths; got {type(inputs).__name__}"
@@ -200,7 +267,7 @@ def _iter_inputs(inputs: Inputs, *, text_field: str) -> Iterator[str]:
                     f"inputs mixes paths and other values (e.g. {item!r}); pass only paths or only texts"
                 )
             paths.append(os.fsdecode(item))
-        return iter_texts(paths, text_field=text_field)
+        return iter_texts(paths, text_field=text_field, max_skipped_fraction=max_skipped_fraction)
     return cast("Iterator[str]", chain([first], items))  # count_pieces checks that every item is a str
 
 
@@ -225,10 +292,11 @@ def count_pieces(
         ThreadPoolExecutor(1) as pool,  # counts one batch while this thread reads the next
         ThreadPoolExecutor(num_threads) as split_pool,  # custom patterns only; starts no thread otherwise
     ):
+        coverage = [0, 0]  # custom patterns: characters of text, characters inside matched pieces
         if native_id >= 0:
             count = functools.partial(_native_count, counter, native_id, num_threads)
         else:
-            count = _python_counter(counter, regex_str, split_pool, num_threads)
+            count = _python_counter(counter, regex_str, split_pool, num_threads, coverage)
         pending: Future[int] | None = None
         batch: list[str] = []
         size = 0
@@ -252,7 +320,22 @@ def count_pieces(
                 flush()
         flush()  # the last partial batch
         flush()  # wait for it
+    _check_coverage(pattern, coverage)
     return counter
+
+
+# A custom pattern's pieces must cover at least this share of the text: what it does not match, `encode` drops.
+_MIN_COVERAGE = 0.1
+
+
+def _check_coverage(pattern: str, coverage: list[int]) -> None:
+    chars, matched = coverage
+    if chars and matched < _MIN_COVERAGE * chars:
+        raise ConfigError(
+            f"pattern {pattern!r} matches only {matched:,} of the {chars:,} characters of the training text "
+            f"({100 * matched / chars:.1f}%); the rest would be dropped by encode. Use a built-in pattern "
+            f"({', '.join(sorted(PATTERNS))}) or a regex that matches all of the text"
+        )
 
 
 def _native_count(counter: PieceCounter, pattern_id: int, num_threads: int, batch: list[str]) -> int:
@@ -261,7 +344,7 @@ def _native_count(counter: PieceCounter, pattern_id: int, num_threads: int, batc
 
 
 def _python_counter(
-    counter: PieceCounter, regex_str: str, pool: ThreadPoolExecutor, num_threads: int
+    counter: PieceCounter, regex_str: str, pool: ThreadPoolExecutor, num_threads: int, coverage: list[int]
 ) -> Callable[[list[str]], int]:
     """Counting for custom patterns: split with the `regex` package, hand the batch's counts to native code.
 
@@ -273,15 +356,18 @@ def _python_counter(
     compiled = regex.compile(regex_str)
     surrogates = regex.compile("[\ud800-\udfff]")
 
-    def count_slice(texts: list[str]) -> tuple[Counter[str], int]:
+    def count_slice(texts: list[str]) -> tuple[Counter[str], int, int, int]:
         counts: Counter[str] = Counter()
-        size = 0
+        size = chars = matched = 0
         for text in texts:
             if surrogates.search(text):
                 text = surrogates.sub("\ufffd", text)
-            counts.update(compiled.findall(text, concurrent=True))
+            pieces = compiled.findall(text, concurrent=True)
+            counts.update(pieces)
             size += len(text.encode("utf-8"))
-        return counts, size
+            chars += len(text)
+            matched += sum(map(len, pieces))
+        return counts, size, chars, matched
 
     def count(batch: list[str]) -> int:
         if num_threads == 1:
@@ -289,9 +375,11 @@ def _python_counter(
         else:
             step = -(-len(batch) // num_threads)
             parts = list(pool.map(count_slice, [batch[i : i + step] for i in range(0, len(batch), step)]))
-        for counts, _ in parts:
+        for counts, _, chars, matched in parts:
             counter.add(dict(counts))
-        return sum(size for _, size in parts)
+            coverage[0] += chars
+            coverage[1] += matched
+        return sum(part[1] for part in parts)
 
     return count
 

@@ -1,7 +1,7 @@
 """The `shardstore` command line. It only parses arguments into typed configs and calls library functions.
 
 Each area registers its commands from its own module (`tokenizer_cmds`, `store_cmds`, `build_cmds`, `mix_cmds`,
-`cache_cmds`, `demo_cmds`). Any `ShardStoreError` becomes one clear line on stderr and exit code 1.
+`mask_cmds`, `cache_cmds`, `demo_cmds`). Any `ShardStoreError` becomes one clear line on stderr and exit code 1.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from shardstore.errors import ShardStoreError
+from shardstore.errors import BuildInterrupted, ShardStoreError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,9 +21,27 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from shardstore.cli import build_cmds, cache_cmds, demo_cmds, mix_cmds, store_cmds, tokenizer_cmds
+    from shardstore.cli import (
+        build_cmds,
+        cache_cmds,
+        curate_cmds,
+        demo_cmds,
+        mask_cmds,
+        mix_cmds,
+        store_cmds,
+        tokenizer_cmds,
+    )
 
-    for module in (tokenizer_cmds, build_cmds, store_cmds, mix_cmds, cache_cmds, demo_cmds):
+    for module in (
+        tokenizer_cmds,
+        build_cmds,
+        store_cmds,
+        mix_cmds,
+        mask_cmds,
+        cache_cmds,
+        demo_cmds,
+        curate_cmds,
+    ):
         module.register(cli)
 
 
@@ -39,8 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     except ShardStoreError as exc:
         click.echo(f"shardstore: error: {exc}", err=True)
         return 1
-    except click.exceptions.Abort:
-        click.echo("shardstore: aborted", err=True)
+    except click.exceptions.Abort as exc:  # click turns KeyboardInterrupt into Abort, keeping it as the cause
+        cause = exc.__cause__ or exc.__context__
+        text = str(cause) if isinstance(cause, BuildInterrupted) else "aborted"
+        click.echo(f"shardstore: {text}", err=True)
+        return 130
+    except BuildInterrupted as exc:
+        click.echo(f"shardstore: {exc}", err=True)
         return 130
     except click.ClickException as exc:
         exc.show()

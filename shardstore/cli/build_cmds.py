@@ -7,13 +7,30 @@ import json
 import click
 
 from shardstore.cli.options import enum_choice, parse_storage_options, unescape
-from shardstore.preprocess.modes import Executor, Utf8Policy
+from shardstore.preprocess.modes import DEFAULT_MAX_SKIPPED_FRACTION, Executor, Utf8Policy
+
+
+def tokenizer_input(spec: str, out: str) -> str:
+    """The tokenizer file a build reads: `spec` itself when it is our JSON file, else the imported tokenizer saved
+    into the build's journal (and from there into the store as tokenizer.json, with its fingerprint)."""
+    from shardstore.preprocess.pipeline import save_tokenizer_input
+    from tokenizer import Tokenizer
+    from tokenizer.detect import detect_kind
+
+    kind, path = detect_kind(spec)
+    if kind == "shardstore":
+        return path
+    return save_tokenizer_input(Tokenizer.open(spec), out)
 
 
 @click.command("build")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option(
-    "--tokenizer", "tokenizer_path", required=True, type=click.Path(dir_okay=False), help="Tokenizer JSON."
+    "--tokenizer",
+    "tokenizer_path",
+    required=True,
+    help="Tokenizer: our JSON, tokenizer.json (HF), a .tiktoken file, a GPT-2 folder, or a name such as "
+    "cl100k_base / o200k_base / gpt2 (from installed packages); prefixes shardstore: tiktoken: hf: gpt2: force one.",
 )
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False), help="Store directory to create or resume."
@@ -59,6 +76,14 @@ from shardstore.preprocess.modes import Executor, Utf8Policy
     show_default=True,
     help="Split larger uncompressed JSON Lines / Parquet files into work units of about this size.",
 )
+@click.option(
+    "--max-skipped-fraction",
+    type=click.FloatRange(0.0, 1.0),
+    default=DEFAULT_MAX_SKIPPED_FRACTION,
+    show_default=True,
+    help="Fail an input whose records are skipped (missing text field, malformed JSON, ...) beyond this share.",
+)
+@click.option("--force", is_flag=True, help="Build into a non-empty directory that is not a store.")
 @click.option("--compress", is_flag=True, help="Also write zstd copies of the shards (for object storage).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -84,6 +109,8 @@ def build_cmd(
     utf8_errors: str,
     max_shard_mb: int,
     unit_mb: int,
+    max_skipped_fraction: float,
+    force: bool,
     compress: bool,
     no_progress: bool,
     as_json: bool,
@@ -96,6 +123,7 @@ def build_cmd(
     from shardstore.preprocess.pipeline import BuildConfig, run_build
 
     opts = parse_storage_options(storage_options)
+    tokenizer_path = tokenizer_input(tokenizer_path, out)
     cfg = BuildConfig(
         inputs=inputs,
         tokenizer=tokenizer_path,
@@ -116,6 +144,8 @@ def build_cmd(
         storage_options=opts,
         progress=not no_progress,
         compress=compress,
+        max_skipped_fraction=max_skipped_fraction,
+        force=force,
     )
     report = run_build(cfg)
     click.echo(json.dumps(report.to_dict(), indent=1, sort_keys=True) if as_json else report.summary())

@@ -46,6 +46,13 @@ def _plan_table(plan: Any) -> str:
             f"{s.name:<20} {s.weight:>8.4f} {_human(s.tokens_available):>11} {_human(s.tokens_drawn):>11} "
             f"{s.epochs:>8.3f}"
         )
+        if (
+            s.excluded_tokens or s.heldout_tokens
+        ):  # masks or a held-out split: what training keeps of the source
+            lines.append(
+                f"{'':<20} kept {_human(s.kept_tokens)}, excluded by masks {_human(s.excluded_tokens)}, "
+                f"held out {_human(s.heldout_tokens)} tokens"
+            )
     lines += [f"warning: {w}" for w in plan.warnings]
     return "\n".join(lines)
 

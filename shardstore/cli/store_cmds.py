@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import click
@@ -225,17 +226,59 @@ def stats_cmd(target: str, sample_tokens: int, top: int, as_json: bool, cache_di
             click.echo(f"  {t['id']:>8} {t['share']:>7.2%}  {t['text']!r}")
 
 
+def _verify_masks(target: str, store: Any | None = None) -> None:
+    """Verify a mask file or a MASKDIR (against `store` when given); one line per mask, error if any is bad."""
+    from shardstore.store.mask import verify_masks
+
+    results = verify_masks(target)
+    bad = 0
+    for path, m, error in results:
+        same_store = m is not None and store is not None and m.store_fingerprint == store.fingerprint
+        if same_store and m is not None and store is not None and m.num_docs != store.num_docs:
+            error = f"{path}: mask of {m.num_docs} documents for a store of {store.num_docs}"
+            m = None
+        if m is None:
+            bad += 1
+            click.echo(f"FAILED {error}")
+        elif store is None or m.store_fingerprint == store.fingerprint:
+            click.echo(f"OK {path}: mask of {m.num_excluded} documents, fingerprint {m.fingerprint}")
+    if bad:
+        raise FormatError(
+            f"{target}: verification failed: {bad} of {len(results)} mask(s) are bad, listed above"
+        )
+    if not results:
+        click.echo(f"{target}: no mask files")
+
+
+def _is_mask_target(target: str) -> bool:
+    return target.endswith(".mask") or (
+        os.path.isdir(target) and not os.path.exists(os.path.join(target, "manifest.json"))
+    )
+
+
 @click.command("verify")
 @click.argument("store")
 @click.option("--cache-dir", default=None, help="Node-local cache for remote stores.")
-def verify_cmd(store: str, cache_dir: str | None) -> None:
+@click.option(
+    "--masks",
+    "masks",
+    default=None,
+    metavar="MASK_OR_MASKDIR",
+    help="Also verify these masks (a file or a MASKDIR folder), checking those of this store against it.",
+)
+def verify_cmd(store: str, cache_dir: str | None, masks: str | None) -> None:
     """Check every byte of every shard and file against the manifest; exit 0 only if all is well.
 
-    Each problem is printed on its own line, naming the file, block and byte offset.
+    Each problem is printed on its own line, naming the file, block and byte offset. STORE may also be a mask file
+    or a MASKDIR folder: every mask in it is verified (header seal, size, checksum, ids).
     """
     from tqdm import tqdm
 
     from shardstore.store.verify import verify_store
+
+    if _is_mask_target(store):
+        _verify_masks(store)
+        return
 
     try:
         s = _open(store, cache_dir, "off")
@@ -261,6 +304,8 @@ def verify_cmd(store: str, cache_dir: str | None) -> None:
     )
     for line in uncovered:
         click.echo(line)
+    if masks is not None:
+        _verify_masks(masks, s)
 
 
 def register(root: click.Group) -> None:

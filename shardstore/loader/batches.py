@@ -39,14 +39,19 @@ from typing import Any
 
 import numpy as np
 
+from shardstore.loader.kept import KeptStore, plan_batches
 from shardstore.loader.mixture import Mixture, OpenSource
 from shardstore.loader.recycle import ArrayRecycler
 from shardstore.mix.interleave import LIMIT
 from shardstore.mix.sampling import FeistelPermutation, permutation
+from shardstore.store.pieces import PiecePlan
 from shardstore.util.modes import parse_mode
 
 __all__ = ["BatchReader", "DocInfo"]
 
+Group = tuple[
+    int, np.ndarray, PiecePlan | None
+]  # (source, its rows in the batch, how to read them when masked)
 _MAX_CACHED_PERMUTATIONS = 256
 # Permuted slots computed (and cached) per vectorized call. The cost of a call is dominated by its cycle-walking
 # iterations (~60 numpy calls each, ~log(n) of them), not by n: 16384 slots cost ~0.36 us/slot against ~0.7 us/slot
@@ -110,9 +115,7 @@ class BatchReader:
         self._iota = np.arange(0, dtype=np.int64)  # 0, 1, 2, ... for position_ids, grown on demand
         self._last_position: int | None = None  # of the last batch located (its successor's step is learned)
         # position -> (counts there, source ids, windows, rows per source) of the next batches (_locate_ahead)
-        self._ahead: dict[
-            int, tuple[tuple[int, ...], np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]
-        ] = {}
+        self._ahead: dict[int, tuple[tuple[int, ...], np.ndarray, np.ndarray, list[Group]]] = {}
 
     @property
     def seq_len(self) -> int:
@@ -165,7 +168,7 @@ class BatchReader:
 
     def _locate(
         self, position: int, counts: Sequence[int], size: int, stride: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]], list[OpenSource]]:
+    ) -> tuple[np.ndarray, np.ndarray, list[Group], list[OpenSource]]:
         sources = self.mixture.open_sources()  # once per batch: it checks the process id (fork safety)
         counts = tuple(int(c) for c in counts)
         hit = self._ahead.get(position)
@@ -183,7 +186,7 @@ class BatchReader:
 
     def _locate_ahead(
         self, position: int, counts: tuple[int, ...], size: int, stride: int, sources: list[OpenSource]
-    ) -> tuple[tuple[int, ...], np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
+    ) -> tuple[tuple[int, ...], np.ndarray, np.ndarray, list[Group]]:
         """Locate this reader's next ``k`` batches, ``[position + j * stride, ... + size)`` for ``j < k``, in one
         vectorized pass, cache them by position (with the counts they start from) and return the first.
 
@@ -205,7 +208,7 @@ class BatchReader:
         # A source's ordinals increase along the global order (ordinal = samples of it drawn before), so its
         # windows are one range of its permutation: a few numpy calls per source, not a lookup per row.
         cuts = np.arange(k + 1, dtype=np.int64) * size
-        groups: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(k)]
+        groups: list[list[Group]] = [[] for _ in range(k)]
         for s in np.flatnonzero(np.bincount(src, minlength=len(sources))).tolist():
             rows = np.flatnonzero(src == s)
             ords = ordinal[rows]
@@ -213,9 +216,19 @@ class BatchReader:
             table = self._windows(s, lo, hi, sources[s].num_windows)
             windows[rows] = table if hi - lo == rows.size else table[ords - lo]
             bounds = np.searchsorted(rows, cuts).tolist()  # this source's rows in each batch, batch-relative
+            plans: list[PiecePlan | None] = [None] * k
+            stores = sources[s].stores
+            if len(stores) == 1 and isinstance(
+                stores[0], KeptStore
+            ):  # kept -> store positions, all k at once
+                plans = list(
+                    plan_batches(
+                        stores[0], windows[rows] * self.seq_len, rows, bounds, self.seq_len + 1, size
+                    )
+                )
             for j in range(k):
                 if bounds[j + 1] > bounds[j]:
-                    groups[j].append((s, rows[bounds[j] : bounds[j + 1]] - j * size))
+                    groups[j].append((s, rows[bounds[j] : bounds[j + 1]] - j * size, plans[j]))
         firsts = np.arange(k, dtype=np.int64) * stride
         before = [
             (np.concatenate(([0], np.cumsum(src_all == s)))[firsts] + c).tolist()
@@ -247,7 +260,7 @@ class BatchReader:
         self,
         src: np.ndarray,
         window: np.ndarray,
-        groups: list[tuple[int, np.ndarray]],
+        groups: list[Group],
         sources: list[OpenSource],
     ) -> dict[str, np.ndarray]:
         length = self.seq_len
@@ -260,10 +273,14 @@ class BatchReader:
         if self.doc_info is not DocInfo.NONE:
             marks = self._recycler.empty((rows, length), np.bool_)
             marks.fill(False)
-        for s, picked in groups:
+        for s, picked, plan in groups:
             starts = window[picked] * length
             source = sources[s]
-            if len(source.stores) == 1:
+            if plan is not None:
+                plan.read(source.stores[0].store, buf)
+                if marks is not None:
+                    source.stores[0].mark_doc_starts(starts, marks, rows=picked)
+            elif len(source.stores) == 1:
                 source.stores[0].read_rows(starts, buf, rows=picked)
                 if marks is not None:
                     source.stores[0].mark_doc_starts(starts, marks, rows=picked)
@@ -338,13 +355,13 @@ def _spans(source: OpenSource, start: int, stop: int) -> list[tuple[Any, int, in
     return out
 
 
-def _rows_by_source(src: np.ndarray) -> list[tuple[int, np.ndarray]]:
+def _rows_by_source(src: np.ndarray) -> list[Group]:
     """(source id, its rows in ascending order) for every source present in ``src``."""
     # plain lists: for batch-sized inputs ~3x cheaper than argsort + split (numpy call overhead dominates)
     groups: dict[int, list[int]] = {}
     for row, s in enumerate(src.tolist()):
         groups.setdefault(s, []).append(row)
-    return [(s, np.array(rows, dtype=np.int64)) for s, rows in groups.items()]
+    return [(s, np.array(rows, dtype=np.int64), None) for s, rows in groups.items()]
 
 
 def _read_multi_store(

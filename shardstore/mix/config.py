@@ -44,6 +44,7 @@ from typing import Any
 from shardstore.errors import ConfigError
 from shardstore.mix.config_types import check_mixture_types, expect
 from shardstore.mix.interleave import Phase, normalize_weights
+from shardstore.mix.keys import check_keys
 from shardstore.util.modes import VerifyMode, parse_mode
 from shardstore.util.sizes import parse_size
 
@@ -239,9 +240,7 @@ class MixtureConfig:
             "verify",
         }
         known |= {"allow_tokenizer_mismatch", "storage_options"}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown mixture keys {unknown}; known keys are {sorted(known)}")
+        check_keys(d, known, where="mixture")
         check_mixture_types(d)
         for key in ("seq_len", "seed", "sources"):
             if key not in d:
@@ -249,6 +248,7 @@ class MixtureConfig:
         sources = []
         for i, s in enumerate(d["sources"] if isinstance(d["sources"], list) else [None]):
             if not isinstance(s, dict) or set(s) - SOURCE_KEYS or "store" not in s:
+                check_keys(s, SOURCE_KEYS, where=f"sources[{i}]")
                 raise ConfigError(
                     f"sources[{i}] must be a table with name, store and weight (optional: exclude, heldout, "
                     f"heldout_tokens); got {s!r}"
@@ -267,6 +267,7 @@ class MixtureConfig:
         schedule = []
         for i, p in enumerate(d.get("schedule", [])):
             fields = {"weights", "start_tokens", "start_step", "ramp", "ramp_tokens", "ramp_steps"}
+            check_keys(p, fields, where=f"schedule[{i}]")
             if not isinstance(p, dict) or set(p) - fields:
                 raise ConfigError(
                     f"schedule[{i}] has unknown keys {sorted(set(p) - fields)}; known: {sorted(fields)}"

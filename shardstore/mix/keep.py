@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shardstore._native import _pieces
 from shardstore.errors import ConfigError
 
 __all__ = ["KeptIndex", "heldout_scores", "threshold_for_fraction", "threshold_for_tokens"]
@@ -123,6 +124,24 @@ class KeptIndex:
         r0 = self.gaps_before(starts)
         r1 = np.searchsorted(self.gap_at, starts + length, "left")
         return starts + self.skipped(r0), r0, r1 - r0
+
+    def row_pieces(self, starts: np.ndarray, length: int) -> tuple[np.ndarray, ...]:
+        """Windows ``[starts[i], starts[i] + length)`` split for reading, vectorized over the batch.
+
+        Returns (plain, store_starts, broken, lo, n, row, at): `plain` marks windows that are one store span,
+        starting at `store_starts`; `broken` lists the others, whose pieces are store spans ``[lo, lo + n)`` going
+        to window ``broken[row]`` at offset `at` (pieces in order, each non-empty)."""
+        starts = np.ascontiguousarray(starts, dtype=np.int64)
+        store_starts, r0, inside = np.empty_like(starts), np.empty_like(starts), np.empty_like(starts)
+        ix = (self.gap_at, self.skip_base, self.skip_delta, _LEVEL)
+        _pieces.locate_rows(*ix, starts, length, store_starts, r0, inside)
+        plain = inside == 0
+        broken = np.flatnonzero(inside)
+        total = int(inside[broken].sum()) + broken.size
+        lo, n, at, row = (np.empty(total, dtype=np.int64) for _ in range(4))
+        if total:
+            _pieces.fill_pieces(*ix, starts[broken], r0[broken], inside[broken], length, lo, n, at, row)
+        return plain, store_starts, broken, lo, n, row, at
 
     def pieces(self, start: int, stop: int) -> list[tuple[int, int, int]]:
         """The contiguous store spans of kept positions ``[start, stop)``: (store start, length, offset in the

@@ -15,6 +15,7 @@ from typing import Any
 from shardstore.errors import ConfigError
 from shardstore.preprocess.executors import Executor
 from shardstore.preprocess.sources import ReadOptions, Utf8Policy
+from shardstore.preprocess.yieldcheck import DEFAULT_MAX_SKIPPED_FRACTION, check_fraction
 from shardstore.util.cores import usable_cores
 from shardstore.util.modes import parse_mode
 
@@ -48,6 +49,8 @@ class BuildConfig:
     rebuild_changed: bool = (
         False  # rebuild the units whose input bytes changed (else such a resume is refused)
     )
+    max_skipped_fraction: float = DEFAULT_MAX_SKIPPED_FRACTION  # a unit skipping more of its records fails
+    force: bool = False  # build into a non-empty directory that is not a store
 
     def __post_init__(self) -> None:
         if isinstance(self.inputs, str):
@@ -69,6 +72,7 @@ class BuildConfig:
             )
         if self.max_shard_bytes < (1 << 13):
             raise ConfigError(f"max_shard_bytes={self.max_shard_bytes} is too small; use at least 8192")
+        object.__setattr__(self, "max_skipped_fraction", check_fraction(self.max_skipped_fraction))
         ReadOptions(text_field=self.text_field, split_on=self.split_on, utf8_errors=self.utf8_errors)
 
     @property
@@ -105,6 +109,7 @@ class BuildReport:
     fingerprint: str | None = None
     message: str = ""
     inputs: list[Any] = field(default_factory=list)  # per unit: url, size, byte range read, xxh3-64 of it
+    ignored_files: list[str] = field(default_factory=list)  # found in directories/globs, not inputs (suffix)
 
     def to_dict(self) -> dict[str, Any]:
         secs = max(self.seconds, 1e-9)
@@ -133,6 +138,7 @@ class BuildReport:
             "fingerprint": self.fingerprint,
             "message": self.message,
             "inputs": list(self.inputs),
+            "ignored_files": {"count": len(self.ignored_files), "files": list(self.ignored_files)},
         }
 
     def summary(self) -> str:
@@ -153,6 +159,12 @@ class BuildReport:
         if self.skipped:
             lines.append(
                 "skipped/altered input: " + ", ".join(f"{k}={v:,}" for k, v in sorted(self.skipped.items()))
+            )
+        if self.ignored_files:
+            shown = ", ".join(self.ignored_files[:5]) + (", ..." if len(self.ignored_files) > 5 else "")
+            lines.append(
+                f"ignored {len(self.ignored_files)} file(s) of the input directories that are not inputs "
+                f"(not .txt/.jsonl/.json Lines/.parquet; listed in the report): {shown}"
             )
         for url, msg in sorted(self.failed.items()):
             lines.append(f"FAILED {msg if url in msg else url + ': ' + msg}")

@@ -33,6 +33,7 @@ from shardstore.errors import BuildError, ConfigError
 from shardstore.preprocess.journal import UnitResult
 from shardstore.preprocess.modes import Executor
 from shardstore.preprocess.units import UnitTask, run_task
+from shardstore.util.mainguard import unguarded_main_call
 
 __all__ = ["Executor", "node_units", "run_local", "run_ray"]
 
@@ -114,6 +115,13 @@ def run_local(
         for task in tasks:
             on_result(run_task(task, on_progress))
         return
+    unguarded = unguarded_main_call()
+    if unguarded is not None:
+        raise ConfigError(
+            f"{unguarded[0]}, line {unguarded[1]}: this script starts a build with {workers} worker processes from "
+            'its top level, without an `if __name__ == "__main__":` guard; the workers start by re-importing the '
+            'script and would run it again. Put the call under `if __name__ == "__main__":` (or use workers=1)'
+        )
     ctx = _context()
     q = ctx.Queue()
     lifeline_r, lifeline_w = ctx.Pipe(duplex=False)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Executor", "Utf8Policy"]
+__all__ = ["DEFAULT_MAX_SKIPPED_FRACTION", "Executor", "Utf8Policy"]
+
+# A work unit (or a tokenizer input) whose records are skipped beyond this share fails (see `yieldcheck`).
+DEFAULT_MAX_SKIPPED_FRACTION = 0.9
 
 
 class Executor(StrEnum):

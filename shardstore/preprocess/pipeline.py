@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shardstore.errors import BuildError, ConfigError
+from shardstore.errors import BuildError, BuildInterrupted, ConfigError
 from shardstore.preprocess.build_types import BuildConfig, BuildReport
 from shardstore.preprocess.executors import Executor, node_units, run_local, run_ray
 from shardstore.preprocess.finalize import (
@@ -47,11 +47,24 @@ from shardstore.preprocess.finalize import (
 )
 from shardstore.preprocess.journal import Journal, UnitResult
 from shardstore.preprocess.locks import NodeLock
+from shardstore.preprocess.outdir import check_output_dir
 from shardstore.preprocess.progress import BuildProgress
 from shardstore.preprocess.resume import build_digest, check_options, usable_results
-from shardstore.preprocess.sources import InputFile, ReadOptions, Utf8Policy, expand_inputs
+from shardstore.preprocess.sources import (
+    InputFile,
+    ReadOptions,
+    SkipCounts,
+    Utf8Policy,
+    walk_inputs,
+)
 from shardstore.preprocess.units import UnitTask
 from shardstore.preprocess.workunits import WorkUnit, plan_units
+from shardstore.preprocess.yieldcheck import (
+    DEFAULT_MAX_SKIPPED_FRACTION,
+    below_yield,
+    skipped_records,
+    yield_message,
+)
 from shardstore.store import format as fmt
 from shardstore.store.manifest import MANIFEST_NAME, Manifest, write_manifest
 from shardstore.util.durable import atomic_write
@@ -87,6 +100,8 @@ def build(
     progress: bool = True,
     compress: bool = False,
     rebuild_changed: bool = False,
+    max_skipped_fraction: float = DEFAULT_MAX_SKIPPED_FRACTION,
+    force: bool = False,
 ) -> BuildReport:
     """Tokenize `inputs` into a store at `out` (or resume that build); returns the `BuildReport`.
 
@@ -111,6 +126,9 @@ def build(
         compress: also write zstd copies of the shards (for object storage).
         rebuild_changed: rebuild exactly the units whose input bytes changed since they were built (without it, a
             re-run over changed inputs is refused, listing them).
+        max_skipped_fraction: a work unit whose records were skipped (missing text field, malformed JSON, ...)
+            beyond this share fails, naming what its first record holds instead (1.0: never).
+        force: build into `out` even if it is a non-empty directory that is not a store.
 
     The options that change the bytes of the store (`tokenizer`, `text_field`, `split_on`, `utf8_errors`, `eos`,
     `max_shard_bytes`, `unit_bytes`) are recorded, and a resume with other values is refused; see `BuildConfig`.
@@ -121,8 +139,9 @@ def build(
         ConfigError / InputError: invalid options, inputs that do not exist.
     """
     out = os.fspath(out)
+    check_output_dir(out, force=force)
     if not isinstance(tokenizer, str | os.PathLike):
-        tokenizer = _save_tokenizer_object(tokenizer, out)
+        tokenizer = save_tokenizer_input(tokenizer, out)
     cfg = BuildConfig(
         inputs=(os.fspath(inputs),)
         if isinstance(inputs, str | os.PathLike)
@@ -145,11 +164,15 @@ def build(
         progress=progress,
         compress=compress,
         rebuild_changed=rebuild_changed,
+        max_skipped_fraction=max_skipped_fraction,
+        force=force,
     )
     return run_build(cfg)
 
 
-def _save_tokenizer_object(tok: Any, out: str) -> str:
+def save_tokenizer_input(tok: Any, out: str) -> str:
+    """Write a `tokenizer.Tokenizer` into the build's journal (``.build/tokenizer-input.json``, copied into the
+    store as tokenizer.json) and return its path: how a build takes an imported or in-memory tokenizer."""
     if not hasattr(tok, "save"):
         raise ConfigError(f"tokenizer must be a path or a tokenizer.Tokenizer, got {type(tok).__name__}")
     journal = Journal(out)
@@ -195,11 +218,14 @@ def _build_options(
     }
 
 
+def _is_outside(url: str, out: str) -> bool:
+    return "://" in url or not os.path.realpath(url).startswith(os.path.realpath(out) + os.sep)
+
+
 def _outside(files: list[InputFile], out: str) -> list[InputFile]:
     """Drop inputs inside the store directory itself (`build data/ --out data/store` must not read its own
     provenance files back as inputs when it resumes)."""
-    root = os.path.realpath(out) + os.sep
-    kept = [f for f in files if "://" in f.url or not os.path.realpath(f.url).startswith(root)]
+    kept = [f for f in files if _is_outside(f.url, out)]
     if not kept:
         raise ConfigError(f"every input is inside the output directory {out!r}; nothing to build")
     return kept
@@ -216,6 +242,7 @@ class BuildPlan:
     tok_bytes: bytes
     dtype: str
     options: dict[str, Any]
+    ignored: list[str]  # files of the input directories that are not inputs
 
     @property
     def token_bytes(self) -> int:
@@ -229,7 +256,9 @@ class BuildPlan:
 def plan_build(cfg: BuildConfig) -> BuildPlan:
     from tokenizer import Tokenizer
 
-    files = _outside(expand_inputs(cfg.inputs, storage_options=cfg.storage_options), cfg.out)
+    found = walk_inputs(cfg.inputs, storage_options=cfg.storage_options)
+    files = _outside(found.files, cfg.out)
+    ignored = [u for u in found.ignored if _is_outside(u, cfg.out)]
     units = plan_units(files, unit_bytes=cfg.unit_bytes, storage_options=cfg.storage_options)
     tok_bytes = _read_or_none(cfg.tokenizer)
     if tok_bytes is None:
@@ -241,7 +270,7 @@ def plan_build(cfg: BuildConfig) -> BuildPlan:
         )
     dtype = fmt.dtype_for_vocab(tok.vocab_size).name
     options = _build_options(cfg, files, units, tok, dtype)
-    return BuildPlan(cfg, files, units, tok, tok_bytes, dtype, options)
+    return BuildPlan(cfg, files, units, tok, tok_bytes, dtype, options, ignored)
 
 
 def resume_check(plan: BuildPlan, journal: Journal) -> dict[int, UnitResult]:
@@ -264,6 +293,7 @@ def run_build(cfg: BuildConfig) -> BuildReport:
 
     Out of disk space, quota, or a read-only output anywhere is one `BuildError` naming the output path."""
     t0 = time.monotonic()
+    check_output_dir(cfg.out, force=cfg.force)
     plan = plan_build(cfg)
     journal = Journal(cfg.out)
     try:
@@ -276,7 +306,12 @@ def run_build(cfg: BuildConfig) -> BuildReport:
         lock = None if cfg.finalize else NodeLock(journal.root, cfg.node_rank)
         with lock if lock is not None else contextlib.nullcontext():
             kept = resume_check(plan, journal)
-            report = BuildReport(out=cfg.out, num_units=len(plan.units), units_done_before=len(kept))
+            report = BuildReport(
+                out=cfg.out,
+                num_units=len(plan.units),
+                units_done_before=len(kept),
+                ignored_files=plan.ignored,
+            )
             if _already_complete(plan, journal, kept, report):
                 return report
             if lock is not None:
@@ -288,7 +323,10 @@ def run_build(cfg: BuildConfig) -> BuildReport:
                 sizes = [u.size for u in plan.units]
                 mine = node_units(sizes, cfg.num_nodes, cfg.node_rank) if cfg.num_nodes > 1 else None
                 todo = [i for i in (mine if mine is not None else range(len(plan.units))) if i not in kept]
-                _run_units(plan, todo, report)
+                try:
+                    _run_units(plan, todo, report)
+                except KeyboardInterrupt as exc:
+                    raise _interrupted(plan, journal) from exc
                 kept = resume_check(plan, journal)
             return _finish(plan, journal, kept, report, t0)
     except OSError as exc:
@@ -359,6 +397,7 @@ def _finish(
         )
         write_report(cfg.out, report)
         return report
+    _check_build_yield(plan, results)
     sweep_stale_temps(cfg.out)
     manifest = build_manifest(
         cfg.out, plan.files, units, results, failed, plan.tok, plan.dtype, plan.options, cfg.split_on
@@ -373,6 +412,30 @@ def _finish(
     if cfg.compress:
         compress(cfg.out)
     return report
+
+
+def _check_build_yield(plan: BuildPlan, results: Mapping[int, UnitResult]) -> None:
+    """The yield check of the whole build (whole-file `.txt` inputs have one record each, so only this one judges
+    them; see `yieldcheck`)."""
+    cfg = plan.cfg
+    docs, counts = 0, SkipCounts()
+    for r in results.values():
+        docs += r.num_docs
+        counts.merge(r.skipped)
+    skipped = skipped_records(counts)
+    if below_yield(docs, skipped, cfg.max_skipped_fraction):
+        read = ReadOptions(text_field=cfg.text_field)
+        raise BuildError(yield_message(None, docs, skipped, read, cfg.max_skipped_fraction))
+
+
+def _interrupted(plan: BuildPlan, journal: Journal) -> BuildInterrupted:
+    """^C during the run: what is committed (kept by the next run) and how to resume."""
+    cfg, n = plan.cfg, len(plan.units)
+    done = sum(1 for i in range(n) if os.path.exists(journal.entry_path(i)))
+    return BuildInterrupted(
+        f"interrupted: {done} of {n} work units of {cfg.out} are committed and kept; re-run the same command "
+        "to resume (only the other units run)"
+    )
 
 
 def _not_finalizable(plan: BuildPlan, journal: Journal, missing: Sequence[int]) -> str:
@@ -420,6 +483,7 @@ def _run_units(plan: BuildPlan, todo: Sequence[int], report: BuildReport) -> Non
             dtype=dtype,
             max_shard_bytes=cfg.max_shard_bytes,
             build=plan.digest,
+            max_skipped_fraction=cfg.max_skipped_fraction,
         )
         for i in todo
     )

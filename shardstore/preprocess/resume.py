@@ -58,6 +58,10 @@ def check_options(journal: Journal, options: Mapping[str, Any]) -> None:
             for a, b in zip(before, after, strict=True)
         )
     )
+    if (static or not same_files) and not _any_committed(journal):
+        return  # nothing was committed under the old options (e.g. every unit failed): they may change
+    if not static and not same_files and isinstance(before, list) and isinstance(after, list):
+        raise BuildError(_input_list_changed(journal.out, before, after))
     if static or not same_files:
         shown = static or keys
         details = "; ".join(
@@ -67,6 +71,41 @@ def check_options(journal: Journal, options: Mapping[str, Any]) -> None:
             f"{journal.out}: this store was started with different build options ({details}). Resume with the "
             f"original inputs, tokenizer and options, or build into a new/empty directory."
         )
+
+
+def _input_list_changed(out: str, before: list[Any], after: list[Any]) -> str:
+    """The inputs changed as a list (files added, removed, or read as another format): name them."""
+
+    def by_url(entries: list[Any]) -> dict[str, Any]:
+        return {e[0]: e[2:] for e in entries if isinstance(e, list) and len(e) == 4}
+
+    old, new = by_url(before), by_url(after)
+
+    def listed(urls: list[str]) -> str:
+        return ", ".join(urls[:3]) + (f", ... ({len(urls)})" if len(urls) > 3 else "")
+
+    parts = []
+    for label, urls in (
+        ("added", [u for u in new if u not in old]),
+        ("removed", [u for u in old if u not in new]),
+        ("read another way", [u for u in new if u in old and new[u] != old[u]]),
+    ):
+        if urls:
+            parts.append(f"{label}: {listed(urls)}")
+    if not parts:
+        parts.append("the same files in another order")
+    return (
+        f"{out}: the input files changed since this store was started ({'; '.join(parts)}). A store covers exactly "
+        "its input list: resume with the original inputs, or build the new list into a new/empty directory"
+    )
+
+
+def _any_committed(journal: Journal) -> bool:
+    try:
+        with os.scandir(journal.units_dir) as it:
+            return any(e.name.startswith("unit-") and e.name.endswith(".json") for e in it)
+    except FileNotFoundError:
+        return False
 
 
 def _files_ok(out: str, result: UnitResult) -> bool:

@@ -44,6 +44,7 @@ from shardstore.preprocess.sources import (
     SkipCounts,
     iter_batches,
 )
+from shardstore.preprocess.yieldcheck import DEFAULT_MAX_SKIPPED_FRACTION, check_yield
 from shardstore.store.manifest import file_info
 from shardstore.store.provenance import write_unit_provenance
 from shardstore.store.writer import SHARD_SUFFIX
@@ -73,6 +74,7 @@ class UnitTask:
     max_shard_bytes: int
     span: tuple[int, int] | None = None  # part of the file (see `shardstore.preprocess.workunits`)
     build: str = ""  # digest of the byte-determining options (recorded in the journal entry)
+    max_skipped_fraction: float = DEFAULT_MAX_SKIPPED_FRACTION  # see `yieldcheck`: beyond it the unit fails
 
 
 def new_attempt(index: int) -> str:
@@ -232,6 +234,7 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
                 flush(batch, chars)
                 chars = 0
         flush(batch, chars)
+        check_yield(task.file, sink.docs, counts, task.read, task.max_skipped_fraction)
         shards = tuple(writer.close())
         prov = None
         if sink.docs:

@@ -47,6 +47,8 @@ from shardstore.store.compress import (
     compress_store,
     parse_compression_index,
 )
+from shardstore.store.manifest import MANIFEST_NAME, Manifest, ShardInfo
+from shardstore.store.manifest_index import INDEX_NAME, index_bytes, open_index
 from shardstore.util.durable import atomic_write
 from shardstore.util.forksafe import reset_in_forked_child
 from shardstore.util.remote_options import RemoteOptions
@@ -96,15 +98,18 @@ class RemoteLocator:
         cache_root: str,
         config: CacheConfig,
         filesystem: tuple[Any, str] | None = None,
+        manifest: Manifest | None = None,
     ) -> None:
-        from shardstore.store.manifest import MANIFEST_NAME, Manifest
-
         self.url = url
         self.storage_options = dict(storage_options or {})
         self.config = config
         self._manifest_bytes = manifest_bytes
         self._compression_bytes = compression_bytes
-        self.manifest = Manifest.from_json_bytes(manifest_bytes, source=join_url(url, MANIFEST_NAME))
+        # `manifest` is the parse of exactly `manifest_bytes` (open_remote); without it (a spawned worker
+        # rebuilding the locator) the node-local manifest.idx is used when it matches, like open_remote does.
+        self.manifest = (
+            manifest if manifest is not None else load_manifest(cache_root, url, manifest_bytes)[0]
+        )
         self._fs: Any | None
         self._fs, self._root = filesystem if filesystem is not None else resolve(url, self.storage_options)
         compressed: dict[str, CompressedFile] = {}
@@ -116,11 +121,12 @@ class RemoteLocator:
                 names={s.name: s.size for s in self.manifest.shards},
             )
             compressed = parsed or {}
-        self._shards = [
-            _Item(s.name, s.size, s.checksum, compressed.get(s.name)) for s in self.manifest.shards
-        ]
+        # Shard items are made on first use (a 100k-shard table through manifest.idx stays O(1) to open).
+        self._compressed = compressed
+        self._num_shards = len(self.manifest.shards)
+        self._items: dict[int, _Item] = {}
+        self._by_name: dict[str, int] | None = None
         self._files = {f.name: _Item(f.name, f.size, f.checksum, None) for f in self.manifest.files}
-        self._by_name = {item.name: item for item in self._shards}
         self.cache = CacheDir(cache_root, _store_key(url, self.manifest.fingerprint))
         self.directory = self.cache.dir
         self.downloads = 0  # files this process downloaded (tests and benchmarks read it)
@@ -187,7 +193,7 @@ class RemoteLocator:
 
     def names(self) -> list[str]:
         """Every file a full copy of the store needs: auxiliary files, then shards in order."""
-        return [*self._files, *(item.name for item in self._shards)]
+        return [*self._files, *(s.name for s in self.manifest.shards)]
 
     def size_of(self, name: str) -> int:
         return self._item(name).size
@@ -218,9 +224,9 @@ class RemoteLocator:
         cannot be evicted, so more of them than fit make the next read fail with CacheError.
         """
         limit = self.config.cache_limit
-        if limit is None or not self._shards:
+        if limit is None or not self._num_shards:
             return None
-        return max(1, limit // max(item.size for item in self._shards) - 1)
+        return max(1, limit // int(self.manifest.shard_sizes().max()) - 1)
 
     # ---- pickling (spawned DataLoader workers): rebuild from the same bytes, no refetch ----------------------
     def __reduce__(self) -> tuple[Any, ...]:
@@ -238,15 +244,25 @@ class RemoteLocator:
 
     # ---- internals -------------------------------------------------------------------------------------------
     def _item(self, name: str) -> _Item:
-        item = self._files.get(name) or self._by_name.get(name)
-        if item is None:
+        item = self._files.get(name)
+        if item is not None:
+            return item
+        if self._by_name is None:  # stage / fetch by name: built once, only where names are asked for
+            self._by_name = {s.name: i for i, s in enumerate(self.manifest.shards)}
+        index = self._by_name.get(name)
+        if index is None:
             raise CacheError(f"{join_url(self.url, name)}: not listed in the store manifest")
-        return item
+        return self._shard(index)
 
     def _shard(self, index: int) -> _Item:
-        if not 0 <= index < len(self._shards):
-            raise IndexError(f"shard index {index} out of range 0..{len(self._shards) - 1} of {self.url}")
-        return self._shards[index]
+        item = self._items.get(index)
+        if item is not None:
+            return item
+        if not 0 <= index < self._num_shards:
+            raise IndexError(f"shard index {index} out of range 0..{self._num_shards - 1} of {self.url}")
+        s = self.manifest.shards[index]
+        item = self._items[index] = _Item(s.name, s.size, s.checksum, self._compressed.get(s.name))
+        return item
 
     def _forget_parent_state(self, *, close: bool = True) -> None:
         if close:
@@ -430,8 +446,6 @@ def open_remote(
 
     Only `manifest.json` and (if present) `compression.json` are fetched here, with bounded retries.
     """
-    from shardstore.store.manifest import MANIFEST_NAME
-
     url = url.rstrip("/")
     remote = remote or RemoteOptions()
     config = resolve_config(config, remote.cache_limit)
@@ -450,18 +464,48 @@ def open_remote(
             join_url(url, MANIFEST_NAME), lambda: fetch_small(fs, f"{root}/{MANIFEST_NAME}"), config.retry
         )
         compression = index.result()
+    cache_root = remote.cache_dir if remote.cache_dir is not None else default_cache_dir()
+    manifest, indexed = load_manifest(cache_root, url, manifest_bytes)
     locator = RemoteLocator(
         url=url,
         storage_options=remote.storage_options,
         manifest_bytes=manifest_bytes,
         compression_bytes=compression,
-        cache_root=remote.cache_dir if remote.cache_dir is not None else default_cache_dir(),
+        cache_root=cache_root,
         config=config,
         filesystem=(fs, root),  # one client per open: creating a botocore client costs ~0.1 s of CPU
+        manifest=manifest,
     )
     _write_once(os.path.join(locator.directory, MANIFEST_NAME), manifest_bytes)
     _write_once(os.path.join(locator.directory, "url"), (url + "\n").encode())
+    if not indexed:  # the first process of the node parsed the JSON: the others open through the index
+        atomic_write(
+            os.path.join(locator.directory, INDEX_NAME), index_bytes(manifest, manifest_bytes), fsync=False
+        )
     return manifest_bytes, locator
+
+
+def load_manifest(cache_root: str, url: str, manifest_bytes: bytes) -> tuple[Manifest, bool]:
+    """(manifest of `manifest_bytes`, whether it came through a node-local `manifest.idx`).
+
+    An earlier process of this node that opened `url` wrote the index beside its cache (`<root>/<key>/`, the key
+    holding the url hash and the store fingerprint). An index is used only if it is the index of exactly these
+    bytes (size and xxh3 of the manifest, and of its own body: `manifest_index.open_index`) and sits in the
+    directory of its own fingerprint; otherwise the JSON is parsed and validated (~1 s and ~100 MB per process
+    at 100,000 shards, issue 19).
+    """
+    source = join_url(url, MANIFEST_NAME)
+    prefix = _store_key(url, "")
+    try:
+        keys = sorted(e.name for e in os.scandir(cache_root) if e.name.startswith(prefix) and e.is_dir())
+    except OSError:
+        keys = []
+    view = memoryview(manifest_bytes)
+    for key in keys:
+        found = open_index(os.path.join(cache_root, key), view, ShardInfo)
+        if found is not None and key == _store_key(url, str(found[0].get("fingerprint"))):
+            return Manifest.from_index(found[0], found[1], source=source), True
+    return Manifest.from_json_bytes(manifest_bytes, source=source), False
 
 
 def _write_once(path: str, data: bytes) -> None:

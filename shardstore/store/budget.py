@@ -62,20 +62,30 @@ class MapBudget:
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[int, int], weakref.ref[MapOwner]] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, int], tuple[weakref.ref[MapOwner], int]] = OrderedDict()
+        self._total = 0  # sum of the entries' weights (1 each unless admitted with another weight)
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def admit(self, owner: MapOwner, index: int) -> None:
-        """Record a new mapping of `owner`, then evict others (of any owner) until the budget holds again."""
+    @property
+    def total(self) -> int:
+        """Sum of the weights of the live entries (their count when every weight is 1)."""
+        return self._total
+
+    def admit(self, owner: MapOwner, index: int, weight: int = 1) -> None:
+        """Record a new mapping of `owner` (counting `weight` against the limit: 1 for a mapping, its bytes for
+        an in-memory run), then evict others (of any owner) until the budget holds again."""
         victims: list[tuple[MapOwner, int]] = []
         with self._lock:
-            self._entries[(id(owner), index)] = weakref.ref(owner)
+            key0 = (id(owner), index)
+            old = self._entries.pop(key0, None)
+            self._total += weight - (old[1] if old is not None else 0)
+            self._entries[key0] = (weakref.ref(owner), weight)
             spins = 2 * len(self._entries) + 1  # two passes of the hand clear every bit: bounded work
-            while len(self._entries) > self.max_mappings and spins > 0:
+            while self._total > self.max_mappings and spins > 0:
                 spins -= 1
-                key, ref = next(iter(self._entries.items()))
+                key, (ref, w) = next(iter(self._entries.items()))
                 held = ref()
                 used = None if held is None or key == (id(owner), index) else held.is_used(key[1])
                 if held is not None and key == (id(owner), index):
@@ -84,6 +94,7 @@ class MapBudget:
                     self._entries.move_to_end(key)
                     continue
                 del self._entries[key]
+                self._total -= w
                 if held is not None and used is not None:
                     victims.append((held, key[1]))
         for held, i in victims:
@@ -92,4 +103,6 @@ class MapBudget:
     def forget(self, owner: MapOwner, index: int) -> None:
         """`owner` unmapped `index` itself."""
         with self._lock:
-            self._entries.pop((id(owner), index), None)
+            old = self._entries.pop((id(owner), index), None)
+            if old is not None:
+                self._total -= old[1]

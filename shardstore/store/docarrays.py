@@ -23,7 +23,7 @@ import numpy as np
 from shardstore.store.manifest import Manifest
 from shardstore.store.mapped import MappedShard
 
-__all__ = ["content_hashes", "doc_lengths", "doc_spans"]
+__all__ = ["content_hashes", "doc_lengths", "doc_spans", "hash_documents"]
 
 _CHUNK = 1 << 20
 _P = np.uint64(0x100000001B3 | 1)  # odd: invertible mod 2**64
@@ -98,33 +98,43 @@ def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
 def content_hashes(store: DocStore) -> np.ndarray:
     """A 64-bit hash of every document's tokens, in store order (uint64; see the module docstring)."""
     out: list[np.ndarray] = []
-    pw, ipw = _powers(_CHUNK)
+    powers = _powers(_CHUNK)
     for s in range(store.num_shards):
         shard = store.mapped_shard(s)
         if not shard.trusted:
             shard.check_blocks(0, shard.num_tokens)
-        offs = shard.offsets.astype(np.int64)
-        n = offs.size - 1
-        hashes = np.empty(n, dtype=np.uint64)
-        d = 0
-        while d < n:
-            # whole documents [d, e) of at most _CHUNK tokens (a longer document alone: in pieces of _CHUNK)
-            e = int(np.searchsorted(offs, offs[d] + _CHUNK, "right")) - 1
-            if e <= d:
-                hashes[d] = _long_doc(shard.tokens[offs[d] : offs[d + 1]], pw, ipw)
-                d += 1
-                continue
-            a = int(offs[d])
-            x = shard.tokens[a : int(offs[e])].astype(np.uint64) + np.uint64(1)
-            with np.errstate(over="ignore"):
-                acc = np.zeros(x.size + 1, dtype=np.uint64)
-                np.cumsum(x * pw[: x.size], out=acc[1:])
-                rel = offs[d : e + 1] - a
-                hashes[d:e] = (acc[rel[1:]] - acc[rel[:-1]]) * ipw[rel[:-1]]
-            d = e
-        with np.errstate(over="ignore"):
-            out.append(_finalize(hashes, np.diff(offs)))
+        out.append(hash_documents(shard.tokens, shard.offsets, powers=powers))
     return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+
+
+def hash_documents(
+    tokens: np.ndarray, offsets: np.ndarray, *, powers: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
+    """The content hash of documents ``tokens[offsets[i] : offsets[i + 1]]`` (uint64 per document).
+
+    `powers`: the multiplier's powers from an earlier call's `_powers` (16 MiB, ~5 ms to compute), to reuse."""
+    pw, ipw = powers if powers is not None else _powers(_CHUNK)
+    offs = np.asarray(offsets, dtype=np.int64)
+    n = offs.size - 1
+    hashes = np.empty(max(n, 0), dtype=np.uint64)
+    d = 0
+    while d < n:
+        # whole documents [d, e) of at most _CHUNK tokens (a longer document alone: in pieces of _CHUNK)
+        e = int(np.searchsorted(offs, offs[d] + _CHUNK, "right")) - 1
+        if e <= d:
+            hashes[d] = _long_doc(tokens[offs[d] : offs[d + 1]], pw, ipw)
+            d += 1
+            continue
+        a = int(offs[d])
+        x = tokens[a : int(offs[e])].astype(np.uint64) + np.uint64(1)
+        with np.errstate(over="ignore"):
+            acc = np.zeros(x.size + 1, dtype=np.uint64)
+            np.cumsum(x * pw[: x.size], out=acc[1:])
+            rel = offs[d : e + 1] - a
+            hashes[d:e] = (acc[rel[1:]] - acc[rel[:-1]]) * ipw[rel[:-1]]
+        d = e
+    with np.errstate(over="ignore"):
+        return _finalize(hashes, np.diff(offs))
 
 
 def _long_doc(tokens: np.ndarray, pw: np.ndarray, ipw: np.ndarray) -> np.uint64:

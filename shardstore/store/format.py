@@ -151,6 +151,9 @@ class ShardHeader:
         return body + struct.pack("<Q", checksum_bytes(body)) + bytes(HEADER_SIZE - HEADER_USED)
 
 
+_HEADER_PAD = bytes(HEADER_SIZE - HEADER_USED)
+
+
 def stored_header_checksum(buf: bytes | bytearray | memoryview) -> int:
     """The header checksum a shard stores at bytes [96, 104) (what a v2 manifest lists as `header_checksum`)."""
     return int(struct.unpack_from("<Q", buf, _CHECKED_PREFIX)[0])
@@ -180,7 +183,7 @@ def parse_header(buf: bytes | bytearray | memoryview, *, source: str) -> ShardHe
             f"{source}: header checksum mismatch (bytes 0..{_CHECKED_PREFIX}, stored {header_sum:016x}, "
             f"computed {actual:016x}): the header is corrupt"
         )
-    if bytes(buf[HEADER_USED:HEADER_SIZE]).count(0) != HEADER_SIZE - HEADER_USED:
+    if bytes(buf[HEADER_USED:HEADER_SIZE]) != _HEADER_PAD:  # one compare (counting zeros cost 10x more)
         raise FormatError(
             f"{source}: header padding (bytes {HEADER_USED}..{HEADER_SIZE}) is not zero: corrupt"
         )
@@ -214,12 +217,13 @@ def parse_header(buf: bytes | bytearray | memoryview, *, source: str) -> ShardHe
 
 def check_doc_index(offsets: np.ndarray, header: ShardHeader, *, source: str) -> None:
     """Semantic checks of an already checksum-verified document index."""
-    if offsets[0] != 0 or offsets[-1] != header.num_tokens:
+    ends = offsets[:: max(offsets.size - 1, 1)].tolist()  # first and last, as Python ints: one numpy call
+    if ends[0] != 0 or ends[-1] != header.num_tokens:
         raise FormatError(
             f"{source}: document index at offset {header.layout.doc_index_offset} must run from 0 to "
             f"{header.num_tokens}, got {int(offsets[0])}..{int(offsets[-1])}"
         )
-    if offsets.size > 1 and bool(np.any(offsets[1:] < offsets[:-1])):
+    if offsets.size > 2 and not (offsets[1:] >= offsets[:-1]).all():  # (.all(): no np.any dispatch layer)
         bad = int(np.argmax(offsets[1:] < offsets[:-1]))
         raise FormatError(
             f"{source}: document index decreases at entry {bad + 1} "
@@ -283,8 +287,21 @@ def check_shard_bytes_header(
 ) -> tuple[list[Problem], ShardHeader | None]:
     """`check_shard_bytes`, also returning the parsed header (None if the header itself is bad)."""
     problems, header = _check_sections(buf, source=source, info=info)
-    if info is not None and not problems:
-        # Every byte is covered by a section check above; this catches a valid shard that is not the listed one.
+    if info is not None and not problems and info.header_checksum is not None:
+        # Every byte is covered by a section check above, and the header checksum covers the checksums of every
+        # section: comparing it to the manifest's binds the file to its entry without hashing every byte again.
+        head = f"{stored_header_checksum(buf):016x}"
+        if head != info.header_checksum:
+            problems.append(
+                Problem(
+                    source,
+                    0,
+                    f"header checksum {head} != manifest {info.header_checksum}: another shard's file",
+                    kind="checksum",
+                )
+            )
+    elif info is not None and not problems:
+        # v1 manifest (no header checksums): this catches a valid shard that is not the listed one.
         actual = f"{checksum_bytes(buf):016x}"
         if actual != info.checksum:
             problems.append(

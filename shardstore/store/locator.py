@@ -68,6 +68,11 @@ class LocalLocator:
             )
         return path
 
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest whose files this locator serves."""
+        return self._manifest
+
     def shard_path(self, index: int) -> str:
         return self._resolve(self._manifest.shards[index].name)
 

@@ -237,6 +237,13 @@ class Manifest:
             np.fromiter((x.num_docs for x in shards), dtype=np.int64, count=n),
         )
 
+    def shard_sizes(self) -> np.ndarray:
+        """File size of each shard as an int64 array (from the index's column when opened through it)."""
+        shards = self.shards
+        if isinstance(shards, ShardTable):
+            return shards.sizes.astype(np.int64)
+        return np.fromiter((x.size for x in shards), dtype=np.int64, count=len(shards))
+
     def index_meta(self) -> dict[str, Any]:
         """Everything of the manifest but its shard list (what `manifest.idx` stores as JSON)."""
         body = self._body()

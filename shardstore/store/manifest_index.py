@@ -80,10 +80,12 @@ class ShardTable(Sequence[Any]):
     def __init__(self, rows: np.ndarray, names: memoryview, info_type: type) -> None:
         self.num_tokens = rows[:, 0]
         self.num_docs = rows[:, 1]
+        self.sizes = rows[:, 2]
         self._rows = rows
         self._names = names
         self._info = info_type
         self._n = int(rows.shape[0])
+        self._last: tuple[int, Any] = (-1, None)
 
     def __len__(self) -> int:
         return self._n
@@ -97,11 +99,14 @@ class ShardTable(Sequence[Any]):
             return [self[j] for j in range(*i.indices(len(self)))]
         if i < 0:
             i += self._n
+        last = self._last  # one attribute (read and written whole): safe under threads
+        if last[0] == i:  # the same entry twice in a row (a reader, then its locator): no new object
+            return last[1]
         if not 0 <= i < self._n:
             raise IndexError(f"shard {i} of {self._n}")
         t, d, size, checksum, head, end = self._rows[i].tolist()
         start = int(self._rows[i - 1, 5]) if i else 0
-        return self._info(
+        info = self._info(
             bytes(self._names[start:end]).decode("ascii"),
             t,
             d,
@@ -109,6 +114,8 @@ class ShardTable(Sequence[Any]):
             f"{checksum:016x}",
             f"{head:016x}" if head else None,
         )
+        self._last = (i, info)  # ShardInfo is frozen: sharing it is safe
+        return info
 
     def __iter__(self) -> Iterator[Any]:
         return (self[i] for i in range(len(self)))

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from shardstore.errors import ConfigError, MismatchError
+from shardstore.errors import ConfigError, MaskError, MismatchError
 from shardstore.store import mask_codec as codec
 from shardstore.store.mask_codec import MASK_MAGIC, MASK_VERSION
 from shardstore.util.durable import atomic_write
@@ -55,6 +55,7 @@ __all__ = [
     "is_mask_dir",
     "mask_file_name",
     "read_mask",
+    "verify_masks",
     "write_mask",
 ]
 
@@ -399,3 +400,28 @@ def find_masks(
     mask = read_mask(source, storage_options=storage_options)
     mask.check_store(store_fingerprint, num_docs, source=source)
     return [(source, mask)]
+
+
+def verify_masks(
+    path_or_url: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
+) -> list[tuple[str, Mask | None, str | None]]:
+    """Verify a mask file, or every ``*.mask`` of a MASKDIR: (path, the mask or None, the error or None) each.
+
+    Verification is what reading does (magic, header seal, size, body checksum, ids, reasons); `verify` uses it
+    so that a mask that went bad is named before a loader meets it."""
+    source = os.fspath(path_or_url)
+    fs, inner = _fs_of(source, storage_options)
+    if fs.isdir(inner):
+        names = sorted(
+            posixpath.basename(p) for p in fs.ls(inner, detail=False) if str(p).endswith(MASK_SUFFIX)
+        )
+        paths = [source.rstrip("/") + "/" + n for n in names]
+    else:
+        paths = [source]
+    out: list[tuple[str, Mask | None, str | None]] = []
+    for p in paths:
+        try:
+            out.append((p, read_mask(p, storage_options=storage_options), None))
+        except (MaskError, ConfigError) as exc:
+            out.append((p, None, str(exc)))
+    return out

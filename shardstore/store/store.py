@@ -19,6 +19,8 @@ Design and trade-offs:
   a bitmap check), one numpy copy; ~0.8 us of Python per call on top of the copy (benchmarks/RESULTS.md: 1.4x the
   throughput of slicing an np.memmap of one flat file). `read_rows` / `mark_doc_starts` do a whole batch of rows
   per call (`shardstore.store.rows`: the loader's hot path). Single-shard `tokens()`/`doc()` return zero-copy views.
+- A store of many tiny shards (>= 512 files of <= 1 MiB, <= 256 MiB of tokens) reads token rows from verified
+  in-memory runs of consecutive shards instead (`runs`): batches/s stay flat up to 100,000 shards.
 - The locator decides where shard files come from: `LocalLocator` for directories and file:// URLs; for any other
   fsspec URL, `shardstore.remote.cache.open_remote` stages files to node-local disk.
 """
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,11 +43,13 @@ from shardstore.store.manifest import MANIFEST_NAME, FileInfo, Manifest, open_ma
 from shardstore.store.mapcache import ShardMaps
 from shardstore.store.mapped import MappedShard
 from shardstore.store.rawmap import FileId
+from shardstore.store.runs import ShardRuns, plan_runs
 from shardstore.util.forksafe import reset_in_forked_child
 from shardstore.util.modes import VerifyMode, parse_mode
 from shardstore.util.remote_options import RemoteOptions
 
 if TYPE_CHECKING:
+    from shardstore.store.rows import Segment
     from shardstore.store.verify import VerifyReport
 
 __all__ = ["DEFAULT_MAX_OPEN_SHARDS", "LocalLocator", "Locator", "Store", "VerifyMode"]
@@ -68,6 +72,7 @@ class Store:
         max_open_shards: int = DEFAULT_MAX_OPEN_SHARDS,
         reopen_args: tuple[Any, ...] | None = None,
         budget: MapBudget | None = None,
+        run_budget: MapBudget | None = None,
     ) -> None:
         self._mode = parse_mode(VerifyMode, verify, name="verify")
         if max_open_shards < 1:
@@ -90,6 +95,11 @@ class Store:
         self._out_dtype: np.dtype | None = None
         self._maps = ShardMaps(
             manifest, locator, max_open=max_open_shards, trust_all=self._mode is VerifyMode.OFF, budget=budget
+        )
+        # Many tiny shards: token rows are read from verified in-memory runs of consecutive shards (`runs`).
+        run_starts = plan_runs(manifest.shard_sizes(), counts, self._dtype.itemsize) if counts.size else None
+        self._runs = (
+            None if run_starts is None else ShardRuns(manifest, locator, run_starts, budget=run_budget)
         )
         reset_in_forked_child(self._reset_after_fork)
         if self._mode is VerifyMode.FULL:
@@ -136,11 +146,11 @@ class Store:
         else:
             from shardstore.remote.cache import open_remote
 
-            manifest_bytes, locator = open_remote(path, remote)
+            _, locator = open_remote(path, remote)
             pinnable = locator.max_mapped_shards
             if pinnable is not None:
                 max_open_shards = min(max_open_shards, pinnable)
-            manifest = Manifest.from_json_bytes(manifest_bytes, source=f"{path.rstrip('/')}/{MANIFEST_NAME}")
+            manifest = locator.manifest  # parsed once, or opened through the node-local manifest.idx
             root = path
         return cls(
             manifest, locator, root=root, verify=verify, max_open_shards=max_open_shards, reopen_args=args
@@ -258,11 +268,11 @@ class Store:
         n = out.shape[0]
         if start < 0 or start + n > self._num_tokens:
             raise IndexError(f"tokens [{start}, {start + n}) are outside the store's [0, {self._num_tokens})")
-        starts = self._tok_starts
+        starts, _, slots, get = self.row_segments()
         s = bisect_right(starts, start) - 1
-        shard = self._maps.slots[s]
+        shard = slots[s]
         if shard is None:
-            shard = self._maps.get(s)
+            shard = get(s)
         else:
             shard.used = True
         local = start - starts[s]
@@ -273,9 +283,9 @@ class Store:
             out[...] = shard.tokens[local:stop]
             return out
         pos = 0
-        while pos < n:  # crosses shard boundaries
+        while pos < n:  # crosses shard (or run) boundaries
             s = bisect_right(starts, start) - 1
-            shard = self._get(s)
+            shard = get(s)
             local = start - starts[s]
             take = min(n - pos, shard.num_tokens - local)
             if not shard.trusted:
@@ -383,8 +393,10 @@ class Store:
         return report
 
     def close(self) -> None:
-        """Drop every mapping (views already handed out stay valid)."""
+        """Drop every mapping and run (views already handed out stay valid)."""
         self._maps.close()
+        if self._runs is not None:
+            self._runs.close()
 
     def __enter__(self) -> Store:
         return self
@@ -428,6 +440,22 @@ class Store:
     def mapped_slots(self) -> list[MappedShard | None]:
         """Shard index -> its mapping, None where unmapped (read without the lock: the hot path)."""
         return self._maps.slots
+
+    def row_segments(
+        self,
+    ) -> tuple[list[int], np.ndarray, Sequence[Segment | None], Callable[[int], Segment]]:
+        """What token rows are read from: the first global token of each segment (as a list for bisect and as an
+        int64 array for searchsorted), the segment slots (None where not loaded) and a getter that loads one.
+        Segments are the mapped shards, or the in-memory runs of a store of many tiny shards (`runs`)."""
+        runs = self._runs
+        if runs is None:
+            return self._tok_starts, self._tok_cum, self._maps.slots, self._get
+        return runs.token_starts, runs.token_starts_array, runs.slots, runs.get
+
+    @property
+    def num_runs(self) -> int:
+        """How many in-memory runs token rows are read from (0: rows are read from the shard mappings)."""
+        return 0 if self._runs is None else len(self._runs)
 
     def mapped_shard(self, index: int) -> MappedShard:
         """The mapped shard `index`, mapping it (and evicting another) if needed."""

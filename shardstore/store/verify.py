@@ -83,11 +83,13 @@ _Checked = tuple[fmt.ShardHeader, int] | None  # (header, its stored checksum) w
 
 
 def check_shard_fd(
-    fd: int, size: int, *, source: str, info: fmt.ShardRecord
+    fd: int, size: int, *, source: str, info: fmt.ShardRecord, into: bytearray | None = None
 ) -> tuple[list[fmt.Problem], _Checked]:
     """Check an open shard against its manifest entry, reading each byte once from disk.
 
-    Returns (problems, checked): `checked` is (header, stored header checksum) when there are no problems.
+    Returns (problems, checked): `checked` is (header, stored header checksum) when there are no problems. A
+    shard up to 1 MiB is read into `into` when given (a buffer of exactly `size` bytes: the caller keeps the
+    checked bytes, `runs.ShardRuns`), else into a fresh one.
     """
     if size != info.size:
         why = "truncated" if size < info.size else "has trailing bytes"
@@ -97,17 +99,15 @@ def check_shard_fd(
             )
         ], None
     if size <= _READ_WHOLE:
-        data = bytearray(size)
+        data = into if into is not None and len(into) == size else bytearray(size)
         if _read_exact(fd, memoryview(data)) != size:
             return [fmt.Problem(source, 0, "file shrank while it was read")], None
         view = memoryview(data)
-        problems = fmt.check_shard_bytes(view, source=source, info=info)  # in memory: the disk is read once
-        if problems:
+        # in memory: the disk is read once
+        problems, header = fmt.check_shard_bytes_header(view, source=source, info=info)
+        if problems or header is None:
             return problems, None
-        return [], (
-            fmt.parse_header(view[: fmt.HEADER_SIZE], source=source),
-            fmt.stored_header_checksum(view),
-        )
+        return [], (header, fmt.stored_header_checksum(view))
     return _check_streaming(fd, size, source=source, info=info)
 
 

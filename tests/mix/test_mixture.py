@@ -92,7 +92,7 @@ def test_tokenizer_mismatch_is_refused_unless_allowed(tmp_path: Path) -> None:
     ("change", "message"),
     [
         ({"seq_len": 0}, "seq_len"),
-        ({"colour": 1}, "unknown mixture keys"),
+        ({"colour": 1}, "unknown mixture key 'colour'"),
         ({"sources": []}, "at least one"),
         ({"sources": [{"name": "a", "store": "a"}, {"name": "a", "store": "b"}]}, "unique"),
         ({"sources": [{"name": "a", "store": "a", "weight": -1}]}, "weight"),

@@ -96,12 +96,12 @@ def test_case_insensitive_contractions_match_regex_package(version):
     for a, b in ("re", "ve", "ll"):
         texts += [f"'{c}{d} '{c}" for c in variants[a] for d in variants[b]]
     text = " ".join(texts) + " 'ſt 'K"
-    for name in ("cl100k", "gpt2"):
+    for name in ("cl100k", "gpt2", "cl100k_base", "r50k_base"):
         assert native_split(name, text, version) == reference_split(name, text, version)
 
 
 @pytest.mark.parametrize("version", NATIVE_UNICODE_VERSIONS)
-@pytest.mark.parametrize("name", ["cl100k", "gpt2"])
+@pytest.mark.parametrize("name", ["cl100k", "gpt2", "cl100k_base", "r50k_base"])
 @settings(max_examples=400, deadline=None)
 @given(text=text_strategy)
 def test_split_equals_regex_findall(name, version, text):
@@ -109,7 +109,7 @@ def test_split_equals_regex_findall(name, version, text):
 
 
 @pytest.mark.parametrize("version", NATIVE_UNICODE_VERSIONS)
-@pytest.mark.parametrize("name", ["cl100k", "gpt2"])
+@pytest.mark.parametrize("name", ["cl100k", "gpt2", "cl100k_base", "r50k_base"])
 def test_split_equals_regex_on_large_random_text(name, version):
     rng = random.Random(20261128)
     alphabet = INTERESTING + CHUNKS + [" "] * 20 + ["e"] * 20 + ["\n"] * 5
@@ -124,7 +124,7 @@ def test_split_equals_regex_on_large_random_text(name, version):
     assert native_split(name, text, version) == reference_split(name, text, version)
 
 
-@pytest.mark.parametrize("name", ["cl100k", "gpt2"])
+@pytest.mark.parametrize("name", ["cl100k", "gpt2", "cl100k_base", "r50k_base"])
 def test_split_tiles_edge_cases(name):
     for text in [
         "",

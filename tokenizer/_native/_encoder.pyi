@@ -3,9 +3,23 @@
 from collections.abc import Sequence
 
 class Encoder:
-    """Encoder(tokens, num_ordinary, pattern_id): tokens = 256 byte tokens, merges, then special tokens."""
+    """Encoder(tokens, num_ordinary, pattern_id, merges=None, piece_lookup=True).
 
-    def __init__(self, tokens: list[bytes], num_ordinary: int, pattern_id: int, /) -> None: ...
+    tokens: every id's bytes in id order (b"" = unassigned id); ids below num_ordinary are ordinary, and each byte
+    value is exactly one of them. merges: None (every split of every token, ranked by the token's id: tiktoken) or
+    (left, right, result) triples ranked by position (Hugging Face BPE). piece_lookup: a piece that is a token is
+    that token without merging (tiktoken; HF's ``ignore_merges``).
+    """
+
+    def __init__(
+        self,
+        tokens: list[bytes],
+        num_ordinary: int,
+        pattern_id: int,
+        merges: Sequence[tuple[int, int, int]] | None = None,
+        piece_lookup: bool = True,
+        /,
+    ) -> None: ...
     @property
     def pattern_id(self) -> int: ...
     def encode(self, text: str | bytes, /) -> list[int]: ...
@@ -21,7 +35,7 @@ class Encoder:
     def split(self, text: str | bytes, /) -> list[int]: ...
 
 # The Unicode versions of the compiled pre-tokenizer tables (unicode_tables.h); a native pattern id is
-# 2 * (index in UNICODE_VERSIONS) + (0 cl100k, 1 gpt2).
+# 3 * (index in UNICODE_VERSIONS) + (0 cl100k, 1 gpt2, 2 cl100k_base: tiktoken's spelling).
 UNICODE_VERSIONS: tuple[str, ...]
 DEFAULT_TABLE: int
 

@@ -6,6 +6,11 @@
 //   3. otherwise look the piece up in a per-thread direct-mapped cache (pieces up to 22 bytes, <= 8 tokens);
 //   4. otherwise merge: repeatedly merge the adjacent pair whose concatenation is the lowest-ranked token, leftmost
 //      first on ties. Pairs are looked up by (left id, right id) in a table listing every split of every token.
+// Imported vocabularies: ids are the source's. The 256 byte tokens may have any ids (byte_id_), an empty token is
+// an unassigned id (a gap, which decodes to an error), and a vocabulary with an explicit merge list (Hugging Face
+// BPE) ranks the pairs of that list by their position in it, merges only those pairs and may skip step 2
+// (``ignore_merges: false``). Priorities are ranks; rank_id_ maps the rank of a merge to the id it creates (for
+// tiktoken-style ranks, the identity).
 //      Pieces up to 64 bytes use the simple rescan (fast for short pieces); longer ones use a linked list plus a
 //      lazy min-heap keyed by (rank, position), O(n log n), so a 1 MB run of one letter is not quadratic.
 // The tables are the main cache misses, so they are compact: a token slot holds the token's first 8 bytes and
@@ -14,6 +19,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -124,8 +130,13 @@ inline Scratch& thread_scratch() {
 
 class Encoder {
   public:
-    Encoder(std::vector<std::string> tokens, uint32_t num_ordinary, int pattern)
-        : owner_(g_next_owner.fetch_add(1)), num_ordinary_(num_ordinary), pattern_(pattern) {
+    // tokens: every id's bytes (empty = unassigned); ids below num_ordinary are ordinary. merges: (left, right,
+    // result) id triples in priority order, or empty for "every split of every token, ranked by the token's id".
+    // The caller checks that every byte value is exactly one ordinary token and merges refer to ordinary ids.
+    Encoder(std::vector<std::string> tokens, uint32_t num_ordinary, int pattern,
+            const std::vector<std::array<uint32_t, 3>>& merges = {}, bool piece_lookup = true)
+        : owner_(g_next_owner.fetch_add(1)), num_ordinary_(num_ordinary), pattern_(pattern),
+          piece_lookup_(piece_lookup) {
         offsets_.reserve(tokens.size() + 1);
         offsets_.push_back(0);
         for (const auto& t : tokens) {
@@ -136,6 +147,8 @@ class Encoder {
         slots_.assign(cap, Slot{0, 0, 0, 0});
         slot_mask_ = cap - 1;
         for (uint32_t id = 0; id < num_ordinary_; ++id) {
+            if (len(id) == 0) continue;  // unassigned id
+            if (len(id) == 1) byte_id_[ptr(id)[0]] = id;
             max_len_ = std::max<size_t>(max_len_, len(id));
             uint64_t h = hash_bytes(ptr(id), len(id));
             size_t i = h & slot_mask_;
@@ -143,29 +156,38 @@ class Encoder {
             slots_[i] = Slot{load_head(ptr(id), len(id)), id + 1, static_cast<uint16_t>(h >> 48),
                              static_cast<uint16_t>(std::min<size_t>(len(id), 0xFFFF))};
         }
-        // Every split of every merged token into two tokens -> that token.
+        // (left, right) -> rank: every split of every multi-byte token, ranked by the token's id; or the merge list.
         std::vector<std::pair<uint64_t, uint32_t>> pairs;
-        for (uint32_t id = 256; id < num_ordinary_; ++id) {
-            const uint8_t* p = ptr(id);
-            size_t n = len(id);
-            for (size_t k = 1; k < n; ++k) {
-                int64_t a = find(p, k), b = find(p + k, n - k);
-                if (a >= 0 && b >= 0) pairs.emplace_back((uint64_t(a) << 32) | uint64_t(b), id);
+        if (merges.empty()) {
+            rank_id_.resize(num_ordinary_);
+            for (uint32_t id = 0; id < num_ordinary_; ++id) {
+                rank_id_[id] = id;
+                const uint8_t* p = ptr(id);
+                size_t n = len(id);
+                for (size_t k = 1; k < n; ++k) {
+                    int64_t a = find(p, k), b = find(p + k, n - k);
+                    if (a >= 0 && b >= 0) pairs.emplace_back((uint64_t(a) << 32) | uint64_t(b), id);
+                }
+            }
+        } else {
+            rank_id_.resize(merges.size());
+            for (uint32_t r = 0; r < merges.size(); ++r) {
+                rank_id_[r] = merges[r][2];
+                pairs.emplace_back((uint64_t(merges[r][0]) << 32) | merges[r][1], r);
             }
         }
         size_t pcap = table_capacity(pairs.size());
         pairs_.assign(pcap, PairSlot{~0ULL, kNone});
         pair_mask_ = pcap - 1;
-        for (const auto& kv : pairs) {
+        for (const auto& kv : pairs) {  // a pair listed twice keeps its first (lowest) rank, as in HF
             size_t i = hash_u64(kv.first) & pair_mask_;
             while (pairs_[i].key != ~0ULL && pairs_[i].key != kv.first) i = (i + 1) & pair_mask_;
-            pairs_[i] = PairSlot{kv.first, kv.second};
+            if (pairs_[i].key == ~0ULL) pairs_[i] = PairSlot{kv.first, kv.second};
         }
+        // The first round of merges, indexed by the two byte *values*.
         byte_pairs_.assign(65536, kNone);
-        for (const auto& kv : pairs) {
-            uint64_t a = kv.first >> 32, b = kv.first & 0xFFFFFFFFu;
-            if (a < 256 && b < 256) byte_pairs_[(a << 8) | b] = kv.second;
-        }
+        for (uint32_t a = 0; a < 256; ++a)
+            for (uint32_t b = 0; b < 256; ++b) byte_pairs_[(a << 8) | b] = pair(byte_id_[a], byte_id_[b]);
     }
 
     int pattern() const { return pattern_; }
@@ -208,10 +230,10 @@ class Encoder {
     template <class T>
     size_t encode_piece_hashed(const uint8_t* p, size_t n, uint64_t h, T* out) const {
         if (n == 1) {
-            out[0] = static_cast<T>(p[0]);
+            out[0] = static_cast<T>(byte_id_[p[0]]);
             return 1;
         }
-        if (n <= max_len_) {
+        if (piece_lookup_ && n <= max_len_) {
             int64_t id = find_hashed(p, n, h);
             if (id >= 0) {
                 out[0] = static_cast<T>(id);
@@ -242,8 +264,8 @@ class Encoder {
     size_t merge_small(const uint8_t* p, size_t n, T* out) const {
         uint32_t tok[kSmallPiece], rank[kSmallPiece];
         size_t m = n;
-        for (size_t i = 0; i < m; ++i) tok[i] = p[i];
-        for (size_t i = 0; i + 1 < m; ++i) rank[i] = byte_pairs_[(tok[i] << 8) | tok[i + 1]];
+        for (size_t i = 0; i < m; ++i) tok[i] = byte_id_[p[i]];
+        for (size_t i = 0; i + 1 < m; ++i) rank[i] = byte_pairs_[(uint32_t(p[i]) << 8) | p[i + 1]];
         while (m > 1) {
             size_t best = 0;
             uint32_t best_rank = kNone;
@@ -254,7 +276,7 @@ class Encoder {
                 }
             }
             if (best_rank == kNone) break;
-            tok[best] = best_rank;
+            tok[best] = rank_id_[best_rank];
             std::memmove(tok + best + 1, tok + best + 2, (m - best - 2) * sizeof(uint32_t));
             std::memmove(rank + best + 1, rank + best + 2, (m - best - 2) * sizeof(uint32_t));
             --m;
@@ -269,7 +291,7 @@ class Encoder {
     template <class T>
     size_t merge_heap(const uint8_t* p, size_t n, T* out) const {
         Scratch& s = thread_scratch();
-        s.tok.assign(p, p + n);
+        s.tok.resize(n);
         s.nxt.resize(n);
         s.prv.resize(n);
         s.heap.clear();
@@ -282,11 +304,12 @@ class Encoder {
             std::push_heap(s.heap.begin(), s.heap.end(), std::greater<uint64_t>());
         };
         for (uint32_t i = 0; i < end; ++i) {
+            tok[i] = byte_id_[p[i]];
             nxt[i] = i + 1;
             prv[i] = i == 0 ? kNone : i - 1;
         }
         for (uint32_t i = 0; i + 1 < end; ++i) {
-            uint32_t r = byte_pairs_[(tok[i] << 8) | tok[i + 1]];
+            uint32_t r = byte_pairs_[(uint32_t(p[i]) << 8) | p[i + 1]];
             if (r != kNone) s.heap.push_back((uint64_t(r) << 32) | i);
         }
         std::make_heap(s.heap.begin(), s.heap.end(), std::greater<uint64_t>());
@@ -298,7 +321,7 @@ class Encoder {
             if (tok[i] == kNone) continue;  // part was merged into its left neighbour
             uint32_t j = nxt[i];
             if (j == end || pair(tok[i], tok[j]) != rank) continue;  // stale entry
-            tok[i] = rank;
+            tok[i] = rank_id_[rank];
             tok[j] = kNone;
             uint32_t k = nxt[j];
             nxt[i] = k;
@@ -349,10 +372,13 @@ class Encoder {
     size_t max_len_ = 1;
     struct PairSlot {
         uint64_t key;  // left << 32 | right; ~0 = empty
-        uint32_t val;  // merged id
+        uint32_t val;  // rank of the pair (its result id is rank_id_[val])
     };
     std::vector<PairSlot> pairs_;
-    std::vector<uint32_t> byte_pairs_;  // dense 256x256 table for the first round of merges (256 KiB)
+    std::vector<uint32_t> byte_pairs_;  // dense 256x256 table (by byte values) for the first round (256 KiB)
+    std::vector<uint32_t> rank_id_;     // rank of a merge -> the id it creates
+    uint32_t byte_id_[256] = {};        // byte value -> its token id
+    bool piece_lookup_ = true;
     size_t pair_mask_ = 0;
 };
 

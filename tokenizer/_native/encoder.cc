@@ -109,29 +109,60 @@ int Encoder_init(EncoderObject* self, PyObject* args, PyObject*) {
     PyObject* tokens;
     unsigned int num_ordinary;
     int pattern;
-    if (!PyArg_ParseTuple(args, "O!Ii", &PyList_Type, &tokens, &num_ordinary, &pattern)) return -1;
+    PyObject* merges_obj = Py_None;
+    int piece_lookup = 1;
+    if (!PyArg_ParseTuple(args, "O!Ii|Op", &PyList_Type, &tokens, &num_ordinary, &pattern, &merges_obj, &piece_lookup))
+        return -1;
     Py_ssize_t count = PyList_GET_SIZE(tokens);
     if (pattern < -1 || pattern >= kPretokNumIds) {
         PyErr_Format(PyExc_ValueError, "unknown native pattern id %d", pattern);
         return -1;
     }
     if (count < 256 || num_ordinary < 256 || num_ordinary > static_cast<unsigned int>(count) || count >= 0x7FFFFFFF) {
-        PyErr_SetString(PyExc_ValueError, "tokens must start with the 256 byte tokens and hold num_ordinary ids");
+        PyErr_SetString(PyExc_ValueError, "tokens must hold the 256 byte tokens and num_ordinary ids");
         return -1;
     }
     std::vector<std::string> toks;
     toks.reserve(count);
+    int byte_count[256] = {};
     for (Py_ssize_t i = 0; i < count; ++i) {
         PyObject* t = PyList_GET_ITEM(tokens, i);
-        if (!PyBytes_Check(t) || PyBytes_GET_SIZE(t) == 0 || PyBytes_GET_SIZE(t) > 0xFFFFFF) {
-            PyErr_Format(PyExc_ValueError, "token %zd must be non-empty bytes", i);
+        if (!PyBytes_Check(t) || PyBytes_GET_SIZE(t) > 0xFFFFFF) {
+            PyErr_Format(PyExc_ValueError, "token %zd must be bytes (empty = unassigned id)", i);
             return -1;
         }
         toks.emplace_back(PyBytes_AS_STRING(t), PyBytes_GET_SIZE(t));
+        if (i < static_cast<Py_ssize_t>(num_ordinary) && toks.back().size() == 1)
+            ++byte_count[static_cast<uint8_t>(toks.back()[0])];
     }
     for (int b = 0; b < 256; ++b) {
-        if (toks[b].size() != 1 || static_cast<uint8_t>(toks[b][0]) != b) {
-            PyErr_Format(PyExc_ValueError, "token %d must be the single byte %d", b, b);
+        if (byte_count[b] != 1) {
+            PyErr_Format(PyExc_ValueError, "the byte %d must be exactly one ordinary token, found %d", b, byte_count[b]);
+            return -1;
+        }
+    }
+    std::vector<std::array<uint32_t, 3>> merges;
+    if (merges_obj != Py_None) {
+        PyObject* seq = PySequence_Fast(merges_obj, "merges must be a sequence of (left, right, result) ids");
+        if (!seq) return -1;
+        Py_ssize_t nm = PySequence_Fast_GET_SIZE(seq);
+        merges.reserve(static_cast<size_t>(nm));
+        for (Py_ssize_t i = 0; i < nm; ++i) {
+            unsigned int a, b, r;
+            if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "III", &a, &b, &r)) {
+                Py_DECREF(seq);
+                return -1;
+            }
+            if (a >= num_ordinary || b >= num_ordinary || r >= num_ordinary) {
+                PyErr_Format(PyExc_ValueError, "merge %zd refers to an id outside [0, %u)", i, num_ordinary);
+                Py_DECREF(seq);
+                return -1;
+            }
+            merges.push_back({a, b, r});
+        }
+        Py_DECREF(seq);
+        if (merges.empty()) {
+            PyErr_SetString(PyExc_ValueError, "an explicit merge list must not be empty (pass None)");
             return -1;
         }
     }
@@ -139,7 +170,7 @@ int Encoder_init(EncoderObject* self, PyObject* args, PyObject*) {
     self->enc = nullptr;
     free_ints(self);
     try {
-        self->enc = new Encoder(std::move(toks), num_ordinary, pattern);
+        self->enc = new Encoder(std::move(toks), num_ordinary, pattern, merges, piece_lookup != 0);
         self->ints = new std::vector<PyObject*>();
         self->ints->reserve(static_cast<size_t>(count));
     } catch (const std::bad_alloc&) {
@@ -466,9 +497,9 @@ PyObject* Encoder_decode_bytes(EncoderObject* self, PyObject* ids) {
         }
         int overflow = 0;
         long long v = PyLong_AsLongLongAndOverflow(items[i], &overflow);
-        if (overflow || v < 0 || v >= static_cast<long long>(vocab)) {
+        if (overflow || v < 0 || v >= static_cast<long long>(vocab) || enc->len(static_cast<uint32_t>(v)) == 0) {
             PyObject* repr = PyObject_Repr(items[i]);
-            PyErr_Format(PyExc_IndexError, "id %U at position %zd is outside [0, %u)", repr, i, vocab);
+            PyErr_Format(PyExc_IndexError, "id %U at position %zd is outside [0, %u) or unassigned", repr, i, vocab);
             Py_XDECREF(repr);
             Py_DECREF(seq);
             return nullptr;
@@ -570,7 +601,8 @@ PyMODINIT_FUNC PyInit__encoder(void) {
     EncoderType.tp_name = "tokenizer._native._encoder.Encoder";
     EncoderType.tp_basicsize = sizeof(EncoderObject);
     EncoderType.tp_flags = Py_TPFLAGS_DEFAULT;
-    EncoderType.tp_doc = "Encoder(tokens: list[bytes], num_ordinary: int, pattern_id: int)";
+    EncoderType.tp_doc =
+        "Encoder(tokens: list[bytes], num_ordinary: int, pattern_id: int, merges=None, piece_lookup=True)";
     EncoderType.tp_new = PyType_GenericNew;
     EncoderType.tp_init = reinterpret_cast<initproc>(Encoder_init);
     EncoderType.tp_dealloc = reinterpret_cast<destructor>(Encoder_dealloc);

@@ -23,7 +23,11 @@
 #define PRETOK_INLINE inline __attribute__((always_inline))
 #endif
 
-enum PretokPattern : int { PRETOK_CL100K = 0, PRETOK_GPT2 = 1 };
+// CL100K_BASE is tiktoken's (0.6+) spelling of cl100k: possessive quantifiers and a `\s++$` alternative, which
+// differs from the classic spelling only for a whitespace run that ends the text and holds a CR/LF before its last
+// character (classic: "  \n" + "  "; tiktoken: one piece). tiktoken's r50k spelling splits as GPT2 does.
+enum PretokPattern : int { PRETOK_CL100K = 0, PRETOK_GPT2 = 1, PRETOK_CL100K_BASE = 2 };
+inline constexpr int kPretokNumPatterns = 3;
 
 namespace pretok_detail {
 
@@ -177,7 +181,7 @@ inline size_t space_tail(size_t n, const SpaceRun& r) {
 
 // cl100k: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*
 //         |\s*[\r\n]+|\s+(?!\S)|\s+
-template <class T>
+template <class T, bool EndRun = false>
 PRETOK_INLINE size_t next_cl100k(const uint8_t* s, size_t n, size_t pos) {
     Char c0 = char_at<T>(s, n, pos);
     // (?i:'s|'t|'re|'ve|'m|'ll|'d)
@@ -216,6 +220,7 @@ PRETOK_INLINE size_t next_cl100k(const uint8_t* s, size_t n, size_t pos) {
     }
     // Only whitespace remains (c0 is \s).
     SpaceRun r = space_run<T>(s, n, pos);
+    if (EndRun && r.end == n) return n;  // \s++$ (tiktoken's spelling): whitespace to the end of the text
     // \s*[\r\n]+ : \s* backs off to the last CR/LF of the run; [\r\n]+ then takes just it (the run's last CR/LF).
     // Multi-byte whitespace never contains the bytes 0x0A/0x0D, so a byte scan finds characters.
     for (size_t j = r.end; j > pos; --j) {
@@ -256,16 +261,19 @@ inline uint8_t char_class(uint32_t cp, int table = pretok_tables::kDefaultTable)
 
 }  // namespace pretok_detail
 
-// A native pattern id is 2 * table + pattern: the pattern (cl100k, gpt2) read with a Unicode table version.
-inline constexpr int pretok_pattern_id(int table, PretokPattern p) { return 2 * table + static_cast<int>(p); }
-inline constexpr int kPretokNumIds = 2 * pretok_tables::kNumTables;
+// A native pattern id is kPretokNumPatterns * table + pattern: the pattern read with a Unicode table version.
+inline constexpr int pretok_pattern_id(int table, PretokPattern p) {
+    return kPretokNumPatterns * table + static_cast<int>(p);
+}
+inline constexpr int kPretokNumIds = kPretokNumPatterns * pretok_tables::kNumTables;
 
 namespace pretok_detail {
 // The splitter of one (table, pattern): a functor, so a loop templated on it inlines the whole splitter.
 template <class T, PretokPattern P>
 struct Next {
     PRETOK_INLINE size_t operator()(const uint8_t* s, size_t n, size_t pos) const {
-        return P == PRETOK_GPT2 ? next_gpt2<T>(s, n, pos) : next_cl100k<T>(s, n, pos);
+        if (P == PRETOK_GPT2) return next_gpt2<T>(s, n, pos);
+        return next_cl100k<T, P == PRETOK_CL100K_BASE>(s, n, pos);
     }
 };
 }  // namespace pretok_detail
@@ -276,9 +284,10 @@ struct Next {
 // Callers validate `id` once, at construction; an invalid id splits as id 0.
 template <class F>
 inline auto pretok_with(int id, F&& f) {
-#define PRETOK_WITH_CASE(table, T)                                                             \
-    case 2 * table: return f(pretok_detail::Next<pretok_tables::T, PRETOK_CL100K>{}); \
-    case 2 * table + 1: return f(pretok_detail::Next<pretok_tables::T, PRETOK_GPT2>{});
+#define PRETOK_WITH_CASE(table, T)                                                                 \
+    case 3 * table: return f(pretok_detail::Next<pretok_tables::T, PRETOK_CL100K>{});      \
+    case 3 * table + 1: return f(pretok_detail::Next<pretok_tables::T, PRETOK_GPT2>{});    \
+    case 3 * table + 2: return f(pretok_detail::Next<pretok_tables::T, PRETOK_CL100K_BASE>{});
     switch (id) {
         PRETOK_FOR_EACH_TABLE(PRETOK_WITH_CASE)
         default: return f(pretok_detail::Next<pretok_tables::U16_0_0, PRETOK_CL100K>{});

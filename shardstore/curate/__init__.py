@@ -1,0 +1,1 @@
+"""Curation of stores: exact and near-duplicate removal, benchmark decontamination (document masks)."""

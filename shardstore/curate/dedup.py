@@ -1,0 +1,312 @@
+"""`dedup`: exact and near-duplicate removal across stores, written as one document mask per store.
+
+Stages (each a set of independent tasks on the local pool or Ray, each task writing its files atomically):
+
+1. signatures (`units.py`): per unit of a shard, MinHash signatures over token n-grams, exact hashes, and the LSH
+   records, hash-partitioned;
+2. buckets (`buckets.py`): per partition, group equal keys, confirm candidates (token equality for exact hashes,
+   estimated Jaccard >= threshold for band keys), write edges;
+3. clusters (`clusters.py`): union-find over all edges in this process; keep the first document of each cluster
+   in store order, exclude the others with their reason; one mask per store into MASKDIR
+   (``<store fingerprint>.mask``), and ``dedup-report.json`` beside them.
+
+Determinism: units, partitions and the edges of a partition are pure functions of the stores and the parameters,
+so the masks are byte-identical whatever the worker count, executor, partition count or completion order.
+Memory: `memory_limit` bounds what one task holds. Signatures always go to disk (the work folder) and are read
+back memory-mapped; the number of partitions is chosen so one partition's records (24 bytes per exact hash and per
+band, sorted once) fit in a quarter of the limit, and units are cut so one unit's signatures do too.
+Resume: a unit or partition whose summary file exists is done; after ``kill -9`` the same command continues and
+writes the same masks. The work folder (``MASKDIR/.dedup-work`` by default) is removed on success.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shardstore.curate.buckets import BucketSummary, BucketTask, run_bucket_task
+from shardstore.curate.clusters import cluster
+from shardstore.curate.executors import Executor, run_tasks
+from shardstore.curate.maskdir import check_out_dir
+from shardstore.curate.minhash import MinHashParams, estimated_jaccard
+from shardstore.curate.origins import describe_doc, per_source
+from shardstore.curate.stores import StoreSet
+from shardstore.curate.units import SigSummary, SigTask, load_npy, plan_units, run_sig_task, unit_path
+from shardstore.errors import BuildError, ConfigError
+from shardstore.store.mask import Mask, mask_file_name, write_mask
+from shardstore.util.cores import usable_cores
+from shardstore.util.durable import atomic_write
+
+__all__ = ["DEFAULT_MEMORY_LIMIT", "DedupReport", "dedup"]
+
+DEFAULT_MEMORY_LIMIT = 2 << 30
+REPORT_NAME = "dedup-report.json"
+WORK_NAME = ".dedup-work"
+_RECORD_BYTES = 24
+UNIT_DOCS = 8192
+
+
+@dataclass(slots=True)
+class DedupReport:
+    """What `dedup` did; `to_dict()` is the ``--json`` object (deterministic: no timings; store paths as given)."""
+
+    params: MinHashParams
+    partitions: int
+    units: int
+    stores: list[dict[str, Any]]
+    clusters: dict[str, Any]
+    ngrams: dict[str, int]
+    candidates: dict[str, int]
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "params": self.params.to_dict(),
+            "partitions": self.partitions,
+            "units": self.units,
+            "stores": self.stores,
+            "clusters": self.clusters,
+            "ngrams": self.ngrams,
+            "candidates": self.candidates,
+            "examples": self.examples,
+        }
+
+    @property
+    def removed_docs(self) -> int:
+        return sum(int(s["removed_docs"]) for s in self.stores)
+
+
+def plan_partitions(total_docs: int, params: MinHashParams, memory_limit: int) -> int:
+    """Partitions so that one partition's records, sorted (x2), fit in a quarter of `memory_limit`."""
+    records = total_docs * (params.bands + 1)
+    return max(1, math.ceil(records * _RECORD_BYTES * 2 / max(1, memory_limit // 4)))
+
+
+def unit_docs_for(params: MinHashParams, memory_limit: int) -> int:
+    """Documents per unit: at most `UNIT_DOCS` (units are what workers share), and few enough that a unit's
+    signatures and records take at most a quarter of `memory_limit`."""
+    per_doc = params.num_perm * 4 + (params.bands + 1) * _RECORD_BYTES * 2 + 64
+    return max(1, min(UNIT_DOCS, memory_limit // 4 // per_doc))
+
+
+def dedup(
+    stores: Sequence[str | os.PathLike[str]],
+    *,
+    out: str | os.PathLike[str],
+    params: MinHashParams | None = None,
+    workers: int | None = None,
+    executor: Executor | str = Executor.LOCAL,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    unit_docs: int | None = None,
+    partitions: int | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+    examples: int = 3,
+    on_stage: Callable[[str, int, int], None] | None = None,
+) -> DedupReport:
+    """Find exact and near-duplicate documents across `stores`; write one mask per store into `out` (MASKDIR).
+
+    Args:
+        params: n-gram size, bands x rows, seed, confirmation threshold (see `MinHashParams`).
+        memory_limit: bytes one task may hold (signatures spill to the work folder regardless).
+        unit_docs: documents per signature task (default: from `memory_limit`); not an output option.
+        partitions: hash partitions of the band buckets (default: from `memory_limit`); not an output option.
+        work_dir: where the spilled signatures and records go (default ``out/.dedup-work``).
+        on_stage: progress callback ``(stage, done, total)``.
+    """
+    params = params or MinHashParams()
+    if memory_limit < 1 << 20:
+        raise ConfigError(f"memory_limit={memory_limit} bytes is below the minimum of 1 MiB")
+    workers = workers or usable_cores()
+    sset = StoreSet.open(stores)
+    out = os.fspath(out)
+    os.makedirs(out, exist_ok=True)
+    check_out_dir(out, "decontaminate-report.json", "decontaminate")
+    work = os.fspath(work_dir) if work_dir is not None else os.path.join(out, WORK_NAME)
+    os.makedirs(work, exist_ok=True)
+    if partitions is not None and partitions < 1:
+        raise ConfigError(f"partitions={partitions} must be >= 1")
+    partitions = partitions or plan_partitions(sset.total_docs, params, memory_limit)
+    per_unit = unit_docs or unit_docs_for(params, memory_limit)
+    tasks: list[SigTask] = []
+    for si, store in enumerate(sset.stores):
+        for shard, lo, hi in plan_units(store, unit_docs=per_unit):
+            tasks.append(
+                SigTask(
+                    len(tasks), work, sset.paths[si], shard, lo, hi, int(sset.bases[si]), params, partitions
+                )
+            )
+    _check_plan(work, sset, params, partitions, [(t.store_path, t.shard, t.doc_lo, t.doc_hi) for t in tasks])
+
+    def progress(stage: str, total: int) -> Callable[[int, Any], None]:
+        count = [0]
+
+        def tick(_i: int, _r: Any) -> None:
+            count[0] += 1
+            if on_stage is not None:
+                on_stage(stage, count[0], total)
+
+        return tick
+
+    sums: list[SigSummary] = run_tasks(
+        run_sig_task, tasks, workers=workers, executor=executor, on_result=progress("signatures", len(tasks))
+    )
+    first_gid = tuple(t.doc_base + t.doc_lo for t in tasks)
+    cum = [np.concatenate([[0], np.cumsum(s.records_per_partition)]) for s in sums]
+    btasks = [
+        BucketTask(
+            p,
+            work,
+            params,
+            first_gid,
+            tuple((int(c[p]), int(c[p + 1])) for c in cum),
+            sset.paths,
+            tuple(int(b) for b in sset.bases),
+        )
+        for p in range(partitions)
+    ]
+    bsums: list[BucketSummary] = run_tasks(
+        run_bucket_task, btasks, workers=workers, executor=executor, on_result=progress("buckets", partitions)
+    )
+    edges = [load_npy(os.path.join(work, f"p{p:04d}.edges.npy")) for p in range(partitions)]
+    clusters = cluster(np.concatenate(edges) if edges else np.empty((0, 3), np.uint64))
+    report = _finish(sset, out, work, params, partitions, tasks, sums, bsums, clusters, examples)
+    atomic_write(
+        os.path.join(out, REPORT_NAME), json.dumps(report.to_dict(), indent=1, sort_keys=True).encode()
+    )
+    if work_dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def _check_plan(work: str, sset: StoreSet, params: MinHashParams, partitions: int, units: list[Any]) -> None:
+    """The work folder belongs to one plan: resuming with other stores or options is refused, not mixed."""
+    plan = {
+        "params": params.to_dict(),
+        "partitions": partitions,
+        "stores": [s.fingerprint for s in sset.stores],
+        "units": units,
+    }
+    data = json.dumps(plan, sort_keys=True).encode()
+    path = os.path.join(work, "plan.json")
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            if f.read() != data:
+                raise BuildError(
+                    f"{work} holds an unfinished dedup run with other stores or options; re-run it with the same "
+                    "ones (same --memory-limit too), or delete that folder to start over"
+                )
+        return
+    atomic_write(path, data)
+
+
+def _doc_tokens(work: str, tasks: list[SigTask], first_gid: np.ndarray, gids: np.ndarray) -> np.ndarray:
+    units = np.searchsorted(first_gid, gids, "right") - 1
+    out = np.zeros(gids.size, dtype=np.int64)
+    for u in np.unique(units).tolist():
+        info = load_npy(unit_path(work, u, "info.npy"), mmap=True)
+        sel = units == u
+        out[sel] = np.asarray(info[gids[sel] - first_gid[u], 3], dtype=np.int64)
+    return out
+
+
+def _finish(
+    sset: StoreSet,
+    out: str,
+    work: str,
+    params: MinHashParams,
+    partitions: int,
+    tasks: list[SigTask],
+    sums: list[SigSummary],
+    bsums: list[BucketSummary],
+    clusters: Any,
+    examples: int,
+) -> DedupReport:
+    first_gid = np.asarray([t.doc_base + t.doc_lo for t in tasks], dtype=np.int64)
+    removed_tokens = _doc_tokens(work, tasks, first_gid, clusters.removed)
+    store_of = np.searchsorted(sset.bases, clusters.removed, "right") - 1
+    kept_store = np.searchsorted(sset.bases, clusters.kept_of, "right") - 1
+    rows = []
+    for si, store in enumerate(sset.stores):
+        sel = store_of == si
+        local = clusters.removed[sel] - sset.bases[si]
+        kept = clusters.kept_of[sel]
+        ks = kept_store[sel]
+        reasons = [
+            f"{'exact' if ex else 'near'} duplicate of store {sset.names[k]} doc {int(g - sset.bases[k])}"
+            for ex, k, g in zip(clusters.exact[sel].tolist(), ks.tolist(), kept.tolist(), strict=True)
+        ]
+        mask = Mask.build(
+            store_fingerprint=store.fingerprint, num_docs=store.num_docs, ids=local, reasons=reasons
+        )
+        name = mask_file_name(store.fingerprint)
+        write_mask(os.path.join(out, name), mask)
+        toks = removed_tokens[sel]
+        rows.append(
+            {
+                "store": sset.names[si],
+                "path": sset.paths[si],
+                "fingerprint": store.fingerprint,
+                "mask": name,
+                "docs": store.num_docs,
+                "tokens": store.num_tokens,
+                "removed_docs": int(sel.sum()),
+                "removed_tokens": int(toks.sum()),
+                "exact_removed_docs": int(clusters.exact[sel].sum()),
+                "near_removed_docs": int((~clusters.exact[sel]).sum()),
+                "sources": per_source(store, local, toks),
+            }
+        )
+    sizes = {str(k): v for k, v in clusters.sizes.items()}
+    return DedupReport(
+        params=params,
+        partitions=partitions,
+        units=len(tasks),
+        stores=rows,
+        clusters={"count": sum(clusters.sizes.values()), "sizes": sizes},
+        ngrams={
+            "used": sum(s.ngrams for s in sums),
+            "degenerate": sum(s.degenerate_ngrams for s in sums),
+            "docs_without_ngrams": sum(s.docs_without_ngrams for s in sums),
+        },
+        candidates={
+            "compared": sum(b.compared for b in bsums),
+            "rejected": sum(b.rejected for b in bsums),
+            "exact_hash_collisions": sum(b.exact_hash_collisions for b in bsums),
+            "exact_pairs": sum(b.exact_pairs for b in bsums),
+            "near_pairs": sum(b.near_pairs for b in bsums),
+        },
+        examples=_examples(sset, work, tasks, first_gid, clusters, examples),
+    )
+
+
+def _examples(
+    sset: StoreSet, work: str, tasks: list[SigTask], first_gid: np.ndarray, clusters: Any, count: int
+) -> list[dict[str, Any]]:
+    """The first `count` near duplicates (then exact ones) in store order, decoded, with provenance."""
+    order = np.argsort(clusters.exact, kind="stable")[:count]
+    out = []
+    for i in order.tolist():
+        pair = []
+        for g in (int(clusters.removed[i]), int(clusters.kept_of[i])):
+            si = int(np.searchsorted(sset.bases, g, "right")) - 1
+            pair.append((g, describe_doc(sset.stores[si], sset.names[si], g - int(sset.bases[si]))))
+        sig = []
+        for g, _ in pair:
+            u = int(np.searchsorted(first_gid, g, "right")) - 1
+            sig.append(np.asarray(load_npy(unit_path(work, u, "sig.npy"), mmap=True)[g - int(first_gid[u])]))
+        out.append(
+            {
+                "removed": pair[0][1],
+                "kept": pair[1][1],
+                "exact": bool(clusters.exact[i]),
+                "estimated_jaccard": round(estimated_jaccard(sig[0], sig[1]), 4),
+            }
+        )
+    return out

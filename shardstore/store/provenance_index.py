@@ -1,0 +1,60 @@
+"""From provenance back to documents: which document of a store came from (input file, record).
+
+The reverse of `shardstore.store.provenance.read_provenance`, for `shardstore mask write --provenance`: a list of
+(file, record) pairs (a benchmark leak found in the raw data, a takedown request) becomes document ids. It reads
+``provenance/units.json`` and the record column of each unit whose file is asked for (one Parquet file per unit,
+8 bytes per document), never the shards.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from shardstore.errors import ConfigError, FormatError
+from shardstore.store.provenance import UNITS_FILE
+
+__all__ = ["docs_of_records"]
+
+
+def _path(store: Any, name: str) -> str:
+    if store.manifest.file(name) is None:
+        raise ConfigError(f"{store.root}: the store has no provenance ({name} is not in its manifest)")
+    return str(store.file_path(name))
+
+
+def docs_of_records(store: Any, records: Sequence[tuple[str, int]]) -> np.ndarray:
+    """The document id of each (input file URL as recorded, record) pair, in the given order (int64).
+
+    Raises `ConfigError` naming the first pair that no document of the store came from."""
+    import pyarrow.parquet as pq
+
+    path = _path(store, UNITS_FILE)
+    try:
+        with open(path, "rb") as f:
+            units = json.loads(f.read())["units"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FormatError(f"{path}: corrupt provenance index ({exc})") from exc
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    for u in units:
+        by_file.setdefault(str(u["url"]), []).append(u)
+    lookup: dict[tuple[str, int], int] = {}
+    for url in {f for f, _ in records}:
+        for u in by_file.get(url, []):
+            column = pq.read_table(_path(store, u["file"]), columns=["record"]).column(0).to_numpy()
+            first = int(u["first_doc"])
+            for i, rec in enumerate(column.tolist()):
+                lookup.setdefault((url, int(rec)), first + i)
+    out = np.empty(len(records), dtype=np.int64)
+    for i, (url, rec) in enumerate(records):
+        doc = lookup.get((url, int(rec)))
+        if doc is None:
+            known = sorted(by_file)[:3]
+            raise ConfigError(
+                f"no document of {store.root} came from record {rec} of {url!r} (provenance files: {known}...)"
+            )
+        out[i] = doc
+    return out

@@ -1,0 +1,98 @@
+"""`dedup` killed with SIGKILL (a real subprocess, like `kill -9 PID`) at several points, then re-run, writes the
+same masks and report as an uninterrupted run; `--executor ray` on a local Ray instance writes the same bytes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from shardstore.curate.dedup import dedup
+from shardstore.curate.synthetic import make_corpus
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _files(folder) -> dict[str, bytes]:
+    return {n: (folder / n).read_bytes() for n in sorted(os.listdir(folder)) if not n.startswith(".")}
+
+
+def _done(work, prefix: str) -> int:
+    try:
+        return sum(1 for n in os.listdir(work) if n.startswith(prefix) and n.endswith(".json"))
+    except FileNotFoundError:
+        return 0
+
+
+def _survivors(pgid: int) -> list[int]:
+    import psutil
+
+    alive = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p.pid)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return alive
+
+
+@pytest.fixture
+def corpus_store(make_store):
+    c = make_corpus(families=40, copies=2, rates=(0.0, 0.01), unrelated=200, seed=4)
+    return make_store("a", c.texts)
+
+
+def test_sigkill_then_resume_writes_identical_masks(corpus_store, tmp_path) -> None:
+    ref = tmp_path / "ref"
+    dedup([corpus_store], out=ref, workers=1)
+    out = tmp_path / "out"
+    work = out / ".dedup-work"
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "shardstore", "dedup", corpus_store, "--out", str(out), "--unit-docs", "3",
+           "--partitions", "6", "--no-progress"]  # fmt: skip
+    kills = 0
+    for workers, prefix, after in [("2", "u", 5), ("1", "u", 40), ("2", "u", 90), ("1", "p0", 2)]:
+        proc = subprocess.Popen([*cmd, "--workers", workers], env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while _done(work, prefix) < after and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while _survivors(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        orphans = _survivors(proc.pid)
+        if orphans:
+            os.killpg(proc.pid, signal.SIGKILL)
+        assert not orphans, f"worker processes {orphans} outlived the killed dedup"
+    assert kills >= 3, "dedup finished before most kill points; make the corpus larger"
+    assert work.exists() and _done(work, "u") > 0
+    done = subprocess.run([*cmd, "--workers", "2"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not work.exists()
+    got, want = _files(out), _files(ref)
+    got.pop("dedup-report.json")
+    want.pop("dedup-report.json")
+    assert got == want
+
+
+@pytest.mark.slow
+def test_ray_executor_writes_the_same_bytes_as_a_local_run(corpus_store, tmp_path) -> None:
+    ray = pytest.importorskip("ray")
+    local = tmp_path / "local"
+    dedup([corpus_store], out=local, workers=2, unit_docs=50, partitions=3)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": ROOT}})  # fmt: skip
+    try:
+        dedup([corpus_store], out=tmp_path / "ray", executor="ray", unit_docs=50, partitions=3)
+    finally:
+        ray.shutdown()
+    assert _files(tmp_path / "ray") == _files(local)
