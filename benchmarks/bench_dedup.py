@@ -305,6 +305,7 @@ CONTENDERS: dict = {
     "datatrove": run_datatrove,
     "decontaminate": run_decontam,
     "plain-13gram-scan": run_plain_scan,
+    **{f"shardstore-{n}": (lambda n: lambda w: run_ours(w, n))(n) for n in (4, 8, 16)},
 }
 
 
