@@ -23,6 +23,7 @@ MinHash, LSH insert and query. Decontamination: `decontaminate` vs a plain-Pytho
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -305,7 +306,7 @@ CONTENDERS: dict = {
     "datatrove": run_datatrove,
     "decontaminate": run_decontam,
     "plain-13gram-scan": run_plain_scan,
-    **{f"shardstore-{n}": (lambda n: lambda w: run_ours(w, n))(n) for n in (4, 8, 16)},
+    **{f"shardstore-{n}": functools.partial(run_ours, workers=n) for n in (4, 8, 16)},
 }
 
 
