@@ -23,6 +23,7 @@ MinHash, LSH insert and query. Decontamination: `decontaminate` vs a plain-Pytho
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -295,7 +296,7 @@ def run_datatrove(work: Path) -> dict:
     return {"wall": wall, "cpu": cpu, "rss": peak_rss_mib(), "predicted": [], "removed": removed}
 
 
-CONTENDERS = {
+CONTENDERS: dict = {
     "shardstore-1": lambda w: run_ours(w, 1),
     "shardstore-1-estimate": lambda w: run_ours(w, 1, "estimate"),
     "shardstore-2": lambda w: run_ours(w, 2),
@@ -305,6 +306,7 @@ CONTENDERS = {
     "datatrove": run_datatrove,
     "decontaminate": run_decontam,
     "plain-13gram-scan": run_plain_scan,
+    **{f"shardstore-{n}": functools.partial(run_ours, workers=n) for n in (4, 8, 16)},
 }
 
 
@@ -349,6 +351,7 @@ def main() -> None:
     ap.add_argument(
         "--scaling-only", action="store_true", help="only shardstore with 1 and 2 workers (big corpora)"
     )
+    ap.add_argument("--workers", default="1,2", help="worker counts of --scaling-only")
     ap.add_argument("--run", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = Path(args.work)
@@ -362,11 +365,14 @@ def main() -> None:
     meta = json.loads((work / "meta.json").read_text())
     mb = meta["mb"]
     if args.scaling_only:
-        walls = {w: spawn(f"shardstore-{w}", work) for w in (1, 2)}
-        one, two = walls[1], walls[2]
-        if one and two:
-            print(f"{meta['docs']} documents, {mb:.1f} MB: 1 worker {one['wall']:.2f}s wall ({mb / one['cpu']:.1f} "
-                  f"MB/CPU-s), 2 workers {two['wall']:.2f}s wall: {one['wall'] / two['wall']:.2f}x")  # fmt: skip
+        counts = [int(w) for w in args.workers.split(",")]
+        walls = {w: spawn(f"shardstore-{w}", work) for w in counts}
+        one = walls[counts[0]]
+        for w, r in walls.items():
+            if one and r:
+                cpu = f" ({mb / r['cpu']:.1f} MB/CPU-s)" if w == 1 else ""
+                print(f"{meta['docs']} documents, {mb:.1f} MB, {w} workers: {r['wall']:.2f}s wall{cpu}, "
+                      f"{one['wall'] / r['wall']:.2f}x the first")  # fmt: skip
         return
     print(
         f"corpus: {meta['docs']} documents, {mb:.1f} MB of text; token {NGRAM}-grams, {BANDS} x {ROWS} bands"

@@ -41,7 +41,7 @@ from shardstore.curate.buckets import (
     run_confirm_task,
 )
 from shardstore.curate.clusters import cluster
-from shardstore.curate.executors import Executor, run_tasks
+from shardstore.curate.executors import Executor, TaskRunner
 from shardstore.curate.maskdir import check_out_dir, prune_stale_masks
 from shardstore.curate.minhash import MinHashParams, exact_jaccard, ngram_set
 from shardstore.curate.origins import describe_doc, per_source
@@ -167,9 +167,32 @@ def dedup(
 
         return tick
 
-    sums: list[SigSummary] = run_tasks(
-        run_sig_task, tasks, workers=workers, executor=executor, on_result=progress("signatures", len(tasks))
+    with TaskRunner(workers=workers, executor=executor) as runner:
+        sums, bsums, csums = _run_stages(runner, work, sset, params, partitions, tasks, progress)
+    edges = [load_npy(os.path.join(work, f"{k}{p:04d}.edges.npy")) for k in "pq" for p in range(partitions)]
+    clusters = cluster(np.concatenate(edges) if edges else np.empty((0, 3), np.uint64))
+    stale = prune_stale_masks(out, REPORT_NAME, {mask_file_name(s.fingerprint) for s in sset.stores})
+    report = _finish(sset, out, work, params, partitions, tasks, sums, bsums, csums, clusters, examples)
+    report.stale_masks_removed = stale
+    atomic_write(
+        os.path.join(out, REPORT_NAME), json.dumps(report.to_dict(), indent=1, sort_keys=True).encode()
     )
+    if work_dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def _run_stages(
+    runner: TaskRunner,
+    work: str,
+    sset: StoreSet,
+    params: MinHashParams,
+    partitions: int,
+    tasks: list[SigTask],
+    progress: Callable[[str, int], Callable[[int, Any], None]],
+) -> tuple[list[SigSummary], list[BucketSummary], list[ConfirmSummary]]:
+    """Signatures, buckets, confirmation: three stages of independent tasks on one runner."""
+    sums: list[SigSummary] = runner.run(run_sig_task, tasks, progress("signatures", len(tasks)))
     first_gid = tuple(t.doc_base + t.doc_lo for t in tasks)
     cum = [np.concatenate([[0], np.cumsum(s.records_per_partition)]) for s in sums]
     btasks = [
@@ -185,9 +208,7 @@ def dedup(
         )
         for p in range(partitions)
     ]
-    bsums: list[BucketSummary] = run_tasks(
-        run_bucket_task, btasks, workers=workers, executor=executor, on_result=progress("buckets", partitions)
-    )
+    bsums: list[BucketSummary] = runner.run(run_bucket_task, btasks, progress("buckets", partitions))
     ccum = [np.concatenate([[0], np.cumsum(b.candidates_per_partition)]) for b in bsums]
     ctasks = [
         ConfirmTask(
@@ -201,24 +222,8 @@ def dedup(
         )
         for q in range(partitions)
     ]
-    csums: list[ConfirmSummary] = run_tasks(
-        run_confirm_task,
-        ctasks,
-        workers=workers,
-        executor=executor,
-        on_result=progress("confirm", partitions),
-    )
-    edges = [load_npy(os.path.join(work, f"{k}{p:04d}.edges.npy")) for k in "pq" for p in range(partitions)]
-    clusters = cluster(np.concatenate(edges) if edges else np.empty((0, 3), np.uint64))
-    stale = prune_stale_masks(out, REPORT_NAME, {mask_file_name(s.fingerprint) for s in sset.stores})
-    report = _finish(sset, out, work, params, partitions, tasks, sums, bsums, csums, clusters, examples)
-    report.stale_masks_removed = stale
-    atomic_write(
-        os.path.join(out, REPORT_NAME), json.dumps(report.to_dict(), indent=1, sort_keys=True).encode()
-    )
-    if work_dir is None:
-        shutil.rmtree(work, ignore_errors=True)
-    return report
+    csums: list[ConfirmSummary] = runner.run(run_confirm_task, ctasks, progress("confirm", partitions))
+    return sums, bsums, csums
 
 
 def _check_plan(work: str, sset: StoreSet, params: MinHashParams, partitions: int, units: list[Any]) -> None:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from shardstore.errors import BuildError, ConfigError
 
-__all__ = ["Executor", "run_tasks"]
+__all__ = ["Executor", "TaskRunner", "run_tasks"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -45,6 +45,62 @@ def _exit_with_parent(lifeline: Any) -> None:
     os._exit(1)
 
 
+class TaskRunner:
+    """Runs the stages of one job: one local pool (started on first need, shared by every stage, so a job pays the
+    pool's start-up once), or Ray. Use as a context manager; `run` is ``[fn(t) for t in tasks]``."""
+
+    def __init__(self, *, workers: int = 1, executor: Executor | str = Executor.LOCAL) -> None:
+        if workers < 1:
+            raise ConfigError(f"workers={workers} must be >= 1")
+        self.kind = Executor(executor)
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._lifeline: Any = None
+
+    def __enter__(self) -> TaskRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._lifeline.close()  # the pool has shut down; nothing is left to outlive us
+            self._pool = None
+
+    def run(
+        self, fn: Callable[[T], R], tasks: Sequence[T], on_result: Callable[[int, R], None] | None = None
+    ) -> list[R]:
+        """``[fn(t) for t in tasks]``; `on_result(i, r)` is called as each finishes (in any order)."""
+        results: list[Any] = [None] * len(tasks)
+
+        def done(i: int, r: R) -> None:
+            results[i] = r
+            if on_result is not None:
+                on_result(i, r)
+
+        if self.kind is Executor.RAY:
+            _run_ray(fn, tasks, done)
+        elif self.workers == 1 or len(tasks) <= 1:
+            for i, t in enumerate(tasks):
+                done(i, fn(t))
+        else:
+            _run_pool(self._get_pool(), fn, tasks, self.workers, done)
+        return results
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            ctx: Any
+            try:
+                ctx = mp.get_context("forkserver")
+                ctx.set_forkserver_preload(["numpy", "shardstore.curate.units", "shardstore.curate.buckets"])
+            except ValueError:
+                ctx = mp.get_context("spawn")
+            lifeline_r, self._lifeline = ctx.Pipe(duplex=False)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=ctx, initializer=_watch_parent, initargs=(lifeline_r,)
+            )
+        return self._pool
+
+
 def run_tasks(
     fn: Callable[[T], R],
     tasks: Sequence[T],
@@ -53,66 +109,42 @@ def run_tasks(
     executor: Executor | str = Executor.LOCAL,
     on_result: Callable[[int, R], None] | None = None,
 ) -> list[R]:
-    """``[fn(t) for t in tasks]``, run in parallel; `on_result(i, r)` is called as each finishes (any order)."""
-    kind = Executor(executor)
-    if workers < 1:
-        raise ConfigError(f"workers={workers} must be >= 1")
-    results: list[Any] = [None] * len(tasks)
-
-    def done(i: int, r: R) -> None:
-        results[i] = r
-        if on_result is not None:
-            on_result(i, r)
-
-    if kind is Executor.RAY:
-        _run_ray(fn, tasks, done)
-    elif workers == 1 or len(tasks) <= 1:
-        for i, t in enumerate(tasks):
-            done(i, fn(t))
-    else:
-        _run_pool(fn, tasks, workers, done)
-    return results
+    """One stage on its own runner (see `TaskRunner`)."""
+    with TaskRunner(workers=workers, executor=executor) as runner:
+        return runner.run(fn, tasks, on_result)
 
 
-def _run_pool(fn: Callable[[T], R], tasks: Sequence[T], workers: int, done: Callable[[int, R], None]) -> None:
-    ctx: Any
-    try:
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["numpy", "shardstore.curate.units", "shardstore.curate.buckets"])
-    except ValueError:
-        ctx = mp.get_context("spawn")
-    lifeline_r, lifeline_w = ctx.Pipe(duplex=False)
+def _run_pool(
+    pool: ProcessPoolExecutor,
+    fn: Callable[[T], R],
+    tasks: Sequence[T],
+    workers: int,
+    done: Callable[[int, R], None],
+) -> None:
     pending = iter(enumerate(tasks))
     in_flight: dict[Future[R], int] = {}
-    with ProcessPoolExecutor(
-        max_workers=min(workers, len(tasks)),
-        mp_context=ctx,
-        initializer=_watch_parent,
-        initargs=(lifeline_r,),
-    ) as pool:
-        try:
-            while True:
-                while len(in_flight) < 2 * workers:
-                    nxt = next(pending, None)
-                    if nxt is None:
-                        break
-                    in_flight[pool.submit(fn, nxt[1])] = nxt[0]
-                if not in_flight:
+    try:
+        while True:
+            while len(in_flight) < 2 * workers:
+                nxt = next(pending, None)
+                if nxt is None:
                     break
-                finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-                for fut in sorted(finished, key=lambda f: in_flight[f]):
-                    i = in_flight.pop(fut)
-                    try:
-                        done(i, fut.result())
-                    except BrokenProcessPool as exc:
-                        raise BuildError(
-                            f"a worker process died while running task {i} (killed, or out of memory); "
-                            "re-run the same command to resume"
-                        ) from exc
-        finally:
-            for fut in in_flight:
-                fut.cancel()
-    lifeline_w.close()
+                in_flight[pool.submit(fn, nxt[1])] = nxt[0]
+            if not in_flight:
+                break
+            finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+            for fut in sorted(finished, key=lambda f: in_flight[f]):
+                i = in_flight.pop(fut)
+                try:
+                    done(i, fut.result())
+                except BrokenProcessPool as exc:
+                    raise BuildError(
+                        f"a worker process died while running task {i} (killed, or out of memory); "
+                        "re-run the same command to resume"
+                    ) from exc
+    finally:
+        for fut in in_flight:
+            fut.cancel()
 
 
 def _run_ray(fn: Callable[[T], R], tasks: Sequence[T], done: Callable[[int, R], None]) -> None:
