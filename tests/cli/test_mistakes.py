@@ -149,11 +149,18 @@ def test_3_misspelled_pattern_name_lists_the_known_names(tmp_path, capsys):
     code, _, err = run(capsys, *common, "--pattern", "cl100")
     assert code == 1 and not out.exists()
     line = one_line(err)
-    assert "unknown pattern name 'cl100' (did you mean 'cl100k'?)" in line and "cl100k, cl100k_base, gpt2, o200k_base" in line
+    assert (
+        "unknown pattern name 'cl100' (did you mean 'cl100k'?)" in line
+        and "cl100k, cl100k_base, gpt2, o200k_base" in line
+    )
     assert "'regex:cl100'" in line
     # forced as a regex, it matches (almost) nothing: also an error, with the known names
     code, _, err = run(capsys, *common, "--pattern", "regex:cl100")
-    assert code == 1 and "matches only 0 of the" in one_line(err) and "cl100k, cl100k_base, gpt2, o200k_base" in err
+    assert (
+        code == 1
+        and "matches only 0 of the" in one_line(err)
+        and "cl100k, cl100k_base, gpt2, o200k_base" in err
+    )
     code, _, err = run(capsys, *common, "--pattern", r"\s+|\S+")  # a real regex still trains
     assert code == 0, err
     code, ids, _ = run(capsys, "tokenizer", "encode", out, "hello fox")
