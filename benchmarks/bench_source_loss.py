@@ -6,7 +6,8 @@ Two training steps (forward, backward, fused AdamW on GPU) of the same `gpt_mode
 - ``per_source``: `GPT.forward`, which reduces the token losses per sample and then per source with two
   ``scatter_add`` (the per-source sums and token counts `train_gpt.py` prints), compiled with the rest on GPU.
 
-Rounds alternate the two variants; the figure is the median step time of each and their ratio. The host side of the
+Rounds alternate the two variants; the figures are the median step time of each, their ratio, and the median and
+range of the per-round ratios. The host side of the
 accounting (`train_log.LogWindow.add` per step, `take` per console line) is timed separately, for a few
 numbers of sources.
 
@@ -78,6 +79,7 @@ def step_times(args: argparse.Namespace) -> dict[str, Any]:
         for name in variants if r % 2 == 0 else reversed(list(variants)):
             times[name].append(run(name, args.steps))
     med = {name: statistics.median(t) for name, t in times.items()}
+    ratios = [a / b - 1 for a, b in zip(times["per_source"], times["mean"], strict=True)]
     return {
         "device": torch.cuda.get_device_name(device) if cuda else "cpu",
         "model": args.model,
@@ -88,6 +90,10 @@ def step_times(args: argparse.Namespace) -> dict[str, Any]:
         "mean_ms": med["mean"] * 1e3,
         "per_source_ms": med["per_source"] * 1e3,
         "overhead": med["per_source"] / med["mean"] - 1,
+        # each round's ratio (the two variants measured back to back), median and spread: drift in a shared
+        # machine's speed cancels within a round
+        "round_overhead": statistics.median(ratios),
+        "round_overhead_range": [min(ratios), max(ratios)],
     }
 
 
@@ -126,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{s['device']} {s['model']} ({s['params'] / 1e6:.1f}M) batch {s['batch'][0]}x{s['batch'][1]}, "
         f"{s['sources']} sources, compile {s['compile']}: mean loss {s['mean_ms']:.2f} ms/step, "
-        f"per-source {s['per_source_ms']:.2f} ms/step ({s['overhead']:+.1%})"
+        f"per-source {s['per_source_ms']:.2f} ms/step ({s['overhead']:+.1%}; per round median "
+        f"{s['round_overhead']:+.1%}, range {s['round_overhead_range'][0]:+.1%} to {s['round_overhead_range'][1]:+.1%})"
     )
     for h in out["host"]:
         print(f"host accounting, {h['sources']} sources: {h['us_per_step']:.2f} us/step")

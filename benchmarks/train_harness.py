@@ -282,6 +282,7 @@ class Feeder:
             "gpu_data_gap_frac": sum(gaps) / elapsed if gaps and elapsed > 0 else None,
             "final_loss": self.records[-1]["loss"] if self.records else None,
             "heldout": self.heldout[-1] if self.heldout else None,
+            "heldout_s": sum(dt for _, dt in self.pauses),  # held-out passes, left out of tokens_per_s
             "losses": [r["loss"] for r in self.records],
         }
         if self.rank == 0:

@@ -164,6 +164,7 @@ def test_json_lines_average_each_window_for_a_log_every_that_does_not_divide_the
 
     # held-out loss per source every 3 steps and at the end, over every held-out label position once
     assert [h["step"] for h in heldout] == [3, 6, 7] and summary["heldout"] == heldout[-1]
+    assert summary["heldout_s"] > 0
     expected_tokens = _heldout_counts(heldout_mix, 4)
     for h in heldout:
         assert h["heldout_tokens"] == expected_tokens
