@@ -107,9 +107,11 @@ def read_rows(
     length = out.shape[1]
     starts_l, rows_l = _row_indices(starts, rows, out.shape[0], length, store)
     tok_starts, seg_starts, slots, get = store.row_segments()
-    if len(starts_l) >= 8:
+    if len(starts_l) >= 8 and len(tok_starts) > 128:
         # One searchsorted for the batch (values checked above, so int64 is exact): a Python bisect per row costs
-        # ~30 ns per level, 0.2 us per row over a few hundred segments; below ~8 rows the bisects are cheaper.
+        # ~30 ns per level, 0.2 us per row over a few hundred segments (runs of tiny shards: 18.6k vs 16.4k
+        # batches/s of 64 rows). Over few segments, or for few rows, the bisects are cheaper: the loader's groups
+        # of ~16 rows over 100 shards ran at 0.45-0.93x with searchsorted (benchmarks/RESULTS.md).
         query = np.asarray(starts).astype(np.int64, copy=False)
         found = np.searchsorted(seg_starts, query, "right").tolist()
     else:
