@@ -31,9 +31,15 @@ def write_tiktoken_bpe(tokenizer: Tokenizer, path: str | os.PathLike[str]) -> No
 
 
 def tiktoken_metadata(tokenizer: Tokenizer) -> dict[str, Any]:
-    """What the ``.tiktoken`` file cannot hold: ``pat_str`` and ``special_tokens`` (name -> id)."""
-    pat_str, _, specials = tokenizer.to_tiktoken()
-    return {"pat_str": pat_str, "special_tokens": dict(specials), "explicit_n_vocab": tokenizer.vocab_size}
+    """What the ``.tiktoken`` file cannot hold: ``pat_str``, ``special_tokens`` (name -> id) and, when the ids have
+    no gaps, ``explicit_n_vocab``."""
+    pat_str, ranks, specials = tokenizer.to_tiktoken()
+    meta: dict[str, Any] = {"pat_str": pat_str, "special_tokens": dict(specials)}
+    if (
+        len(ranks) + len(specials) == tokenizer.vocab_size
+    ):  # tiktoken checks it holds; an imported gap breaks it
+        meta["explicit_n_vocab"] = tokenizer.vocab_size
+    return meta
 
 
 def _rank(item: tuple[bytes, int]) -> int:

@@ -187,3 +187,18 @@ def test_a_corrupted_shipped_file_fails_its_published_hash(monkeypatch, tmp_path
     monkeypatch.setitem(it.KNOWN, "o200k_base", bad)
     with pytest.raises(InputError, match="is not the published"):
         Tokenizer.from_tiktoken("o200k_base")
+
+
+def test_export_to_tiktoken_files_of_a_gapped_vocabulary(tmp_path):
+    # cl100k's ids have gaps (100256, 100261..100275): tiktoken's explicit_n_vocab check cannot hold, so it is omitted
+    from tiktoken.load import load_tiktoken_bpe
+
+    from tokenizer.tiktoken_file import tiktoken_metadata, write_tiktoken_bpe
+
+    tok = imported("cl100k_base")
+    write_tiktoken_bpe(tok, tmp_path / "cl.tiktoken")
+    meta = tiktoken_metadata(tok)
+    assert "explicit_n_vocab" not in meta and "explicit_n_vocab" in tiktoken_metadata(imported("gpt2"))
+    enc = tiktoken.Encoding("x", mergeable_ranks=load_tiktoken_bpe(str(tmp_path / "cl.tiktoken")), **meta)
+    text = PROSE["chinese"] + " <|endofprompt|>"
+    assert enc.encode(text, allowed_special="all") == tok.encode(text, allowed_special="all")
