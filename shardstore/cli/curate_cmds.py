@@ -166,6 +166,13 @@ def dedup_cmd(
 )
 @click.option("--boilerplate-min-docs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option(
+    "--unit-docs",
+    type=click.IntRange(min=1),
+    default=1 << 16,
+    show_default=True,
+    help="Documents per scan task.",
+)
+@click.option(
     "--workers", type=click.IntRange(min=1), default=None, help="Local worker processes [all cores]."
 )
 @click.option("--executor", type=enum_choice(Executor), default=Executor.LOCAL.value, show_default=True)
@@ -181,6 +188,7 @@ def decontaminate_cmd(
     min_distinct: int | None,
     boilerplate_fraction: float,
     boilerplate_min_docs: int,
+    unit_docs: int,
     workers: int | None,
     executor: str,
     no_progress: bool,
@@ -204,6 +212,7 @@ def decontaminate_cmd(
         fields=fields,
         workers=workers,
         executor=Executor(executor),
+        unit_docs=unit_docs,
         on_stage=_stage_printer(not no_progress and not as_json and sys.stderr.isatty()),
     )
     if as_json:
