@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from shardstore.curate.minhash import MinHashParams, ngram_hashes, ngram_set
+from shardstore.curate.ngramtable import NgramTable
 
 __all__ = ["doc_ngrams", "drop_boilerplate", "filtered_set"]
 
@@ -47,25 +48,27 @@ def drop_boilerplate(
     boilerplate n-grams left out (positions)."""
     if boiler.size == 0:
         return 0
-    doc, h = doc_ngrams(tokens, offs, params)
-    isb = np.isin(h, boiler)
-    if not isb.any():
+    # which documents hold boilerplate: the native scan of decontamination (one filter probe per token)
+    hits = NgramTable(boiler).scan(tokens, offs, params.ngram, params.distinct)
+    if hits.size == 0:
         return 0
     seeds = params.permutations()
     dropped = 0
-    for d in np.unique(doc[isb]).tolist():
-        mine = doc == d
-        keep = h[mine & ~isb]
+    for d in np.unique(hits[:, 0]).tolist():
+        lo, hi = int(offs[d]), int(offs[d + 1])
+        h, bad = ngram_hashes(tokens[lo:hi], params.ngram, params.distinct)
+        h = h[~bad]
+        isb = np.isin(h, boiler)
+        keep = h[~isb]
         if keep.size == 0:
             continue  # nothing but boilerplate: the document keeps its n-grams (its copies are still found)
-        x = keep.astype(np.uint32) ^ (keep >> np.uint64(32)).astype(np.uint32)
-        x = np.unique(x)
+        x = np.unique(keep.astype(np.uint32) ^ (keep >> np.uint64(32)).astype(np.uint32))
         best = np.full(seeds.size, 0xFFFFFFFF, np.uint32)
-        for lo in range(0, x.size, 4096):
-            best = np.minimum(best, _fmix32(x[lo : lo + 4096, None] ^ seeds[None, :]).min(0))
+        for c in range(0, x.size, 4096):
+            best = np.minimum(best, _fmix32(x[c : c + 4096, None] ^ seeds[None, :]).min(0))
         sig[d] = best
         info[d, 1] = keep.size
-        dropped += int(mine.sum()) - int(keep.size)
+        dropped += int(isb.sum())
     return dropped
 
 

@@ -67,10 +67,14 @@ def run_df_task(task: DfTask) -> tuple[int, ...]:
     with Store.open(task.store_path) as store:
         tokens, offs = doc_slice(store, task.shard, task.doc_lo, task.doc_hi)
         doc, h = doc_ngrams(tokens, offs, task.params)
-    pairs = (
-        np.unique(np.stack([h, doc.astype(np.uint64)], 1), axis=0) if h.size else np.empty((0, 2), np.uint64)
-    )
-    hashes, counts = np.unique(pairs[:, 0], return_counts=True)
+    order = np.argsort(h, kind="stable")  # by hash; documents stay ascending within a hash (one sort)
+    h, doc = h[order], doc[order]
+    first = np.ones(h.size, dtype=bool)
+    first[1:] = (h[1:] != h[:-1]) | (doc[1:] != doc[:-1])  # one entry per (document, n-gram)
+    h = h[first]
+    starts = np.flatnonzero(np.concatenate([[True], h[1:] != h[:-1]])) if h.size else np.empty(0, np.int64)
+    hashes = h[starts]
+    counts = np.diff(np.append(starts, h.size))
     part = hashes % np.uint64(task.partitions)
     order = np.lexsort((hashes, part))
     rows = np.stack([hashes[order], counts[order].astype(np.uint64)], 1).reshape(-1, 2)
