@@ -391,7 +391,8 @@ def main() -> None:
             continue
         if name == "datatrove":  # word 5-grams of its own tokenizer, removed ids only: speed only
             print(
-                f"{name:<21} {mb / r['cpu']:8.2f} {r['cpu']:6.2f} {r['wall']:7.2f} {r['rss']:9.0f}  (speed only)"
+                f"{name:<21} {mb / r['cpu']:8.2f} {r['cpu']:6.2f} {r['wall']:7.2f} {r['rss']:9.0f}  (speed only: its own word 5-grams; "
+                f"removed {r.get('removed', '?')} documents)"
             )
             continue
         sc = scores(set(r["predicted"]), dup, family, meta["rate"])

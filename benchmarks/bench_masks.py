@@ -20,7 +20,6 @@ of them (sorted ids: 4 bytes per excluded document): bytes, and bytes per docume
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -82,7 +81,7 @@ def _setup(work: Path, docs: int) -> tuple[Path, Path]:
     return work / "plain.toml", work / "masked.toml"
 
 
-def _rate(mix_path: Path, seconds: float, start_step: int) -> tuple[float, float, float]:
+def _rate(mix_path: Path, seconds: float, start_step: int, doc_info: str) -> tuple[float, float, float]:
     """(batches per wall second, per CPU second, seconds to open the mixture) of a fresh loader."""
     import torch
 
@@ -93,7 +92,7 @@ def _rate(mix_path: Path, seconds: float, start_step: int) -> tuple[float, float
     mix = Mixture.from_file(mix_path)
     mix.open_sources()
     opened = time.perf_counter() - t0
-    loader = make_dataloader(mix, batch_size=B)
+    loader = make_dataloader(mix, batch_size=B, doc_info=doc_info)
     position = start_step * B  # somewhere inside the run, so every round reads other windows
     counts = list(mix.interleave.counts_at(position))
     state = loader.state_dict()
@@ -135,7 +134,7 @@ def _memory() -> None:
     index = KeptIndex.from_excluded_spans(int(offs[-1]), offs[ex], offs[ex + 1])
     print(
         f"loader kept index, 10% of 1e8 docs: {index.num_gaps} gaps, {index.nbytes / 1e6:.1f} MB = "
-        f"{index.nbytes / n:.2f} bytes/doc (skips stored as {index.skip_delta.dtype})"
+        f"{index.nbytes / n:.2f} bytes/doc (offsets stored as {index.gap_delta.dtype} / {index.skip_delta.dtype})"
     )
 
 
@@ -146,6 +145,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--doc-info", default="none", help="none (default) or position_ids / cu_seqlens / both")
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,7 @@ def main() -> None:
         if r % 2:
             order.reverse()
         for name, path in order:
-            rates[name].append(_rate(path, args.seconds, start_step=1000 + 997 * r))
+            rates[name].append(_rate(path, args.seconds, start_step=1000 + 997 * r, doc_info=args.doc_info))
     med = {
         k: (
             statistics.median(x[0] for x in v),
@@ -170,7 +170,7 @@ def main() -> None:
     print(
         f"masked / plain: {med['masked'][0] / med['plain'][0]:.3f}x wall, {med['masked'][1] / med['plain'][1]:.3f}x "
         f"CPU (target >= 0.9)   [B={B}, seq_len={SEQ}, {args.docs} docs per store, {args.rounds} rounds "
-        f"x {args.seconds:g} s, pid {os.getpid()}]"
+        f"x {args.seconds:g} s, doc_info={args.doc_info}]"
     )
     if not args.skip_memory:
         _memory()

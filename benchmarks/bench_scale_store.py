@@ -18,7 +18,8 @@ Rates are per CPU second of the child (process_time: steadier than wall time on 
   (2e7) from 10 to 100,000 shards per store; steady state: one read from every shard, 30 warm-up batches, then
   200 timed batches (medians of --row-rounds interleaved children). Also the first touch: CPU per shard of that
   one read from every shard (mapping, or loading and verifying the in-memory runs of a tiny-shard store).
-- loader: make_dataloader batches/s, 2 sources x 100 shards, B=32, seq_len 2048, after 20 warm-up batches.
+- loader: make_dataloader batches/s, 2 sources x 100 shards, B=32, seq_len 2048, after 20 warm-up batches;
+  loader-shards: one source of 10 vs 100,000 shards at equal tokens, with document boundaries (doc_info=both).
 - verify-raw: `verify` MB/s of the 100,000 tiny shards and of 4 x 32 MiB shards beside `cat` of the same files
   (wall, page cache) and a Python open+read of each file (the floor of a Python reader).
 - verify: `Store.verify()` of 10,000 tiny shards (us per shard) and of 4 shards of 32 MiB (MB/s), CPU time, files
@@ -123,10 +124,12 @@ elif kind == "loader":
     from shardstore.loader.mixture import Mixture
     from shardstore.torch import make_dataloader
     mix = Mixture.from_dict({"seq_len": 2048, "seed": 7, "sources": [
-        {"name": "a", "store": spec["paths"][0], "weight": 0.7}, {"name": "b", "store": spec["paths"][1], "weight": 0.3}]})
-    it = iter(make_dataloader(mix, batch_size=32))
-    for _ in range(20):
+        {"name": f"s{i}", "store": p, "weight": 1.0} for i, p in enumerate(spec["paths"])]})
+    it = iter(make_dataloader(mix, batch_size=32, doc_info=spec.get("doc_info")))
+    t = time.process_time()
+    for _ in range(spec.get("warm", 20)):
         next(it)
+    out["warm_s"] = time.process_time() - t
     t = time.process_time()
     for _ in range(spec["batches"]):
         next(it)
@@ -203,7 +206,7 @@ def main() -> None:
     ap.add_argument("--old", type=Path, required=True)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/shardstore-bench-scale"))
     ap.add_argument("--quick", action="store_true", help="smaller sweep (up to 10,000 shards)")
-    ap.add_argument("--only", default="fds,open,remote,rows,loader,verify,verify-raw")
+    ap.add_argument("--only", default="fds,open,remote,rows,loader,loader-shards,verify,verify-raw")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved old/new rounds (loader, verify)")
     ap.add_argument(
         "--row-rounds", type=int, default=3, help="interleaved old/new rounds per shard count (rows)"
@@ -294,6 +297,32 @@ def main() -> None:
                 f"(median of {a.rounds}: {[round(x) for x in got[t]]})"
             )
         print(f"loader   new/old = {med(got['new']) / med(got['old']):.3f}")
+
+    if "loader-shards" in only:  # the loader over one store of 10 vs 100,000 shards at equal tokens
+        got2: dict[tuple[str, int], list[float]] = {}
+        warm2: dict[tuple[str, int], list[float]] = {}
+        for i in range(a.rounds):
+            for n in (10, top):
+                pair = make_store(a.workdir / f"rows{n}", n, 20_000_000 // n)
+                for t, tree in ordered(trees, i):
+                    spec = {
+                        "kind": "loader",
+                        "paths": [str(pair[0] if t == "new" else pair[1])],
+                        "batches": 100,
+                    }
+                    spec.update(
+                        doc_info="both", warm=300
+                    )  # 9,600 rows: every run (or shard) seen, steady state
+                    r = run(tree, spec)
+                    got2.setdefault((t, n), []).append(r.get("batches_s", float("nan")))
+                    warm2.setdefault((t, n), []).append(r.get("warm_s", float("nan")))
+        for t in trees:
+            lo, hi = med(got2[(t, top)]), med(got2[(t, 10)])
+            print(
+                f"loader   1 source, B=32 x 2048, doc_info=both  {t}: 10 shards {hi:.0f}, {top} shards {lo:.0f} "
+                f"batches/s per CPU-s: {lo / hi:.2f}x (medians of {a.rounds}); first 300 batches (first touch "
+                f"included) {med(warm2[(t, 10)]):.2f} s vs {med(warm2[(t, top)]):.2f} s CPU"
+            )
 
     if "verify-raw" in only:
         tiny_new, tiny_old = make_store(a.workdir / f"rows{top}", top, 20_000_000 // top)

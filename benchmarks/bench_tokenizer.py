@@ -9,10 +9,12 @@ HF via ``save_hf()``, so all three do the same work. Every contender's ids are c
 Reported: single-thread MB/s (UTF-8 bytes in) per contender, best of ``--repeat`` wall-clock runs, with ratios to
 tiktoken measured in the same run; then batch encoding with 1, 2, ... threads (ours: ``encode_batch_to_numpy``;
 tiktoken: ``encode_ordinary_batch``). ``--part train`` runs benchmarks/bench_tokenizer_train.py instead (its own
-arguments follow; with ``--part all`` put them after ``--``).
+arguments follow; with ``--part all`` put them after ``--``). ``--part real`` runs benchmarks/bench_tokenizer_real.py
+(the real cl100k/o200k vocabularies against tiktoken, riptoken, quicktok-v1 and toktok-rs; its arguments follow).
 
     python benchmarks/bench_tokenizer.py [--part encode|train|all] [--max-mb 16] [--vocab 32768] [--repeat 3]
     python benchmarks/bench_tokenizer.py --part train --max-mb 8 --vocab 8192
+    python benchmarks/bench_tokenizer.py --part real --mb 4 --rounds 5
 """
 
 from __future__ import annotations
@@ -158,6 +160,13 @@ def bench_train(argv: Sequence[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Arguments after "--" go to the training benchmark; with --part train and no "--", all but --part do.
+    if argv[:2] == ["--part", "real"]:
+        sys.argv = [str(HERE / "bench_tokenizer_real.py"), *argv[2:]]
+        spec = importlib.util.spec_from_file_location("bench_tokenizer_real", sys.argv[0])
+        real = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(real)
+        real.main()
+        return
     own, train_args = (
         (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, None)
     )

@@ -3,9 +3,11 @@
 What runs (the rules and markers are documented in docs/doctests.md):
 - every ```python block, saved as a script and run with this interpreter (so it must work as a script: the
   `if __name__ == "__main__":` guard where it starts worker processes);
-- in every ```bash / ```sh / ```console / ```shell block and every indented (4-space) block, each command line
-  that starts with `shardstore` or `python` (`$ ` prompts stripped, `\\` continuations joined), run by bash;
-  other lines (`pip install`, `torchrun`, comments, file trees) are shown, not run;
+- every ```bash / ```sh block that has a command starting with `shardstore` or `python`, run whole by bash (a
+  script: heredocs, `cat`, `head` included);
+- in every ```console / ```shell block and every indented (4-space) block, each command line that starts with
+  `shardstore` or `python` (`$ ` prompts stripped, `\\` continuations joined), run by bash; other lines
+  (`pip install`, `torchrun`, comments, file trees, output) are shown, not run;
 - `<!-- file: NAME -->` right before a block writes the block to NAME instead (a mixture file the next commands
   read); `<!-- no-run: reason -->` right before a block skips it, and the reason must be given.
 
@@ -28,6 +30,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_LANGS = {"bash", "sh", "console", "shell"}
+SCRIPT_LANGS = {"bash", "sh"}  # fenced shell scripts with a shardstore/python command run whole
 RUNNABLE = re.compile(r"^(shardstore|python)(\s|$)")
 MARKER = re.compile(r"^<!--\s*(no-run|file):\s*(.*?)\s*-->$")
 BLOCK_TIMEOUT = 300
@@ -211,6 +214,9 @@ def run_block(block: Block, work: Path) -> None:
         script.write_text(block.text)
         cmds = [[sys.executable, str(script)]]
         shown = [block.text]
+    elif block.lang in SCRIPT_LANGS:
+        shown = [block.text]
+        cmds = [["bash", "-euo", "pipefail", "-c", block.text]]
     else:
         shown = block.commands()
         cmds = [["bash", "-euo", "pipefail", "-c", c] for c in shown]
@@ -277,6 +283,17 @@ def test_a_broken_block_fails_naming_its_line(tmp_path) -> None:
     (block,) = parse_blocks(doc)
     with pytest.raises(pytest.fail.Exception, match=r"x.md:1: exit 1 running\nshardstore info no-such-store"):
         run_block(block, tmp_path)
+
+
+def test_a_bash_block_runs_whole(tmp_path) -> None:
+    doc = tmp_path / "x.md"
+    doc.write_text(
+        "```bash\ncat > made.txt <<'EOF'\nhello\nEOF\npython -c 'print(open(\"made.txt\").read())'\n```\n"
+    )
+    (block,) = parse_blocks(doc)
+    assert block.runs
+    run_block(block, tmp_path)
+    assert (tmp_path / "made.txt").read_text() == "hello\n"
 
 
 def _runnable_docs() -> list[Path]:

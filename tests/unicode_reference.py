@@ -34,6 +34,27 @@ def golden_classes(version: str = gen.DEFAULT_VERSION) -> bytes:
 
 
 @functools.cache
+def _refined_ranges(classes: frozenset[int], version: str) -> str:
+    """Code points of o200k refinement classes (o200k_<version>.txt: 1 Lu/Lt, 2 Ll, 3 Lm/Lo, 4 M) as ranges."""
+    from tokenizer._native import gen_o200k_tables as o200k
+
+    starts, values = o200k.load_golden(version)
+    bounds = [*starts[1:], gen.MAX_CP]
+    return "".join(
+        f"\\U{a:08X}-\\U{b - 1:08X}" if b - 1 > a else f"\\U{a:08X}"
+        for a, b, c in zip(starts, bounds, values, strict=True)
+        if c in classes
+    )
+
+
+# o200k's case-aware classes, always spelled as these two groups, translated as wholes.
+O200K_GROUPS = {
+    r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]": frozenset({1, 3, 4}),
+    r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]": frozenset({2, 3, 4}),
+}
+
+
+@functools.cache
 def _ranges(cls: int, version: str) -> str:
     """The code points of class `cls` as the inside of a character class: ``\\U0000000A-\\U0000000D...``."""
     t = golden(version)
@@ -63,6 +84,11 @@ def golden_pattern(pattern: str, version: str = gen.DEFAULT_VERSION) -> str:
     i, in_class, fold = 0, False, False
     while i < len(pattern):
         rest = pattern[i:]
+        group = next((g for g in O200K_GROUPS if rest.startswith(g)), None)
+        if group is not None and not in_class:
+            out.append(f"[{_refined_ranges(O200K_GROUPS[group], version)}]")
+            i += len(group)
+            continue
         token = next((t for t in (r"\p{L}", r"\p{N}", r"\s", r"\S") if rest.startswith(t)), None)
         if token == r"\S":
             if in_class:

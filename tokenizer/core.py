@@ -65,7 +65,7 @@ class Tokenizer:
 
     def __init__(self, content: serialization.TokenizerContent) -> None:
         """Internal: use `from_merges`, `load` or an importer (`from_tiktoken`, `from_hf`), which validate input."""
-        self._content = content
+        self._content, self._native, self._lock = content, None, threading.Lock()
         self._fingerprint = content.fingerprint
         ranks = content.ranks
         if ranks is None:
@@ -75,8 +75,6 @@ class Tokenizer:
         else:
             self._token_bytes = ranks.tokens
             self._specials = dict(ranks.special_tokens)
-        self._native: Any = None
-        self._lock = threading.Lock()
 
     # ----------------------------------------------------------------------------------------------- construction
     @classmethod
@@ -145,8 +143,7 @@ class Tokenizer:
 
     @classmethod
     def open(cls, spec: str | os.PathLike[str]) -> Tokenizer:
-        """Any supported tokenizer by path or name, auto-detected or by prefix (``tiktoken:``, ``hf:``, ``gpt2:``,
-        ``shardstore:``); see `tokenizer.detect`."""
+        """Any supported tokenizer by path or name, detected or by prefix; see `tokenizer.detect`."""
         from .detect import open_tokenizer
 
         return open_tokenizer(cls, spec)

@@ -28,7 +28,7 @@ REGEX_PREFIX = "regex:"  # `--pattern regex:abc` forces a pattern that looks lik
 
 
 class PatternName(StrEnum):
-    """Names of the built-in patterns (all but o200k_base have a native splitter)."""
+    """Names of the built-in patterns (each has a native splitter)."""
 
     CL100K = "cl100k"
     GPT2 = "gpt2"
@@ -36,7 +36,9 @@ class PatternName(StrEnum):
         "cl100k_base"  # tiktoken's current spelling (what `tiktoken.get_encoding("cl100k_base")` splits)
     )
     R50K_BASE = "r50k_base"  # tiktoken's spelling of the GPT-2 pattern (gpt2, r50k_base, p50k_base)
-    O200K_BASE = "o200k_base"  # tiktoken's o200k (split by the `regex` package: no native splitter yet)
+    O200K_BASE = (
+        "o200k_base"  # tiktoken's o200k (native splitter with the case-aware tables of o200k_tables.h)
+    )
 
 
 PATTERNS: dict[str, str] = {
@@ -70,6 +72,7 @@ _NATIVE_IDS: dict[str, int] = {
     PATTERNS["gpt2"]: 1,
     PATTERNS["cl100k_base"]: 2,
     PATTERNS["r50k_base"]: 1,
+    PATTERNS["o200k_base"]: 3,
 }
 
 

@@ -109,7 +109,7 @@ def current_unicode(*, native: bool) -> UnicodeInfo:
 
 
 def native_split_id(pattern: str, unicode_version: str) -> int:
-    """The native splitter id (``3 * table + pattern``) for a resolved pattern read with `unicode_version`'s tables;
+    """The native splitter id (``4 * table + pattern``) for a resolved pattern read with `unicode_version`'s tables;
     -1 for a custom pattern. A version without compiled tables (loaded with ``allow_unicode_mismatch``) splits with
     the default tables."""
     kind = native_pattern_id(pattern)
@@ -118,7 +118,7 @@ def native_split_id(pattern: str, unicode_version: str) -> int:
     version = (
         unicode_version if unicode_version in NATIVE_UNICODE_VERSIONS else DEFAULT_NATIVE_UNICODE_VERSION
     )
-    return 3 * NATIVE_UNICODE_VERSIONS.index(version) + kind
+    return 4 * NATIVE_UNICODE_VERSIONS.index(version) + kind
 
 
 def check_unicode(recorded: UnicodeInfo, *, native: bool, allow_mismatch: bool, source: str) -> None:

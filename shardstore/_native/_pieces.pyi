@@ -4,7 +4,8 @@ from typing import Any
 
 def copy_pieces(sources: tuple[Any, ...], which: Any, lo: Any, n: Any, dst: Any, out: Any, /) -> None: ...
 def locate_rows(
-    gap_at: Any,
+    gap_base: Any,
+    gap_delta: Any,
     skip_base: Any,
     skip_delta: Any,
     level: int,
@@ -16,7 +17,8 @@ def locate_rows(
     /,
 ) -> None: ...
 def fill_pieces(
-    gap_at: Any,
+    gap_base: Any,
+    gap_delta: Any,
     skip_base: Any,
     skip_delta: Any,
     level: int,

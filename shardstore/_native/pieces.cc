@@ -117,26 +117,42 @@ PyObject* copy_pieces(PyObject*, PyObject* args) {
     Py_RETURN_NONE;
 }
 
-// The kept-token index of shardstore.mix.keep.KeptIndex: gap_at (int64[G], strictly increasing), skipped tokens
-// C[r] = skip_base[r >> level] + skip_delta[r] for r in [0, G] (skip_delta: uint32 or int64[G + 1]).
-struct Index {
-    const int64_t* gap = nullptr;
-    int64_t gaps = 0;
+// A two-level array of shardstore.mix.keep.KeptIndex: value[r] = base[r >> level] + delta[r], with an int64 base
+// every 2**level entries and a uint32 or int64 delta per entry.
+struct TwoLevel {
     const int64_t* base = nullptr;
-    int64_t bases = 0;
     const void* delta = nullptr;
-    Py_ssize_t delta_item = 0;
-    int level = 0;
+    Py_ssize_t item = 0;
+    int64_t size = 0;
 
-    int64_t skipped(int64_t r) const {
-        const int64_t d = delta_item == 4 ? static_cast<const uint32_t*>(delta)[r] : static_cast<const int64_t*>(delta)[r];
+    int64_t at(int64_t r, int level) const {
+        const int64_t d = item == 4 ? static_cast<const uint32_t*>(delta)[r] : static_cast<const int64_t*>(delta)[r];
         return base[r >> level] + d;
     }
+    bool from(Buffer& b, Buffer& d, int level) {
+        item = d.view.itemsize;
+        if (b.view.len % 8 || (item != 4 && item != 8) || d.view.len % item) return false;
+        size = d.view.len / item;
+        base = static_cast<const int64_t*>(b.view.buf);
+        delta = d.view.buf;
+        const int64_t bases = b.view.len / 8;
+        return size == 0 ? bases == 0 : bases == ((size - 1) >> level) + 1;
+    }
+};
+
+// The kept-token index: gap positions (strictly increasing, G of them) and skipped tokens C[r], r in [0, G].
+struct Index {
+    TwoLevel gap, skip;
+    int64_t gaps = 0;
+    int level = 0;
+
+    int64_t gap_at(int64_t r) const { return gap.at(r, level); }
+    int64_t skipped(int64_t r) const { return skip.at(r, level); }
     int64_t upper(int64_t x) const {  // gaps at positions <= x
         int64_t lo = 0, hi = gaps;
         while (lo < hi) {
             const int64_t mid = lo + (hi - lo) / 2;
-            if (gap[mid] <= x) lo = mid + 1; else hi = mid;
+            if (gap_at(mid) <= x) lo = mid + 1; else hi = mid;
         }
         return lo;
     }
@@ -144,43 +160,44 @@ struct Index {
         int64_t lo = 0, hi = gaps;
         while (lo < hi) {
             const int64_t mid = lo + (hi - lo) / 2;
-            if (gap[mid] < x) lo = mid + 1; else hi = mid;
+            if (gap_at(mid) < x) lo = mid + 1; else hi = mid;
         }
         return lo;
     }
 };
 
-bool index_from(Index& ix, Buffer& gap, Buffer& base, Buffer& delta, int level) {
-    ix.gaps = gap.view.len / 8;
-    ix.gap = static_cast<const int64_t*>(gap.view.buf);
-    ix.bases = base.view.len / 8;
-    ix.base = static_cast<const int64_t*>(base.view.buf);
-    ix.delta = delta.view.buf;
-    ix.delta_item = delta.view.itemsize;
+bool index_from(Index& ix, Buffer& gb, Buffer& gd, Buffer& sb, Buffer& sd, int level) {
     ix.level = level;
-    if (gap.view.len % 8 || base.view.len % 8 || (ix.delta_item != 4 && ix.delta_item != 8) || level < 0 ||
-        level > 62 || delta.view.len / ix.delta_item != ix.gaps + 1 || ix.bases != (ix.gaps >> level) + 1) {
+    if (level < 0 || level > 62 || !ix.gap.from(gb, gd, level) || !ix.skip.from(sb, sd, level) ||
+        ix.skip.size != ix.gap.size + 1) {
         PyErr_SetString(PyExc_ValueError, "inconsistent kept index arrays");
         return false;
     }
+    ix.gaps = ix.gap.size;
     return true;
 }
 
-// locate_rows(gap_at, skip_base, skip_delta, level, starts, length, out_store, out_r0, out_inside)
+bool get_index(PyObject* gb, PyObject* gd, PyObject* sb, PyObject* sd, int level, Buffer* bufs, Index& ix) {
+    return get(gb, bufs[0], PyBUF_SIMPLE, "gap_base") && get(gd, bufs[1], PyBUF_FORMAT, "gap_delta") &&
+           get(sb, bufs[2], PyBUF_SIMPLE, "skip_base") && get(sd, bufs[3], PyBUF_FORMAT, "skip_delta") &&
+           index_from(ix, bufs[0], bufs[1], bufs[2], bufs[3], level);
+}
+
+// locate_rows(gap_base, gap_delta, skip_base, skip_delta, level, starts, length, out_store, out_r0, out_inside)
 PyObject* locate_rows(PyObject*, PyObject* args) {
-    PyObject *g, *b, *d, *st, *os, *orr, *oi;
+    PyObject *gb, *gd, *sb, *sd, *st, *os, *orr, *oi;
     int level;
     long long length;
-    if (!PyArg_ParseTuple(args, "OOOiOLOOO", &g, &b, &d, &level, &st, &length, &os, &orr, &oi)) return nullptr;
-    Buffer gap, base, delta, starts, out_s, out_r, out_i;
-    if (!get(g, gap, PyBUF_SIMPLE, "gap_at") || !get(b, base, PyBUF_SIMPLE, "skip_base") ||
-        !get(d, delta, PyBUF_FORMAT, "skip_delta") || !get(st, starts, PyBUF_SIMPLE, "starts") ||
+    if (!PyArg_ParseTuple(args, "OOOOiOLOOO", &gb, &gd, &sb, &sd, &level, &st, &length, &os, &orr, &oi)) {
+        return nullptr;
+    }
+    Buffer bufs[4], starts, out_s, out_r, out_i;
+    Index ix;
+    if (!get_index(gb, gd, sb, sd, level, bufs, ix) || !get(st, starts, PyBUF_SIMPLE, "starts") ||
         !get(os, out_s, PyBUF_WRITABLE, "out_store") || !get(orr, out_r, PyBUF_WRITABLE, "out_r0") ||
         !get(oi, out_i, PyBUF_WRITABLE, "out_inside")) {
         return nullptr;
     }
-    Index ix;
-    if (!index_from(ix, gap, base, delta, level)) return nullptr;
     const Py_ssize_t rows = starts.view.len / 8;
     if (starts.view.len % 8 || out_s.view.len != starts.view.len || out_r.view.len != starts.view.len ||
         out_i.view.len != starts.view.len || length < 0) {
@@ -200,26 +217,24 @@ PyObject* locate_rows(PyObject*, PyObject* args) {
     Py_RETURN_NONE;
 }
 
-// fill_pieces(gap_at, skip_base, skip_delta, level, starts, r0, inside, length, out_lo, out_n, out_at, out_row)
-// for the rows given (those with inside > 0): their inside + 1 pieces each, in order.
+// fill_pieces(gap_base, gap_delta, skip_base, skip_delta, level, starts, r0, inside, length, out_lo, out_n,
+// out_at, out_row): for the rows given (those with inside > 0), their inside + 1 pieces each, in order.
 PyObject* fill_pieces(PyObject*, PyObject* args) {
-    PyObject *g, *b, *d, *st, *r0o, *ino, *olo, *on, *oat, *orow;
+    PyObject *gb, *gd, *sb, *sd, *st, *r0o, *ino, *olo, *on, *oat, *orow;
     int level;
     long long length;
-    if (!PyArg_ParseTuple(args, "OOOiOOOLOOOO", &g, &b, &d, &level, &st, &r0o, &ino, &length, &olo, &on, &oat,
-                          &orow)) {
+    if (!PyArg_ParseTuple(args, "OOOOiOOOLOOOO", &gb, &gd, &sb, &sd, &level, &st, &r0o, &ino, &length, &olo, &on,
+                          &oat, &orow)) {
         return nullptr;
     }
-    Buffer gap, base, delta, starts, r0b, inb, out_lo, out_n, out_at, out_row;
-    if (!get(g, gap, PyBUF_SIMPLE, "gap_at") || !get(b, base, PyBUF_SIMPLE, "skip_base") ||
-        !get(d, delta, PyBUF_FORMAT, "skip_delta") || !get(st, starts, PyBUF_SIMPLE, "starts") ||
+    Buffer bufs[4], starts, r0b, inb, out_lo, out_n, out_at, out_row;
+    Index ix;
+    if (!get_index(gb, gd, sb, sd, level, bufs, ix) || !get(st, starts, PyBUF_SIMPLE, "starts") ||
         !get(r0o, r0b, PyBUF_SIMPLE, "r0") || !get(ino, inb, PyBUF_SIMPLE, "inside") ||
         !get(olo, out_lo, PyBUF_WRITABLE, "out_lo") || !get(on, out_n, PyBUF_WRITABLE, "out_n") ||
         !get(oat, out_at, PyBUF_WRITABLE, "out_at") || !get(orow, out_row, PyBUF_WRITABLE, "out_row")) {
         return nullptr;
     }
-    Index ix;
-    if (!index_from(ix, gap, base, delta, level)) return nullptr;
     const Py_ssize_t rows = starts.view.len / 8;
     const Py_ssize_t cap = out_lo.view.len / 8;
     if (starts.view.len % 8 || r0b.view.len != starts.view.len || inb.view.len != starts.view.len ||
@@ -242,8 +257,8 @@ PyObject* fill_pieces(PyObject*, PyObject* args) {
             return nullptr;
         }
         for (int64_t k = 0; k <= in[i]; ++k, ++p) {
-            const int64_t begin = k == 0 ? s[i] : ix.gap[r0[i] + k - 1];
-            const int64_t end = k == in[i] ? s[i] + length : ix.gap[r0[i] + k];
+            const int64_t begin = k == 0 ? s[i] : ix.gap_at(r0[i] + k - 1);
+            const int64_t end = k == in[i] ? s[i] + length : ix.gap_at(r0[i] + k);
             o_lo[p] = begin + ix.skipped(r0[i] + k);
             o_n[p] = end - begin;
             o_at[p] = begin - s[i];

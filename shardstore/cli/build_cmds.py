@@ -13,7 +13,7 @@ from shardstore.preprocess.modes import DEFAULT_MAX_SKIPPED_FRACTION, Executor, 
 def tokenizer_input(spec: str, out: str) -> str:
     """The tokenizer file a build reads: `spec` itself when it is our JSON file, else the imported tokenizer saved
     into the build's journal (and from there into the store as tokenizer.json, with its fingerprint)."""
-    from shardstore.preprocess.pipeline import save_tokenizer_input
+    from shardstore.preprocess.tokinput import save_tokenizer_input
     from tokenizer import Tokenizer
     from tokenizer.detect import detect_kind
 

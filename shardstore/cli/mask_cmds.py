@@ -7,6 +7,7 @@ The library does the work: `shardstore.store.mask` (build, write, read, verify),
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -67,7 +68,13 @@ def _records_file(path: str) -> tuple[list[tuple[str, int]], list[str | None]]:
 
 @mask.command("write")
 @click.argument("store")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The mask file to write.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(),
+    help="The mask file to write, or a MASKDIR folder (an existing folder or a path ending in '/'): the mask is "
+    'then written there as <store fingerprint>.mask, where `exclude = ["MASKDIR"]` finds it.',
+)
 @click.option(
     "--ids",
     "ids_path",
@@ -87,7 +94,7 @@ def _records_file(path: str) -> tuple[list[tuple[str, int]], list[str | None]]:
 )
 def write_cmd(store: str, out: str, ids_path: str | None, records_path: str | None, reason: str) -> None:
     """Write a mask excluding documents of STORE, given by id or by provenance (file + record)."""
-    from shardstore.store.mask import Mask, write_mask
+    from shardstore.store.mask import Mask, mask_file_name, write_mask
     from shardstore.store.store import Store
 
     if (ids_path is None) == (records_path is None):
@@ -107,6 +114,9 @@ def write_cmd(store: str, out: str, ids_path: str | None, records_path: str | No
         ids=ids,
         reasons=reason if len(set(per_doc)) <= 1 else per_doc,
     )
+    if out.endswith(("/", os.sep)) or os.path.isdir(out):
+        os.makedirs(out, exist_ok=True)
+        out = os.path.join(out, mask_file_name(s.fingerprint))
     write_mask(out, m)
     click.echo(
         f"wrote {out}: {m.num_excluded} of {m.num_docs} documents excluded ({m.encoding}), fingerprint {m.fingerprint}"

@@ -53,6 +53,8 @@ def _plan_table(plan: Any) -> str:
                 f"{'':<20} kept {_human(s.kept_tokens)}, excluded by masks {_human(s.excluded_tokens)}, "
                 f"held out {_human(s.heldout_tokens)} tokens"
             )
+        for m in s.masks:
+            lines.append(f"{'':<20} mask {m['mask']}: {m['docs']} documents, {_human(m['tokens'])} tokens")
     lines += [f"warning: {w}" for w in plan.warnings]
     return "\n".join(lines)
 

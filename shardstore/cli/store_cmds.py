@@ -169,9 +169,15 @@ def info_cmd(store: str, as_json: bool, doc: int | None, plot: str | None, cache
 def _stats_targets(target: str, cache_dir: str | None) -> list[tuple[str | None, Any]]:
     """(source name or None, Store) for a store, or for every store of every source of a mixture file."""
     if target.lower().endswith((".toml", ".yaml", ".yml")):
+        from shardstore.loader.kept import KeptStore
         from shardstore.loader.mixture import Mixture
 
-        return [(src.name, st) for src in Mixture.from_file(target).open_sources() for st in src.stores]
+        # the stores themselves (a masked source holds KeptStore views of them)
+        return [
+            (src.name, st.store if isinstance(st, KeptStore) else st)
+            for src in Mixture.from_file(target).open_sources()
+            for st in src.stores
+        ]
     return [(None, _open(target, cache_dir, "touch"))]
 
 

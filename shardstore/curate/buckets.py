@@ -1,19 +1,21 @@
-"""The bucket stage of `dedup`: one task per hash partition groups equal keys and confirms candidate pairs.
+"""The bucket and confirmation stages of `dedup`: group equal keys per hash partition, then confirm candidate pairs.
 
 Partition p holds every record whose key is p modulo the partition count, so a whole bucket (all documents with
-one exact hash, or one band key) is in one partition and no task needs all signatures: it reads its slice of
-each unit's records and, for confirmation only, the signature rows of the documents in its buckets (memory-mapped).
+one exact hash, or one band key) is in one partition and no task needs all signatures.
 
-In a bucket (members in global document order) each member after the first is compared with the earlier members,
-in order, at most `MAX_COMPARE` of them, and joined to the first that confirms:
-- exact buckets: the token arrays must be equal (the hash only proposes; the exact path has no false positives);
-- band buckets: the Jaccard must reach the threshold: by default the exact one of the two n-gram sets (re-hashed
-  from the tokens, cached for the last `SET_CACHE` documents), or the estimate (equal signature entries / num_perm).
-Pairs already decided in this partition are not compared again. The edges are a pure function of the records,
-whatever the partition count, worker count or order: the clusters (`clusters.py`) are too.
+Bucket task p (members of a bucket in global document order):
+- exact buckets: each member joins the first earlier representative with equal tokens (the hash only proposes;
+  the exact path has no false positives): exact edges, ``p<partition>.edges.npy``;
+- band buckets: each member and at most `MAX_COMPARE` earlier members form candidate pairs, written to
+  ``p<partition>.cand.npy`` sorted by the pair's own partition (a hash of the pair), so every pair, found by any
+  band in any partition, is confirmed exactly once, by one task.
 
-Output: ``p<partition>.edges.npy`` uint64 [edges, 3] = (earlier doc, later doc, kind) and ``p<partition>.json``
-(the counts, written last: the partition is done).
+Confirm task q reads its slice of every bucket task's candidates, drops repeats, and confirms each pair in document
+order against the threshold: the exact Jaccard of the two n-gram sets (re-hashed from the tokens, the sets of the
+last `SET_CACHE` documents cached) or the estimate (equal signature entries / num_perm): near edges,
+``q<partition>.edges.npy``. Every file is a pure function of the records, so the clusters are too, whatever the
+partition count, worker count or completion order; the summaries (``p<n>.json``, ``q<n>.json``, written last)
+mark a task done.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +33,16 @@ from shardstore.errors import FormatError
 from shardstore.store.store import Store
 from shardstore.util.durable import atomic_write
 
-__all__ = ["MAX_COMPARE", "BucketSummary", "BucketTask", "confirm_exact_bucket", "run_bucket_task"]
+__all__ = [
+    "MAX_COMPARE",
+    "BucketSummary",
+    "BucketTask",
+    "ConfirmSummary",
+    "ConfirmTask",
+    "confirm_exact_bucket",
+    "run_bucket_task",
+    "run_confirm_task",
+]
 
 MAX_COMPARE = 8
 SET_CACHE = 4096
@@ -42,9 +54,8 @@ class BucketTask:
     work: str
     params: MinHashParams
     unit_first_gid: tuple[int, ...]  # global id of each unit's first document (units in global order)
-    unit_offsets: tuple[
-        tuple[int, int], ...
-    ]  # per unit: this partition's record range [lo, hi) in its rec file
+    unit_offsets: tuple[tuple[int, int], ...]  # per unit: this partition's record range in its rec file
+    partitions: int
     store_paths: tuple[str, ...]
     store_bases: tuple[int, ...]  # global id of each store's document 0
 
@@ -56,16 +67,33 @@ class BucketSummary:
     exact_buckets: int
     band_buckets: int
     exact_pairs: int
-    near_pairs: int
+    exact_hash_collisions: int
+    candidates_per_partition: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmTask:
+    partition: int
+    work: str
+    params: MinHashParams
+    unit_first_gid: tuple[int, ...]
+    cand_offsets: tuple[tuple[int, int], ...]  # per bucket task: this partition's pair range in its cand file
+    store_paths: tuple[str, ...]
+    store_bases: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmSummary:
+    partition: int
     compared: int
     rejected: int
-    exact_hash_collisions: int
+    near_pairs: int
 
 
 class _Docs:
     """Signature rows and token arrays by global document id, opened lazily."""
 
-    def __init__(self, task: BucketTask) -> None:
+    def __init__(self, task: BucketTask | ConfirmTask) -> None:
         self.task = task
         self.firsts = np.asarray(task.unit_first_gid, dtype=np.int64)
         self.bases = np.asarray(task.store_bases, dtype=np.int64)
@@ -112,16 +140,28 @@ def _records(task: BucketTask) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty((0, 3), dtype=np.uint64)
 
 
+def _summary(path: str, cls: type[Any]) -> Any:
+    try:
+        with open(path, "rb") as f:
+            d = json.loads(f.read())
+        for k, v in d.items():
+            if isinstance(v, list):
+                d[k] = tuple(v)
+        return cls(**d)
+    except (OSError, ValueError, TypeError) as exc:
+        raise FormatError(f"{path}: unreadable task summary ({exc}); delete the work folder") from exc
+
+
+def pair_partition(pairs: np.ndarray, partitions: int) -> np.ndarray:
+    """The confirm partition of each (a, b) pair: a hash of both ids (pure: any task computes the same)."""
+    h = pairs[:, 0] * np.uint64(0x9E3779B97F4A7C15) ^ pairs[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F)
+    return ((h >> np.uint64(29)) % np.uint64(partitions)).astype(np.int64)
+
+
 def run_bucket_task(task: BucketTask) -> BucketSummary:
     done = os.path.join(task.work, f"p{task.partition:04d}.json")
     if os.path.exists(done):
-        try:
-            with open(done, "rb") as f:
-                return BucketSummary(**json.loads(f.read()))
-        except (OSError, ValueError, TypeError) as exc:
-            raise FormatError(
-                f"{done}: unreadable partition summary ({exc}); delete the work folder"
-            ) from exc
+        return _summary(done, BucketSummary)  # type: ignore[no-any-return]
     rec = _records(task)
     order = np.lexsort((rec[:, 2], rec[:, 0], rec[:, 1]))  # by kind, key, doc
     rec = rec[order]
@@ -134,9 +174,8 @@ def run_bucket_task(task: BucketTask) -> BucketSummary:
     multi = (ends - starts) > 1
     docs = _Docs(task)
     edges: list[tuple[int, int, int]] = []
-    decided: dict[tuple[int, int], bool] = {}
-    stats = {"exact_buckets": 0, "band_buckets": 0, "compared": 0, "rejected": 0, "exact_hash_collisions": 0}
-    threshold = task.params.threshold
+    cands: list[np.ndarray] = []
+    stats = {"exact_buckets": 0, "band_buckets": 0, "exact_hash_collisions": 0}
     try:
         for s, e in zip(starts[multi].tolist(), ends[multi].tolist(), strict=True):
             members = rec[s:e, 2]
@@ -145,35 +184,62 @@ def run_bucket_task(task: BucketTask) -> BucketSummary:
                 confirm_exact_bucket(members.tolist(), docs, edges, stats)
                 continue
             stats["band_buckets"] += 1
-            exact = task.params.confirm is Confirm.EXACT
-            rows = None if exact else docs.sig_rows(members)
-            mem = members.tolist()
-            for j in range(1, len(mem)):
-                for i in range(min(j, MAX_COMPARE)):
-                    pair = (mem[i], mem[j])
-                    ok = decided.get(pair)
-                    if ok is None:
-                        stats["compared"] += 1
-                        if rows is None:
-                            ok = exact_jaccard(docs.ngram_set(mem[i]), docs.ngram_set(mem[j])) >= threshold
-                        else:
-                            ok = bool(np.count_nonzero(rows[i] == rows[j]) >= threshold * rows.shape[1])
-                        decided[pair] = ok
-                        stats["rejected"] += not ok
-                    if ok:
-                        edges.append((mem[i], mem[j], KIND_BAND))
-                        break
+            m = members.size
+            j = np.repeat(np.arange(1, m), np.minimum(np.arange(1, m), MAX_COMPARE))
+            i = np.concatenate([np.arange(min(k, MAX_COMPARE)) for k in range(1, m)])
+            cands.append(np.stack([members[i], members[j]], 1))
     finally:
         docs.close()
+    pairs = np.unique(np.concatenate(cands), axis=0) if cands else np.empty((0, 2), np.uint64)
+    part = pair_partition(pairs, task.partitions)
+    order = np.argsort(part, kind="stable")
+    save_npy(os.path.join(task.work, f"p{task.partition:04d}.cand.npy"), pairs[order])
     arr = np.asarray(edges, dtype=np.uint64).reshape(-1, 3)
-    arr = np.unique(arr, axis=0) if arr.size else arr
     save_npy(os.path.join(task.work, f"p{task.partition:04d}.edges.npy"), arr)
+    counts = np.bincount(part, minlength=task.partitions)
     summary = BucketSummary(
         partition=task.partition,
         records=n,
-        exact_pairs=int((arr[:, 2] == KIND_EXACT).sum()),
-        near_pairs=int((arr[:, 2] == KIND_BAND).sum()),
+        exact_pairs=int(arr.shape[0]),
+        candidates_per_partition=tuple(int(c) for c in counts),
         **stats,
+    )
+    atomic_write(done, json.dumps(asdict(summary), sort_keys=True).encode())
+    return summary
+
+
+def run_confirm_task(task: ConfirmTask) -> ConfirmSummary:
+    done = os.path.join(task.work, f"q{task.partition:04d}.json")
+    if os.path.exists(done):
+        return _summary(done, ConfirmSummary)  # type: ignore[no-any-return]
+    parts = []
+    for p, (lo, hi) in enumerate(task.cand_offsets):
+        if hi > lo:
+            parts.append(
+                np.asarray(load_npy(os.path.join(task.work, f"p{p:04d}.cand.npy"), mmap=True)[lo:hi])
+            )
+    pairs = np.unique(np.concatenate(parts), axis=0) if parts else np.empty((0, 2), np.uint64)
+    docs = _Docs(task)
+    threshold = task.params.threshold
+    exact = task.params.confirm is Confirm.EXACT
+    keep = np.zeros(pairs.shape[0], dtype=bool)
+    try:
+        for k, (a, b) in enumerate(pairs.tolist()):
+            if exact:
+                keep[k] = exact_jaccard(docs.ngram_set(a), docs.ngram_set(b)) >= threshold
+            else:
+                rows = docs.sig_rows(np.asarray([a, b], dtype=np.uint64))
+                keep[k] = np.count_nonzero(rows[0] == rows[1]) >= threshold * rows.shape[1]
+    finally:
+        docs.close()
+    near = pairs[keep]
+    arr = np.concatenate([near, np.full((near.shape[0], 1), KIND_BAND, np.uint64)], 1)
+    save_npy(os.path.join(task.work, f"q{task.partition:04d}.edges.npy"), arr)
+    summary = ConfirmSummary(
+        partition=task.partition,
+        compared=int(pairs.shape[0]),
+        rejected=int((~keep).sum()),
+        near_pairs=int(near.shape[0]),
     )
     atomic_write(done, json.dumps(asdict(summary), sort_keys=True).encode())
     return summary

@@ -28,7 +28,7 @@ import numpy as np
 
 from shardstore.curate.evals import AlnumCounter, EvalSet, read_eval
 from shardstore.curate.executors import Executor, run_tasks
-from shardstore.curate.maskdir import check_out_dir
+from shardstore.curate.maskdir import check_out_dir, prune_stale_masks
 from shardstore.curate.minhash import default_min_distinct
 from shardstore.curate.origins import describe_doc, per_source
 from shardstore.curate.scan import ScanTask, hits_path, run_scan_task
@@ -174,7 +174,8 @@ def decontaminate(
     run_tasks(run_scan_task, tasks, workers=workers or usable_cores(), executor=executor, on_result=tick)
     parts = [load_npy(hits_path(work, t.index)) for t in tasks]
     hits = np.concatenate(parts) if parts else np.empty((0, 2), np.uint64)
-    report = _report(sset, esets, params, uniq, inverse, owner_e, owner_i, hits, out)
+    stale = prune_stale_masks(out, REPORT_NAME, {mask_file_name(s.fingerprint) for s in sset.stores})
+    report = _report(sset, esets, params, uniq, inverse, owner_e, owner_i, hits, out, stale)
     shutil.rmtree(work, ignore_errors=True)
     return report
 
@@ -189,6 +190,7 @@ def _report(
     owner_i: np.ndarray,
     hits: np.ndarray,
     out: str,
+    stale: list[str],
 ) -> dict[str, Any]:
     total_docs = sset.total_docs
     limit = max(params.boilerplate_min_docs, params.boilerplate_fraction * total_docs)

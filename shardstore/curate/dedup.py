@@ -4,8 +4,9 @@ Stages (each a set of independent tasks on the local pool or Ray, each task writ
 
 1. signatures (`units.py`): per unit of a shard, MinHash signatures over token n-grams, exact hashes, and the LSH
    records, hash-partitioned;
-2. buckets (`buckets.py`): per partition, group equal keys, confirm candidates (token equality for exact hashes,
-   estimated Jaccard >= threshold for band keys), write edges;
+2. buckets (`buckets.py`): per partition, group equal keys; exact hashes are confirmed by token equality, band
+   buckets give candidate pairs, re-partitioned by a hash of the pair; then per partition, each distinct pair is
+   confirmed once (exact Jaccard of the n-gram sets, or the signature estimate, >= threshold), writing edges;
 3. clusters (`clusters.py`): union-find over all edges in this process; keep the first document of each cluster
    in store order, exclude the others with their reason; one mask per store into MASKDIR
    (``<store fingerprint>.mask``), and ``dedup-report.json`` beside them.
@@ -31,11 +32,18 @@ from typing import Any
 
 import numpy as np
 
-from shardstore.curate.buckets import BucketSummary, BucketTask, run_bucket_task
+from shardstore.curate.buckets import (
+    BucketSummary,
+    BucketTask,
+    ConfirmSummary,
+    ConfirmTask,
+    run_bucket_task,
+    run_confirm_task,
+)
 from shardstore.curate.clusters import cluster
 from shardstore.curate.executors import Executor, run_tasks
-from shardstore.curate.maskdir import check_out_dir
-from shardstore.curate.minhash import MinHashParams, estimated_jaccard
+from shardstore.curate.maskdir import check_out_dir, prune_stale_masks
+from shardstore.curate.minhash import MinHashParams, exact_jaccard, ngram_set
 from shardstore.curate.origins import describe_doc, per_source
 from shardstore.curate.stores import StoreSet
 from shardstore.curate.units import SigSummary, SigTask, load_npy, plan_units, run_sig_task, unit_path
@@ -51,6 +59,7 @@ REPORT_NAME = "dedup-report.json"
 WORK_NAME = ".dedup-work"
 _RECORD_BYTES = 24
 UNIT_DOCS = 8192
+MIN_PARTITIONS = 8
 
 
 @dataclass(slots=True)
@@ -65,6 +74,7 @@ class DedupReport:
     ngrams: dict[str, int]
     candidates: dict[str, int]
     examples: list[dict[str, Any]] = field(default_factory=list)
+    stale_masks_removed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +86,7 @@ class DedupReport:
             "ngrams": self.ngrams,
             "candidates": self.candidates,
             "examples": self.examples,
+            "stale_masks_removed": self.stale_masks_removed,
         }
 
     @property
@@ -84,9 +95,11 @@ class DedupReport:
 
 
 def plan_partitions(total_docs: int, params: MinHashParams, memory_limit: int) -> int:
-    """Partitions so that one partition's records, sorted (x2), fit in a quarter of `memory_limit`."""
+    """Partitions so that one partition's records, sorted (x2), fit in a quarter of `memory_limit`; at least
+    `MIN_PARTITIONS`, so the bucket stage has tasks for several workers whatever the size (a fixed number: the
+    plan, hence a resume, never depends on the worker count)."""
     records = total_docs * (params.bands + 1)
-    return max(1, math.ceil(records * _RECORD_BYTES * 2 / max(1, memory_limit // 4)))
+    return max(MIN_PARTITIONS, math.ceil(records * _RECORD_BYTES * 2 / max(1, memory_limit // 4)))
 
 
 def unit_docs_for(params: MinHashParams, memory_limit: int) -> int:
@@ -166,6 +179,7 @@ def dedup(
             params,
             first_gid,
             tuple((int(c[p]), int(c[p + 1])) for c in cum),
+            partitions,
             sset.paths,
             tuple(int(b) for b in sset.bases),
         )
@@ -174,9 +188,31 @@ def dedup(
     bsums: list[BucketSummary] = run_tasks(
         run_bucket_task, btasks, workers=workers, executor=executor, on_result=progress("buckets", partitions)
     )
-    edges = [load_npy(os.path.join(work, f"p{p:04d}.edges.npy")) for p in range(partitions)]
+    ccum = [np.concatenate([[0], np.cumsum(b.candidates_per_partition)]) for b in bsums]
+    ctasks = [
+        ConfirmTask(
+            q,
+            work,
+            params,
+            first_gid,
+            tuple((int(c[q]), int(c[q + 1])) for c in ccum),
+            sset.paths,
+            tuple(int(b) for b in sset.bases),
+        )
+        for q in range(partitions)
+    ]
+    csums: list[ConfirmSummary] = run_tasks(
+        run_confirm_task,
+        ctasks,
+        workers=workers,
+        executor=executor,
+        on_result=progress("confirm", partitions),
+    )
+    edges = [load_npy(os.path.join(work, f"{k}{p:04d}.edges.npy")) for k in "pq" for p in range(partitions)]
     clusters = cluster(np.concatenate(edges) if edges else np.empty((0, 3), np.uint64))
-    report = _finish(sset, out, work, params, partitions, tasks, sums, bsums, clusters, examples)
+    stale = prune_stale_masks(out, REPORT_NAME, {mask_file_name(s.fingerprint) for s in sset.stores})
+    report = _finish(sset, out, work, params, partitions, tasks, sums, bsums, csums, clusters, examples)
+    report.stale_masks_removed = stale
     atomic_write(
         os.path.join(out, REPORT_NAME), json.dumps(report.to_dict(), indent=1, sort_keys=True).encode()
     )
@@ -225,6 +261,7 @@ def _finish(
     tasks: list[SigTask],
     sums: list[SigSummary],
     bsums: list[BucketSummary],
+    csums: list[ConfirmSummary],
     clusters: Any,
     examples: int,
 ) -> DedupReport:
@@ -276,37 +313,37 @@ def _finish(
             "docs_without_ngrams": sum(s.docs_without_ngrams for s in sums),
         },
         candidates={
-            "compared": sum(b.compared for b in bsums),
-            "rejected": sum(b.rejected for b in bsums),
+            "compared": sum(c.compared for c in csums),
+            "rejected": sum(c.rejected for c in csums),
             "exact_hash_collisions": sum(b.exact_hash_collisions for b in bsums),
             "exact_pairs": sum(b.exact_pairs for b in bsums),
-            "near_pairs": sum(b.near_pairs for b in bsums),
+            "near_pairs": sum(c.near_pairs for c in csums),
         },
-        examples=_examples(sset, work, tasks, first_gid, clusters, examples),
+        examples=_examples(sset, params, clusters, examples),
     )
 
 
-def _examples(
-    sset: StoreSet, work: str, tasks: list[SigTask], first_gid: np.ndarray, clusters: Any, count: int
-) -> list[dict[str, Any]]:
+def _store_of(sset: StoreSet, gid: int) -> int:
+    return int(np.searchsorted(sset.bases, gid, "right")) - 1
+
+
+def _examples(sset: StoreSet, params: MinHashParams, clusters: Any, count: int) -> list[dict[str, Any]]:
     """The first `count` near duplicates (then exact ones) in store order, decoded, with provenance."""
     order = np.argsort(clusters.exact, kind="stable")[:count]
     out = []
     for i in order.tolist():
-        pair = []
+        pair, sets = [], []
         for g in (int(clusters.removed[i]), int(clusters.kept_of[i])):
-            si = int(np.searchsorted(sset.bases, g, "right")) - 1
-            pair.append((g, describe_doc(sset.stores[si], sset.names[si], g - int(sset.bases[si]))))
-        sig = []
-        for g, _ in pair:
-            u = int(np.searchsorted(first_gid, g, "right")) - 1
-            sig.append(np.asarray(load_npy(unit_path(work, u, "sig.npy"), mmap=True)[g - int(first_gid[u])]))
+            si = _store_of(sset, g)
+            local = g - int(sset.bases[si])
+            pair.append((g, describe_doc(sset.stores[si], sset.names[si], local)))
+            sets.append(ngram_set(sset.stores[si].doc(local), params))
         out.append(
             {
                 "removed": pair[0][1],
                 "kept": pair[1][1],
                 "exact": bool(clusters.exact[i]),
-                "estimated_jaccard": round(estimated_jaccard(sig[0], sig[1]), 4),
+                "jaccard": round(exact_jaccard(sets[0], sets[1]), 4),
             }
         )
     return out

@@ -10,6 +10,7 @@ many documents.
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, field
 
@@ -48,10 +49,11 @@ class _Writer:
     def __init__(self, rng: random.Random, vocab: list[str]) -> None:
         self.rng = rng
         self.vocab = vocab
-        self.weights = [1.0 / (i + 10) for i in range(len(vocab))]  # Zipf-like, flattened at the head
+        weights = [1.0 / (i + 10) for i in range(len(vocab))]  # Zipf-like, flattened at the head
+        self.cum = list(itertools.accumulate(weights))
 
     def words(self, n: int) -> list[str]:
-        return self.rng.choices(self.vocab, weights=self.weights, k=n)
+        return self.rng.choices(self.vocab, cum_weights=self.cum, k=n)
 
     def document(self, paragraphs: int, words: int) -> list[list[str]]:
         return [self.words(max(5, int(self.rng.gauss(words, words / 4)))) for _ in range(paragraphs)]

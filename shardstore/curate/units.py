@@ -4,7 +4,8 @@ A unit is documents ``[doc_lo, doc_hi)`` of one shard of one store. Its task rea
 memory-mapped shard (``Store.tokens``: verified blocks, zero copy), computes MinHash signatures and the exact hash
 of each document natively, and writes into the work folder:
 
-    u<unit>.sig.npy   uint32 [docs, num_perm]   signatures (read back memory-mapped to confirm candidate pairs)
+    u<unit>.sig.npy   uint32 [docs, num_perm]   signatures, only with ``confirm="estimate"`` (read back memory-mapped
+                                                 to confirm candidate pairs; exact confirmation reads the tokens)
     u<unit>.info.npy  uint64 [docs, 4]          exact hash, n-grams used, degenerate n-grams, tokens
     u<unit>.rec.npy   uint64 [records, 3]       (key, kind, global doc): kind 0 = exact hash, 1 = LSH band key,
                                                  sorted by partition (key mod partitions), so each band bucket lies
@@ -24,7 +25,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from shardstore.curate.minhash import MinHashParams, band_keys, signatures
+from shardstore.curate.minhash import Confirm, MinHashParams, band_keys, signatures
 from shardstore.errors import FormatError
 from shardstore.store.store import Store
 from shardstore.util.durable import atomic_write
@@ -150,7 +151,8 @@ def run_sig_task(task: SigTask) -> SigSummary:
     order = np.argsort(part, kind="stable")
     rec = rec[order]
     counts = np.bincount(part.astype(np.int64), minlength=task.partitions)
-    save_npy(unit_path(task.work, task.index, "sig.npy"), sig)
+    if params.confirm is Confirm.ESTIMATE:
+        save_npy(unit_path(task.work, task.index, "sig.npy"), sig)
     save_npy(unit_path(task.work, task.index, "info.npy"), info)
     save_npy(unit_path(task.work, task.index, "rec.npy"), rec)
     summary = SigSummary(

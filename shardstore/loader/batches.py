@@ -279,7 +279,7 @@ class BatchReader:
             if plan is not None:
                 plan.read(source.stores[0].store, buf)
                 if marks is not None:
-                    source.stores[0].mark_doc_starts(starts, marks, rows=picked)
+                    plan.mark(source.stores[0].store, marks, length + 1)
             elif len(source.stores) == 1:
                 source.stores[0].read_rows(starts, buf, rows=picked)
                 if marks is not None:

@@ -40,6 +40,9 @@ class SourceCounts:
     excluded_tokens: int
     heldout_tokens: int
     heldout_docs: int
+    # per mask applied: {"mask": path or URL, "fingerprint", "store", "docs", "tokens"} (what it excludes by itself;
+    # documents two masks both name count for each)
+    masks: tuple[dict[str, Any], ...] = ()
 
 
 def uses_exclusions(cfg: MixtureConfig) -> bool:
@@ -98,7 +101,19 @@ def apply_exclusions(
     for s, stores in enumerate(opened):
         row: list[KeptStore] = []
         excl_tokens = held_tokens = held_docs = 0
+        per_mask: list[dict[str, Any]] = []
         for i, st in enumerate(stores):
+            for path, m in masks[s][i]:
+                m_starts, m_stops = doc_spans(st, m.excluded_ids())
+                per_mask.append(
+                    {
+                        "mask": path,
+                        "fingerprint": m.fingerprint,
+                        "store": st.root,
+                        "docs": m.num_excluded,
+                        "tokens": int((m_stops - m_starts).sum()),
+                    }
+                )
             drop = np.union1d(np.union1d(masked[s][i], heldout[s][i]), copies[s][i])
             starts, stops = doc_spans(st, drop)
             index = KeptIndex.from_excluded_spans(st.num_tokens, starts, stops)
@@ -117,7 +132,8 @@ def apply_exclusions(
                 )
             )
         kept.append(row)
-        counts.append(SourceCounts(sum(k.num_tokens for k in row), excl_tokens, held_tokens, held_docs))
+        kept_tokens = sum(k.num_tokens for k in row)
+        counts.append(SourceCounts(kept_tokens, excl_tokens, held_tokens, held_docs, tuple(per_mask)))
     part = {
         sc.name: {
             "masks": sorted(fp for k in row for _, fp in k.masks),

@@ -51,6 +51,18 @@ class KeptStore:
         self.heldout_docs = np.zeros(0, dtype=np.int64) if heldout_docs is None else heldout_docs
         self.excluded_docs = excluded_docs
 
+    def over(self, store: Any) -> KeptStore:
+        """This view over `store` (the same store re-opened, e.g. in a forked worker): the index is reused."""
+        if store is self.store:
+            return self
+        return KeptStore(
+            store,
+            self.index,
+            masks=self.masks,
+            heldout_docs=self.heldout_docs,
+            excluded_docs=self.excluded_docs,
+        )
+
     # -- what sources and the planner use ---------------------------------------------------------------------------
 
     @property

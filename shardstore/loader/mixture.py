@@ -50,7 +50,7 @@ class OpenSource:
 class Mixture:
     """A validated mixture config plus lazily opened stores (opened once per process)."""
 
-    __slots__ = ("__weakref__", "_exclusions", "_interleave", "_opened", "_opened_pid", "config")
+    __slots__ = ("__weakref__", "_excluded", "_exclusions", "_interleave", "_opened", "_opened_pid", "config")
 
     def __init__(self, config: MixtureConfig) -> None:
         self.config = config
@@ -58,6 +58,9 @@ class Mixture:
         self._opened: list[OpenSource] | None = None  # per process: a forked worker opens its own
         self._opened_pid = -1  # which process opened them (a record for diagnostics and tests)
         self._exclusions: dict[str, Any] | None = None  # masks and held-out settings per source, when any
+        # (store fingerprints, kept views, counts, fingerprint part): what the exclusions came to, kept across a
+        # fork (pure numpy arrays), so a forked worker re-opens its stores but does not re-hash them
+        self._excluded: tuple[list[list[str]], list[list[Any]], list[Any], dict[str, Any]] | None = None
         reset_in_forked_child(self._forget_opened)
 
     @classmethod
@@ -106,6 +109,7 @@ class Mixture:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.config = state["config"]
         self._interleave = None
+        self._excluded = None
         self._forget_opened()
         reset_in_forked_child(self._forget_opened)
 
@@ -143,8 +147,16 @@ class Mixture:
         kept: list[list[Any]] = raw
         counts: list[SourceCounts | None] = [None] * len(raw)
         if uses_exclusions(cfg):
-            kept, got, self._exclusions = apply_exclusions(cfg, raw, resolve_store)
-            counts = list(got)
+            fps = [[st.fingerprint for st in stores] for stores in raw]
+            if self._excluded is None or self._excluded[0] != fps:
+                got_kept, got, part = apply_exclusions(cfg, raw, resolve_store)
+                self._excluded = (fps, got_kept, list(got), part)
+            _, views, got_counts, self._exclusions = self._excluded
+            kept = [
+                [view.over(st) for view, st in zip(vs, stores, strict=True)]
+                for vs, stores in zip(views, raw, strict=True)
+            ]
+            counts = list(got_counts)
         for sc, stores, c in zip(cfg.sources, kept, counts, strict=True):
             offsets = [0]
             for store in stores:
@@ -232,6 +244,7 @@ class Mixture:
             seq_len=self.config.seq_len,
             total_tokens=total_tokens,
             token_counts=[_token_counts(src) for src in opened],
+            mask_counts=[src.counts.masks if src.counts is not None else () for src in opened],
         )
 
 

@@ -7,10 +7,11 @@ as over a whole store, so no window holds a byte of an excluded document.
 
 Representation, for ``G`` gaps: ``gap_at[r]``, the kept position at which gap ``r`` sits (strictly increasing),
 and ``C[r]``, the tokens skipped by gaps ``0 .. r - 1`` (``C[0] = 0``). Kept position ``p`` is store position
-``p + C[searchsorted(gap_at, p, "right")]``: one vectorized binary search per window. ``C`` is held in two
-levels, an int64 base every 256 gaps and a uint32 offset per gap (int64 offsets only if 256 consecutive gaps skip
-2**32 tokens or more), so the index costs 12 bytes per gap: for 10% of 10**8 documents excluded at random
-(~9*10**6 gaps) 1.08 bytes per document, and nothing at all for a store without exclusions.
+``p + C[upper_bound(gap_at, p)]``: one binary search per window (native, `shardstore._native._pieces.locate_rows`,
+over a whole look-ahead of windows at once). Both arrays are held in two levels, an int64 base every 256 entries
+and a uint32 offset per entry (int64 offsets only if 256 consecutive gaps span 2**32 tokens or more), so the
+index costs ~8 bytes per gap: for 10% of 10**8 documents excluded at random (~9*10**6 gaps) 0.73 bytes per
+document, and nothing at all for a store without exclusions.
 
 A window of ``seq_len + 1`` kept tokens that contains no gap position is one contiguous store read (the usual row);
 one that does is read piece by piece (`pieces`): ``1 + gaps inside`` contiguous store spans.
@@ -44,8 +45,9 @@ class KeptIndex:
 
     num_tokens: int
     kept_tokens: int
-    gap_at: np.ndarray  # int64 [G]
-    skip_base: np.ndarray  # int64 [ceil((G + 1) / 256)]
+    gap_base: np.ndarray  # int64 [ceil(G / 256)]: gap_at[r] = gap_base[r >> 8] + gap_delta[r]
+    gap_delta: np.ndarray  # uint32 (int64 if 256 gaps span 2**32 kept tokens) [G]
+    skip_base: np.ndarray  # int64 [ceil((G + 1) / 256)]: C[r] = skip_base[r >> 8] + skip_delta[r]
     skip_delta: np.ndarray  # uint32 or int64 [G + 1]
 
     @classmethod
@@ -78,12 +80,9 @@ class KeptIndex:
         lengths = gap_hi - gap_lo
         skipped = np.zeros(lengths.size + 1, dtype=np.int64)
         np.cumsum(lengths, out=skipped[1:])
-        gap_at = gap_lo - skipped[:-1]
-        base = skipped[:: 1 << _LEVEL].copy()
-        delta = skipped - np.repeat(base, 1 << _LEVEL)[: skipped.size]
-        if delta.size and int(delta.max()) < 1 << 32:
-            delta = delta.astype(np.uint32)
-        return cls(int(num_tokens), int(num_tokens - skipped[-1]), gap_at, base, delta)
+        gap_base, gap_delta = _two_level(gap_lo - skipped[:-1])
+        skip_base, skip_delta = _two_level(skipped)
+        return cls(int(num_tokens), int(num_tokens - skipped[-1]), gap_base, gap_delta, skip_base, skip_delta)
 
     @classmethod
     def whole(cls, num_tokens: int) -> KeptIndex:
@@ -93,7 +92,15 @@ class KeptIndex:
 
     @property
     def num_gaps(self) -> int:
-        return int(self.gap_at.size)
+        return int(self.gap_delta.size)
+
+    @property
+    def _native_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        return (self.gap_base, self.gap_delta, self.skip_base, self.skip_delta, _LEVEL)
+
+    def gap_at(self, r: np.ndarray) -> np.ndarray:
+        """Kept positions of gaps ``r`` (int64, elementwise)."""
+        return self.gap_base[r >> _LEVEL] + self.gap_delta[r].astype(np.int64)
 
     @property
     def excluded_tokens(self) -> int:
@@ -102,28 +109,25 @@ class KeptIndex:
     @property
     def nbytes(self) -> int:
         """Memory held by the index."""
-        return int(self.gap_at.nbytes + self.skip_base.nbytes + self.skip_delta.nbytes)
+        return int(
+            self.gap_base.nbytes + self.gap_delta.nbytes + self.skip_base.nbytes + self.skip_delta.nbytes
+        )
 
     def skipped(self, r: np.ndarray) -> np.ndarray:
         """``C[r]``: tokens skipped by the gaps before gap ``r`` (int64, elementwise)."""
         return self.skip_base[r >> _LEVEL] + self.skip_delta[r].astype(np.int64)
 
-    def gaps_before(self, kept: np.ndarray) -> np.ndarray:
-        """For kept positions ``p``: the number of gaps at kept positions ``<= p``."""
-        return np.searchsorted(self.gap_at, kept, "right")
-
     def to_store(self, kept: np.ndarray) -> np.ndarray:
         """Store positions of kept positions (int64 array in, int64 array out)."""
-        kept = np.asarray(kept, dtype=np.int64)
-        return kept + self.skipped(self.gaps_before(kept))
+        return self.rows(kept, 0)[0]
 
     def rows(self, starts: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For windows ``[starts[i], starts[i] + length)`` of kept positions: (store start of each, gaps before
         each start, gaps strictly inside each). A window with no gap inside is one contiguous store span."""
-        starts = np.asarray(starts, dtype=np.int64)
-        r0 = self.gaps_before(starts)
-        r1 = np.searchsorted(self.gap_at, starts + length, "left")
-        return starts + self.skipped(r0), r0, r1 - r0
+        starts = np.ascontiguousarray(starts, dtype=np.int64)
+        store_starts, r0, inside = np.empty_like(starts), np.empty_like(starts), np.empty_like(starts)
+        _pieces.locate_rows(*self._native_index, starts, length, store_starts, r0, inside)
+        return store_starts, r0, inside
 
     def row_pieces(self, starts: np.ndarray, length: int) -> tuple[np.ndarray, ...]:
         """Windows ``[starts[i], starts[i] + length)`` split for reading, vectorized over the batch.
@@ -132,9 +136,8 @@ class KeptIndex:
         starting at `store_starts`; `broken` lists the others, whose pieces are store spans ``[lo, lo + n)`` going
         to window ``broken[row]`` at offset `at` (pieces in order, each non-empty)."""
         starts = np.ascontiguousarray(starts, dtype=np.int64)
-        store_starts, r0, inside = np.empty_like(starts), np.empty_like(starts), np.empty_like(starts)
-        ix = (self.gap_at, self.skip_base, self.skip_delta, _LEVEL)
-        _pieces.locate_rows(*ix, starts, length, store_starts, r0, inside)
+        store_starts, r0, inside = self.rows(starts, length)
+        ix = self._native_index
         plain = inside == 0
         broken = np.flatnonzero(inside)
         total = int(inside[broken].sum()) + broken.size
@@ -148,9 +151,9 @@ class KeptIndex:
         window) in order."""
         if not 0 <= start <= stop <= self.kept_tokens:
             raise IndexError(f"kept tokens [{start}, {stop}) are outside [0, {self.kept_tokens})")
-        r0 = int(np.searchsorted(self.gap_at, start, "right"))
-        r1 = int(np.searchsorted(self.gap_at, stop, "left"))
-        cuts = [start, *self.gap_at[r0:r1].tolist(), stop]
+        _, r0_a, inside_a = self.rows(np.array([start], dtype=np.int64), stop - start)
+        r0, r1 = int(r0_a[0]), int(r0_a[0] + inside_a[0])
+        cuts = [start, *self.gap_at(np.arange(r0, r1, dtype=np.int64)).tolist(), stop]
         skips = self.skipped(np.arange(r0, r1 + 1, dtype=np.int64)).tolist()
         out = []
         for j in range(len(cuts) - 1):
@@ -161,6 +164,15 @@ class KeptIndex:
 
 
 # -- held-out membership ----------------------------------------------------------------------------------------
+
+
+def _two_level(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 base every 256 values, offsets from it): uint32 offsets unless some exceed 2**32 - 1."""
+    base = values[:: 1 << _LEVEL].copy()
+    delta = values - np.repeat(base, 1 << _LEVEL)[: values.size]
+    if not delta.size or int(delta.max()) < 1 << 32:
+        return base, delta.astype(np.uint32)
+    return base, delta
 
 
 def _mix64(z: np.ndarray) -> np.ndarray:

@@ -30,9 +30,13 @@ class SourcePlan:
     kept_tokens: int = 0  # tokens of the source's training side (after masks and the held-out split)
     excluded_tokens: int = 0  # tokens left out by masks (and copies of held-out documents)
     heldout_tokens: int = 0  # tokens of the held-out side
+    masks: tuple[
+        dict[str, Any], ...
+    ] = ()  # per mask applied: what it removes (docs, tokens), as the loader counted
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "masks": [dict(m) for m in self.masks],
             "kept_tokens": self.kept_tokens,
             "excluded_tokens": self.excluded_tokens,
             "heldout_tokens": self.heldout_tokens,
@@ -72,11 +76,13 @@ def plan_run(
     seq_len: int,
     total_tokens: int,
     token_counts: Sequence[tuple[int, int, int]] | None = None,
+    mask_counts: Sequence[Sequence[dict[str, Any]]] | None = None,
 ) -> Plan:
     """Per-source weight, tokens available and drawn, epochs and warnings for a run of ``total_tokens``.
 
     `token_counts`: (kept, excluded, held-out) tokens per source, as the loader counted them; windows (hence
-    tokens available, epochs) already count kept tokens only."""
+    tokens available, epochs) already count kept tokens only. `mask_counts`: per source, what each of its masks
+    removes."""
     if token_counts is None:
         token_counts = [(w * seq_len, 0, 0) for w in windows]
     samples = -(-total_tokens // seq_len)
@@ -99,6 +105,7 @@ def plan_run(
                 kept_tokens=token_counts[s][0],
                 excluded_tokens=token_counts[s][1],
                 heldout_tokens=token_counts[s][2],
+                masks=tuple(mask_counts[s]) if mask_counts is not None else (),
             )
         )
         if epochs > REPEAT_WARNING_EPOCHS:

@@ -161,6 +161,13 @@ def run_local(
                             "re-run the same command to resume"
                         ) from exc
                     on_result(result)
+        except BaseException:
+            # ^C or an error: every worker exits at once (`_exit_with_parent`). Otherwise the pool's shutdown
+            # waits for the units in flight, whose progress queue nobody drains any more: a full pipe hung a
+            # ^C'd build for good (seen). Now no unit commits after this, so the count a ^C reports is exact;
+            # the unfinished attempts are swept by the next run.
+            lifeline_w.close()
+            raise
         finally:
             for fut in in_flight:
                 fut.cancel()

@@ -47,24 +47,14 @@ from shardstore.preprocess.finalize import (
 )
 from shardstore.preprocess.journal import Journal, UnitResult
 from shardstore.preprocess.locks import NodeLock
-from shardstore.preprocess.outdir import check_output_dir
+from shardstore.preprocess.outdir import check_output_dir, inside_output, outside_output
 from shardstore.preprocess.progress import BuildProgress
 from shardstore.preprocess.resume import build_digest, check_options, usable_results
-from shardstore.preprocess.sources import (
-    InputFile,
-    ReadOptions,
-    SkipCounts,
-    Utf8Policy,
-    walk_inputs,
-)
+from shardstore.preprocess.sources import InputFile, ReadOptions, Utf8Policy, walk_inputs
+from shardstore.preprocess.tokinput import save_tokenizer_input
 from shardstore.preprocess.units import UnitTask
 from shardstore.preprocess.workunits import WorkUnit, plan_units
-from shardstore.preprocess.yieldcheck import (
-    DEFAULT_MAX_SKIPPED_FRACTION,
-    below_yield,
-    skipped_records,
-    yield_message,
-)
+from shardstore.preprocess.yieldcheck import DEFAULT_MAX_SKIPPED_FRACTION, check_build_yield
 from shardstore.store import format as fmt
 from shardstore.store.manifest import MANIFEST_NAME, Manifest, write_manifest
 from shardstore.util.durable import atomic_write
@@ -170,26 +160,6 @@ def build(
     return run_build(cfg)
 
 
-def save_tokenizer_input(tok: Any, out: str) -> str:
-    """Write a `tokenizer.Tokenizer` into the build's journal (``.build/tokenizer-input.json``, copied into the
-    store as tokenizer.json) and return its path: how a build takes an imported or in-memory tokenizer."""
-    if not hasattr(tok, "save"):
-        raise ConfigError(f"tokenizer must be a path or a tokenizer.Tokenizer, got {type(tok).__name__}")
-    journal = Journal(out)
-    journal.create()
-    path = os.path.join(journal.root, "tokenizer-input.json")
-    tmp = f"{path}.new-{os.getpid()}"  # the tokenizer writes its file itself; its bytes are committed below
-    try:
-        tok.save(tmp)
-        with open(tmp, "rb") as f:
-            new = f.read()
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    atomic_write(path, new, skip_if_same=True)
-    return path
-
-
 def _read_or_none(path: str) -> bytes | None:
     try:
         with open(path, "rb") as f:
@@ -218,19 +188,6 @@ def _build_options(
     }
 
 
-def _is_outside(url: str, out: str) -> bool:
-    return "://" in url or not os.path.realpath(url).startswith(os.path.realpath(out) + os.sep)
-
-
-def _outside(files: list[InputFile], out: str) -> list[InputFile]:
-    """Drop inputs inside the store directory itself (`build data/ --out data/store` must not read its own
-    provenance files back as inputs when it resumes)."""
-    kept = [f for f in files if _is_outside(f.url, out)]
-    if not kept:
-        raise ConfigError(f"every input is inside the output directory {out!r}; nothing to build")
-    return kept
-
-
 @dataclass(frozen=True, slots=True)
 class BuildPlan:
     """Step 1 (plan): the inputs, their work units, the tokenizer and the options that determine the bytes."""
@@ -257,8 +214,8 @@ def plan_build(cfg: BuildConfig) -> BuildPlan:
     from tokenizer import Tokenizer
 
     found = walk_inputs(cfg.inputs, storage_options=cfg.storage_options)
-    files = _outside(found.files, cfg.out)
-    ignored = [u for u in found.ignored if _is_outside(u, cfg.out)]
+    files = outside_output(found.files, cfg.out)
+    ignored = [u for u in found.ignored if not inside_output(u, cfg.out)]
     units = plan_units(files, unit_bytes=cfg.unit_bytes, storage_options=cfg.storage_options)
     tok_bytes = _read_or_none(cfg.tokenizer)
     if tok_bytes is None:
@@ -385,8 +342,8 @@ def _finish(
         raise BuildError(
             f"{len(failed)} of {len(units)} input units failed ({names}"
             f"{', ...' if len(failed) > 5 else ''}): {next(iter(report.failed.values()))}. The other units are "
-            f"finished and kept; repair the bad files in place and re-run the same command (only their units run "
-            f"again), or pass --allow-partial to commit the store without them. Details in {os.path.join(cfg.out, REPORT_NAME)}"
+            f"finished and kept; fix the cause (repair the files in place, or pass the option the message names) and "
+            f"re-run (only the failed units run again), or pass --allow-partial to commit the store without them. Details in {os.path.join(cfg.out, REPORT_NAME)}"
         )
     if missing:
         if cfg.finalize:
@@ -397,7 +354,7 @@ def _finish(
         )
         write_report(cfg.out, report)
         return report
-    _check_build_yield(plan, results)
+    check_build_yield(results.values(), plan.cfg.text_field, plan.cfg.max_skipped_fraction)
     sweep_stale_temps(cfg.out)
     manifest = build_manifest(
         cfg.out, plan.files, units, results, failed, plan.tok, plan.dtype, plan.options, cfg.split_on
@@ -412,20 +369,6 @@ def _finish(
     if cfg.compress:
         compress(cfg.out)
     return report
-
-
-def _check_build_yield(plan: BuildPlan, results: Mapping[int, UnitResult]) -> None:
-    """The yield check of the whole build (whole-file `.txt` inputs have one record each, so only this one judges
-    them; see `yieldcheck`)."""
-    cfg = plan.cfg
-    docs, counts = 0, SkipCounts()
-    for r in results.values():
-        docs += r.num_docs
-        counts.merge(r.skipped)
-    skipped = skipped_records(counts)
-    if below_yield(docs, skipped, cfg.max_skipped_fraction):
-        read = ReadOptions(text_field=cfg.text_field)
-        raise BuildError(yield_message(None, docs, skipped, read, cfg.max_skipped_fraction))
 
 
 def _interrupted(plan: BuildPlan, journal: Journal) -> BuildInterrupted:

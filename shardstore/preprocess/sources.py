@@ -277,9 +277,15 @@ def iter_documents(
         InputError: the file cannot be read to its end (truncated or corrupt compressed stream, broken Parquet,
             missing column, invalid UTF-8 under the 'fail' policy). Pieces yielded before remain valid.
     """
+    from shardstore.preprocess.readers.utf8 import decode_packed
+
     for batch in iter_batches(file, options, counts, span=span):
         if isinstance(batch, PackedDocs):
-            yield from batch.pieces()
+            try:
+                docs = list(batch.pieces())
+            except UnicodeDecodeError:  # unchecked Parquet strings: the UTF-8 policy, row by row
+                docs = decode_packed(batch, file, options, counts)
+            yield from docs
         else:
             yield batch
 

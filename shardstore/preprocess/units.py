@@ -32,10 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from shardstore.errors import BuildError
+from shardstore.errors import BuildError, InvalidUtf8Error
 from shardstore.preprocess.inputdigest import InputDigest, digest_parquet, is_parquet
 from shardstore.preprocess.journal import Journal, UnitResult
 from shardstore.preprocess.locks import host_tag
+from shardstore.preprocess.readers.utf8 import decode_packed
 from shardstore.preprocess.sources import (
     DocPiece,
     InputFile,
@@ -224,7 +225,13 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
             if isinstance(piece, PackedDocs):
                 flush(batch, chars)  # documents stay in reading order
                 chars = 0
-                sink.add_packed(piece, tokenizer)
+                try:
+                    sink.add_packed(piece, tokenizer)
+                except (
+                    InvalidUtf8Error
+                ):  # unchecked Parquet strings: the policy, row by row (nothing was written)
+                    docs = decode_packed(piece, task.file, task.read, counts)
+                    flush(docs, sum(len(d.text.encode("utf-8", "surrogatepass")) for d in docs))
                 sink.report()
                 continue
             batch.append(piece)

@@ -16,15 +16,17 @@ documents). Empty documents count as records but never fail an input alone (an e
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from shardstore.errors import ConfigError, InputError
-from shardstore.preprocess.inputs import InputFile, InputFormat, ReadOptions, SkipReason
+from shardstore.errors import BuildError, ConfigError, InputError
+from shardstore.preprocess.inputs import InputFile, InputFormat, ReadOptions, SkipCounts, SkipReason
 from shardstore.preprocess.modes import DEFAULT_MAX_SKIPPED_FRACTION
 
 __all__ = [
     "DEFAULT_MAX_SKIPPED_FRACTION",
     "below_yield",
+    "check_build_yield",
     "check_fraction",
     "check_yield",
     "first_record_fields",
@@ -73,6 +75,19 @@ def check_yield(
     skipped = skipped_records(counts)
     if below_yield(docs, skipped, max_skipped_fraction):
         raise InputError(yield_message(file, docs, skipped, options, max_skipped_fraction))
+
+
+def check_build_yield(results: Iterable[Any], text_field: str, max_skipped_fraction: float) -> None:
+    """The yield check of a whole build over its unit results (`num_docs`, `skipped`): whole-file `.txt` inputs
+    have one record each, so only this check judges them. Raises `BuildError`."""
+    docs, counts = 0, SkipCounts()
+    for r in results:
+        docs += r.num_docs
+        counts.merge(r.skipped)
+    skipped = skipped_records(counts)
+    if below_yield(docs, skipped, max_skipped_fraction):
+        read = ReadOptions(text_field=text_field)
+        raise BuildError(yield_message(None, docs, skipped, read, max_skipped_fraction))
 
 
 def yield_message(

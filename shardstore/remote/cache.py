@@ -27,7 +27,6 @@ latest run), fsync and verification included; a cold first batch fetches only th
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import threading
 import time
@@ -41,14 +40,15 @@ from shardstore.errors import CacheError
 from shardstore.remote.cache_config import CacheConfig, default_cache_dir, parse_size, resolve_config
 from shardstore.remote.cachedir import CacheDir, Usage
 from shardstore.remote.fetch import download_verified, fetch_small, join_url, resolve, with_retries
+from shardstore.remote.manifest_cache import load_manifest, write_index
+from shardstore.remote.manifest_cache import store_key as _store_key
 from shardstore.store.compress import (
     COMPRESSION_NAME,
     CompressedFile,
     compress_store,
     parse_compression_index,
 )
-from shardstore.store.manifest import MANIFEST_NAME, Manifest, ShardInfo
-from shardstore.store.manifest_index import INDEX_NAME, index_bytes, open_index
+from shardstore.store.manifest import MANIFEST_NAME, Manifest
 from shardstore.util.durable import atomic_write
 from shardstore.util.forksafe import reset_in_forked_child
 from shardstore.util.remote_options import RemoteOptions
@@ -70,10 +70,6 @@ class _Item:
     size: int
     checksum: str
     compressed: CompressedFile | None
-
-
-def _store_key(url: str, fingerprint: str) -> str:
-    return f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{fingerprint[:16]}"
 
 
 class RemoteLocator:
@@ -479,33 +475,8 @@ def open_remote(
     _write_once(os.path.join(locator.directory, MANIFEST_NAME), manifest_bytes)
     _write_once(os.path.join(locator.directory, "url"), (url + "\n").encode())
     if not indexed:  # the first process of the node parsed the JSON: the others open through the index
-        atomic_write(
-            os.path.join(locator.directory, INDEX_NAME), index_bytes(manifest, manifest_bytes), fsync=False
-        )
+        write_index(locator.directory, manifest, manifest_bytes)
     return manifest_bytes, locator
-
-
-def load_manifest(cache_root: str, url: str, manifest_bytes: bytes) -> tuple[Manifest, bool]:
-    """(manifest of `manifest_bytes`, whether it came through a node-local `manifest.idx`).
-
-    An earlier process of this node that opened `url` wrote the index beside its cache (`<root>/<key>/`, the key
-    holding the url hash and the store fingerprint). An index is used only if it is the index of exactly these
-    bytes (size and xxh3 of the manifest, and of its own body: `manifest_index.open_index`) and sits in the
-    directory of its own fingerprint; otherwise the JSON is parsed and validated (~1 s and ~100 MB per process
-    at 100,000 shards, issue 19).
-    """
-    source = join_url(url, MANIFEST_NAME)
-    prefix = _store_key(url, "")
-    try:
-        keys = sorted(e.name for e in os.scandir(cache_root) if e.name.startswith(prefix) and e.is_dir())
-    except OSError:
-        keys = []
-    view = memoryview(manifest_bytes)
-    for key in keys:
-        found = open_index(os.path.join(cache_root, key), view, ShardInfo)
-        if found is not None and key == _store_key(url, str(found[0].get("fingerprint"))):
-            return Manifest.from_index(found[0], found[1], source=source), True
-    return Manifest.from_json_bytes(manifest_bytes, source=source), False
 
 
 def _write_once(path: str, data: bytes) -> None:

@@ -13,14 +13,31 @@ excluded cost ~3 us with the native copy, against ~25 us for a Python loop of sl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from shardstore._native import _pieces
-from shardstore.store.rows import RowStore
+from shardstore.store.mapped import MappedShard
 
-__all__ = ["PiecePlan"]
+__all__ = ["PiecePlan", "PieceStore"]
+
+
+class PieceStore(Protocol):
+    """What piece reads need of a store (`Store` implements it: its "row and verify interface")."""
+
+    @property
+    def num_tokens(self) -> int: ...
+    @property
+    def shard_token_starts(self) -> list[int]: ...
+    @property
+    def mapped_slots(self) -> Sequence[MappedShard | None]: ...
+    def mapped_shard(self, index: int) -> MappedShard: ...
+    def check_out_dtype(self, dtype: np.dtype) -> None: ...
+    def read_into(self, start: int, out: np.ndarray) -> np.ndarray: ...
+    def doc_starts(self, start: int, stop: int) -> np.ndarray: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +52,14 @@ class PiecePlan:
     crossing: tuple[tuple[int, int, int], ...]  # (store position, length, dst) of pieces crossing a shard end
 
     @classmethod
-    def make(cls, store: RowStore, lo: np.ndarray, n: np.ndarray, dst: np.ndarray) -> PiecePlan:
+    def make(cls, store: PieceStore, lo: np.ndarray, n: np.ndarray, dst: np.ndarray) -> PiecePlan:
         """Plan pieces ``[lo[i], lo[i] + n[i])`` of `store` to flat elements ``dst[i]`` of the batch buffer."""
         plan = cls.make_many(store, lo, n, dst, np.zeros(lo.size, dtype=np.int64), 1)[0]
         return plan if plan is not None else cls((), lo[:0], lo[:0], lo[:0], lo[:0], ())
 
     @classmethod
     def make_many(
-        cls, store: RowStore, lo: np.ndarray, n: np.ndarray, dst: np.ndarray, batch: np.ndarray, k: int
+        cls, store: PieceStore, lo: np.ndarray, n: np.ndarray, dst: np.ndarray, batch: np.ndarray, k: int
     ) -> list[PiecePlan | None]:
         """The plans of `k` batches at once (one vectorized pass): piece ``i`` belongs to batch ``batch[i]``
         (non-decreasing); None for a batch without pieces."""
@@ -75,7 +92,7 @@ class PiecePlan:
             plans.append(cls(tuple(shard_of[bounds[j] : bounds[j + 1]]), w, loc, m, d, crossing))
         return plans
 
-    def read(self, store: RowStore, out: np.ndarray) -> None:
+    def read(self, store: PieceStore, out: np.ndarray) -> None:
         """Copy the planned pieces into `out` (a C-contiguous 2-D batch buffer), verifying first."""
         store.check_out_dtype(out.dtype)
         slots = store.mapped_slots
@@ -97,3 +114,36 @@ class PiecePlan:
         for a, m, d in self.crossing:
             r, c = divmod(d, width)
             store.read_into(a, out[r, c : c + m])
+
+    def mark(self, store: PieceStore, marks: np.ndarray, width: int) -> None:
+        """Set ``marks[row, col]`` (``[rows, width - 1]`` bools) where a document begins inside the planned pieces
+        (``width`` is the batch buffer's).
+
+        One vectorized pass per shard: a searchsorted of all its pieces' bounds over the shard's document offsets.
+        """
+        cols = marks.shape[1]
+        flat = marks.reshape(-1)
+        row, col = np.divmod(self.dst, width)
+        # A piece after a gap starts where a kept document starts (gaps are whole documents), which the
+        # searchsorted below finds among the shard's document offsets: no separate mark for it.
+        for j, s in enumerate(self.shards):
+            mine = np.flatnonzero(self.which == j) if len(self.shards) > 1 else slice(None)
+            offs = store.mapped_shard(s).offsets
+            lo, hi = self.local[mine], self.local[mine] + self.n[mine]
+            i0 = np.searchsorted(offs, lo.astype(np.uint64), "left")
+            i1 = np.searchsorted(offs, hi.astype(np.uint64), "left")
+            count = (i1 - i0).astype(np.int64)
+            total = int(count.sum())
+            if not total:
+                continue
+            first = np.cumsum(count) - count
+            idx = np.repeat(i0.astype(np.int64) - first, count) + np.arange(total, dtype=np.int64)
+            shift = np.repeat(col[mine] - lo, count)
+            c = offs[idx].astype(np.int64) + shift
+            r = np.repeat(row[mine], count)
+            ok = c < cols
+            flat[r[ok] * cols + c[ok]] = True
+        for a, m, d in self.crossing:
+            r0, c0 = divmod(d, width)
+            rel = store.doc_starts(a, a + m) - a + c0
+            marks[r0, rel[rel < cols]] = True

@@ -42,6 +42,8 @@ class Segment(Protocol):
     @property
     def tokens(self) -> np.ndarray: ...
     @property
+    def offsets(self) -> np.ndarray: ...
+    @property
     def trusted(self) -> bool: ...
     @property
     def block_shift(self) -> int: ...
@@ -104,18 +106,22 @@ def read_rows(
     store.check_out_dtype(out.dtype)
     length = out.shape[1]
     starts_l, rows_l = _row_indices(starts, rows, out.shape[0], length, store)
-    _, seg_starts, slots, get = store.row_segments()
-    # One searchsorted for the whole batch (values checked above, so int64 is exact): a Python bisect per row
-    # cost ~30 ns per level, 0.2 us per row over a few hundred segments.
-    query = np.asarray(starts).astype(np.int64, copy=False)
-    seg = np.searchsorted(seg_starts, query, "right") - 1
-    locals_ = (query - seg_starts[seg]).tolist()
-    for r, a, s, local in zip(rows_l, starts_l, seg.tolist(), locals_, strict=True):
+    tok_starts, seg_starts, slots, get = store.row_segments()
+    if len(starts_l) >= 8:
+        # One searchsorted for the batch (values checked above, so int64 is exact): a Python bisect per row costs
+        # ~30 ns per level, 0.2 us per row over a few hundred segments; below ~8 rows the bisects are cheaper.
+        query = np.asarray(starts).astype(np.int64, copy=False)
+        found = np.searchsorted(seg_starts, query, "right").tolist()
+    else:
+        found = [bisect_right(tok_starts, a) for a in starts_l]
+    for r, a, s1 in zip(rows_l, starts_l, found, strict=True):
+        s = s1 - 1
         shard = slots[s]
         if shard is None:
             shard = get(s)
         else:
             shard.used = True
+        local = a - tok_starts[s]
         stop = local + length
         if stop > shard.num_tokens:  # crosses into the next shard
             store.read_into(a, out[r])
@@ -143,7 +149,8 @@ def mark_doc_starts(
     starts_l, rows_l = _row_indices(starts, rows, marks.shape[0], length, store)
     if not starts_l or length == 0:
         return marks
-    tok_starts = store.shard_token_starts
+    # the segments: shards, or runs of tiny shards (their offsets mean the same)
+    tok_starts, _, _, get = store.row_segments()
     groups: dict[int, list[int]] = {}
     for i, a in enumerate(starts_l):
         groups.setdefault(bisect_right(tok_starts, a) - 1, []).append(i)
@@ -151,7 +158,7 @@ def mark_doc_starts(
     part_rows: list[int] = []
     part_base: list[int] = []
     for s, members in groups.items():
-        shard = store.mapped_shard(s)
+        shard = get(s)
         base, n = tok_starts[s], shard.num_tokens
         locals_ = [starts_l[i] - base for i in members]
         ends = [a + length if a + length < n else n for a in locals_]
@@ -166,11 +173,24 @@ def mark_doc_starts(
                 parts.append(offs[lo:hi])
                 part_rows.append(rows_l[i])
                 part_base.append(locals_[j])
-            if locals_[j] + length > n:  # the rest of the row lies in later shards: rare, one per boundary
-                tail = store.doc_starts(tok_starts[s] + n, starts_l[i] + length) - starts_l[i]
-                marks[rows_l[i], tail] = True
+            if locals_[j] + length > n:  # the rest of the row lies in later segments: rare, one per boundary
+                _mark_tail(get, s + 1, n - locals_[j], length, marks[rows_l[i]])
     if parts:
         sizes = [p.size for p in parts]
         pos = np.concatenate(parts).astype(np.int64) - np.repeat(np.array(part_base, dtype=np.int64), sizes)
         marks[np.repeat(np.array(part_rows, dtype=np.int64), sizes), pos] = True
     return marks
+
+
+def _mark_tail(
+    get: Callable[[int], Segment], s: int, covered: int, length: int, row_marks: np.ndarray
+) -> None:
+    """Marks of a row's positions [covered, length), which lie in segments s, s + 1, ... from their start."""
+    while covered < length:
+        seg = get(s)
+        take = min(length - covered, seg.num_tokens)
+        offs = seg.offsets
+        hi = int(np.searchsorted(offs, np.uint64(take), "left"))  # document starts below `take` (see above)
+        row_marks[offs[:hi].astype(np.int64) + covered] = True
+        covered += take
+        s += 1

@@ -22,7 +22,8 @@ Trade-offs, candidly:
   shards keep the zero-copy mapping path.
 - A loaded run is bytes already verified, so a file truncated or replaced on disk after its run was loaded cannot
   change what is served (no SIGBUS either); a run evicted and loaded again re-reads and re-verifies its files.
-- Documents (`Store.doc`, document starts) still go through the shard mappings: only token rows use the runs.
+- A run also keeps its shards' document offsets, so document starts inside rows (`mark_doc_starts`) come from
+  the runs too; `Store.doc` and `doc_starts` still go through the shard mappings.
 - A forked child drops its runs, like its mappings, and reloads what it reads.
 """
 
@@ -91,16 +92,19 @@ def plan_runs(sizes: np.ndarray, tokens: np.ndarray, token_bytes: int) -> list[i
 class ShardRun:
     """Shards [first, stop) of a store as one verified, read-only token array (the row loop's segment)."""
 
-    __slots__ = ("first", "num_tokens", "stop", "tokens", "used")
+    __slots__ = ("first", "num_tokens", "offsets", "stop", "tokens", "used")
 
     trusted = True  # every byte was checked when the run was loaded
     block_shift = 0
     touched = b""
 
-    def __init__(self, first: int, stop: int, tokens: np.ndarray) -> None:
+    def __init__(self, first: int, stop: int, tokens: np.ndarray, offsets: np.ndarray) -> None:
         self.first = first
         self.stop = stop
         self.tokens = tokens
+        self.offsets = (
+            offsets  # run-local document starts of its shards, then its end (uint64, like a shard's)
+        )
         self.num_tokens = int(tokens.shape[0])
         self.used = True  # CLOCK bit, like MappedShard.used
 
@@ -165,12 +169,18 @@ class ShardRuns:
     def _load(self, r: int) -> ShardRun:
         first, stop = self._shard_starts[r], self._shard_starts[r + 1]
         parts = [self._read_checked(i) for i in range(first, stop)]
-        tokens = np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
+        tokens = np.concatenate([p[0] for p in parts])
+        sizes = np.array([p[0].size for p in parts], dtype=np.uint64)
+        bases = np.concatenate([[0], np.cumsum(sizes)]).astype(np.uint64)
+        doc = [p[1][:-1] + bases[j] for j, p in enumerate(parts)]
+        offsets = np.concatenate([*doc, bases[-1:]])
         tokens.flags.writeable = False
-        return ShardRun(first, stop, tokens)
+        offsets.flags.writeable = False
+        return ShardRun(first, stop, tokens, offsets)
 
-    def _read_checked(self, index: int) -> np.ndarray:
-        """Shard `index`'s tokens, from one read of its file, after checking every byte against the manifest."""
+    def _read_checked(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Shard `index`'s tokens and document offsets, from one read of its file, after checking every byte
+        against the manifest."""
         info = self._manifest.shards[index]
         path = self._locator.shard_path(index)
         try:
@@ -188,9 +198,10 @@ class ShardRuns:
         if checked is None:  # cannot happen without problems; kept total
             raise FormatError(f"{path}: shard could not be checked")
         header = checked[0]
-        return np.frombuffer(
-            data, dtype=self._dtype, count=header.num_tokens, offset=header.layout.payload_offset
-        )
+        lay = header.layout
+        tokens = np.frombuffer(data, dtype=self._dtype, count=header.num_tokens, offset=lay.payload_offset)
+        offsets = np.frombuffer(data, dtype="<u8", count=header.num_docs + 1, offset=lay.doc_index_offset)
+        return tokens, offsets
 
     # -- MapOwner (the budget's view) ------------------------------------------------------------------------------
 

@@ -268,7 +268,14 @@ class Store:
         n = out.shape[0]
         if start < 0 or start + n > self._num_tokens:
             raise IndexError(f"tokens [{start}, {start + n}) are outside the store's [0, {self._num_tokens})")
-        starts, _, slots, get = self.row_segments()
+        runs = self._runs  # (row_segments, inlined: this is called per row)
+        starts: list[int]
+        slots: Sequence[Segment | None]
+        get: Callable[[int], Segment]
+        if runs is None:
+            starts, slots, get = self._tok_starts, self._maps.slots, self._get
+        else:
+            starts, slots, get = runs.token_starts, runs.slots, runs.get
         s = bisect_right(starts, start) - 1
         shard = slots[s]
         if shard is None:

@@ -44,16 +44,23 @@ def unguarded_main_call() -> tuple[str, int] | None:
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
         return None
     for node in tree.body:
-        if _is_main_guard(node) and node.lineno <= line <= (node.end_lineno or node.lineno):
-            return None
+        for stmt in _guarded(node):
+            if stmt.lineno <= line <= (stmt.end_lineno or stmt.lineno):
+                return None
     return path, line
 
 
-def _is_main_guard(node: ast.stmt) -> bool:
-    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
-        return False
+def _guarded(node: ast.stmt) -> list[ast.stmt]:
+    """The statements that run only in the real main process: the body of ``if __name__ == "__main__":``, or the
+    ``else`` of ``if __name__ != "__main__":``."""
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare) or len(node.test.ops) != 1:
+        return []
     test = node.test
     sides = [test.left, *test.comparators]
     names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
     consts = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
-    return len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq) and bool(names) and bool(consts)
+    if not (names and consts):
+        return []
+    if isinstance(test.ops[0], ast.Eq):
+        return node.body
+    return node.orelse if isinstance(test.ops[0], ast.NotEq) else []

@@ -47,6 +47,11 @@ def test_mask_write_from_ids_and_show(store_dir: Path, tmp_path: Path, capsys) -
     assert shown["first_ids"] == [3, 7, 150] and shown["fingerprint"] == m.fingerprint
     assert main(["mask", "show", str(out)]) == 0
     assert "excluded 3 documents (1.36%)" in _out(capsys)
+    maskdir = str(tmp_path / "maskdir") + "/"  # a MASKDIR: written as <store fingerprint>.mask
+    assert (
+        main(["mask", "write", str(store_dir), "--ids", str(ids), "--out", maskdir, "--reason", "bad"]) == 0
+    )
+    assert read_mask(Path(maskdir) / mask_file_name(m.store_fingerprint)).fingerprint == m.fingerprint
 
 
 def test_mask_write_errors_are_one_line(store_dir: Path, tmp_path: Path, capsys) -> None:
@@ -181,6 +186,8 @@ def test_plan_json_counts_and_check_heldout(store_dir: Path, tmp_path: Path, cap
     assert result["train_tokens"] == row["kept_tokens"]
     assert main(["mix", "check-heldout", str(mix)]) == 0
     assert "OK: the training stream holds no held-out content" in _out(capsys)
+    assert main(["stats", str(mix), "--json"]) == 0  # per store of a masked mixture: the stores themselves
+    assert json.loads(_out(capsys))["stores"][0]["docs"] == 220
 
 
 def test_check_heldout_fails_with_the_figure_when_copies_leak(

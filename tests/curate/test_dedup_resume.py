@@ -3,6 +3,7 @@ same masks and report as an uninterrupted run; `--executor ray` on a local Ray i
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,8 +12,10 @@ import time
 
 import pytest
 
+from shardstore.curate.decontam import decontaminate
 from shardstore.curate.dedup import dedup
 from shardstore.curate.synthetic import make_corpus
+from shardstore.store.store import Store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -56,7 +59,13 @@ def test_sigkill_then_resume_writes_identical_masks(corpus_store, tmp_path) -> N
     cmd = [sys.executable, "-m", "shardstore", "dedup", corpus_store, "--out", str(out), "--unit-docs", "3",
            "--partitions", "6", "--no-progress"]  # fmt: skip
     kills = 0
-    for workers, prefix, after in [("2", "u", 5), ("1", "u", 40), ("2", "u", 90), ("1", "p0", 2)]:
+    for workers, prefix, after in [
+        ("2", "u", 5),
+        ("1", "u", 40),
+        ("2", "u", 90),
+        ("1", "p0", 2),
+        ("2", "q0", 1),
+    ]:
         proc = subprocess.Popen([*cmd, "--workers", workers], env=env, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         deadline = time.monotonic() + 60
@@ -91,8 +100,22 @@ def test_ray_executor_writes_the_same_bytes_as_a_local_run(corpus_store, tmp_pat
     dedup([corpus_store], out=local, workers=2, unit_docs=50, partitions=3)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": ROOT}})  # fmt: skip
+    items = tmp_path / "items.jsonl"
+    texts = [
+        Store.open(corpus_store).tokenizer.decode(Store.open(corpus_store).doc(d).tolist()) for d in (3, 77)
+    ]
+    items.write_text("".join(json.dumps({"text": t[:400]}) + "\n" for t in texts))
+    decontaminate([corpus_store], evals=[items], out=tmp_path / "dc-local", workers=2, unit_docs=40)
     try:
         dedup([corpus_store], out=tmp_path / "ray", executor="ray", unit_docs=50, partitions=3)
+        decontaminate([corpus_store], evals=[items], out=tmp_path / "dc-ray", executor="ray", unit_docs=40)
     finally:
         ray.shutdown()
     assert _files(tmp_path / "ray") == _files(local)
+    assert _files(tmp_path / "dc-ray") == _files(tmp_path / "dc-local")
+    assert (
+        json.loads((tmp_path / "dc-ray" / "decontaminate-report.json").read_text())["evals"][0][
+            "contaminated_items"
+        ]
+        == 2
+    )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from remote_fixtures import build_store, proxy_fixture, quiet_options, upload  # noqa: F401  (fixtures)
 
-from shardstore.remote.cache import _store_key
+from shardstore.remote.manifest_cache import store_key
 from shardstore.store.manifest import read_manifest
 
 
@@ -51,4 +51,4 @@ def test_dataloader_with_workers_over_s3_matches_local_and_downloads_once(
 
 def test_cache_key_is_pinned() -> None:
     # <sha256(url)[:16]>-<fingerprint[:16]>: stable across versions, so a staged cache stays valid.
-    assert _store_key("s3://bucket/stores/web", "0123456789abcdef" * 4) == "926a7f76f49be07e-0123456789abcdef"
+    assert store_key("s3://bucket/stores/web", "0123456789abcdef" * 4) == "926a7f76f49be07e-0123456789abcdef"

@@ -62,9 +62,21 @@ def test_two_level_skips_beyond_256_gaps():
     excluded = set(range(0, 4000, 2))
     kept_pos, index = _model(lengths, excluded)
     assert index.num_gaps == 2000 and index.skip_base.size == (2001 + 255) // 256
-    assert index.skip_delta.dtype == np.uint32
+    assert index.gap_base.size == (2000 + 255) // 256
+    assert index.skip_delta.dtype == index.gap_delta.dtype == np.uint32
     assert np.array_equal(index.to_store(np.arange(kept_pos.size)), kept_pos)
-    assert index.nbytes == 2000 * 8 + index.skip_base.nbytes + 2001 * 4  # ~12 bytes per gap
+    assert index.nbytes == 2000 * 4 + 2001 * 4 + 8 * (8 + 8)  # ~8 bytes per gap
+
+
+def test_wide_offsets_fall_back_to_int64():
+    lengths = [1 << 31, 1, 1 << 31, 1] * 3  # 256 gaps never span 2**32 here, but one block's skips do
+    kept_pos_n = sum(lengths[i] for i in range(len(lengths)) if i % 2)
+    starts = np.cumsum([0, *lengths])[:-1][::2]
+    index = KeptIndex.from_excluded_spans(sum(lengths), starts, starts + (1 << 31))
+    assert index.skip_delta.dtype == np.int64 and index.kept_tokens == kept_pos_n
+    assert index.to_store(np.arange(kept_pos_n)).tolist() == [
+        (k + 1) * (1 << 31) + k for k in range(kept_pos_n)
+    ]
 
 
 def test_adjacent_excluded_documents_make_one_gap():

@@ -81,6 +81,24 @@ def test_rows_from_runs_equal_the_tokens(tiny_store):
         assert np.array_equal(store.doc(i), docs[i])
 
 
+def test_document_starts_inside_rows_come_from_the_runs(tiny_store):
+    path, ref = tiny_store
+    other = Store.open(path)
+    lengths = np.array([other.doc_span(i)[1] - other.doc_span(i)[0] for i in range(other.num_docs)])
+    store = Store.open(path)
+    starts_of_docs = np.concatenate([[0], np.cumsum(lengths)[:-1]])[lengths > 0]
+    rng = np.random.default_rng(5)
+    width = 300
+    run_edges = [int(x) for x in store.row_segments()[0][1:]]
+    starts = np.concatenate([rng.integers(0, ref.size - width, 300), np.array(run_edges) - 7])
+    marks = np.zeros((starts.size, width), dtype=bool)
+    store.mark_doc_starts(starts, marks)
+    for i, a in enumerate(starts.tolist()):
+        want = starts_of_docs[(starts_of_docs >= a) & (starts_of_docs < a + width)] - a
+        assert np.flatnonzero(marks[i]).tolist() == want.tolist(), a
+    assert sum(s is not None for s in store.mapped_slots) <= len(run_edges) + 1  # only the boundary tails map
+
+
 def test_a_corrupt_tiny_shard_is_refused_when_its_run_loads(tiny_store, tmp_path):
     path = _copy(tiny_store[0], tmp_path / "bad")
     store = Store.open(path)
@@ -159,3 +177,26 @@ def test_weighted_map_budget_evicts_by_weight():
     assert budget.total <= 100 and len(owner.live) == 2 and 2 in owner.live
     budget.forget(owner, 2)
     assert budget.total == sum(40 for i in owner.live if i != 2)
+
+
+def test_the_loader_gives_the_same_batches_from_runs_as_from_mappings(tiny_store, monkeypatch):
+    pytest.importorskip("torch")
+    from shardstore.loader.mixture import Mixture
+    from shardstore.torch import make_dataloader
+
+    path, _ = tiny_store
+    cfg = {"seq_len": 256, "seed": 3, "sources": [{"name": "a", "store": path, "weight": 1.0}]}
+
+    def batches() -> list[dict]:
+        it = iter(make_dataloader(Mixture.from_dict(cfg), batch_size=16, doc_info="both"))
+        return [{k: v.clone() for k, v in next(it).items()} for _ in range(12)]
+
+    assert Store.open(path).num_runs > 1
+    from_runs = batches()
+    monkeypatch.setattr(R, "RUN_MIN_SHARDS", 10**9)  # every store keeps the mapping path
+    assert Store.open(path).num_runs == 0
+    from_maps = batches()
+    for a, b in zip(from_runs, from_maps, strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key].equal(b[key]), key

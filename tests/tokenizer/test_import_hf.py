@@ -44,6 +44,31 @@ def cl100k_json(tmp_path_factory):
     return path
 
 
+QWEN2_SPLIT = (  # Qwen2's pre-tokenizer regex: cl100k's with single digits (a custom pattern: the `regex` path)
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+@pytest.fixture(scope="module")
+def qwen2_style_json(tmp_path_factory):
+    """A Qwen2-style file: its Split regex (not a built-in pattern) over gpt2's ranks, merges as lists."""
+    ranks = imported("gpt2")._content.ranks
+    assert ranks is not None
+    tok = Tokenizer.from_ranks(Ranks(ranks.tokens, (("<|endoftext|>", 50256),)), pattern=QWEN2_SPLIT)
+    path = tmp_path_factory.mktemp("hf") / "tokenizer.json"
+    tok.save_hf(path)
+    return path
+
+
+def test_qwen2_style_split_regex_equals_hf(qwen2_style_json):
+    hf, tok = tokenizers.Tokenizer.from_file(str(qwen2_style_json)), Tokenizer.from_hf(qwen2_style_json)
+    assert tok.pattern == QWEN2_SPLIT and tok.regex_version is not None  # runs through the regex package
+    texts = {**PROSE, **ADVERSARIAL, "digits": "12345 67 8.9e10 ١٢٣"}
+    texts["long_run"] = texts["long_run"][:20_000]
+    for key, text in texts.items():
+        assert tok.encode(text) == hf.encode(text, add_special_tokens=False).ids, key
+
+
 def _texts():
     return {**stdlib_texts(), **PROSE, **ADVERSARIAL, "special": "a<|endoftext|>b <|endoftext|>"}
 

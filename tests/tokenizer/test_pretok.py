@@ -31,7 +31,8 @@ INTERESTING = list(
     " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u180e\u2000\u2005\u200a\u200b\u2028\u2029\u202f\u205f\u3000\ufeff"
     "aZéÆџΩא\u0628\u0915\u093f\u0903日本語中文한국"
     "09٣۵߁०²³¼Ⅻⅻ①０"
-    "\u0301\u0308\u20dd\u0489"
+    "\u0301\u0308\u20dd\u0489\u0903\u093f\u1ab0"
+    "ǅǈǋᾈῼΣσςÀàĲĳʰˆªº\u02b0\u3005\u4e00ㇰ/"
     '!?.,;:-_"#()[]{}<>@$%^&*+=/\\|~'
     "😀👍🏽\u200d👨\u200d👩\U0001f1fa\U0001f1f8\U00010400\U0001d400\U0001d7ce\U000e0001"
 )
@@ -96,12 +97,12 @@ def test_case_insensitive_contractions_match_regex_package(version):
     for a, b in ("re", "ve", "ll"):
         texts += [f"'{c}{d} '{c}" for c in variants[a] for d in variants[b]]
     text = " ".join(texts) + " 'ſt 'K"
-    for name in ("cl100k", "gpt2", "cl100k_base", "r50k_base"):
+    for name in ("cl100k", "gpt2", "cl100k_base", "r50k_base", "o200k_base"):
         assert native_split(name, text, version) == reference_split(name, text, version)
 
 
 @pytest.mark.parametrize("version", NATIVE_UNICODE_VERSIONS)
-@pytest.mark.parametrize("name", ["cl100k", "gpt2", "cl100k_base", "r50k_base"])
+@pytest.mark.parametrize("name", ["cl100k", "gpt2", "cl100k_base", "r50k_base", "o200k_base"])
 @settings(max_examples=400, deadline=None)
 @given(text=text_strategy)
 def test_split_equals_regex_findall(name, version, text):
@@ -109,7 +110,7 @@ def test_split_equals_regex_findall(name, version, text):
 
 
 @pytest.mark.parametrize("version", NATIVE_UNICODE_VERSIONS)
-@pytest.mark.parametrize("name", ["cl100k", "gpt2", "cl100k_base", "r50k_base"])
+@pytest.mark.parametrize("name", ["cl100k", "gpt2", "cl100k_base", "r50k_base", "o200k_base"])
 def test_split_equals_regex_on_large_random_text(name, version):
     rng = random.Random(20261128)
     alphabet = INTERESTING + CHUNKS + [" "] * 20 + ["e"] * 20 + ["\n"] * 5
@@ -124,7 +125,7 @@ def test_split_equals_regex_on_large_random_text(name, version):
     assert native_split(name, text, version) == reference_split(name, text, version)
 
 
-@pytest.mark.parametrize("name", ["cl100k", "gpt2", "cl100k_base", "r50k_base"])
+@pytest.mark.parametrize("name", ["cl100k", "gpt2", "cl100k_base", "r50k_base", "o200k_base"])
 def test_split_tiles_edge_cases(name):
     for text in [
         "",

@@ -35,7 +35,7 @@ class Encoder:
     def split(self, text: str | bytes, /) -> list[int]: ...
 
 # The Unicode versions of the compiled pre-tokenizer tables (unicode_tables.h); a native pattern id is
-# 3 * (index in UNICODE_VERSIONS) + (0 cl100k, 1 gpt2, 2 cl100k_base: tiktoken's spelling).
+# 4 * (index in UNICODE_VERSIONS) + (0 cl100k, 1 gpt2, 2 cl100k_base: tiktoken's spelling, 3 o200k_base).
 UNICODE_VERSIONS: tuple[str, ...]
 DEFAULT_TABLE: int
 

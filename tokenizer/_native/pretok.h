@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "o200k_tables.h"
 #include "unicode_tables.h"
 
 #if defined(_MSC_VER)
@@ -26,8 +27,9 @@
 // CL100K_BASE is tiktoken's (0.6+) spelling of cl100k: possessive quantifiers and a `\s++$` alternative, which
 // differs from the classic spelling only for a whitespace run that ends the text and holds a CR/LF before its last
 // character (classic: "  \n" + "  "; tiktoken: one piece). tiktoken's r50k spelling splits as GPT2 does.
-enum PretokPattern : int { PRETOK_CL100K = 0, PRETOK_GPT2 = 1, PRETOK_CL100K_BASE = 2 };
-inline constexpr int kPretokNumPatterns = 3;
+// O200K is tiktoken's o200k_base pattern; its case-aware letter classes come from o200k_tables.h.
+enum PretokPattern : int { PRETOK_CL100K = 0, PRETOK_GPT2 = 1, PRETOK_CL100K_BASE = 2, PRETOK_O200K = 3 };
+inline constexpr int kPretokNumPatterns = 4;
 
 namespace pretok_detail {
 
@@ -248,6 +250,163 @@ PRETOK_INLINE size_t next_gpt2(const uint8_t* s, size_t n, size_t pos) {
     return space_tail(n, r);
 }
 
+// ---------------------------------------------------------------------------------------------------- o200k
+// o200k: [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?
+//      |[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?
+//      |\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+// Classes: UP = {upper, both, mark}, LO = {lower, both, mark}; a mark is not \p{L}, so it is "other" to the
+// prefix [^\r\n\p{L}\p{N}] and to [^\s\p{L}\p{N}].
+enum OClass : uint8_t { K_OTHER = 0, K_UPPER = 1, K_LOWER = 2, K_BOTH = 3, K_MARK = 4, K_NUMBER = 5, K_SPACE = 6 };
+
+template <class T, class R>
+struct OClasses {
+    static uint8_t slow(uint32_t cp) {
+        uint32_t lo = 0, hi = R::kNumRuns;
+        while (hi - lo > 1) {
+            uint32_t mid = (lo + hi) / 2;
+            if (R::kRunStart[mid] <= cp) lo = mid; else hi = mid;
+        }
+        if (R::kRunClass[lo]) return R::kRunClass[lo];
+        uint8_t c = Classes<T>::of(cp);
+        return c == C_NUMBER ? K_NUMBER : c == C_SPACE ? K_SPACE : K_OTHER;
+    }
+    struct Bmp {
+        uint8_t cls[0x10000];
+        Bmp() {
+            for (uint32_t cp = 0; cp < 0x10000; ++cp) cls[cp] = slow(cp);
+        }
+    };
+    static const Bmp& bmp() {
+        static const Bmp table;
+        return table;
+    }
+    static PRETOK_INLINE uint8_t of(uint32_t cp) { return cp < 0x10000 ? bmp().cls[cp] : slow(cp); }
+};
+
+struct OChar {
+    uint32_t cp;
+    uint32_t len;
+    uint8_t k;
+};
+
+template <class T, class R>
+PRETOK_INLINE OChar ochar_at(const uint8_t* s, size_t n, size_t pos) {
+    uint8_t b = s[pos];
+    if (b < 0x80) {
+        uint8_t c = kAscii.cls[b];
+        uint8_t k = c == C_LETTER ? (b < 'a' ? K_UPPER : K_LOWER) : c == C_NUMBER ? K_NUMBER : c == C_SPACE ? K_SPACE : K_OTHER;
+        return OChar{b, 1, k};
+    }
+    Char c = char_at<T>(s, n, pos);
+    if (c.cp == 0xFFFD && c.len == 1) return OChar{c.cp, 1, K_OTHER};  // invalid UTF-8 (not expected)
+    return OChar{c.cp, c.len, OClasses<T, R>::of(c.cp)};
+}
+
+PRETOK_INLINE bool in_up(uint8_t k) { return k == K_UPPER || k == K_BOTH || k == K_MARK; }
+PRETOK_INLINE bool in_lo(uint8_t k) { return k == K_LOWER || k == K_BOTH || k == K_MARK; }
+
+template <class T>
+PRETOK_INLINE size_t with_contraction(const uint8_t* s, size_t n, size_t e) {
+    if (e < n && s[e] == '\'') {
+        size_t c = contraction<T>(s, n, e, true);
+        if (c) return c;
+    }
+    return e;
+}
+
+// UP* LO+ contraction? from s, with the engine's backtracking worked out: greedy UP*, then LO+ at its end if that is a
+// lower-case letter; else UP* gives back characters until the last Lm/Lo/M of the run, which LO+ takes alone.
+// Returns the end, or 0 when it fails.
+template <class T, class R>
+PRETOK_INLINE size_t o200k_up_lo(const uint8_t* s, size_t n, size_t start) {
+    size_t k = start, last_both = 0;
+    while (k < n) {
+        OChar c = ochar_at<T, R>(s, n, k);
+        if (!in_up(c.k)) break;
+        k += c.len;
+        if (c.k != K_UPPER) last_both = k;
+    }
+    if (k < n) {
+        OChar c = ochar_at<T, R>(s, n, k);
+        if (c.k == K_LOWER) {
+            size_t e = k + c.len;
+            while (e < n) {
+                OChar d = ochar_at<T, R>(s, n, e);
+                if (!in_lo(d.k)) break;
+                e += d.len;
+            }
+            return with_contraction<T>(s, n, e);
+        }
+    }
+    return last_both ? with_contraction<T>(s, n, last_both) : 0;
+}
+
+// UP+ LO* contraction? from s (only reached when UP* LO+ failed there, so the UP run is all Lu/Lt and LO* is empty).
+template <class T, class R>
+PRETOK_INLINE size_t o200k_up(const uint8_t* s, size_t n, size_t start) {
+    size_t k = start;
+    while (k < n) {
+        OChar c = ochar_at<T, R>(s, n, k);
+        if (!in_up(c.k)) break;
+        k += c.len;
+    }
+    if (k == start) return 0;
+    while (k < n) {
+        OChar c = ochar_at<T, R>(s, n, k);
+        if (!in_lo(c.k)) break;
+        k += c.len;
+    }
+    return with_contraction<T>(s, n, k);
+}
+
+template <class T, class R>
+PRETOK_INLINE size_t next_o200k(const uint8_t* s, size_t n, size_t pos) {
+    OChar c0 = ochar_at<T, R>(s, n, pos);
+    size_t p1 = pos + c0.len;
+    bool prefix = c0.cp != '\r' && c0.cp != '\n' && (c0.k == K_OTHER || c0.k == K_MARK || c0.k == K_SPACE);
+    bool letter = in_up(c0.k) || c0.k == K_LOWER;
+    size_t e;
+    // Alternatives 1 and 2, each first with the optional prefix taken (greedy ?), then without it.
+    if (prefix && p1 < n && (e = o200k_up_lo<T, R>(s, n, p1))) return e;
+    if (letter && (e = o200k_up_lo<T, R>(s, n, pos))) return e;
+    if (prefix && p1 < n && (e = o200k_up<T, R>(s, n, p1))) return e;
+    if (letter && (e = o200k_up<T, R>(s, n, pos))) return e;
+    // \p{N}{1,3}
+    if (c0.k == K_NUMBER) {
+        e = p1;
+        for (int i = 1; i < 3 && e < n; ++i) {
+            OChar c = ochar_at<T, R>(s, n, e);
+            if (c.k != K_NUMBER) break;
+            e += c.len;
+        }
+        return e;
+    }
+    // ' ?[^\s\p{L}\p{N}]+[\r\n/]*'
+    size_t other = n;
+    if (c0.k == K_OTHER || c0.k == K_MARK) {
+        other = pos;
+    } else if (c0.cp == ' ' && p1 < n) {
+        uint8_t k1 = ochar_at<T, R>(s, n, p1).k;
+        if (k1 == K_OTHER || k1 == K_MARK) other = p1;
+    }
+    if (other != n) {
+        e = other;
+        while (e < n) {
+            OChar c = ochar_at<T, R>(s, n, e);
+            if (c.k != K_OTHER && c.k != K_MARK) break;
+            e += c.len;
+        }
+        while (e < n && (s[e] == '\r' || s[e] == '\n' || s[e] == '/')) ++e;
+        return e;
+    }
+    // Only whitespace remains: \s*[\r\n]+ | \s+(?!\S) | \s+, as in cl100k.
+    SpaceRun r = space_run<T>(s, n, pos);
+    for (size_t j = r.end; j > pos; --j) {
+        if (s[j - 1] == '\r' || s[j - 1] == '\n') return j;
+    }
+    return space_tail(n, r);
+}
+
 // Class of `cp` in table `table` (a pretok_tables id; out-of-range ids read the default table).
 inline uint8_t char_class(uint32_t cp, int table = pretok_tables::kDefaultTable) {
 #define PRETOK_CLASS_CASE(id, T) \
@@ -269,11 +428,16 @@ inline constexpr int kPretokNumIds = kPretokNumPatterns * pretok_tables::kNumTab
 
 namespace pretok_detail {
 // The splitter of one (table, pattern): a functor, so a loop templated on it inlines the whole splitter.
-template <class T, PretokPattern P>
+template <class T, PretokPattern P, class R = void>
 struct Next {
     PRETOK_INLINE size_t operator()(const uint8_t* s, size_t n, size_t pos) const {
-        if (P == PRETOK_GPT2) return next_gpt2<T>(s, n, pos);
-        return next_cl100k<T, P == PRETOK_CL100K_BASE>(s, n, pos);
+        if constexpr (P == PRETOK_O200K) {
+            return next_o200k<T, R>(s, n, pos);
+        } else if constexpr (P == PRETOK_GPT2) {
+            return next_gpt2<T>(s, n, pos);
+        } else {
+            return next_cl100k<T, P == PRETOK_CL100K_BASE>(s, n, pos);
+        }
     }
 };
 }  // namespace pretok_detail
@@ -285,9 +449,10 @@ struct Next {
 template <class F>
 inline auto pretok_with(int id, F&& f) {
 #define PRETOK_WITH_CASE(table, T)                                                                 \
-    case 3 * table: return f(pretok_detail::Next<pretok_tables::T, PRETOK_CL100K>{});      \
-    case 3 * table + 1: return f(pretok_detail::Next<pretok_tables::T, PRETOK_GPT2>{});    \
-    case 3 * table + 2: return f(pretok_detail::Next<pretok_tables::T, PRETOK_CL100K_BASE>{});
+    case 4 * table: return f(pretok_detail::Next<pretok_tables::T, PRETOK_CL100K>{});      \
+    case 4 * table + 1: return f(pretok_detail::Next<pretok_tables::T, PRETOK_GPT2>{});    \
+    case 4 * table + 2: return f(pretok_detail::Next<pretok_tables::T, PRETOK_CL100K_BASE>{}); \
+    case 4 * table + 3: return f(pretok_detail::Next<pretok_tables::T, PRETOK_O200K, o200k_tables::T>{});
     switch (id) {
         PRETOK_FOR_EACH_TABLE(PRETOK_WITH_CASE)
         default: return f(pretok_detail::Next<pretok_tables::U16_0_0, PRETOK_CL100K>{});

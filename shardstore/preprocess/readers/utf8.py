@@ -6,14 +6,16 @@ import codecs
 
 from shardstore.errors import InputError
 from shardstore.preprocess.inputs import (
+    DocPiece,
     InputFile,
+    PackedDocs,
     ReadOptions,
     SkipCounts,
     SkipReason,
     Utf8Policy,
 )
 
-__all__ = ["Utf8Checker", "decode_whole", "has_lone_surrogate", "keep_bad_utf8"]
+__all__ = ["Utf8Checker", "decode_packed", "decode_whole", "has_lone_surrogate", "keep_bad_utf8"]
 
 
 # ----------------------------------------------------------------------------------------------- decoding
@@ -71,6 +73,20 @@ def decode_whole(
         if keep_bad_utf8(file, record, exc.start, options, counts):
             return data.decode("utf-8", "replace")
         return None
+
+
+def decode_packed(
+    packed: PackedDocs, file: InputFile, options: ReadOptions, counts: SkipCounts
+) -> list[DocPiece]:
+    """The documents of a packed batch that holds invalid UTF-8 (the encoder refused it), one by one under the
+    UTF-8 policy: replaced, skipped (counted), or an `InputError` naming the record (the file's row or line)."""
+    view = memoryview(packed.data).cast("B")
+    out = []
+    for a, b, r in zip(packed.starts.tolist(), packed.ends.tolist(), packed.records.tolist(), strict=True):
+        text = decode_whole(bytes(view[a:b]), file, r, options, counts)
+        if text is not None:
+            out.append(DocPiece(text, r))
+    return out
 
 
 def keep_bad_utf8(
