@@ -38,6 +38,7 @@ import xxhash
 
 from shardstore.store import docarrays
 from shardstore.store.docarrays import CONTENT_HASH_VERSION
+from shardstore.store.locator import LocalLocator, Locator
 from shardstore.util.durable import atomic_write
 from shardstore.util.remote_options import RemoteOptions, default_cache_dir
 
@@ -57,12 +58,15 @@ class HashedStore(docarrays.DocStore, Protocol):
     def root(self) -> str: ...
     @property
     def remote_options(self) -> RemoteOptions | None: ...
+    @property
+    def locator(self) -> Locator: ...
 
 
 def index_dirs(store: HashedStore) -> list[str]:
     """The folders to look in / write to, in order: beside a writable local store, then the node-local cache."""
     dirs = []
-    if os.path.isdir(store.root) and os.access(store.root, os.W_OK):
+    local = isinstance(store.locator, LocalLocator)  # a remote root is a bucket path, never a local folder
+    if local and os.path.isdir(store.root) and os.access(store.root, os.W_OK):
         dirs.append(os.path.join(store.root, INDEX_DIR))
     options = store.remote_options
     cache = options.cache_dir if options is not None and options.cache_dir else default_cache_dir()

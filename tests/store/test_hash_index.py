@@ -99,6 +99,11 @@ def test_a_remote_store_keeps_its_index_in_its_cache_dir(store: Store, tmp_path:
     fs = fsspec.filesystem("memory")
     for name in os.listdir(store.root):
         fs.pipe(f"/hidx-test/{name}", (Path(store.root) / name).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    lookalike = (
+        tmp_path / "memory:" / "hidx-test"
+    )  # a local folder named like the URL is not the store's folder
+    lookalike.mkdir(parents=True)
     try:
         remote = Store.open("memory://hidx-test", cache_dir=str(tmp_path / "rcache"))
         assert np.array_equal(document_hashes(remote), content_hashes(store))
@@ -108,6 +113,7 @@ def test_a_remote_store_keeps_its_index_in_its_cache_dir(store: Store, tmp_path:
         _no_hashing(monkeypatch)
         again = Store.open("memory://hidx-test", cache_dir=str(tmp_path / "rcache"))
         assert np.array_equal(document_hashes(again), fresh)
+        assert os.listdir(lookalike) == []
     finally:
         fs.rm("/hidx-test", recursive=True)
 
