@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from shardstore.errors import ConfigError
+from shardstore.util.sizes import human_count
 
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
 _COUNT = re.compile(r"^\s*([0-9][0-9_]*(?:\.[0-9]+)?(?:[eE][0-9]+)?)\s*([KMBGT]?)\s*$", re.IGNORECASE)
@@ -28,33 +29,28 @@ def parse_count(text: str) -> int:
     return int(value)
 
 
-def _human(n: float) -> str:
-    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return f"{n:g}"
-
-
 def _plan_table(plan: Any) -> str:
     header = f"{'source':<20} {'weight':>8} {'available':>11} {'drawn':>11} {'epochs':>8}"
     lines = [
-        f"plan for {_human(plan.total_tokens)} tokens = {plan.total_samples} samples of {plan.seq_len}",
+        f"plan for {human_count(plan.total_tokens)} tokens = {plan.total_samples} samples of {plan.seq_len}",
         header,
     ]
     for s in plan.sources:
         lines.append(
-            f"{s.name:<20} {s.weight:>8.4f} {_human(s.tokens_available):>11} {_human(s.tokens_drawn):>11} "
+            f"{s.name:<20} {s.weight:>8.4f} {human_count(s.tokens_available):>11} {human_count(s.tokens_drawn):>11} "
             f"{s.epochs:>8.3f}"
         )
         if (
             s.excluded_tokens or s.heldout_tokens
         ):  # masks or a held-out split: what training keeps of the source
             lines.append(
-                f"{'':<20} kept {_human(s.kept_tokens)}, excluded by masks {_human(s.excluded_tokens)}, "
-                f"held out {_human(s.heldout_tokens)} tokens"
+                f"{'':<20} kept {human_count(s.kept_tokens)}, excluded by masks {human_count(s.excluded_tokens)}, "
+                f"held out {human_count(s.heldout_tokens)} tokens"
             )
         for m in s.masks:
-            lines.append(f"{'':<20} mask {m['mask']}: {m['docs']} documents, {_human(m['tokens'])} tokens")
+            lines.append(
+                f"{'':<20} mask {m['mask']}: {m['docs']} documents, {human_count(m['tokens'])} tokens"
+            )
     lines += [f"warning: {w}" for w in plan.warnings]
     return "\n".join(lines)
 
@@ -84,14 +80,14 @@ def _phase_table(phases: list[dict[str, Any]]) -> str:
     lines = ["phases:"]
     for p in phases:
         steps = "" if p["start_step"] is None else f" (steps {p['start_step']}-{p['end_step']})"
-        ramp = f", linear ramp over {_human(p['ramp_tokens'])} tokens" if p["ramp"] == "linear" else ""
+        ramp = f", linear ramp over {human_count(p['ramp_tokens'])} tokens" if p["ramp"] == "linear" else ""
         lines.append(
-            f"  phase {p['phase']}: tokens {_human(p['start_tokens'])}-{_human(p['end_tokens'])}{steps}{ramp}"
+            f"  phase {p['phase']}: tokens {human_count(p['start_tokens'])}-{human_count(p['end_tokens'])}{steps}{ramp}"
         )
         for s in p["sources"]:
             lines.append(
                 f"    {s['name']:<18} weight {s['weight_start']:.4f} -> {s['weight_end']:.4f}  "
-                f"drawn {_human(s['tokens_drawn']):>9}  epoch at end {s['epochs_end']:.3f}"
+                f"drawn {human_count(s['tokens_drawn']):>9}  epoch at end {s['epochs_end']:.3f}"
             )
     return "\n".join(lines)
 
@@ -111,7 +107,7 @@ def _plot_plan(mixture: Any, plan: Any, path: str) -> None:
         dict(zip(names, weights, strict=True)),
         dict(zip(names, epochs, strict=True)),
         path,
-        title=f"mixture over {_human(plan.total_tokens)} tokens",
+        title=f"mixture over {human_count(plan.total_tokens)} tokens",
     )
 
 

@@ -74,7 +74,7 @@ def test_mix_plan_phases_warning_and_plot(stores: Path, capsys: pytest.CaptureFi
     assert main(["mix", "plan", str(stores / "mix.toml"), "--tokens", "2000", "--plot", str(png)]) == 0
     out = capsys.readouterr().out
     assert "source weights sum to 1.2, not 1; they are normalized to: web 0.5, code 0.5" in out
-    assert "phase 0: tokens 0-800" in out and "phase 1: tokens 800-2.00K" in out and "linear ramp" in out
+    assert "phase 0: tokens 0-800" in out and "phase 1: tokens 800-2.00 K" in out and "linear ramp" in out
     _opens(png)
     assert main(["mix", "plan", str(stores / "mix.toml"), "--tokens", "2000", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
