@@ -15,6 +15,11 @@ masked / plain (target >= 0.9).
 Memory. A `Mask` excluding 10% of 10**8 documents at random (bitmap: 1 bit per document) and one excluding 10**5
 of them (sorted ids: 4 bytes per excluded document): bytes, and bytes per document. Then the loader's
 `KeptIndex` for the 10% mask over 10**8 synthetic document lengths (12 bytes per gap).
+
+Open (``--open-rounds``, default 5). The masked mixture's open time (`Mixture.from_file` + `open_sources`) on a
+first open, with no document-hash index (`shardstore.store.hash_index`: every token is hashed, then the index is
+written), and on a second open (the index is read). Medians over rounds, page cache warm. Only this part:
+``--open-only``.
 """
 
 from __future__ import annotations
@@ -112,6 +117,35 @@ def _rate(mix_path: Path, seconds: float, start_step: int, doc_info: str) -> tup
     return n / wall, n / cpu, opened
 
 
+def _open_once(mix_path: Path) -> tuple[float, float]:
+    w0, c0 = time.perf_counter(), time.process_time()
+    Mixture.from_file(mix_path).open_sources()
+    return time.perf_counter() - w0, time.process_time() - c0
+
+
+def _open_times(work: Path, mix_path: Path, rounds: int) -> None:
+    """First open (no hash index: hashes every token, writes it) vs second open (reads it)."""
+    import shutil
+
+    from shardstore.store.hash_index import INDEX_DIR
+
+    first, second = [], []
+    for _ in range(rounds):
+        for name in ("web", "code"):
+            shutil.rmtree(work / name / INDEX_DIR, ignore_errors=True)
+        first.append(_open_once(mix_path))
+        second.append(_open_once(mix_path))
+    f_w, f_c = (statistics.median(x[i] for x in first) for i in (0, 1))
+    s_w, s_c = (statistics.median(x[i] for x in second) for i in (0, 1))
+    tokens = sum(Store.open(work / n).num_tokens for n in ("web", "code"))
+    docs = sum(Store.open(work / n).num_docs for n in ("web", "code"))
+    print(
+        f"open with heldout, first (hash every token, write index): {f_w:.3f} s wall {f_c:.3f} s CPU; "
+        f"second (read index): {s_w:.4f} s wall {s_c:.4f} s CPU; first/second {f_w / s_w:.1f}x wall "
+        f"[{tokens / 1e6:.1f}M tokens, {docs} docs, index {8 * docs / 1e6:.2f} MB, median of {rounds}]"
+    )
+
+
 def _memory() -> None:
     n = 10**8
     rng = np.random.default_rng(0)
@@ -146,10 +180,16 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--doc-info", default="none", help="none (default) or position_ids / cu_seqlens / both")
+    ap.add_argument("--open-rounds", type=int, default=5, help="rounds of first vs second open (0: skip)")
+    ap.add_argument("--open-only", action="store_true", help="only the first vs second open figure")
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     plain, masked = _setup(work, args.docs)
+    if args.open_rounds:
+        _open_times(work, masked, args.open_rounds)
+    if args.open_only:
+        return
     rates: dict[str, list[tuple[float, float, float]]] = {"plain": [], "masked": []}
     for r in range(args.rounds):
         order = [("plain", plain), ("masked", masked)]

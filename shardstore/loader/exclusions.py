@@ -5,14 +5,16 @@ For every store of every source this computes, once per process when the mixture
 1. the documents its source's ``exclude`` masks name (a MASKDIR contributes the mask of that store, if any; a
    mask file must belong to one of the source's stores: `MismatchError` naming it otherwise);
 2. if any source has ``heldout`` / ``heldout_tokens``: every document's content hash
-   (`shardstore.store.docarrays.content_hashes`) and held-out score (`shardstore.mix.keep.heldout_scores`, keyed by
+   (`shardstore.store.docarrays.content_hashes`, read from the store's persistent index when one is sound:
+   `shardstore.store.hash_index.document_hashes`) and held-out score (`shardstore.mix.keep.heldout_scores`, keyed by
    the mixture seed). A source's held-out side is its unmasked documents scoring below its threshold; the
    training side of *every* source then also drops any document whose content equals a held-out one (exact
    copies, in any store of any source), so held-out content never reaches training;
 3. a `KeptStore` over the rest (`shardstore.loader.kept`).
 
 Cost: masks are read and verified whole (small files). Held-out splits hash every token of every store of the
-mixture once per process (a few ns per token; the hashes are dropped afterwards, the kept index stays).
+mixture once per store fingerprint (a few ns per token), persisted by `shardstore.store.hash_index`; later opens
+read 8 bytes per document. The hashes are dropped afterwards, the kept index stays.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from shardstore.errors import MismatchError
 from shardstore.loader.kept import KeptStore
 from shardstore.mix.config import MixtureConfig, SourceConfig
 from shardstore.mix.keep import KeptIndex, heldout_scores, threshold_for_fraction, threshold_for_tokens
-from shardstore.store.docarrays import content_hashes, doc_lengths, doc_spans
+from shardstore.store.docarrays import doc_lengths, doc_spans
+from shardstore.store.hash_index import document_hashes
 from shardstore.store.mask import Mask, find_masks, is_mask_dir, read_mask
 
 __all__ = ["SourceCounts", "apply_exclusions", "uses_exclusions"]
@@ -149,7 +152,7 @@ def _heldout(
     cfg: MixtureConfig, opened: list[list[Any]], masked: list[list[np.ndarray]]
 ) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
     """(held-out ids, ids of copies of held-out content) per store of each source."""
-    hashes = [[content_hashes(st) for st in stores] for stores in opened]
+    hashes = [[document_hashes(st) for st in stores] for stores in opened]
     heldout: list[list[np.ndarray]] = []
     held_hashes: list[np.ndarray] = []
     for s, sc in enumerate(cfg.sources):

@@ -10,17 +10,10 @@ from dataclasses import dataclass, field, replace
 
 from shardstore.errors import ConfigError
 from shardstore.remote.fetch import RetryPolicy
+from shardstore.util.remote_options import default_cache_dir
 from shardstore.util.sizes import parse_size
 
 __all__ = ["CacheConfig", "default_cache_dir", "parse_size", "resolve_config"]
-
-
-def default_cache_dir() -> str:
-    """The per-user cache root: $SHARDSTORE_CACHE, $XDG_CACHE_HOME/shardstore or ~/.cache/shardstore."""
-    if env := os.environ.get("SHARDSTORE_CACHE"):
-        return env
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "shardstore")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,10 @@ import numpy as np
 from shardstore.store.manifest import Manifest
 from shardstore.store.mapped import MappedShard
 
-__all__ = ["content_hashes", "doc_lengths", "doc_spans", "hash_documents"]
+__all__ = ["CONTENT_HASH_VERSION", "content_hashes", "doc_lengths", "doc_spans", "hash_documents"]
+
+# bumped whenever `content_hashes` would give other values: persisted hash indexes of an older version are recomputed
+CONTENT_HASH_VERSION = 1
 
 _CHUNK = 1 << 20
 _P = np.uint64(0x100000001B3 | 1)  # odd: invertible mod 2**64

@@ -199,6 +199,10 @@ class Store:
         return self._root
 
     @property
+    def remote_options(self) -> RemoteOptions | None:  # as opened (None: built from a manifest object)
+        return None if self._reopen_args is None else self._reopen_args[2]
+
+    @property
     def verify_mode(self) -> VerifyMode:
         return self._mode
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from shardstore.errors import ChecksumError, FormatError, ManifestError, ShardStoreError
 from shardstore.store import format as fmt
+from shardstore.store.hash_index import INDEX_DIR, check_index_file
 from shardstore.store.rawmap import FileId, file_id, map_readonly
 from shardstore.util.sealed import check_store_state
 
@@ -241,7 +242,12 @@ def _check_file(store: VerifiedStore, name: str, report: VerifyReport) -> None:
 
 
 # Files of a store folder that another module checks by their own checksums: name -> checker(path) -> problems.
-COVERED_ELSEWHERE: dict[str, Callable[[str], list[fmt.Problem]]] = {}
+def _check_hash_index(path: str) -> list[fmt.Problem]:
+    name = os.path.join(INDEX_DIR, os.path.basename(path))
+    return [fmt.Problem(name, 0, msg, kind="checksum") for msg in check_index_file(path)]
+
+
+COVERED_ELSEWHERE: dict[str, Callable[[str], list[fmt.Problem]]] = {INDEX_DIR: _check_hash_index}
 
 
 def _walk(root: str) -> list[str]:

@@ -15,7 +15,15 @@ from typing import Any
 
 from shardstore.errors import ConfigError
 
-__all__ = ["RemoteOptions"]
+__all__ = ["RemoteOptions", "default_cache_dir"]
+
+
+def default_cache_dir() -> str:
+    """The per-user cache root: $SHARDSTORE_CACHE, $XDG_CACHE_HOME/shardstore or ~/.cache/shardstore."""
+    if env := os.environ.get("SHARDSTORE_CACHE"):
+        return env
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "shardstore")
 
 
 @dataclass(frozen=True, slots=True, init=False)

@@ -448,14 +448,14 @@ def test_forked_workers_reuse_the_exclusions(world: dict, tmp_path: Path, monkey
     from shardstore.loader import exclusions
 
     log = tmp_path / "calls"
-    real = exclusions.content_hashes
+    real = exclusions.document_hashes
 
     def counted(store):
         with open(log, "a") as f:
             f.write(f"{os.getpid()}\n")
         return real(store)
 
-    monkeypatch.setattr(exclusions, "content_hashes", counted)
+    monkeypatch.setattr(exclusions, "document_hashes", counted)
     fresh = _mixture(world, "mix-fork.toml")
     loader = make_dataloader(fresh, batch_size=2, num_workers=2, max_steps=4, multiprocessing_context="fork")
     got = torch.cat([b["input_ids"] for b in loader]).numpy()
@@ -488,3 +488,39 @@ def test_masks_by_url(world: dict, mix: Mixture) -> None:
     assert any(
         path.startswith("memory://") for s in by_url.open_sources() for st in s.stores for path, _ in st.masks
     )
+
+
+def test_the_persisted_hash_index_gives_the_same_split_and_state(world: dict, monkeypatch) -> None:
+    """First open (hashes every token, writes `.hashidx/`), second open (reads it, hashes nothing) and an open over
+    a damaged index (recomputed) give the same stream and the same state dict."""
+    from shardstore.store import docarrays
+    from shardstore.store.hash_index import INDEX_DIR
+
+    for n in "abc":
+        shutil.rmtree(world["dir"] / n / INDEX_DIR, ignore_errors=True)
+
+    def run() -> tuple[np.ndarray, dict]:
+        loader = make_dataloader(_mixture(world, "mix-hidx.toml"), batch_size=2, max_steps=4)
+        got = torch.cat([b["input_ids"] for b in loader]).numpy()
+        return got, loader.state_dict()
+
+    first, state = run()
+    assert np.array_equal(first, _reference(world, _mixture(world, "mix-hidx.toml"), 8))
+    indexes = {n: list((world["dir"] / n / INDEX_DIR).glob("*.hidx")) for n in "abc"}
+    assert all(len(v) == 1 for v in indexes.values())
+    real = docarrays.content_hashes
+
+    def refuse(store):
+        raise AssertionError("hashed the tokens although the index is sound")
+
+    monkeypatch.setattr(docarrays, "content_hashes", refuse)
+    second, state2 = run()
+    assert np.array_equal(second, first) and state2 == state
+    data = bytearray(indexes["b"][0].read_bytes())
+    data[-3] ^= 0x10
+    indexes["b"][0].write_bytes(bytes(data))
+    with pytest.raises(AssertionError, match="hashed the tokens"):
+        run()  # a damaged index is not used
+    monkeypatch.setattr(docarrays, "content_hashes", real)
+    third, state3 = run()
+    assert np.array_equal(third, first) and state3 == state
