@@ -459,6 +459,38 @@ class DocSet {
     uint64_t mask_ = 0;
 };
 
+// Sort uniform 64-bit hashes: one bucket pass on the top bits (buckets of ~16 keys), then an insertion sort per
+// bucket; the same order as std::sort on the whole range.
+void sort_hashes(uint64_t* a, size_t m, std::vector<uint64_t>* tmp) {
+    int bits = 0;
+    while (bits < 20 && (m >> (bits + 4)) > 0) ++bits;
+    if (bits == 0) {
+        std::sort(a, a + m);
+        return;
+    }
+    const int shift = 64 - bits;
+    std::vector<size_t> at((size_t(1) << bits) + 1, 0);
+    for (size_t i = 0; i < m; ++i) ++at[(a[i] >> shift) + 1];
+    for (size_t b = 0; b + 1 < at.size(); ++b) at[b + 1] += at[b];
+    tmp->resize(m);
+    std::vector<size_t> fill(at.begin(), at.end() - 1);
+    for (size_t i = 0; i < m; ++i) (*tmp)[fill[a[i] >> shift]++] = a[i];
+    uint64_t* t = tmp->data();
+    for (size_t b = 0; b + 1 < at.size(); ++b) {
+        if (at[b + 1] - at[b] > 64) {  // a crowded bucket (crafted hashes): no quadratic case
+            std::sort(t + at[b], t + at[b + 1]);
+            continue;
+        }
+        for (size_t i = at[b] + 1; i < at[b + 1]; ++i) {  // insertion sort: buckets are small
+            const uint64_t v = t[i];
+            size_t j = i;
+            for (; j > at[b] && t[j - 1] > v; --j) t[j] = t[j - 1];
+            t[j] = v;
+        }
+    }
+    std::memcpy(a, t, m * 8);
+}
+
 PyObject* df_count(PyObject*, PyObject* args) {
     Buffer tok, off;
     int width = 0, n = 0, min_distinct = 0;
@@ -490,17 +522,23 @@ PyObject* df_count(PyObject*, PyObject* args) {
         });
     }
     std::vector<size_t> at(per.size() + 1, 0);
-    for (uint64_t h : all) ++at[h % P + 1];
+    std::vector<uint32_t> part(all.size());  // one division per n-gram (partitions <= 2^24)
+    for (size_t i = 0; i < all.size(); ++i) {
+        part[i] = static_cast<uint32_t>(all[i] % P);
+        ++at[part[i] + 1];
+    }
     for (size_t p = 0; p < per.size(); ++p) at[p + 1] += at[p];
     std::vector<uint64_t> byp(all.size());
     {
         std::vector<size_t> fill(at.begin(), at.end() - 1);
-        for (uint64_t h : all) byp[fill[h % P]++] = h;
+        for (size_t i = 0; i < all.size(); ++i) byp[fill[part[i]]++] = all[i];
     }
+    std::vector<uint32_t>().swap(part);
     std::vector<uint64_t>().swap(all);
     rows.reserve(2 * byp.size());
+    std::vector<uint64_t> tmp;
     for (size_t p = 0; p < per.size(); ++p) {
-        std::sort(byp.begin() + at[p], byp.begin() + at[p + 1]);
+        sort_hashes(byp.data() + at[p], at[p + 1] - at[p], &tmp);
         const size_t before = rows.size();
         for (size_t i = at[p]; i < at[p + 1];) {
             size_t j = i + 1;

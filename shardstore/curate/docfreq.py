@@ -120,8 +120,11 @@ def run_df_merge(task: DfMergeTask) -> int:
         if hi > lo
     ]
     rows = np.concatenate(parts) if parts else np.empty((0, 2), np.uint64)
-    hashes, inv = np.unique(rows[:, 0], return_inverse=True)
-    total = np.bincount(inv.reshape(-1), weights=rows[:, 1].astype(np.float64), minlength=hashes.size)
-    boiler = hashes[total > task.limit]
+    # each unit's slice is sorted by hash: a stable sort (timsort) merges the runs instead of sorting from scratch
+    order = np.argsort(rows[:, 0], kind="stable")
+    h, c = rows[order, 0], rows[order, 1]
+    starts = np.flatnonzero(np.concatenate([[True], h[1:] != h[:-1]])) if h.size else np.empty(0, np.int64)
+    total = np.add.reduceat(c, starts) if h.size else np.empty(0, np.uint64)
+    boiler = h[starts][total > task.limit]
     save_npy(out, boiler)
     return int(boiler.size)
