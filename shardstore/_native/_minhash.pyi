@@ -21,3 +21,20 @@ def fill_table(hashes: Any, keys: Any, vals: Any, filter: Any, /) -> None: ...
 def scan(
     tokens: Any, width: int, offsets: Any, n: int, min_distinct: int, keys: Any, vals: Any, filter: Any, /
 ) -> bytes: ...
+def df_count(
+    tokens: Any, width: int, offsets: Any, n: int, min_distinct: int, partitions: int, /
+) -> tuple[bytes, bytes]: ...
+def resign(
+    tokens: Any,
+    width: int,
+    offsets: Any,
+    n: int,
+    min_distinct: int,
+    seeds: Any,
+    keys: Any,
+    vals: Any,
+    filter: Any,
+    out_sig: Any,
+    out_info: Any,
+    /,
+) -> int: ...

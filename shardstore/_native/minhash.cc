@@ -18,6 +18,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -423,12 +424,215 @@ PyObject* scan(PyObject*, PyObject* args) {
                                      static_cast<Py_ssize_t>(hits.size() * 4));
 }
 
+// df_count(tokens, width, offsets, n, min_distinct, partitions) -> (rows, per): the document frequency of every
+// non-degenerate n-gram of the documents. rows: bytes of uint64 (hash, documents holding it) pairs sorted by
+// partition (hash mod partitions), then hash; per: bytes of uint64 rows per partition. Each document's distinct
+// n-grams come from a small open-addressing set (cache resident, cleared by its touched slots), are scattered
+// by partition, and each partition is sorted and run-length counted: the tokens are read once.
+class DocSet {
+  public:
+    bool insert(uint64_t h) {  // true when h was not yet in the set (of the current document)
+        uint64_t s = h & mask_;
+        for (;;) {
+            const uint64_t k = keys_[s];
+            if (k == h) return false;
+            if (k == 0) {
+                keys_[s] = h;
+                touched_.push_back(s);
+                return true;
+            }
+            s = (s + 1) & mask_;
+        }
+    }
+    void reset(Py_ssize_t windows) {  // empty, with room for `windows` keys at load <= 1/2
+        for (uint64_t s : touched_) keys_[s] = 0;
+        touched_.clear();
+        size_t cap = 16;
+        while (cap < 2 * static_cast<size_t>(windows)) cap *= 2;
+        if (cap > keys_.size()) keys_.assign(cap, 0);
+        mask_ = cap - 1;
+    }
+
+  private:
+    std::vector<uint64_t> keys_;
+    std::vector<uint64_t> touched_;
+    uint64_t mask_ = 0;
+};
+
+// Sort uniform 64-bit hashes: one bucket pass on the top bits (buckets of ~16 keys), then an insertion sort per
+// bucket; the same order as std::sort on the whole range.
+void sort_hashes(uint64_t* a, size_t m, std::vector<uint64_t>* tmp) {
+    int bits = 0;
+    while (bits < 20 && (m >> (bits + 4)) > 0) ++bits;
+    if (bits == 0) {
+        std::sort(a, a + m);
+        return;
+    }
+    const int shift = 64 - bits;
+    std::vector<size_t> at((size_t(1) << bits) + 1, 0);
+    for (size_t i = 0; i < m; ++i) ++at[(a[i] >> shift) + 1];
+    for (size_t b = 0; b + 1 < at.size(); ++b) at[b + 1] += at[b];
+    tmp->resize(m);
+    std::vector<size_t> fill(at.begin(), at.end() - 1);
+    for (size_t i = 0; i < m; ++i) (*tmp)[fill[a[i] >> shift]++] = a[i];
+    uint64_t* t = tmp->data();
+    for (size_t b = 0; b + 1 < at.size(); ++b) {
+        if (at[b + 1] - at[b] > 64) {  // a crowded bucket (crafted hashes): no quadratic case
+            std::sort(t + at[b], t + at[b + 1]);
+            continue;
+        }
+        for (size_t i = at[b] + 1; i < at[b + 1]; ++i) {  // insertion sort: buckets are small
+            const uint64_t v = t[i];
+            size_t j = i;
+            for (; j > at[b] && t[j - 1] > v; --j) t[j] = t[j - 1];
+            t[j] = v;
+        }
+    }
+    std::memcpy(a, t, m * 8);
+}
+
+PyObject* df_count(PyObject*, PyObject* args) {
+    Buffer tok, off;
+    int width = 0, n = 0, min_distinct = 0;
+    Py_ssize_t partitions = 0;
+    if (!PyArg_ParseTuple(args, "y*iy*iin", &tok.view, &width, &off.view, &n, &min_distinct, &partitions)) {
+        return nullptr;
+    }
+    tok.held = off.held = true;
+    Tokens t;
+    const uint64_t* o = nullptr;
+    Py_ssize_t docs = 0;
+    if (!check_n(n, min_distinct) || !tokens_of(tok, width, &t) || !offsets_of(off, t, &o, &docs)) return nullptr;
+    if (partitions < 1 || partitions > (1 << 24)) {
+        PyErr_Format(PyExc_ValueError, "df_count: partitions=%zd must be in 1..2^24", partitions);
+        return nullptr;
+    }
+    std::vector<uint64_t> rows, per(static_cast<size_t>(partitions), 0);
+    Py_BEGIN_ALLOW_THREADS
+    const uint64_t P = static_cast<uint64_t>(partitions);
+    std::vector<uint64_t> all;  // each document's distinct n-grams, documents in order
+    all.reserve(static_cast<size_t>(t.n));
+    DocSet seen;
+    Window w(n);
+    for (Py_ssize_t d = 0; d < docs; ++d) {
+        const Py_ssize_t lo = static_cast<Py_ssize_t>(o[d]), hi = static_cast<Py_ssize_t>(o[d + 1]);
+        seen.reset(hi - lo);
+        w.run(t, lo, hi, min_distinct, [&](uint64_t h, bool bad) {
+            if (!bad && seen.insert(h)) all.push_back(h);
+        });
+    }
+    std::vector<size_t> at(per.size() + 1, 0);
+    std::vector<uint32_t> part(all.size());  // one division per n-gram (partitions <= 2^24)
+    for (size_t i = 0; i < all.size(); ++i) {
+        part[i] = static_cast<uint32_t>(all[i] % P);
+        ++at[part[i] + 1];
+    }
+    for (size_t p = 0; p < per.size(); ++p) at[p + 1] += at[p];
+    std::vector<uint64_t> byp(all.size());
+    {
+        std::vector<size_t> fill(at.begin(), at.end() - 1);
+        for (size_t i = 0; i < all.size(); ++i) byp[fill[part[i]]++] = all[i];
+    }
+    std::vector<uint32_t>().swap(part);
+    std::vector<uint64_t>().swap(all);
+    rows.reserve(2 * byp.size());
+    std::vector<uint64_t> tmp;
+    for (size_t p = 0; p < per.size(); ++p) {
+        sort_hashes(byp.data() + at[p], at[p + 1] - at[p], &tmp);
+        const size_t before = rows.size();
+        for (size_t i = at[p]; i < at[p + 1];) {
+            size_t j = i + 1;
+            while (j < at[p + 1] && byp[j] == byp[i]) ++j;
+            rows.push_back(byp[i]);
+            rows.push_back(j - i);
+            i = j;
+        }
+        per[p] = (rows.size() - before) / 2;
+    }
+    Py_END_ALLOW_THREADS
+    PyObject* r = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(rows.data()),
+                                            static_cast<Py_ssize_t>(rows.size() * 8));
+    if (r == nullptr) return nullptr;
+    PyObject* q = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(per.data()),
+                                            static_cast<Py_ssize_t>(per.size() * 8));
+    if (q == nullptr) {
+        Py_DECREF(r);
+        return nullptr;
+    }
+    return Py_BuildValue("(NN)", r, q);
+}
+
+// resign(tokens, width, offsets, n, min_distinct, seeds, keys, vals, filter, out_sig, out_info) -> dropped:
+// each document holding n-grams of the table (boilerplate) gets, in place, the signature and n-gram count
+// (out_info[4d + 1]) of its other non-degenerate n-grams, unless it has no other; returns the table n-grams
+// left out (positions). The same fold as `signatures`: only rows of documents with boilerplate change.
+PyObject* resign(PyObject*, PyObject* args) {
+    Buffer tok, off, sb, kb, vb, fb, sig, info;
+    int width = 0, n = 0, min_distinct = 0;
+    if (!PyArg_ParseTuple(args, "y*iy*iiy*y*y*y*w*w*", &tok.view, &width, &off.view, &n, &min_distinct, &sb.view,
+                          &kb.view, &vb.view, &fb.view, &sig.view, &info.view)) {
+        return nullptr;
+    }
+    tok.held = off.held = sb.held = kb.held = vb.held = fb.held = sig.held = info.held = true;
+    Tokens t;
+    const uint64_t* o = nullptr;
+    Py_ssize_t docs = 0, k = 0, cap = 0, nv = 0, nf = 0, nsig = 0, ninfo = 0;
+    if (!check_n(n, min_distinct) || !tokens_of(tok, width, &t) || !offsets_of(off, t, &o, &docs) ||
+        !sized(sb, 4, "seeds", &k) || !sized(kb, 8, "keys", &cap) || !sized(vb, 4, "vals", &nv) ||
+        !sized(fb, 8, "filter", &nf) || !sized(sig, 4, "out_sig", &nsig) || !sized(info, 8, "out_info", &ninfo)) {
+        return nullptr;
+    }
+    if (!pow2(cap) || nv != cap || !pow2(nf) || k < 1 || nsig != docs * k || ninfo != docs * 4) {
+        PyErr_Format(PyExc_ValueError,
+                     "resign: table %zd / filter %zd must be powers of two; out_sig holds %zd, out_info %zd for %zd "
+                     "docs of %zd permutations",
+                     cap, nf, nsig, ninfo, docs, k);
+        return nullptr;
+    }
+    Table tab;
+    tab.keys = static_cast<const uint64_t*>(kb.view.buf);
+    tab.vals = static_cast<const uint32_t*>(vb.view.buf);
+    tab.mask = static_cast<uint64_t>(cap) - 1;
+    tab.filter = static_cast<const uint64_t*>(fb.view.buf);
+    tab.filter_mask = static_cast<uint64_t>(nf) * 64 - 1;
+    const uint32_t* seeds = static_cast<const uint32_t*>(sb.view.buf);
+    uint32_t* s = static_cast<uint32_t*>(sig.view.buf);
+    uint64_t* inf = static_cast<uint64_t*>(info.view.buf);
+    uint64_t dropped = 0;
+    Py_BEGIN_ALLOW_THREADS
+    Window w(n);
+    std::vector<uint64_t> hs;
+    for (Py_ssize_t d = 0; d < docs; ++d) {
+        const Py_ssize_t lo = static_cast<Py_ssize_t>(o[d]), hi = static_cast<Py_ssize_t>(o[d + 1]);
+        hs.clear();
+        uint64_t boiler = 0;
+        w.run(t, lo, hi, min_distinct, [&](uint64_t h, bool bad) {
+            if (bad) return;
+            if (tab.maybe(h) && tab.find(h) >= 0) {
+                ++boiler;
+            } else {
+                hs.push_back(h);
+            }
+        });
+        if (boiler == 0 || hs.empty()) continue;  // no boilerplate, or nothing else: the row stays
+        uint32_t* row = s + d * k;
+        for (Py_ssize_t i = 0; i < k; ++i) row[i] = 0xFFFFFFFFu;
+        fold(row, seeds, k, hs.data(), static_cast<Py_ssize_t>(hs.size()));
+        inf[4 * d + 1] = hs.size();
+        dropped += boiler;
+    }
+    Py_END_ALLOW_THREADS
+    return PyLong_FromUnsignedLongLong(dropped);
+}
+
 PyMethodDef methods[] = {
     {"signatures", signatures, METH_VARARGS, "MinHash signatures of documents (see minhash.cc)."},
     {"band_keys", band_keys, METH_VARARGS, "LSH band keys of signatures (see minhash.cc)."},
     {"ngram_hashes", ngram_hashes, METH_VARARGS, "Every n-gram hash of one token sequence (see minhash.cc)."},
     {"fill_table", fill_table, METH_VARARGS, "Fill an n-gram hash table (see minhash.cc)."},
     {"scan", scan, METH_VARARGS, "Scan documents for n-grams of a table (see minhash.cc)."},
+    {"resign", resign, METH_VARARGS, "Signatures without the n-grams of a table (see minhash.cc)."},
+    {"df_count", df_count, METH_VARARGS, "Document frequency of every n-gram (see minhash.cc)."},
     {nullptr, nullptr, 0, nullptr},
 };
 

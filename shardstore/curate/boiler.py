@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from shardstore.curate.minhash import MinHashParams, ngram_hashes, ngram_set
+from shardstore._native import _minhash
+from shardstore.curate.minhash import MinHashParams, ngram_hashes, ngram_set, token_width
 from shardstore.curate.ngramtable import NgramTable
+from shardstore.errors import ConfigError
 
-__all__ = ["doc_ngrams", "drop_boilerplate", "filtered_set"]
+__all__ = ["doc_ngrams", "drop_boilerplate", "drop_boilerplate_numpy", "filtered_set"]
 
 
 def doc_ngrams(tokens: np.ndarray, offs: np.ndarray, params: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
@@ -44,11 +46,47 @@ def drop_boilerplate(
     params: MinHashParams,
 ) -> int:
     """Recompute, in place, the signature and n-gram count of each document of the slice that holds boilerplate
-    n-grams, without them (the native signature with the same permutations, minus those n-grams); returns the
-    boilerplate n-grams left out (positions)."""
+    n-grams (sorted unique hashes), without them (the native signature with the same permutations, minus those
+    n-grams, in one native pass); returns the boilerplate n-grams left out (positions)."""
+    if boiler.size == 0 or sig.shape[0] == 0:
+        return 0
+    if (
+        sig.dtype != np.uint32
+        or info.dtype != np.uint64
+        or not (sig.flags.c_contiguous and info.flags.c_contiguous)
+    ):
+        raise ConfigError("drop_boilerplate: sig must be C-contiguous uint32 and info C-contiguous uint64")
+    table = NgramTable(boiler)
+    toks, width = token_width(tokens)
+    seeds = np.ascontiguousarray(params.permutations(), dtype=np.uint32)
+    return int(
+        _minhash.resign(
+            toks,
+            width,
+            np.ascontiguousarray(offs, dtype=np.uint64),
+            params.ngram,
+            params.distinct,
+            seeds,
+            table.keys,
+            table.vals,
+            table.filter,
+            sig,
+            info,
+        )
+    )
+
+
+def drop_boilerplate_numpy(
+    tokens: np.ndarray,
+    offs: np.ndarray,
+    sig: np.ndarray,
+    info: np.ndarray,
+    boiler: np.ndarray,
+    params: MinHashParams,
+) -> int:
+    """`drop_boilerplate` in numpy (the reference the native pass is tested against)."""
     if boiler.size == 0:
         return 0
-    # which documents hold boilerplate: the native scan of decontamination (one filter probe per token)
     hits = NgramTable(boiler).scan(tokens, offs, params.ngram, params.distinct)
     if hits.size == 0:
         return 0
@@ -72,10 +110,16 @@ def drop_boilerplate(
     return dropped
 
 
+def _members(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """np.isin(values, sorted_set) for a sorted unique `sorted_set` (a binary search per value, no sort)."""
+    at = np.minimum(np.searchsorted(sorted_set, values), sorted_set.size - 1)
+    return sorted_set[at] == values
+
+
 def filtered_set(tokens: np.ndarray, params: MinHashParams, boiler: np.ndarray) -> np.ndarray:
     """`ngram_set` without the boilerplate n-grams (unless nothing else is left)."""
     full = ngram_set(tokens, params)
     if boiler.size == 0:
         return full
-    kept = full[~np.isin(full, boiler)]
+    kept = full[~_members(full, boiler)]
     return kept if kept.size else full

@@ -25,14 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shardstore._native import _minhash
 from shardstore.curate.boiler import doc_ngrams
-from shardstore.curate.minhash import MinHashParams
+from shardstore.curate.minhash import MinHashParams, token_width
 from shardstore.curate.units import doc_slice, load_npy, save_npy, unit_path
 from shardstore.errors import FormatError
 from shardstore.store.store import Store
 from shardstore.util.durable import atomic_write
 
-__all__ = ["DfMergeTask", "DfTask", "boiler_path", "run_df_merge", "run_df_task"]
+__all__ = ["DfMergeTask", "DfTask", "boiler_path", "df_rows", "df_rows_numpy", "run_df_merge", "run_df_task"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,38 @@ class DfMergeTask:
     limit: float
 
 
+def df_rows(
+    tokens: np.ndarray, offs: np.ndarray, params: MinHashParams, partitions: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The df rows of a document slice, uint64 [k, 2] (hash, documents holding it) sorted by (partition, hash),
+    and the rows per partition (int64): one native pass (a hash map counting each n-gram once per document)."""
+    toks, width = token_width(tokens)
+    raw, per = _minhash.df_count(
+        toks, width, np.ascontiguousarray(offs, dtype=np.uint64), params.ngram, params.distinct, partitions
+    )
+    rows = np.frombuffer(raw, dtype=np.uint64).reshape(-1, 2)
+    return rows, np.frombuffer(per, dtype=np.uint64).astype(np.int64)
+
+
+def df_rows_numpy(
+    tokens: np.ndarray, offs: np.ndarray, params: MinHashParams, partitions: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`df_rows` in numpy (the reference the native pass is tested against)."""
+    doc, h = doc_ngrams(tokens, offs, params)
+    order = np.argsort(h, kind="stable")  # by hash; documents stay ascending within a hash (one sort)
+    h, doc = h[order], doc[order]
+    first = np.ones(h.size, dtype=bool)
+    first[1:] = (h[1:] != h[:-1]) | (doc[1:] != doc[:-1])  # one entry per (document, n-gram)
+    h = h[first]
+    starts = np.flatnonzero(np.concatenate([[True], h[1:] != h[:-1]])) if h.size else np.empty(0, np.int64)
+    hashes = h[starts]
+    counts = np.diff(np.append(starts, h.size))
+    part = hashes % np.uint64(partitions)
+    order = np.lexsort((hashes, part))
+    rows = np.stack([hashes[order], counts[order].astype(np.uint64)], 1).reshape(-1, 2)
+    return rows, np.bincount(part.astype(np.int64), minlength=partitions)
+
+
 def run_df_task(task: DfTask) -> tuple[int, ...]:
     """Count, for each n-gram of the unit, the documents holding it; returns the rows per partition."""
     done = unit_path(task.work, task.index, "df.json")
@@ -66,19 +99,7 @@ def run_df_task(task: DfTask) -> tuple[int, ...]:
             raise FormatError(f"{done}: unreadable ({exc}); delete the work folder to start over") from exc
     with Store.open(task.store_path) as store:
         tokens, offs = doc_slice(store, task.shard, task.doc_lo, task.doc_hi)
-        doc, h = doc_ngrams(tokens, offs, task.params)
-    order = np.argsort(h, kind="stable")  # by hash; documents stay ascending within a hash (one sort)
-    h, doc = h[order], doc[order]
-    first = np.ones(h.size, dtype=bool)
-    first[1:] = (h[1:] != h[:-1]) | (doc[1:] != doc[:-1])  # one entry per (document, n-gram)
-    h = h[first]
-    starts = np.flatnonzero(np.concatenate([[True], h[1:] != h[:-1]])) if h.size else np.empty(0, np.int64)
-    hashes = h[starts]
-    counts = np.diff(np.append(starts, h.size))
-    part = hashes % np.uint64(task.partitions)
-    order = np.lexsort((hashes, part))
-    rows = np.stack([hashes[order], counts[order].astype(np.uint64)], 1).reshape(-1, 2)
-    per = np.bincount(part.astype(np.int64), minlength=task.partitions)
+    rows, per = df_rows(tokens, offs, task.params, task.partitions)
     save_npy(unit_path(task.work, task.index, "df.npy"), rows)
     atomic_write(done, json.dumps([int(c) for c in per]).encode())
     return tuple(int(c) for c in per)
@@ -99,8 +120,11 @@ def run_df_merge(task: DfMergeTask) -> int:
         if hi > lo
     ]
     rows = np.concatenate(parts) if parts else np.empty((0, 2), np.uint64)
-    hashes, inv = np.unique(rows[:, 0], return_inverse=True)
-    total = np.bincount(inv.reshape(-1), weights=rows[:, 1].astype(np.float64), minlength=hashes.size)
-    boiler = hashes[total > task.limit]
+    # each unit's slice is sorted by hash: a stable sort (timsort) merges the runs instead of sorting from scratch
+    order = np.argsort(rows[:, 0], kind="stable")
+    h, c = rows[order, 0], rows[order, 1]
+    starts = np.flatnonzero(np.concatenate([[True], h[1:] != h[:-1]])) if h.size else np.empty(0, np.int64)
+    total = np.add.reduceat(c, starts) if h.size else np.empty(0, np.uint64)
+    boiler = h[starts][total > task.limit]
     save_npy(out, boiler)
     return int(boiler.size)

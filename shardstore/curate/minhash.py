@@ -44,6 +44,7 @@ __all__ = [
     "ngram_hashes",
     "ngram_set",
     "signatures",
+    "token_width",
 ]
 
 EMPTY = np.uint32(0xFFFFFFFF)  # every entry of the signature of a document without n-grams
@@ -155,6 +156,11 @@ def _width(tokens: np.ndarray) -> tuple[np.ndarray, int]:
     ):
         return np.ascontiguousarray(tokens, dtype=np.uint32), 4
     raise ConfigError(f"token ids must be uint16 or uint32 (or integers in [0, 2**32)), got {tokens.dtype}")
+
+
+def token_width(tokens: np.ndarray) -> tuple[np.ndarray, int]:
+    """Contiguous tokens of a native width (2 or 4 bytes) and that width, for the native passes."""
+    return _width(np.asarray(tokens))
 
 
 def signatures(

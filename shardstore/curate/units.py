@@ -19,7 +19,6 @@ tokens take part in nothing; documents without non-degenerate n-grams only in ex
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -30,7 +29,7 @@ from shardstore.curate.boiler import drop_boilerplate
 from shardstore.curate.minhash import Confirm, MinHashParams, band_keys, signatures
 from shardstore.errors import FormatError
 from shardstore.store.store import Store
-from shardstore.util.durable import atomic_write
+from shardstore.util.durable import atomic_write, atomic_writer
 
 __all__ = [
     "BOILERPLATE_NAME",
@@ -80,10 +79,9 @@ def unit_path(work: str, index: int, suffix: str) -> str:
 
 
 def save_npy(path: str, arr: np.ndarray) -> None:
-    """Write one numeric array as ``.npy`` (no pickle), durably."""
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
-    atomic_write(path, buf.getvalue())
+    """Write one numeric array as ``.npy`` (no pickle), durably: streamed into the file (no copy in memory)."""
+    with atomic_writer(path) as f:
+        np.lib.format.write_array(f, np.ascontiguousarray(arr), allow_pickle=False)
 
 
 def load_npy(path: str, *, mmap: bool = False) -> np.ndarray:
