@@ -140,14 +140,22 @@ def truth(work: Path, meta: dict) -> tuple[set[int], list[int]]:
 # -- contenders (each in its own subprocess) ---------------------------------------------------------------------
 
 
-def run_ours(work: Path, workers: int, confirm: str = "exact") -> dict:
+def run_ours(work: Path, workers: int, confirm: str = "exact", boilerplate: bool = True) -> dict:
     from shardstore.curate.dedup import dedup
     from shardstore.curate.minhash import MinHashParams
     from shardstore.store.mask import mask_file_name, read_mask
     from shardstore.store.store import Store
 
-    out = work / f"masks-{workers}-{confirm}"
-    params = MinHashParams(NGRAM, BANDS, ROWS, threshold=THRESHOLD, confirm=confirm)
+    out = work / f"masks-{workers}-{confirm}{'' if boilerplate else '-noboiler'}"
+    # boilerplate_fraction 1.0: the boilerplate rule (and its document-frequency pass) off, to measure its cost
+    params = MinHashParams(
+        NGRAM,
+        BANDS,
+        ROWS,
+        threshold=THRESHOLD,
+        confirm=confirm,
+        boilerplate_fraction=0.001 if boilerplate else 1.0,
+    )
     t0, c0 = time.perf_counter(), cpu_seconds()
     dedup([work / "store"], out=out, workers=workers, params=params)
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
@@ -299,6 +307,7 @@ def run_datatrove(work: Path) -> dict:
 CONTENDERS: dict = {
     "shardstore-1": lambda w: run_ours(w, 1),
     "shardstore-1-estimate": lambda w: run_ours(w, 1, "estimate"),
+    "shardstore-1-noboiler": lambda w: run_ours(w, 1, boilerplate=False),
     "shardstore-2": lambda w: run_ours(w, 2),
     "datasketch": lambda w: run_datasketch(w, False),
     "datasketch+confirm": lambda w: run_datasketch(w, True),
@@ -381,7 +390,8 @@ def main() -> None:
         dump_tokens(work)
     dup, family = truth(work, meta)
     rows = {}
-    for name in ("shardstore-1", "shardstore-1-estimate", "shardstore-2", "datasketch", "datasketch+confirm"):
+    for name in ("shardstore-1", "shardstore-1-noboiler", "shardstore-1-estimate", "shardstore-2", "datasketch",
+                 "datasketch+confirm"):  # fmt: skip
         rows[name] = spawn(name, work)
     if args.peer_python:
         rows["rensa"] = spawn("rensa", work, args.peer_python)

@@ -18,7 +18,8 @@ Rates are per CPU second of the child (process_time: steadier than wall time on 
   (2e7) from 10 to 100,000 shards per store; steady state: one read from every shard, 30 warm-up batches, then
   200 timed batches (medians of --row-rounds interleaved children). Also the first touch: CPU per shard of that
   one read from every shard (mapping, or loading and verifying the in-memory runs of a tiny-shard store).
-- loader: make_dataloader batches/s, 2 sources x 100 shards, B=32, seq_len 2048, after 20 warm-up batches;
+- loader: make_dataloader batches/s, 2 sources x 100 shards, B=32, seq_len 2048, after 20 warm-up batches and a
+  gc.collect() (a full collection of the startup objects otherwise lands inside or outside the window by chance);
   loader-shards: one source of 10 vs 100,000 shards at equal tokens, with document boundaries (doc_info=both).
 - verify-raw: `verify` MB/s of the 100,000 tiny shards and of 4 x 32 MiB shards beside `cat` of the same files
   (wall, page cache) and a Python open+read of each file (the floor of a Python reader).
@@ -130,10 +131,18 @@ elif kind == "loader":
     for _ in range(spec.get("warm", 20)):
         next(it)
     out["warm_s"] = time.process_time() - t
+    import gc
+    # Steady state: collect the objects of startup now. Otherwise the first full collection of them (~50-80 ms
+    # here, ~170k objects, torch's included) falls at a batch that depends on how many objects the imports made:
+    # about batch 300 after today's masks modules, past it before, which read as 2,500 vs 5,200 batches/s.
+    gc.collect()
+    full = []
+    gc.callbacks.append(lambda phase, info: full.append(1) if phase == "stop" and info["generation"] == 2 else None)
     t = time.process_time()
     for _ in range(spec["batches"]):
         next(it)
     out["batches_s"] = spec["batches"] / (time.process_time() - t)
+    out["full_gcs"] = len(full)
 print(json.dumps(out))
 """
 
@@ -287,14 +296,17 @@ def main() -> None:
     if "loader" in only:
         stores = [make_store(a.workdir / f"ld{k}", 100, 200_000, seed=10 + k) for k in range(2)]
         got: dict[str, list[float]] = {t: [] for t in trees}
+        gcs: dict[str, list[int]] = {t: [] for t in trees}
         for i in range(a.rounds):  # interleaved rounds, order alternating: both trees see the same load
             for t, tree in ordered(trees, i):
                 ps = [str(s[0] if t == "new" else s[1]) for s in stores]
-                got[t].append(run(tree, {"kind": "loader", "paths": ps, "batches": 300})["batches_s"])
+                r = run(tree, {"kind": "loader", "paths": ps, "batches": 300})
+                got[t].append(r["batches_s"])
+                gcs[t].append(r["full_gcs"])
         for t in trees:
             print(
                 f"loader   2 sources x 100 shards, B=32 x 2048  {t}: {med(got[t]):.0f} batches/s per CPU-s "
-                f"(median of {a.rounds}: {[round(x) for x in got[t]]})"
+                f"(median of {a.rounds}: {[round(x) for x in got[t]]}; full collections while timed: {gcs[t]})"
             )
         print(f"loader   new/old = {med(got['new']) / med(got['old']):.3f}")
 

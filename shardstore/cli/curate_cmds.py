@@ -60,6 +60,14 @@ def _store_lines(stores: list[dict[str, Any]]) -> list[str]:
 )
 @click.option("--min-distinct", type=click.IntRange(min=0), default=None, help="Degenerate n-gram rule.")
 @click.option(
+    "--boilerplate-fraction",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.001,
+    show_default=True,
+    help="An n-gram in more than this fraction of documents is boilerplate (1: rule off).",
+)
+@click.option("--boilerplate-min-docs", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
     "--workers", type=click.IntRange(min=1), default=None, help="Local worker processes [all cores]."
 )
 @click.option("--executor", type=enum_choice(Executor), default=Executor.LOCAL.value, show_default=True)
@@ -88,6 +96,8 @@ def dedup_cmd(
     seed: int,
     confirm: str,
     min_distinct: int | None,
+    boilerplate_fraction: float,
+    boilerplate_min_docs: int,
     workers: int | None,
     executor: str,
     memory_limit: str,
@@ -111,6 +121,8 @@ def dedup_cmd(
         threshold=threshold,
         min_distinct=min_distinct,
         confirm=Confirm(confirm),
+        boilerplate_fraction=boilerplate_fraction,
+        boilerplate_min_docs=boilerplate_min_docs,
     )
     report = dedup(
         stores,
@@ -130,7 +142,8 @@ def dedup_cmd(
     lines = _store_lines(d["stores"])
     lines.append(f"clusters by size: {d['clusters']['sizes']}")
     lines.append(
-        f"degenerate n-grams skipped: {d['ngrams']['degenerate']}; candidate pairs compared "
+        f"degenerate n-grams skipped: {d['ngrams']['degenerate']}; boilerplate n-grams left out: "
+        f"{d['ngrams']['boilerplate']} ({d['ngrams']['boilerplate_distinct']} distinct); candidate pairs compared "
         f"{d['candidates']['compared']}, rejected by the threshold {d['candidates']['rejected']}"
     )
     click.echo("\n".join(lines))
@@ -166,6 +179,13 @@ def dedup_cmd(
 )
 @click.option("--boilerplate-min-docs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option(
+    "--unit-docs",
+    type=click.IntRange(min=1),
+    default=1 << 16,
+    show_default=True,
+    help="Documents per scan task.",
+)
+@click.option(
     "--workers", type=click.IntRange(min=1), default=None, help="Local worker processes [all cores]."
 )
 @click.option("--executor", type=enum_choice(Executor), default=Executor.LOCAL.value, show_default=True)
@@ -181,6 +201,7 @@ def decontaminate_cmd(
     min_distinct: int | None,
     boilerplate_fraction: float,
     boilerplate_min_docs: int,
+    unit_docs: int,
     workers: int | None,
     executor: str,
     no_progress: bool,
@@ -204,6 +225,7 @@ def decontaminate_cmd(
         fields=fields,
         workers=workers,
         executor=Executor(executor),
+        unit_docs=unit_docs,
         on_stage=_stage_printer(not no_progress and not as_json and sys.stderr.isatty()),
     )
     if as_json:

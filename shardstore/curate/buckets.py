@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from shardstore.curate.minhash import Confirm, MinHashParams, exact_jaccard, ngram_set
-from shardstore.curate.units import KIND_BAND, KIND_EXACT, load_npy, save_npy, unit_path
+from shardstore.curate.boiler import filtered_set
+from shardstore.curate.minhash import Confirm, MinHashParams, exact_jaccard
+from shardstore.curate.units import BOILERPLATE_NAME, KIND_BAND, KIND_EXACT, load_npy, save_npy, unit_path
 from shardstore.errors import FormatError
 from shardstore.store.store import Store
 from shardstore.util.durable import atomic_write
@@ -100,13 +101,14 @@ class _Docs:
         self.sigs: dict[int, np.ndarray] = {}
         self.stores: dict[int, Store] = {}
         self.sets: dict[int, np.ndarray] = {}
+        self.boiler = load_npy(os.path.join(task.work, BOILERPLATE_NAME))
 
     def ngram_set(self, gid: int) -> np.ndarray:
         got = self.sets.get(gid)
         if got is None:
             if len(self.sets) >= SET_CACHE:
                 self.sets.clear()
-            got = self.sets[gid] = ngram_set(self.tokens(gid), self.task.params)
+            got = self.sets[gid] = filtered_set(self.tokens(gid), self.task.params, self.boiler)
         return got
 
     def sig_rows(self, gids: np.ndarray) -> np.ndarray:

@@ -13,10 +13,15 @@
 Outputs in MASKDIR: one mask per store (``<fingerprint>.mask``, reason ``contains 13-grams of eval E item I``,
 the first such item), ``contaminated-items.jsonl`` (one line per contaminated eval item, with the documents
 and their provenance: the list for a "clean" benchmark subset), and ``decontaminate-report.json``.
+
+Resume: the scan runs in ``MASKDIR/.decontaminate-work``; each unit's hits file is written atomically and marks
+it done, so after ``kill -9`` the same command scans only the units left and writes the same bytes (a run with
+other stores, evals or options starts over). The work folder is removed on success.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -154,9 +159,6 @@ def decontaminate(
     owner_i = np.concatenate([np.full(h.size, i) for h, _, i in owned]) if owned else np.empty(0, np.int64)
     uniq, inverse = np.unique(all_h, return_inverse=True)
     work = os.path.join(out, WORK_NAME)
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
-    save_npy(os.path.join(work, "hashes.npy"), uniq)
     tasks: list[ScanTask] = []
     for si, store in enumerate(sset.stores):
         for shard, lo, hi in plan_units(store, unit_docs=unit_docs):
@@ -164,6 +166,7 @@ def decontaminate(
             tasks.append(
                 ScanTask(len(tasks), work, sset.paths[si], shard, lo, hi, base, params.ngram, params.distinct)
             )
+    _prepare_work(work, sset, params, fields, uniq, tasks)
     done = [0]
 
     def tick(_i: int, _r: Any) -> None:
@@ -178,6 +181,41 @@ def decontaminate(
     report = _report(sset, esets, params, uniq, inverse, owner_e, owner_i, hits, out, stale)
     shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _prepare_work(
+    work: str,
+    sset: StoreSet,
+    params: DecontamParams,
+    fields: Sequence[str],
+    uniq: np.ndarray,
+    tasks: list[ScanTask],
+) -> None:
+    """Reuse the scan units of an interrupted run with the same plan (resume after ``kill -9``), else start over.
+
+    The plan (stores, parameters, fields, units and a digest of the eval n-gram table) is written last, after
+    ``hashes.npy``; a unit's ``s<unit>.hits.npy`` (written atomically) marks it done. A work folder whose plan
+    differs (other evals, stores or options) or is missing is removed, so no hit of another plan is ever reused.
+    """
+    plan = {
+        "params": params.to_dict(),
+        "fields": list(fields),
+        "stores": [s.fingerprint for s in sset.stores],
+        "units": [(t.store_path, t.shard, t.doc_lo, t.doc_hi) for t in tasks],
+        "hashes": hashlib.sha256(np.ascontiguousarray(uniq, dtype="<u8").tobytes()).hexdigest(),
+    }
+    data = json.dumps(plan, sort_keys=True).encode()
+    path = os.path.join(work, "plan.json")
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return
+    except FileNotFoundError:
+        pass
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    save_npy(os.path.join(work, "hashes.npy"), uniq)
+    atomic_write(path, data)
 
 
 def _report(

@@ -41,12 +41,22 @@ from shardstore.curate.buckets import (
     run_confirm_task,
 )
 from shardstore.curate.clusters import cluster
+from shardstore.curate.docfreq import DfMergeTask, DfTask, boiler_path, run_df_merge, run_df_task
 from shardstore.curate.executors import Executor, TaskRunner
 from shardstore.curate.maskdir import check_out_dir, prune_stale_masks
 from shardstore.curate.minhash import MinHashParams, exact_jaccard, ngram_set
 from shardstore.curate.origins import describe_doc, per_source
 from shardstore.curate.stores import StoreSet
-from shardstore.curate.units import SigSummary, SigTask, load_npy, plan_units, run_sig_task, unit_path
+from shardstore.curate.units import (
+    BOILERPLATE_NAME,
+    SigSummary,
+    SigTask,
+    load_npy,
+    plan_units,
+    run_sig_task,
+    save_npy,
+    unit_path,
+)
 from shardstore.errors import BuildError, ConfigError
 from shardstore.store.mask import Mask, mask_file_name, write_mask
 from shardstore.util.cores import usable_cores
@@ -191,7 +201,8 @@ def _run_stages(
     tasks: list[SigTask],
     progress: Callable[[str, int], Callable[[int, Any], None]],
 ) -> tuple[list[SigSummary], list[BucketSummary], list[ConfirmSummary]]:
-    """Signatures, buckets, confirmation: three stages of independent tasks on one runner."""
+    """Document frequency, signatures, buckets, confirmation: stages of independent tasks on one runner."""
+    _boilerplate_stage(runner, work, sset, params, partitions, tasks, progress)
     sums: list[SigSummary] = runner.run(run_sig_task, tasks, progress("signatures", len(tasks)))
     first_gid = tuple(t.doc_base + t.doc_lo for t in tasks)
     cum = [np.concatenate([[0], np.cumsum(s.records_per_partition)]) for s in sums]
@@ -224,6 +235,37 @@ def _run_stages(
     ]
     csums: list[ConfirmSummary] = runner.run(run_confirm_task, ctasks, progress("confirm", partitions))
     return sums, bsums, csums
+
+
+def _boilerplate_stage(
+    runner: TaskRunner,
+    work: str,
+    sset: StoreSet,
+    params: MinHashParams,
+    partitions: int,
+    tasks: list[SigTask],
+    progress: Callable[[str, int], Callable[[int, Any], None]],
+) -> None:
+    """Write ``boilerplate.npy``: the n-grams of more than the limit's documents (docfreq.py), partitioned by hash
+    like the band buckets; empty (and no pass) with ``boilerplate_fraction`` 1.0."""
+    path = os.path.join(work, BOILERPLATE_NAME)
+    if os.path.exists(path):
+        return
+    if params.boilerplate_fraction >= 1.0:
+        save_npy(path, np.empty(0, np.uint64))
+        return
+    dtasks = [
+        DfTask(t.index, work, t.store_path, t.shard, t.doc_lo, t.doc_hi, params, partitions) for t in tasks
+    ]
+    per: list[tuple[int, ...]] = runner.run(run_df_task, dtasks, progress("frequencies", len(dtasks)))
+    cum = [np.concatenate([[0], np.cumsum(c)]) for c in per]
+    limit = params.boilerplate_limit(sset.total_docs)
+    mtasks = [
+        DfMergeTask(p, work, tuple((int(c[p]), int(c[p + 1])) for c in cum), limit) for p in range(partitions)
+    ]
+    runner.run(run_df_merge, mtasks, progress("boilerplate", partitions))
+    parts = [load_npy(boiler_path(work, p)) for p in range(partitions)]
+    save_npy(path, np.sort(np.concatenate(parts)) if parts else np.empty(0, np.uint64))
 
 
 def _check_plan(work: str, sset: StoreSet, params: MinHashParams, partitions: int, units: list[Any]) -> None:
@@ -315,6 +357,8 @@ def _finish(
         ngrams={
             "used": sum(s.ngrams for s in sums),
             "degenerate": sum(s.degenerate_ngrams for s in sums),
+            "boilerplate": sum(s.boilerplate_ngrams for s in sums),
+            "boilerplate_distinct": int(load_npy(os.path.join(work, BOILERPLATE_NAME), mmap=True).shape[0]),
             "docs_without_ngrams": sum(s.docs_without_ngrams for s in sums),
         },
         candidates={

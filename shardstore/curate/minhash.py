@@ -75,6 +75,10 @@ class MinHashParams:
     threshold: float = 0.8
     min_distinct: int | None = None  # None: default_min_distinct(ngram)
     confirm: Confirm | str = Confirm.EXACT
+    # boilerplate: an n-gram in more than max(boilerplate_min_docs, boilerplate_fraction x documents) documents
+    # is left out of signatures and exact-Jaccard sets (see docfreq.py); fraction 1.0 turns the rule off
+    boilerplate_fraction: float = 0.001
+    boilerplate_min_docs: int = 100
 
     def __post_init__(self) -> None:
         try:
@@ -95,6 +99,14 @@ class MinHashParams:
             )
         if not 0.0 < self.threshold <= 1.0:
             raise ConfigError(f"threshold={self.threshold!r} must be in (0, 1]")
+        if not 0.0 < self.boilerplate_fraction <= 1.0:
+            raise ConfigError(f"boilerplate_fraction={self.boilerplate_fraction!r} must be in (0, 1]")
+        if (
+            isinstance(self.boilerplate_min_docs, bool)
+            or not isinstance(self.boilerplate_min_docs, int)
+            or (self.boilerplate_min_docs < 1)
+        ):
+            raise ConfigError(f"boilerplate_min_docs={self.boilerplate_min_docs!r} must be an integer >= 1")
         md = self.min_distinct
         if md is not None and (isinstance(md, bool) or not isinstance(md, int) or not 0 <= md <= self.ngram):
             raise ConfigError(f"min_distinct={md!r} must be an integer in 0..ngram ({self.ngram})")
@@ -121,6 +133,12 @@ class MinHashParams:
         """The seeds of the `num_perm` permutations (uint32), a pure function of `seed`."""
         rng = np.random.Generator(np.random.PCG64(self.seed))
         return rng.integers(0, 2**32, size=self.num_perm, dtype=np.uint32, endpoint=False)
+
+    def boilerplate_limit(self, total_docs: int) -> float:
+        """Document frequency above which an n-gram is boilerplate."""
+        if self.boilerplate_fraction >= 1.0:
+            return float(total_docs)
+        return max(float(self.boilerplate_min_docs), self.boilerplate_fraction * total_docs)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

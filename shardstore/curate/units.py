@@ -10,6 +10,7 @@ of each document natively, and writes into the work folder:
     u<unit>.rec.npy   uint64 [records, 3]       (key, kind, global doc): kind 0 = exact hash, 1 = LSH band key,
                                                  sorted by partition (key mod partitions), so each band bucket lies
                                                  in one partition and a partition task reads only its slice
+    boilerplate.npy   uint64 [m]                the boilerplate n-grams (docfreq.py), left out of the signatures
     u<unit>.json      the summary, written last: its presence marks the unit done (resume after kill -9)
 
 Every file is written by temp file, fsync and rename, so a killed run leaves whole files or none. Documents without
@@ -25,13 +26,24 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from shardstore.curate.boiler import drop_boilerplate
 from shardstore.curate.minhash import Confirm, MinHashParams, band_keys, signatures
 from shardstore.errors import FormatError
 from shardstore.store.store import Store
 from shardstore.util.durable import atomic_write
 
-__all__ = ["SigSummary", "SigTask", "load_npy", "plan_units", "run_sig_task", "save_npy", "unit_path"]
+__all__ = [
+    "BOILERPLATE_NAME",
+    "SigSummary",
+    "SigTask",
+    "load_npy",
+    "plan_units",
+    "run_sig_task",
+    "save_npy",
+    "unit_path",
+]
 
+BOILERPLATE_NAME = "boilerplate.npy"
 KIND_EXACT = 0
 KIND_BAND = 1
 
@@ -60,6 +72,7 @@ class SigSummary:
     degenerate_ngrams: int
     docs_without_ngrams: int
     records_per_partition: tuple[int, ...]
+    boilerplate_ngrams: int = 0
 
 
 def unit_path(work: str, index: int, suffix: str) -> str:
@@ -131,6 +144,8 @@ def run_sig_task(task: SigTask) -> SigSummary:
     with Store.open(task.store_path) as store:
         tokens, offs = doc_slice(store, task.shard, task.doc_lo, task.doc_hi)
         sig, info = signatures(tokens, offs, params)
+        boiler = load_npy(os.path.join(task.work, BOILERPLATE_NAME))
+        dropped = drop_boilerplate(tokens, offs, sig, info, boiler, params)
     gids = np.arange(task.doc_lo, task.doc_hi, dtype=np.uint64) + np.uint64(task.doc_base)
     has_tokens = info[:, 3] > 0
     has_ngrams = info[:, 1] > 0
@@ -163,6 +178,7 @@ def run_sig_task(task: SigTask) -> SigSummary:
         degenerate_ngrams=int(info[:, 2].sum()),
         docs_without_ngrams=int((has_tokens & ~has_ngrams).sum()),
         records_per_partition=tuple(int(c) for c in counts),
+        boilerplate_ngrams=dropped,
     )
     atomic_write(done, json.dumps(asdict(summary), sort_keys=True).encode())
     return summary
