@@ -3,7 +3,8 @@
 // Semantics (identical to tiktoken's on the same ranks; the rank of a token is its id):
 //   1. split the UTF-8 text with the hand-written pre-tokenizer (pretok.h), or take pieces pre-split elsewhere;
 //   2. a piece that is itself a token -> that token (one hash lookup; ~94% of pieces of real code end here);
-//   3. otherwise look the piece up in a per-thread direct-mapped cache (pieces up to 22 bytes, <= 8 tokens);
+//   3. otherwise look the piece up in a per-thread direct-mapped cache (pieces up to 22 bytes, <= 8 tokens), or
+//      in a second one for pieces of 23-96 bytes (<= 48 tokens; CJK runs), full key compared;
 //   4. otherwise merge: repeatedly merge the adjacent pair whose concatenation is the lowest-ranked token, leftmost
 //      first on ties. Pairs are looked up by (left id, right id) in a table listing every split of every token.
 // Imported vocabularies: ids are the source's. The 256 byte tokens may have any ids (byte_id_), an empty token is
@@ -38,6 +39,9 @@ inline constexpr size_t kSmallPiece = 64;     // pieces up to this many bytes us
 inline constexpr size_t kCacheKey = 22;       // pieces up to this many bytes are cached...
 inline constexpr size_t kCacheTok = 8;        // ...if they encode to at most this many tokens
 inline constexpr size_t kCacheSlots = 32768;  // per thread, direct-mapped, one 64-byte line each (2 MiB)
+inline constexpr size_t kLongKey = 96;        // longer pieces (a CJK run is one piece) up to this many bytes...
+inline constexpr size_t kLongTok = 48;        // ...encoding to at most this many tokens go to a second cache
+inline constexpr size_t kLongSlots = 4096;    // per thread, direct-mapped, 320 bytes each (1.25 MiB)
 
 // The first min(n, 8) bytes of p packed into a u64, zero padded; reads only p[0..n). Equal bytes give equal
 // heads and, for a given length, different bytes give different heads (all the token table relies on).
@@ -102,8 +106,21 @@ struct alignas(64) CacheEntry {
 };
 static_assert(sizeof(CacheEntry) == 64, "cache entry must be one cache line");
 
+// Second cache for pieces of kCacheKey+1..kLongKey bytes (22% of Chinese bytes are pieces of 23-64 bytes): a
+// full-hash tag, then the whole key compared, so a hit is exact.
+struct alignas(64) LongEntry {
+    uint64_t owner;
+    uint64_t hash;
+    uint8_t key_len;
+    uint8_t ntok;
+    uint8_t key[kLongKey];
+    uint32_t tok[kLongTok];
+};
+static_assert(sizeof(LongEntry) == 320, "long cache entry is five cache lines");
+
 struct Cache {
     CacheEntry entries[kCacheSlots];
+    LongEntry long_entries[kLongSlots];
 };
 
 inline std::atomic<uint64_t> g_next_owner{1};
@@ -113,6 +130,7 @@ inline Cache& thread_cache() {
     if (!cache) {
         cache.reset(new Cache);
         for (CacheEntry& e : cache->entries) e.owner = 0;
+        for (LongEntry& e : cache->long_entries) e.owner = 0;
     }
     return *cache;
 }
@@ -240,7 +258,8 @@ class Encoder {
                 return 1;
             }
         }
-        if (n > kCacheKey) return n <= kSmallPiece ? merge_small(p, n, out) : merge_heap(p, n, out);
+        if (n > kLongKey) return merge_heap(p, n, out);
+        if (n > kCacheKey) return encode_long(p, n, h, out);
         CacheEntry& e = thread_cache().entries[(h ^ (h >> 17)) & (kCacheSlots - 1)];
         if (e.owner == owner_ && e.key_len == n && std::memcmp(e.key, p, n) == 0) {
             for (size_t i = 0; i < e.ntok; ++i) out[i] = static_cast<T>(e.tok[i]);
@@ -250,6 +269,28 @@ class Encoder {
         size_t m = merge_small(p, n, tmp);
         if (m <= kCacheTok) {
             e.owner = owner_;
+            e.key_len = static_cast<uint8_t>(n);
+            e.ntok = static_cast<uint8_t>(m);
+            std::memcpy(e.key, p, n);
+            std::memcpy(e.tok, tmp, m * sizeof(uint32_t));
+        }
+        for (size_t i = 0; i < m; ++i) out[i] = static_cast<T>(tmp[i]);
+        return m;
+    }
+
+    // Pieces of kCacheKey+1..kLongKey bytes: the long cache, else merge and remember (if few enough tokens).
+    template <class T>
+    size_t encode_long(const uint8_t* p, size_t n, uint64_t h, T* out) const {
+        LongEntry& e = thread_cache().long_entries[(h ^ (h >> 23)) & (kLongSlots - 1)];
+        if (e.owner == owner_ && e.hash == h && e.key_len == n && std::memcmp(e.key, p, n) == 0) {
+            for (size_t i = 0; i < e.ntok; ++i) out[i] = static_cast<T>(e.tok[i]);
+            return e.ntok;
+        }
+        uint32_t tmp[kLongKey];
+        size_t m = n <= kSmallPiece ? merge_small(p, n, tmp) : merge_heap(p, n, tmp);
+        if (m <= kLongTok) {
+            e.owner = owner_;
+            e.hash = h;
             e.key_len = static_cast<uint8_t>(n);
             e.ntok = static_cast<uint8_t>(m);
             std::memcpy(e.key, p, n);
