@@ -7,13 +7,12 @@ record. Stores without provenance report everything under the source ``"?"``.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 
-from shardstore.errors import FormatError, ShardStoreError
-from shardstore.store.provenance import UNITS_FILE, read_provenance
+from shardstore.errors import ShardStoreError
+from shardstore.store.provenance import read_provenance, read_units
 from shardstore.store.store import Store
 
 __all__ = ["describe_doc", "per_source"]
@@ -22,17 +21,11 @@ UNKNOWN = "?"
 
 
 def _units(store: Store) -> tuple[np.ndarray, list[str]] | None:
-    if store.manifest.file(UNITS_FILE) is None:
+    found = read_units(store)
+    if found is None:
         return None
-    path = store.file_path(UNITS_FILE)
-    try:
-        with open(path, "rb") as f:
-            units = json.loads(f.read())["units"]
-        firsts = np.asarray([int(u["first_doc"]) for u in units], dtype=np.int64)
-        urls = [str(u["url"]) for u in units]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise FormatError(f"{path}: corrupt provenance index ({exc})") from exc
-    return firsts, urls
+    units = found[1]
+    return np.asarray([u.first_doc for u in units], dtype=np.int64), [u.url for u in units]
 
 
 def per_source(store: Store, removed: np.ndarray, removed_tokens: np.ndarray) -> list[dict[str, Any]]:

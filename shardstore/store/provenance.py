@@ -18,12 +18,20 @@ import bisect
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from shardstore.errors import FormatError
 from shardstore.util.durable import atomic_write
 
-__all__ = ["UNITS_FILE", "read_provenance", "unit_file_name", "write_unit_provenance"]
+__all__ = [
+    "UNITS_FILE",
+    "ProvenanceUnit",
+    "read_provenance",
+    "read_units",
+    "unit_file_name",
+    "write_unit_provenance",
+]
 
 UNITS_FILE = "provenance/units.json"
 
@@ -71,6 +79,45 @@ def _aux_path(store: Any, name: str) -> str | None:
     return path if os.path.exists(path) else None
 
 
+@dataclass(frozen=True, slots=True)
+class ProvenanceUnit:
+    """One entry of `provenance/units.json`: a work unit's input file and its documents' place in the store."""
+
+    unit: int
+    url: str
+    file: str | None  # the unit's record file (`unit_file_name`)
+    first_doc: int
+    num_docs: int
+    record_kind: str
+
+
+def read_units(store: Any) -> tuple[str, list[ProvenanceUnit]] | None:
+    """The path of a store's provenance index and its units, in store order; None when it has no provenance.
+
+    `store` is a `shardstore.Store` or the path of a local store directory. Raises `FormatError` naming the file
+    when the index cannot be read or an entry lacks a field."""
+    path = _aux_path(store, UNITS_FILE)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            entries = json.loads(f.read())["units"]
+        units = [
+            ProvenanceUnit(
+                unit=int(u["unit"]),
+                url=str(u["url"]),
+                file=None if u["file"] is None else str(u["file"]),
+                first_doc=int(u["first_doc"]),
+                num_docs=int(u["num_docs"]),
+                record_kind=str(u["record_kind"]),
+            )
+            for u in entries
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FormatError(f"{path}: corrupt provenance index ({exc})") from exc
+    return path, units
+
+
 def read_provenance(store: Any, doc_index: int) -> dict[str, Any] | None:
     """Where document `doc_index` came from: `{doc, unit, file, record, record_kind}`; None without provenance.
 
@@ -81,28 +128,25 @@ def read_provenance(store: Any, doc_index: int) -> dict[str, Any] | None:
         IndexError: `doc_index` is outside the store.
         FormatError: the provenance files are corrupt.
     """
-    units_path = _aux_path(store, UNITS_FILE)
-    if units_path is None:
+    found = read_units(store)
+    if found is None:
         return None
-    try:
-        with open(units_path, "rb") as f:
-            units = json.loads(f.read())["units"]
-        firsts = [int(u["first_doc"]) for u in units]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise FormatError(f"{units_path}: corrupt provenance index ({exc})") from exc
-    total = sum(int(u["num_docs"]) for u in units)
+    units = found[1]
+    firsts = [u.first_doc for u in units]
+    total = sum(u.num_docs for u in units)
     if not 0 <= doc_index < total:
         raise IndexError(f"doc_index={doc_index} is outside 0..{total - 1} (the store has {total} documents)")
     pos = bisect.bisect_right(firsts, doc_index) - 1
     unit = units[pos]
-    row = doc_index - int(unit["first_doc"])
-    record = _read_record(store, unit["file"], row)
+    if unit.file is None:
+        raise FormatError(f"{found[0]}: unit {unit.unit} holds document {doc_index} but names no record file")
+    record = _read_record(store, unit.file, doc_index - unit.first_doc)
     return {
         "doc": doc_index,
-        "unit": int(unit["unit"]),
-        "file": unit["url"],
+        "unit": unit.unit,
+        "file": unit.url,
         "record": record,
-        "record_kind": unit["record_kind"],
+        "record_kind": unit.record_kind,
     }
 
 

@@ -8,14 +8,13 @@ The reverse of `shardstore.store.provenance.read_provenance`, for `shardstore ma
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from shardstore.errors import ConfigError, FormatError
-from shardstore.store.provenance import UNITS_FILE
+from shardstore.errors import ConfigError
+from shardstore.store.provenance import UNITS_FILE, ProvenanceUnit, read_units
 
 __all__ = ["docs_of_records"]
 
@@ -32,20 +31,19 @@ def docs_of_records(store: Any, records: Sequence[tuple[str, int]]) -> np.ndarra
     Raises `ConfigError` naming the first pair that no document of the store came from."""
     import pyarrow.parquet as pq
 
-    path = _path(store, UNITS_FILE)
-    try:
-        with open(path, "rb") as f:
-            units = json.loads(f.read())["units"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise FormatError(f"{path}: corrupt provenance index ({exc})") from exc
-    by_file: dict[str, list[dict[str, Any]]] = {}
-    for u in units:
-        by_file.setdefault(str(u["url"]), []).append(u)
+    found = read_units(store)
+    if found is None:
+        raise ConfigError(f"{store.root}: the store has no provenance ({UNITS_FILE} is not in its manifest)")
+    by_file: dict[str, list[ProvenanceUnit]] = {}
+    for u in found[1]:
+        by_file.setdefault(u.url, []).append(u)
     lookup: dict[tuple[str, int], int] = {}
     for url in {f for f, _ in records}:
         for u in by_file.get(url, []):
-            column = pq.read_table(_path(store, u["file"]), columns=["record"]).column(0).to_numpy()
-            first = int(u["first_doc"])
+            if u.file is None:  # a unit that made no documents
+                continue
+            column = pq.read_table(_path(store, u.file), columns=["record"]).column(0).to_numpy()
+            first = u.first_doc
             for i, rec in enumerate(column.tolist()):
                 lookup.setdefault((url, int(rec)), first + i)
     out = np.empty(len(records), dtype=np.int64)

@@ -14,7 +14,6 @@ lengths that occur and tests can pin them exactly.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -125,17 +124,13 @@ def length_stats(lengths: np.ndarray) -> LengthStats:
 
 def tokens_per_file(store: Any, lengths: np.ndarray, *, top: int = 10) -> list[dict[str, Any]] | None:
     """The `top` input files by tokens: ``{file, docs, tokens}``; None when the store has no provenance."""
-    from shardstore.store.provenance import UNITS_FILE
+    from shardstore.store.provenance import read_units
 
-    if store.manifest.file(UNITS_FILE) is None:
+    found = read_units(store)
+    if found is None:
         return None
-    path = store.file_path(UNITS_FILE)
-    try:
-        with open(path, "rb") as f:
-            units = json.loads(f.read())["units"]
-        spans = [(str(u["url"]), int(u["first_doc"]), int(u["num_docs"])) for u in units]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise FormatError(f"{path}: corrupt provenance index ({exc})") from exc
+    path, units = found
+    spans = [(u.url, u.first_doc, u.num_docs) for u in units]
     cum = np.concatenate([[0], np.cumsum(lengths)])
     per_file: dict[str, list[int]] = {}
     for url, first, count in spans:
