@@ -13,7 +13,7 @@ from shardstore.curate.minhash import MinHashParams, ngram_hashes, ngram_set, to
 from shardstore.curate.ngramtable import NgramTable
 from shardstore.errors import ConfigError
 
-__all__ = ["doc_ngrams", "drop_boilerplate", "drop_boilerplate_numpy", "filtered_set"]
+__all__ = ["doc_ngrams", "drop_boilerplate", "filtered_set"]
 
 
 def doc_ngrams(tokens: np.ndarray, offs: np.ndarray, params: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
@@ -27,14 +27,6 @@ def doc_ngrams(tokens: np.ndarray, offs: np.ndarray, params: MinHashParams) -> t
     doc = np.searchsorted(offs, pos, "right").astype(np.int64) - 1
     ok = ~bad & (pos + np.uint64(n) <= offs[doc + 1])
     return doc[ok], h[ok]
-
-
-def _fmix32(x: np.ndarray) -> np.ndarray:
-    x = x ^ (x >> np.uint32(16))
-    x = x * np.uint32(0x85EBCA6B)
-    x = x ^ (x >> np.uint32(13))
-    x = x * np.uint32(0xC2B2AE35)
-    return x ^ (x >> np.uint32(16))
 
 
 def drop_boilerplate(
@@ -74,40 +66,6 @@ def drop_boilerplate(
             info,
         )
     )
-
-
-def drop_boilerplate_numpy(
-    tokens: np.ndarray,
-    offs: np.ndarray,
-    sig: np.ndarray,
-    info: np.ndarray,
-    boiler: np.ndarray,
-    params: MinHashParams,
-) -> int:
-    """`drop_boilerplate` in numpy (the reference the native pass is tested against)."""
-    if boiler.size == 0:
-        return 0
-    hits = NgramTable(boiler).scan(tokens, offs, params.ngram, params.distinct)
-    if hits.size == 0:
-        return 0
-    seeds = params.permutations()
-    dropped = 0
-    for d in np.unique(hits[:, 0]).tolist():
-        lo, hi = int(offs[d]), int(offs[d + 1])
-        h, bad = ngram_hashes(tokens[lo:hi], params.ngram, params.distinct)
-        h = h[~bad]
-        isb = np.isin(h, boiler)
-        keep = h[~isb]
-        if keep.size == 0:
-            continue  # nothing but boilerplate: the document keeps its n-grams (its copies are still found)
-        x = np.unique(keep.astype(np.uint32) ^ (keep >> np.uint64(32)).astype(np.uint32))
-        best = np.full(seeds.size, 0xFFFFFFFF, np.uint32)
-        for c in range(0, x.size, 4096):
-            best = np.minimum(best, _fmix32(x[c : c + 4096, None] ^ seeds[None, :]).min(0))
-        sig[d] = best
-        info[d, 1] = keep.size
-        dropped += int(isb.sum())
-    return dropped
 
 
 def _members(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:

@@ -26,14 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from shardstore._native import _minhash
-from shardstore.curate.boiler import doc_ngrams
 from shardstore.curate.minhash import MinHashParams, token_width
 from shardstore.curate.units import doc_slice, load_npy, save_npy, unit_path
 from shardstore.errors import FormatError
 from shardstore.store.store import Store
 from shardstore.util.durable import atomic_write
 
-__all__ = ["DfMergeTask", "DfTask", "boiler_path", "df_rows", "df_rows_numpy", "run_df_merge", "run_df_task"]
+__all__ = ["DfMergeTask", "DfTask", "boiler_path", "df_rows", "run_df_merge", "run_df_task"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,25 +66,6 @@ def df_rows(
     )
     rows = np.frombuffer(raw, dtype=np.uint64).reshape(-1, 2)
     return rows, np.frombuffer(per, dtype=np.uint64).astype(np.int64)
-
-
-def df_rows_numpy(
-    tokens: np.ndarray, offs: np.ndarray, params: MinHashParams, partitions: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """`df_rows` in numpy (the reference the native pass is tested against)."""
-    doc, h = doc_ngrams(tokens, offs, params)
-    order = np.argsort(h, kind="stable")  # by hash; documents stay ascending within a hash (one sort)
-    h, doc = h[order], doc[order]
-    first = np.ones(h.size, dtype=bool)
-    first[1:] = (h[1:] != h[:-1]) | (doc[1:] != doc[:-1])  # one entry per (document, n-gram)
-    h = h[first]
-    starts = np.flatnonzero(np.concatenate([[True], h[1:] != h[:-1]])) if h.size else np.empty(0, np.int64)
-    hashes = h[starts]
-    counts = np.diff(np.append(starts, h.size))
-    part = hashes % np.uint64(partitions)
-    order = np.lexsort((hashes, part))
-    rows = np.stack([hashes[order], counts[order].astype(np.uint64)], 1).reshape(-1, 2)
-    return rows, np.bincount(part.astype(np.int64), minlength=partitions)
 
 
 def run_df_task(task: DfTask) -> tuple[int, ...]:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from shardstore.curate.boiler import doc_ngrams
+from shardstore.curate.minhash import MinHashParams, ngram_hashes
+from shardstore.curate.ngramtable import NgramTable
+
 M64 = (1 << 64) - 1
 BASE = 0x9E3779B97F4A7C15
 
@@ -77,3 +81,67 @@ def band_keys(sig: list[int], bands: int, rows: int) -> list[int]:
             h = (fmix64(h ^ v) + BASE) & M64
         out.append(h)
     return out
+
+
+# -- the numpy paths the native boilerplate passes (df_count, resign) replaced ------------------------------
+
+
+def _fmix32_lanes(x: np.ndarray) -> np.ndarray:
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x85EBCA6B)
+    x = x ^ (x >> np.uint32(13))
+    x = x * np.uint32(0xC2B2AE35)
+    return x ^ (x >> np.uint32(16))
+
+
+def df_rows_numpy(
+    tokens: np.ndarray, offs: np.ndarray, params: MinHashParams, partitions: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`docfreq.df_rows` in numpy."""
+    doc, h = doc_ngrams(tokens, offs, params)
+    order = np.argsort(h, kind="stable")  # by hash; documents stay ascending within a hash (one sort)
+    h, doc = h[order], doc[order]
+    first = np.ones(h.size, dtype=bool)
+    first[1:] = (h[1:] != h[:-1]) | (doc[1:] != doc[:-1])  # one entry per (document, n-gram)
+    h = h[first]
+    starts = np.flatnonzero(np.concatenate([[True], h[1:] != h[:-1]])) if h.size else np.empty(0, np.int64)
+    hashes = h[starts]
+    counts = np.diff(np.append(starts, h.size))
+    part = hashes % np.uint64(partitions)
+    order = np.lexsort((hashes, part))
+    rows = np.stack([hashes[order], counts[order].astype(np.uint64)], 1).reshape(-1, 2)
+    return rows, np.bincount(part.astype(np.int64), minlength=partitions)
+
+
+def drop_boilerplate_numpy(
+    tokens: np.ndarray,
+    offs: np.ndarray,
+    sig: np.ndarray,
+    info: np.ndarray,
+    boiler: np.ndarray,
+    params: MinHashParams,
+) -> int:
+    """`boiler.drop_boilerplate` in numpy."""
+    if boiler.size == 0:
+        return 0
+    hits = NgramTable(boiler).scan(tokens, offs, params.ngram, params.distinct)
+    if hits.size == 0:
+        return 0
+    seeds = params.permutations()
+    dropped = 0
+    for d in np.unique(hits[:, 0]).tolist():
+        lo, hi = int(offs[d]), int(offs[d + 1])
+        h, bad = ngram_hashes(tokens[lo:hi], params.ngram, params.distinct)
+        h = h[~bad]
+        isb = np.isin(h, boiler)
+        keep = h[~isb]
+        if keep.size == 0:
+            continue  # nothing but boilerplate: the document keeps its n-grams (its copies are still found)
+        x = np.unique(keep.astype(np.uint32) ^ (keep >> np.uint64(32)).astype(np.uint32))
+        best = np.full(seeds.size, 0xFFFFFFFF, np.uint32)
+        for c in range(0, x.size, 4096):
+            best = np.minimum(best, _fmix32_lanes(x[c : c + 4096, None] ^ seeds[None, :]).min(0))
+        sig[d] = best
+        info[d, 1] = keep.size
+        dropped += int(isb.sum())
+    return dropped

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from curate_reference import df_rows_numpy, drop_boilerplate_numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shardstore._native import _minhash
-from shardstore.curate.boiler import doc_ngrams, drop_boilerplate, drop_boilerplate_numpy, filtered_set
-from shardstore.curate.docfreq import df_rows, df_rows_numpy
+from shardstore.curate.boiler import doc_ngrams, drop_boilerplate, filtered_set
+from shardstore.curate.docfreq import df_rows
 from shardstore.curate.minhash import MinHashParams, ngram_set, signatures
 
 
