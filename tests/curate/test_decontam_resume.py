@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
+from killutil import kill_when
 
 from shardstore.curate.decontam import DecontamParams, decontaminate
 from shardstore.curate.synthetic import make_corpus
 from shardstore.store.store import Store
-from tests.curate.test_dedup_resume import ROOT, _files, _survivors
+from tests.curate.test_dedup_resume import ROOT, _files
 
 
 def _hits(work) -> dict[str, int]:
@@ -52,22 +51,8 @@ def test_sigkill_then_resume_reuses_scanned_units_and_writes_identical_outputs(
     kills = 0
     kept: dict[str, int] = {}
     for workers, after in [("2", 5), ("1", 40), ("2", 90)]:
-        proc = subprocess.Popen([*cmd, "--workers", workers], env=env, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        deadline = time.monotonic() + 60
-        while len(_hits(work)) < after and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
-        deadline = time.monotonic() + 10
-        while _survivors(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        orphans = _survivors(proc.pid)
-        if orphans:
-            os.killpg(proc.pid, signal.SIGKILL)
-        assert not orphans, f"worker processes {orphans} outlived the killed decontaminate"
+        ready = lambda a=after: len(_hits(work)) >= a  # noqa: E731
+        kills += kill_when([*cmd, "--workers", workers], ready, env=env)
         now = _hits(work)
         # units finished before an earlier kill survive the later runs untouched (same inode: not rescanned)
         assert {n: now.get(n) for n in kept} == kept

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from killutil import kill_when
 
 from shardstore.curate.decontam import decontaminate
 from shardstore.curate.dedup import dedup
@@ -29,19 +28,6 @@ def _done(work, prefix: str) -> int:
         return sum(1 for n in os.listdir(work) if n.startswith(prefix) and n.endswith(".json"))
     except FileNotFoundError:
         return 0
-
-
-def _survivors(pgid: int) -> list[int]:
-    import psutil
-
-    alive = []
-    for p in psutil.process_iter():
-        try:
-            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
-                alive.append(p.pid)
-        except (ProcessLookupError, psutil.Error):
-            pass
-    return alive
 
 
 @pytest.fixture
@@ -66,22 +52,8 @@ def test_sigkill_then_resume_writes_identical_masks(corpus_store, tmp_path) -> N
         ("1", "p0", 2),
         ("2", "q0", 1),
     ]:
-        proc = subprocess.Popen([*cmd, "--workers", workers], env=env, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        deadline = time.monotonic() + 60
-        while _done(work, prefix) < after and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
-        deadline = time.monotonic() + 10
-        while _survivors(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        orphans = _survivors(proc.pid)
-        if orphans:
-            os.killpg(proc.pid, signal.SIGKILL)
-        assert not orphans, f"worker processes {orphans} outlived the killed dedup"
+        ready = lambda p=prefix, a=after: _done(work, p) >= a  # noqa: E731
+        kills += kill_when([*cmd, "--workers", workers], ready, env=env)
     assert kills >= 3, "dedup finished before most kill points; make the corpus larger"
     assert work.exists() and _done(work, "u") > 0
     done = subprocess.run([*cmd, "--workers", "2"], env=env, capture_output=True, text=True, timeout=300)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from killutil import kill_when
 from test_build_support import all_files, snapshot, text_of, train_tokenizer
 
 import shardstore
@@ -40,40 +39,10 @@ def _journaled(out) -> int:
         return 0
 
 
-def _survivors(pgid: int) -> list[int]:
-    import psutil
-
-    alive = []
-    for p in psutil.process_iter():
-        try:
-            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
-                alive.append(p.pid)
-        except (ProcessLookupError, psutil.Error):
-            pass
-    return alive
-
-
 def _run_and_kill(cmd, out, *, after_units: int, extra_delay: float) -> bool:
-    """Start the build; SIGKILL its main process (only: like `kill -9 PID`) once `after_units` units are journaled
-    (+ a delay). Its pool workers must die with it. Returns False if the build finished before the kill point."""
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while _journaled(out) < after_units and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    time.sleep(extra_delay)
-    finished = proc.poll() is not None
-    if not finished:
-        os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
-    deadline = time.monotonic() + 10
-    while _survivors(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    orphans = _survivors(proc.pid)
-    if orphans:
-        os.killpg(proc.pid, signal.SIGKILL)
-    assert not orphans, f"worker processes {orphans} outlived the killed build"
-    return not finished
+    """SIGKILL the build's main process once `after_units` units are journaled (+ a delay); its pool workers must
+    die with it. Returns False if the build finished before the kill point."""
+    return kill_when(cmd, lambda: _journaled(out) >= after_units, extra_delay=extra_delay)
 
 
 @pytest.mark.slow
