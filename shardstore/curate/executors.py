@@ -10,39 +10,19 @@ EOF and exit at once, so a killed run leaves no orphans behind and the re-run re
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing as mp
-import os
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from enum import StrEnum
 from typing import Any, TypeVar
 
 from shardstore.errors import BuildError, ConfigError
+from shardstore.util.lifeline import pool_context, watch_parent
+from shardstore.util.modes import Executor
 
 __all__ = ["Executor", "TaskRunner", "run_tasks"]
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class Executor(StrEnum):
-    """Where the tasks of `dedup` / `decontaminate` run."""
-
-    LOCAL = "local"
-    RAY = "ray"
-
-
-def _watch_parent(lifeline: Any) -> None:
-    threading.Thread(target=_exit_with_parent, args=(lifeline,), name="lifeline", daemon=True).start()
-
-
-def _exit_with_parent(lifeline: Any) -> None:
-    with contextlib.suppress(EOFError, OSError):
-        lifeline.recv_bytes()
-    os._exit(1)
 
 
 class TaskRunner:
@@ -88,15 +68,10 @@ class TaskRunner:
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            ctx: Any
-            try:
-                ctx = mp.get_context("forkserver")
-                ctx.set_forkserver_preload(["numpy", "shardstore.curate.units", "shardstore.curate.buckets"])
-            except ValueError:
-                ctx = mp.get_context("spawn")
+            ctx = pool_context(["numpy", "shardstore.curate.units", "shardstore.curate.buckets"])
             lifeline_r, self._lifeline = ctx.Pipe(duplex=False)
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=ctx, initializer=_watch_parent, initargs=(lifeline_r,)
+                max_workers=self.workers, mp_context=ctx, initializer=watch_parent, initargs=(lifeline_r,)
             )
         return self._pool
 

@@ -19,11 +19,7 @@ scheduling:
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing as mp
-import os
 import queue as queue_mod
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -33,6 +29,7 @@ from shardstore.errors import BuildError, ConfigError
 from shardstore.preprocess.journal import UnitResult
 from shardstore.preprocess.modes import Executor
 from shardstore.preprocess.units import UnitTask, run_task
+from shardstore.util.lifeline import pool_context, watch_parent
 from shardstore.util.mainguard import unguarded_main_call
 
 __all__ = ["Executor", "node_units", "run_local", "run_ray"]
@@ -63,16 +60,7 @@ _QUEUE: Any = None  # set in each pool worker by `_init_worker`
 def _init_worker(q: Any, lifeline: Any) -> None:
     global _QUEUE
     _QUEUE = q
-    threading.Thread(target=_exit_with_parent, args=(lifeline,), name="lifeline", daemon=True).start()
-
-
-def _exit_with_parent(lifeline: Any) -> None:
-    """Block on the read end of a pipe whose only write end the build process holds: EOF means the build is gone
-    (even `kill -9`), so this worker exits at once instead of finishing a unit that the re-run redoes, or hanging
-    on a progress queue nobody reads."""
-    with contextlib.suppress(EOFError, OSError):
-        lifeline.recv_bytes()
-    os._exit(1)
+    watch_parent(lifeline)
 
 
 def _queue_progress(docs: int, nbytes: int, tokens: int) -> None:
@@ -85,13 +73,8 @@ def _pool_task(task: UnitTask) -> UnitResult:
 
 
 def _context() -> Any:
-    try:
-        ctx = mp.get_context("forkserver")
-    except ValueError:
-        return mp.get_context("spawn")
-    # Workers fork from a server that has already imported the heavy modules: ~0.3 s less start-up per worker
-    # (pyarrow.parquet, for the provenance files, ~30 ms more).
-    ctx.set_forkserver_preload(
+    # pyarrow.parquet, for the provenance files: ~30 ms more per forkserver, paid once
+    return pool_context(
         [
             "numpy",
             "pyarrow.parquet",
@@ -102,7 +85,6 @@ def _context() -> Any:
             "shardstore.preprocess.sources",
         ]
     )
-    return ctx
 
 
 def run_local(

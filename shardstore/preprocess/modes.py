@@ -5,17 +5,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from shardstore.util.modes import Executor  # shared with dedup/decontaminate
+
 __all__ = ["DEFAULT_MAX_SKIPPED_FRACTION", "Executor", "Utf8Policy"]
 
 # A work unit (or a tokenizer input) whose records are skipped beyond this share fails (see `yieldcheck`).
 DEFAULT_MAX_SKIPPED_FRACTION = 0.9
-
-
-class Executor(StrEnum):
-    """Where a build's work units run: a local process pool, or Ray tasks."""
-
-    LOCAL = "local"
-    RAY = "ray"
 
 
 class Utf8Policy(StrEnum):

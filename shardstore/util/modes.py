@@ -16,9 +16,17 @@ from typing import TypeVar
 
 from shardstore.errors import ConfigError
 
-__all__ = ["VerifyMode", "mode_values", "parse_mode"]
+__all__ = ["Executor", "VerifyMode", "mode_values", "parse_mode"]
 
 M = TypeVar("M", bound=StrEnum)
+
+
+class Executor(StrEnum):
+    """Where the tasks of a job (`build`'s work units, `dedup`/`decontaminate`'s stages) run: a local process pool,
+    or Ray tasks."""
+
+    LOCAL = "local"
+    RAY = "ray"
 
 
 class VerifyMode(StrEnum):
