@@ -23,9 +23,12 @@ else:
         "-fvisibility=hidden",
     ]
 
-# module -> source; every module sees the tokenizer's headers (utf8.h is shared with shardstore's JSON-lines scanner)
+# module -> sources (the first one defines the module); every module sees the tokenizer's headers (utf8.h is shared
+# with shardstore's JSON-lines scanner)
 MODULES = {
-    "tokenizer._native._encoder": os.path.join(NATIVE, "encoder.cc"),
+    "tokenizer._native._encoder": [
+        os.path.join(NATIVE, f) for f in ("encoder.cc", "encoder_batch.cc", "encoder_packed.cc")
+    ],
     "tokenizer._native._trainer": os.path.join(NATIVE, "trainer.cc"),
     "shardstore._native._jsonl": os.path.join("shardstore", "_native", "jsonl.cc"),
     "shardstore._native._edf": os.path.join("shardstore", "_native", "edf.cc"),
@@ -36,17 +39,18 @@ HEADERS = [
     os.path.join(NATIVE, f) for f in os.listdir(os.path.join(HERE, NATIVE)) if f.endswith((".h", ".hh"))
 ]
 
+SOURCES = {name: [src] if isinstance(src, str) else src for name, src in MODULES.items()}
 ext_modules = [
     Extension(
         name,
-        sources=[src],
+        sources=srcs,
         include_dirs=[NATIVE],
         depends=HEADERS,
         extra_compile_args=CFLAGS,
         language="c++",
     )
-    for name, src in MODULES.items()
-    if os.path.exists(os.path.join(HERE, src))
+    for name, srcs in SOURCES.items()
+    if os.path.exists(os.path.join(HERE, srcs[0]))
 ]
 
 setup(ext_modules=ext_modules)

@@ -1,4 +1,4 @@
-"""Type stub of the native encoder (tokenizer/_native/encoder.cc)."""
+"""Type stub of the native encoder (tokenizer/_native/encoder*.cc)."""
 
 from collections.abc import Sequence
 
@@ -27,6 +27,8 @@ class Encoder:
     def encode_batch(
         self, texts: list[str], num_threads: int, itemsize: int, /
     ) -> list[list[int]] | list[bytearray]: ...
+    def count(self, text: str | bytes, /) -> int: ...
+    def count_batch(self, texts: list[str], num_threads: int, /) -> list[int]: ...
     def encode_packed(
         self, data: object, starts: object, ends: object, itemsize: int, append_id: int, /
     ) -> tuple[bytearray, bytearray]: ...
