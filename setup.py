@@ -29,7 +29,7 @@ MODULES = {
     "tokenizer._native._encoder": [
         os.path.join(NATIVE, f) for f in ("encoder.cc", "encoder_batch.cc", "encoder_packed.cc")
     ],
-    "tokenizer._native._trainer": os.path.join(NATIVE, "trainer.cc"),
+    "tokenizer._native._trainer": [os.path.join(NATIVE, f) for f in ("trainer.cc", "trainer_merger.cc")],
     "shardstore._native._jsonl": os.path.join("shardstore", "_native", "jsonl.cc"),
     "shardstore._native._edf": os.path.join("shardstore", "_native", "edf.cc"),
     "shardstore._native._pieces": os.path.join("shardstore", "_native", "pieces.cc"),
