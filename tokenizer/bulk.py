@@ -10,6 +10,7 @@ does not depend on `tokenizer.core`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -48,23 +49,30 @@ def encode_batch(
     native_ok: bool,
     encode_one: Callable[[str], list[int]],
 ) -> list[Any]:
-    """Ids per text: lists (``itemsize == 0``), buffers of `itemsize`-byte ids, or counts (``itemsize == COUNT``).
+    """Ids per text: lists (``itemsize == 0``), numpy arrays of `itemsize`-byte ids, or counts (``itemsize ==
+    COUNT``). The native arrays are views of one buffer holding the whole batch's ids (one slice per text is all
+    the per-text work left under the GIL).
 
     `native_ok` says the texts need no special-token split and the pattern is built in.
     """
+    dt = np.uint16 if itemsize == 2 else np.uint32
     if native_ok:
         try:
             if itemsize == COUNT:
                 return native.count_batch(list(texts), num_threads)  # type: ignore[no-any-return]
-            return native.encode_batch(list(texts), num_threads, itemsize)  # type: ignore[no-any-return]
+            if itemsize == 0:
+                return native.encode_batch(list(texts), num_threads, 0)  # type: ignore[no-any-return]
+            ids, offsets = native.encode_batch(list(texts), num_threads, itemsize)
         except UnicodeEncodeError:
             pass  # some text has a lone surrogate: fall through to the per-text path, which applies `errors`
+        else:
+            flat, off = np.frombuffer(ids, dtype=dt), np.frombuffer(offsets, dtype=np.int64).tolist()
+            return [flat[a:b] for a, b in itertools.pairwise(off)]
     if itemsize == COUNT:
         return [len(encode_one(t)) for t in texts]
     if itemsize == 0:
         return [encode_one(t) for t in texts]
-    dt = np.uint16 if itemsize == 2 else np.uint32
-    return [np.asarray(encode_one(t), dtype=dt).tobytes() for t in texts]
+    return [np.asarray(encode_one(t), dtype=dt) for t in texts]
 
 
 def encode_packed(

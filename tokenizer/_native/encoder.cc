@@ -351,7 +351,7 @@ PyMethodDef Encoder_methods[] = {
     {"encode_to_buffer", reinterpret_cast<PyCFunction>(Encoder_encode_to_buffer), METH_VARARGS,
      "encode_to_buffer(text, itemsize) -> bytearray of native-endian uint16/uint32 ids"},
     {"encode_batch", reinterpret_cast<PyCFunction>(Encoder_encode_batch), METH_VARARGS,
-     "encode_batch(texts: list, num_threads, itemsize) -> list of lists (itemsize 0) or bytearrays"},
+     "encode_batch(texts: list, num_threads, itemsize) -> list of lists (itemsize 0) or (ids, int64 offsets)"},
     {"count", reinterpret_cast<PyCFunction>(Encoder_count), METH_O, "count(text) -> int: len(encode(text))"},
     {"count_batch", reinterpret_cast<PyCFunction>(Encoder_count_batch), METH_VARARGS,
      "count_batch(texts: list, num_threads) -> list[int]: len(ids) per text"},
