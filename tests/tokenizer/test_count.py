@@ -99,3 +99,13 @@ def test_lone_surrogates_raise_or_count_as_replacement():
     got = tok.count_tokens_batch(["fine", bad], num_threads=2, errors="replace")
     assert got == [len(tok.encode("fine")), len(tok.encode(replaced))]
     assert tok.encode_batch_to_numpy([bad], errors="replace")[0].tolist() == tok.encode(replaced)
+
+
+def test_numpy_batch_arrays_are_disjoint_views():
+    tok = imported("cl100k_base")
+    docs = ["first document", "", "second one, 中文", "third"]
+    got = tok.encode_batch_to_numpy(docs, num_threads=2)
+    want = [tok.encode(d) for d in docs]
+    got[0][:] = 0  # writing one document's ids leaves the others as they were
+    assert [a.tolist() for a in got[1:]] == want[1:]
+    assert got[0].tolist() == [0] * len(want[0])
