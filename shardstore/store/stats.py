@@ -191,7 +191,7 @@ def text_byte_stats(store: Any, lengths: np.ndarray) -> TextByteStats:
         )
     options = getattr(store.manifest, "provenance", {}).get("options", {})
     eos = 1 if isinstance(options, dict) and options.get("eos") is True else 0
-    sizes = sizes.astype(np.int64)
+    sizes = sizes.view(np.int64)  # same bits, no copy: a size of 2**63 or more (an edit) turns negative
     short = np.flatnonzero(sizes < lengths - eos)
     if short.size:
         i = int(short[0])

@@ -225,7 +225,7 @@ def test_hand_edited_sizes_are_refused(built, tmp_path: Path, capsys) -> None:
     ("edit", "needle"),
     [
         (lambda s: s[:-1], "text sizes for the"),  # a row dropped
-        (lambda s: np.where(np.arange(s.size) == 0, np.uint64(1), s), "bytes of text: the provenance text sizes do not"),
+        (lambda s: np.where(np.arange(s.size) == 0, np.uint64(1), s), "sizes do not belong"),
         (lambda s: s.astype(np.int64), "expected uint64"),
     ],
 )
