@@ -260,6 +260,58 @@ PyObject* ngram_hashes(PyObject*, PyObject* args) {
     Py_RETURN_NONE;
 }
 
+// ngram_set(tokens, width, n, min_distinct, keys, vals, filter) -> bytes of uint64: the sorted distinct
+// non-degenerate n-gram hashes of one document that are not in the table (boilerplate), or all of them when
+// none is left: the set exact Jaccard confirmation compares (boiler.filtered_set).
+PyObject* ngram_set(PyObject*, PyObject* args) {
+    Buffer tok, kb, vb, fb;
+    int width = 0, n = 0, min_distinct = 0;
+    if (!PyArg_ParseTuple(args, "y*iiiy*y*y*", &tok.view, &width, &n, &min_distinct, &kb.view, &vb.view,
+                          &fb.view)) {
+        return nullptr;
+    }
+    tok.held = kb.held = vb.held = fb.held = true;
+    Tokens t;
+    Table tab;
+    if (!check_n(n, min_distinct) || !tokens_of(tok, width, &t) || !table_of(kb, vb, fb, "ngram_set", &tab)) {
+        return nullptr;
+    }
+    std::vector<uint64_t> hs, bs;
+    Py_BEGIN_ALLOW_THREADS
+    Window w(n);
+    w.run(t, 0, t.n, min_distinct, [&](uint64_t h, bool bad) {
+        if (bad) return;
+        (tab.has(h) ? bs : hs).push_back(h);
+    });
+    if (hs.empty()) hs.swap(bs);
+    std::sort(hs.begin(), hs.end());
+    hs.erase(std::unique(hs.begin(), hs.end()), hs.end());
+    Py_END_ALLOW_THREADS
+    return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(hs.data()), static_cast<Py_ssize_t>(hs.size() * 8));
+}
+
+// intersect_count(a, b) -> int: the size of the intersection of two sorted distinct uint64 arrays.
+PyObject* intersect_count(PyObject*, PyObject* args) {
+    Buffer ab, bb;
+    if (!PyArg_ParseTuple(args, "y*y*", &ab.view, &bb.view)) return nullptr;
+    ab.held = bb.held = true;
+    Py_ssize_t na = 0, nb = 0;
+    if (!sized(ab, 8, "a", &na) || !sized(bb, 8, "b", &nb)) return nullptr;
+    const uint64_t* a = static_cast<const uint64_t*>(ab.view.buf);
+    const uint64_t* b = static_cast<const uint64_t*>(bb.view.buf);
+    Py_ssize_t i = 0, j = 0, c = 0;
+    while (i < na && j < nb) {
+        if (a[i] < b[j]) {
+            ++i;
+        } else if (b[j] < a[i]) {
+            ++j;
+        } else {
+            ++c, ++i, ++j;
+        }
+    }
+    return PyLong_FromSsize_t(c);
+}
+
 }  // namespace mh
 
 namespace {
@@ -269,6 +321,8 @@ PyMethodDef methods[] = {
     {"sign_masked", mh::sign_masked, METH_VARARGS, "Signatures without the n-grams of a table (see minhash.cc)."},
     {"band_keys", mh::band_keys, METH_VARARGS, "LSH band keys of signatures (see minhash.cc)."},
     {"ngram_hashes", mh::ngram_hashes, METH_VARARGS, "Every n-gram hash of one token sequence (see minhash.cc)."},
+    {"ngram_set", mh::ngram_set, METH_VARARGS, "Sorted distinct n-grams of a document (see minhash.cc)."},
+    {"intersect_count", mh::intersect_count, METH_VARARGS, "Size of the intersection of sorted sets."},
     {"fill_table", mh::fill_table, METH_VARARGS, "Fill an n-gram hash table (see minhash_scan.cc)."},
     {"scan", mh::scan, METH_VARARGS, "Scan documents for n-grams of a table (see minhash_scan.cc)."},
     {"df_sketch", mh::df_sketch, METH_VARARGS, "Add n-gram positions to a bucket sketch (see minhash_df.cc)."},

@@ -172,6 +172,8 @@ PyObject* signatures(PyObject*, PyObject* args);      // minhash.cc
 PyObject* sign_masked(PyObject*, PyObject* args);     // minhash.cc
 PyObject* band_keys(PyObject*, PyObject* args);       // minhash.cc
 PyObject* ngram_hashes(PyObject*, PyObject* args);    // minhash.cc
+PyObject* ngram_set(PyObject*, PyObject* args);       // minhash.cc
+PyObject* intersect_count(PyObject*, PyObject* args); // minhash.cc
 PyObject* fill_table(PyObject*, PyObject* args);      // minhash_scan.cc
 PyObject* scan(PyObject*, PyObject* args);            // minhash_scan.cc
 PyObject* df_sketch(PyObject*, PyObject* args);       // minhash_df.cc

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from shardstore._native import _minhash
-from shardstore.curate.minhash import MinHashParams, ngram_hashes, ngram_set, signatures, token_width
+from shardstore.curate.minhash import MinHashParams, ngram_hashes, signatures, token_width
 from shardstore.curate.ngramtable import NgramTable
 
 __all__ = ["boiler_signatures", "doc_ngrams", "filtered_set"]
@@ -50,16 +50,10 @@ def boiler_signatures(
     return sig, info, int(dropped)
 
 
-def _members(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """np.isin(values, sorted_set) for a sorted unique `sorted_set` (a binary search per value, no sort)."""
-    at = np.minimum(np.searchsorted(sorted_set, values), sorted_set.size - 1)
-    return sorted_set[at] == values
-
-
-def filtered_set(tokens: np.ndarray, params: MinHashParams, boiler: np.ndarray) -> np.ndarray:
-    """`ngram_set` without the boilerplate n-grams (unless nothing else is left)."""
-    full = ngram_set(tokens, params)
-    if boiler.size == 0:
-        return full
-    kept = full[~_members(full, boiler)]
-    return kept if kept.size else full
+def filtered_set(tokens: np.ndarray, params: MinHashParams, boiler: np.ndarray | NgramTable) -> np.ndarray:
+    """`ngram_set` without the boilerplate n-grams (sorted unique hashes, or their table: build it once for many
+    documents), unless nothing else is left: one native pass and a sort of the document's n-grams."""
+    table = boiler if isinstance(boiler, NgramTable) else NgramTable(boiler)
+    toks, width = token_width(tokens)
+    raw = _minhash.ngram_set(toks, width, params.ngram, params.distinct, table.keys, table.vals, table.filter)
+    return np.frombuffer(raw, dtype=np.uint64)
