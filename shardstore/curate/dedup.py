@@ -7,7 +7,7 @@ Stages (each a set of independent tasks on the local pool or Ray, each task writ
 2. buckets (`buckets.py`): per partition, group equal keys; exact hashes are confirmed by token equality, band
    buckets give candidate pairs, re-partitioned by a hash of the pair; then per partition, each distinct pair is
    confirmed once (exact Jaccard of the n-gram sets, or the signature estimate, >= threshold), writing edges;
-3. clusters (`clusters.py`): union-find over all edges in this process; keep the first document of each cluster
+3. clusters (`clusters.py`): union-find over the edge files in this process, chunk by chunk; keep the first document of each cluster
    in store order, exclude the others with their reason; one mask per store into MASKDIR
    (``<store fingerprint>.mask``), and ``dedup-report.json`` beside them.
 
@@ -15,7 +15,9 @@ Determinism: units, partitions and the edges of a partition are pure functions o
 so the masks are byte-identical whatever the worker count, executor, partition count or completion order.
 Memory: `memory_limit` bounds what one task holds. Signatures always go to disk (the work folder) and are read
 back memory-mapped; the number of partitions is chosen so one partition's records (24 bytes per exact hash and per
-band, sorted once) fit in a quarter of the limit, and units are cut so one unit's signatures do too.
+band, sorted once) fit in a quarter of the limit, and units are cut so one unit's signatures do too. The
+driver's union-find reads the edges in chunks of about ``memory_limit / 8`` and spills its labels to the work
+folder when 24 bytes per duplicate document exceed a quarter of the limit.
 Resume: a unit or partition whose summary file exists is done; after ``kill -9`` the same command continues and
 writes the same masks. The work folder (``MASKDIR/.dedup-work`` by default) is removed on success.
 """
@@ -40,7 +42,7 @@ from shardstore.curate.buckets import (
     run_bucket_task,
     run_confirm_task,
 )
-from shardstore.curate.clusters import cluster
+from shardstore.curate.clusters import cluster_files
 from shardstore.curate.docfreq import (
     HOT_NAME,
     DfMergeTask,
@@ -193,8 +195,8 @@ def dedup(
 
     with TaskRunner(workers=workers, executor=executor) as runner:
         sums, bsums, csums = _run_stages(runner, work, sset, params, partitions, bits, tasks, progress)
-    edges = [load_npy(os.path.join(work, f"{k}{p:04d}.edges.npy")) for k in "pq" for p in range(partitions)]
-    clusters = cluster(np.concatenate(edges) if edges else np.empty((0, 3), np.uint64))
+    edge_files = [os.path.join(work, f"{k}{p:04d}.edges.npy") for k in "pq" for p in range(partitions)]
+    clusters = cluster_files(edge_files, memory_limit=memory_limit, spill_dir=work)
     stale = prune_stale_masks(out, REPORT_NAME, {mask_file_name(s.fingerprint) for s in sset.stores})
     report = _finish(sset, out, work, params, partitions, tasks, sums, bsums, csums, clusters, examples)
     report.stale_masks_removed = stale
