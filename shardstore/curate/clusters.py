@@ -36,16 +36,22 @@ _BLOCK = 1 << 20  # members relabelled at a time
 def components(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:
     """The smallest member index of each node's component, for nodes 0..size-1 joined by edges (a[i], b[i]).
 
-    Min-label propagation with pointer jumping, all in numpy arrays (no Python object per edge or per node). Each
-    round halves the label chains; it ends when no label changes.
+    Min-label propagation with full pointer jumping, all in numpy arrays (no Python object per edge or per node):
+    each round hooks the larger root of every edge's ends under the smaller one, then jumps every label chain to its end; it ends when
+    no label changes.
     """
     label = np.arange(size, dtype=np.int64)
     while True:
-        low = np.minimum(label[a], label[b])
+        la, lb = label[a], label[b]  # roots: every label is its chain's end
+        low = np.minimum(la, lb)
         new = label.copy()
-        np.minimum.at(new, a, low)
-        np.minimum.at(new, b, low)
-        new = new[new]  # pointer jumping: a node takes its label's label
+        np.minimum.at(new, la, low)  # hook the larger root under the smaller (pointers only ever decrease)
+        np.minimum.at(new, lb, low)
+        while True:  # pointer jumping to the end: every node takes its label's label until none changes
+            jumped = new[new]
+            if np.array_equal(jumped, new):
+                break
+            new = jumped
         if np.array_equal(new, label):
             return label
         label = new
@@ -84,8 +90,11 @@ def _cluster(
     chunks: Callable[[], Iterable[np.ndarray]], *, spill_dir: str | None, memory_limit: int
 ) -> Clusters:
     members = np.empty(0, np.int64)
-    for e in chunks():  # pass 1: the sorted distinct ends (one union per chunk)
-        members = np.union1d(members, np.asarray(e[:, :2], dtype=np.int64).reshape(-1))
+    for e in chunks():  # pass 1: the sorted distinct ends (one merge per chunk)
+        both = np.concatenate([members, np.unique(np.asarray(e[:, :2], dtype=np.int64))])
+        both.sort(kind="stable")  # two sorted runs: merged in linear time
+        if both.size:
+            members = both[np.concatenate([[True], both[1:] != both[:-1]])]
     m = members.size
     if m == 0:
         empty = np.empty(0, np.int64)
