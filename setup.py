@@ -32,14 +32,23 @@ MODULES = {
     "shardstore._native._pieces": os.path.join("shardstore", "_native", "pieces.cc"),
     "shardstore._native._minhash": os.path.join("shardstore", "_native", "minhash.cc"),
 }
+# extra sources of a module, beside its main one (split by responsibility)
+EXTRA_SOURCES = {
+    "shardstore._native._minhash": [
+        os.path.join("shardstore", "_native", f) for f in ("minhash_scan.cc", "minhash_df.cc")
+    ],
+}
 HEADERS = [
-    os.path.join(NATIVE, f) for f in os.listdir(os.path.join(HERE, NATIVE)) if f.endswith((".h", ".hh"))
+    os.path.join(d, f)
+    for d in (NATIVE, os.path.join("shardstore", "_native"))
+    for f in os.listdir(os.path.join(HERE, d))
+    if f.endswith((".h", ".hh"))
 ]
 
 ext_modules = [
     Extension(
         name,
-        sources=[src],
+        sources=[src, *EXTRA_SOURCES.get(name, [])],
         include_dirs=[NATIVE],
         depends=HEADERS,
         extra_compile_args=CFLAGS,
