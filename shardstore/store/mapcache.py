@@ -48,8 +48,8 @@ class VerifiedTable:
     checksum) as uint64 (0 in the first column: empty). Allocated on the first record; a later record of another
     index with the same slot replaces it (that shard is then checked again when mapped)."""
 
-    def __init__(self, num_shards: int, slots: int = VERIFIED_SLOTS) -> None:
-        self._slots = max(1, min(num_shards, slots))
+    def __init__(self, num_shards: int, slots: int | None = None) -> None:
+        self._slots = max(1, min(num_shards, VERIFIED_SLOTS if slots is None else slots))
         self._rows: np.ndarray | None = None
 
     @property
@@ -64,10 +64,11 @@ class VerifiedTable:
         if self._rows is None:
             self._rows = np.zeros((self._slots, 6), dtype=np.uint64)
         rows = self._rows
-        slot = indices % self._slots
-        rows[slot, 0] = indices.astype(np.uint64) + 1
-        rows[slot, 1:5] = fids
-        rows[slot, 5] = stored
+        slot, last = np.unique((indices % self._slots)[::-1], return_index=True)  # per slot, its last record
+        pick = indices.size - 1 - last
+        rows[slot, 0] = indices[pick].astype(np.uint64) + 1
+        rows[slot, 1:5] = fids[pick]
+        rows[slot, 5] = stored[pick]
 
     def lookup(self, index: int) -> tuple[FileId, int] | None:
         """(file identity, stored header checksum) of shard `index` if it is vouched for."""
