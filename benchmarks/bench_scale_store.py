@@ -121,6 +121,20 @@ elif kind == "verify":
     out["us_per_shard"] = dt / s.num_shards * 1e6
     out["mb_s"] = r.bytes_checked / dt / 1e6
     out["wall_mb_s"] = r.bytes_checked / dw / 1e6
+elif kind == "touchtrace":  # the same first pass and close under tracemalloc: bytes still allocated, exactly
+    import gc, tracemalloc
+    import shardstore.store.store as store_mod
+    store_mod.plan_runs = lambda *a, **k: None
+    s = Store.open(spec["path"])
+    one = np.empty(16, dtype=np.int64)
+    tracemalloc.start()
+    gc.collect()
+    t0 = tracemalloc.get_traced_memory()[0]
+    for start in s.shard_token_offsets[:-1].tolist():
+        s.read_into(int(start), one)
+    s.close()
+    gc.collect()
+    out["traced_mb"] = (tracemalloc.get_traced_memory()[0] - t0) / 2**20
 elif kind == "touchmem":  # verification state after one read from every shard, mapping forced (no runs)
     import gc, psutil
     import shardstore.store.store as store_mod
@@ -135,6 +149,11 @@ elif kind == "touchmem":  # verification state after one read from every shard, 
         s.read_into(int(start), one)
     out["touch_us"] = (time.process_time() - t) / s.num_shards * 1e6
     gc.collect()
+    out["live_mb"] = (proc.memory_full_info().uss - u0) / 2**20  # 16,384 live mappings and the state
+    s.close()  # unmap everything: what remains is the verification state the store keeps per file identity
+    gc.collect()
+    import ctypes
+    ctypes.CDLL(None).malloc_trim(0)  # hand freed heap pages back, so USS counts what is still allocated
     out["state_mb"] = (proc.memory_full_info().uss - u0) / 2**20
     t = time.process_time()
     for start in s.shard_token_offsets[:-1].tolist():  # second pass: remaps (256 mappings per store)
@@ -437,10 +456,17 @@ def main() -> None:
         for t, tree in trees.items():
             r = run(tree, {"kind": "touchmem", "path": str(tiny_new if t == "new" else tiny_old)})
             print(
-                f"touch-state {top} shards mapped one by one {t}: state {r.get('state_mb', float('nan')):.1f} MB, "
+                f"touch-state {top} shards mapped one by one {t}: USS with the live mappings "
+                f"{r.get('live_mb', float('nan')):.1f} MB, after close (verification state) "
+                f"{r.get('state_mb', float('nan')):.1f} MB, "
                 f"first touch {r.get('touch_us', float('nan')):.0f} us/shard, re-touch after eviction "
                 f"{r.get('retouch_us', float('nan')):.0f} us/shard  {r.get('error') or ''}"
             )
+            if "touch-trace" in only:
+                r = run(tree, {"kind": "touchtrace", "path": str(tiny_new if t == "new" else tiny_old)})
+                print(
+                    f"touch-state {t}: still allocated after close (tracemalloc) {r.get('traced_mb', float('nan')):.1f} MB"
+                )
 
     if "verify" in only:
         tiny = make_store(a.workdir / "vtiny", 10_000, 300)

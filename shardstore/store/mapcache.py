@@ -70,6 +70,12 @@ class VerifiedTable:
         rows[slot, 1:5] = fids[pick]
         rows[slot, 5] = stored[pick]
 
+    def record_one(self, index: int, fid: FileId, stored: int) -> None:
+        """`record` of one shard (an unmapped shard whose facts leave the LRU): no array temporaries."""
+        if self._rows is None:
+            self._rows = np.zeros((self._slots, 6), dtype=np.uint64)
+        self._rows[index % self._slots] = (index + 1, *fid_row(fid), stored)
+
     def lookup(self, index: int) -> tuple[FileId, int] | None:
         """(file identity, stored header checksum) of shard `index` if it is vouched for."""
         rows = self._rows
@@ -138,7 +144,7 @@ class ShardMaps:
             shard = self.slots[index]
             if shard is not None:  # another thread won the race; use its mapping
                 return shard
-            self._remember(index, mapped.facts)
+            self._facts.pop(index, None)  # the mapping holds its facts while it lives
             self._mapped[index] = mapped
             self.slots[index] = mapped
             while len(self._mapped) > self._max_open:
@@ -149,6 +155,7 @@ class ShardMaps:
                 else:
                     del self._mapped[old]
                     self.slots[old] = None
+                    self._retire(old, candidate.facts)
                     evicted.append(old)
         for old in evicted:
             self._budget.forget(self, old)
@@ -167,62 +174,57 @@ class ShardMaps:
 
     def drop(self, index: int) -> None:
         with self._lock:
-            if self._mapped.pop(index, None) is None:
+            shard = self._mapped.pop(index, None)
+            if shard is None:
                 return
             self.slots[index] = None
+            self._retire(index, shard.facts)
         self._locator.release(index)
 
     # -- verification and lifetime ---------------------------------------------------------------------------------
 
-    def _remember(self, index: int, facts: ShardFacts) -> None:
-        """Keep `facts` (under the lock); past FACTS_KEPT unmapped entries, the least recently mapped one leaves
-        (into the compact table if its file was checked in full, else forgotten)."""
+    def _retire(self, index: int, facts: ShardFacts) -> None:
+        """Keep the facts of an unmapped shard (under the lock); past FACTS_KEPT of them, the least recently
+        unmapped one leaves: into the compact table if its file was checked in full, else forgotten."""
         kept = self._facts
         kept[index] = facts
         kept.move_to_end(index)
-        spins = len(kept)
-        while len(kept) > FACTS_KEPT + len(self._mapped) and spins > 0:
-            spins -= 1
-            old, gone = next(iter(kept.items()))
-            if self.slots[old] is not None:  # a live mapping's facts stay
-                kept.move_to_end(old)
-                continue
-            del kept[old]
+        while len(kept) > FACTS_KEPT:
+            old, gone = kept.popitem(last=False)
             if old in gone.bound_to and gone.verified.count(0) == 0:
-                self.verified.record(
-                    np.array([old], dtype=np.int64),
-                    np.array([fid_row(gone.fid)], dtype=np.uint64),
-                    np.array([gone.stored_header_checksum], dtype=np.uint64),
-                )
+                self.verified.record_one(old, gone.fid, gone.stored_header_checksum)
 
     @property
     def facts_kept(self) -> int:
-        """How many ShardFacts this store holds (live mappings' and the LRU's)."""
-        return len(self._facts)
+        """How many ShardFacts this store holds: its live mappings' and the LRU's of unmapped shards."""
+        return len(self._facts) + len(self._mapped)
 
     def mark_verified(self, indices: np.ndarray, fids: np.ndarray, stored: np.ndarray) -> None:
         """Every byte of shards `indices`, as the files `fids` (`VerifiedTable.record`), matched the manifest:
         later mappings of those files skip the document index and block hashes."""
         with self._lock:
             self.verified.record(indices, fids, stored)
-            if not self._facts:
+            if not self._facts and not self._mapped:
                 return
-            for j in np.flatnonzero(np.isin(indices, np.fromiter(self._facts, dtype=np.int64))).tolist():
+            held = np.fromiter([*self._facts, *self._mapped], dtype=np.int64)
+            for j in np.flatnonzero(np.isin(indices, held)).tolist():
                 index = int(indices[j])
-                facts = self._facts[index]
+                shard = self.slots[index]
+                facts = shard.facts if shard is not None else self._facts[index]
                 if fid_row(facts.fid) == fids[j].tolist():
                     facts.verified[:] = b"\x01" * len(facts.verified)
                     facts.whole_file_ok = True
                     facts.bound_to.add(index)
-                elif self.slots[index] is None:
+                elif shard is None:
                     del self._facts[index]  # another file now: the table vouches for the new one
 
     def close(self) -> None:
         """Drop every mapping (views already handed out stay valid); the state per file identity is kept."""
         with self._lock:
             dropped = list(self._mapped)
-            for index in dropped:
+            for index, shard in self._mapped.items():
                 self.slots[index] = None
+                self._retire(index, shard.facts)
             self._mapped.clear()
         for index in dropped:
             self._budget.forget(self, index)

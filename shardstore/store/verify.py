@@ -265,7 +265,7 @@ def check_batch(
 
 
 def _check_local_shards(
-    store: VerifiedStore, report: VerifyReport, on_file: Callable[[str], None] | None
+    store: VerifiedStore, root: str, report: VerifyReport, on_file: Callable[[str], None] | None
 ) -> list[str]:
     """The shards of a local store, in batches; returns their names."""
     manifest = store.manifest
@@ -276,7 +276,7 @@ def _check_local_shards(
     names = [text[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
     for lo in range(0, len(names), _BATCH):
         hi = min(lo + _BATCH, len(names))
-        batch = check_batch(store.root, records, lo, hi)
+        batch = check_batch(root, records, lo, hi)
         ok = batch.ok()
         report.files_checked += int(ok.size)
         report.bytes_checked += int(rows[ok, 2].sum())
@@ -402,8 +402,9 @@ def verify_store(store: VerifiedStore, *, on_file: Callable[[str], None] | None 
     `report.not_covered` names every other file in the store directory (nothing checks or reads them)."""
     report = VerifyReport(root=store.root)
     shards = store.manifest.shards
-    if isinstance(store.locator, LocalLocator) and len(shards):
-        names = _check_local_shards(store, report, on_file)
+    locator = store.locator
+    if isinstance(locator, LocalLocator) and len(shards):
+        names = _check_local_shards(store, locator.root, report, on_file)
     else:  # a remote store: each shard through its locator (download, then check)
         names = []
         for index, info in enumerate(shards):

@@ -225,3 +225,27 @@ def test_a_shard_partly_checked_when_its_facts_left_is_checked_again(tmp_path, m
     assert len(looks) == 4 and store._maps.facts_kept <= 2
     store.read_into(int(store.shard_token_offsets[1]), one)
     assert len(looks) == 5  # its facts were evicted: the document index and blocks are checked again
+
+
+def test_runs_of_a_local_tiny_shard_store_load_through_the_batch_checker(tmp_path, monkeypatch):
+    from shardstore.store import runs as R
+
+    docs = make_docs(2, 2600, min_len=20, max_len=200)
+    write_store(tmp_path / "t", docs)
+    store = Store.open(tmp_path / "t")
+    assert store.num_runs > 1
+    one_by_one: list[int] = []
+    real = R.ShardRuns._read_checked
+    monkeypatch.setattr(R.ShardRuns, "_read_checked", lambda self, i: one_by_one.append(i) or real(self, i))
+    flat = np.concatenate(docs).astype(np.int64)
+    out = np.empty((2, 64), dtype=np.int64)
+    store.read_rows(np.array([0, store.num_tokens - 64]), out)
+    assert np.array_equal(out[0], flat[:64]) and np.array_equal(out[1], flat[-64:]) and not one_by_one
+    victim = store.manifest.shards[400]
+    path = tmp_path / "t" / victim.name
+    blob = bytearray(path.read_bytes())
+    blob[-1] ^= 1  # the block table
+    path.write_bytes(blob)
+    with pytest.raises(ChecksumError, match=victim.name):
+        store.read_rows(np.array([int(store.shard_token_offsets[400])]), out[:1])
+    assert one_by_one and one_by_one[-1] == 400  # the run fell back file by file and stopped at the bad one
