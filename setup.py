@@ -31,6 +31,7 @@ MODULES = {
     "shardstore._native._edf": os.path.join("shardstore", "_native", "edf.cc"),
     "shardstore._native._pieces": os.path.join("shardstore", "_native", "pieces.cc"),
     "shardstore._native._minhash": os.path.join("shardstore", "_native", "minhash.cc"),
+    "shardstore._native._verifybatch": os.path.join("shardstore", "_native", "verifybatch.cc"),
 }
 # extra sources of a module, beside its main one (split by responsibility)
 EXTRA_SOURCES = {
