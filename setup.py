@@ -33,10 +33,16 @@ MODULES = {
     "shardstore._native._jsonl": os.path.join("shardstore", "_native", "jsonl.cc"),
     "shardstore._native._edf": os.path.join("shardstore", "_native", "edf.cc"),
     "shardstore._native._pieces": os.path.join("shardstore", "_native", "pieces.cc"),
-    "shardstore._native._minhash": os.path.join("shardstore", "_native", "minhash.cc"),
+    "shardstore._native._minhash": [
+        os.path.join("shardstore", "_native", f) for f in ("minhash.cc", "minhash_scan.cc", "minhash_df.cc")
+    ],
+    "shardstore._native._verifybatch": os.path.join("shardstore", "_native", "verifybatch.cc"),
 }
 HEADERS = [
-    os.path.join(NATIVE, f) for f in os.listdir(os.path.join(HERE, NATIVE)) if f.endswith((".h", ".hh"))
+    os.path.join(d, f)
+    for d in (NATIVE, os.path.join("shardstore", "_native"))
+    for f in os.listdir(os.path.join(HERE, d))
+    if f.endswith((".h", ".hh"))
 ]
 
 SOURCES = {name: [src] if isinstance(src, str) else src for name, src in MODULES.items()}
