@@ -26,7 +26,9 @@ Rates are per CPU second of the child (process_time: steadier than wall time on 
 - verify-tiny: `verify` of the 100,000 tiny shards, old and new tree, beside `cat` of the same files in the same
   rounds (page cache warm): MB/s wall and per CPU-s (cat's CPU from the children's rusage), and the USS the Store
   keeps after verify (its verification state). touch-state: USS after one read from each of those shards with the
-  in-memory runs disabled (every shard mapped once, 256 at a time), then a second pass (remaps).
+  in-memory runs disabled (every shard mapped once; 16,384 mappings live at most), then after `close()` (what is
+  left is verification state), then a second pass (remaps); touch-trace adds the bytes still allocated after
+  close by tracemalloc (a separate, slower child).
 - verify: `Store.verify()` of 10,000 tiny shards (us per shard) and of 4 shards of 32 MiB (MB/s), CPU time, files
   in page cache (the disk is not what is measured: the CPU cost per byte and per file is).
 """
@@ -266,7 +268,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sweep (up to 10,000 shards)")
     ap.add_argument(
         "--only",
-        default="fds,open,remote,rows,loader,loader-shards,verify,verify-raw,verify-tiny,touch-state",
+        default="fds,open,remote,rows,loader,loader-shards,verify,verify-raw,verify-tiny,touch-state,touch-trace",
     )
     ap.add_argument("--rounds", type=int, default=5, help="interleaved old/new rounds (loader, verify)")
     ap.add_argument(
