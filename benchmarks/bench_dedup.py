@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import os
 import random
@@ -304,7 +305,49 @@ def run_datatrove(work: Path) -> dict:
     return {"wall": wall, "cpu": cpu, "rss": peak_rss_mib(), "predicted": [], "removed": removed}
 
 
+def run_union_find(work: Path, limit: int | None) -> dict:
+    """The driver's union-find over the edge files of `--union-find`: all edges loaded (limit None) or chunked."""
+    from shardstore.curate.clusters import cluster, cluster_files
+
+    paths = sorted(str(p) for p in (work / "uf").glob("*.edges.npy"))
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    if limit is None:
+        got = cluster(np.concatenate([np.load(p) for p in paths]))
+    else:
+        got = cluster_files(paths, memory_limit=limit, spill_dir=str(work / "uf"))
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    digest = hashlib.sha256(got.removed.tobytes() + got.kept_of.tobytes() + got.exact.tobytes()).hexdigest()
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "rss": peak_rss_mib(),
+        "removed": int(got.removed.size),
+        "digest": digest,
+    }
+
+
+def union_find_bench(work: Path, edges: int) -> None:
+    """`--union-find E`: E random edges among E/8 documents (clusters of ~16 edges per document, like the bands'
+    candidates) in 16 files; peak RSS of each way to cluster them."""
+    (work / "uf").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        k = edges // 16
+        docs = max(2, edges // 8)
+        e = np.stack([rng.integers(0, docs, k), rng.integers(0, docs, k), rng.integers(0, 2, k)], 1)
+        np.save(work / "uf" / f"{i:02d}.edges.npy", e.astype(np.uint64))
+    print(f"union-find: {edges} edges ({edges * 24 / 2**20:.0f} MiB on disk) among {edges // 8} documents")
+    for name in ("uf-in-memory", "uf-limit-2G", "uf-limit-256M", "uf-limit-64M"):
+        r = spawn(name, work)
+        if r:
+            print(f"  {name:<14} {r['wall']:6.2f}s wall {r['cpu']:6.2f} CPU-s  peak {r['rss']:6.0f} MiB  "
+                  f"removed {r['removed']} (sha256 {r['digest'][:12]})")  # fmt: skip
+
+
 CONTENDERS: dict = {
+    "uf-in-memory": lambda w: run_union_find(w, None),
+    **{f"uf-limit-{m}M": functools.partial(run_union_find, limit=m << 20) for m in (64, 256)},
+    "uf-limit-2G": lambda w: run_union_find(w, 2 << 30),
     "shardstore-1": lambda w: run_ours(w, 1),
     "shardstore-1-estimate": lambda w: run_ours(w, 1, "estimate"),
     "shardstore-1-noboiler": lambda w: run_ours(w, 1, boilerplate=False),
@@ -361,11 +404,17 @@ def main() -> None:
         "--scaling-only", action="store_true", help="only shardstore with 1 and 2 workers (big corpora)"
     )
     ap.add_argument("--workers", default="1,2", help="worker counts of --scaling-only")
+    ap.add_argument(
+        "--union-find", type=int, default=0, help="only the driver union-find over E random edges"
+    )
     ap.add_argument("--run", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = Path(args.work)
     if args.run:
         print(json.dumps(CONTENDERS[args.run](work)))
+        return
+    if args.union_find:
+        union_find_bench(work, args.union_find)
         return
     if not (work / "meta.json").exists():
         t = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Type stub of the MinHash and n-gram scan loops of shardstore.curate (shardstore/_native/minhash.cc)."""
+"""Type stub of the MinHash and n-gram scan loops of shardstore.curate (shardstore/_native/minhash*.cc)."""
 
 from typing import Any
 
@@ -21,10 +21,11 @@ def fill_table(hashes: Any, keys: Any, vals: Any, filter: Any, /) -> None: ...
 def scan(
     tokens: Any, width: int, offsets: Any, n: int, min_distinct: int, keys: Any, vals: Any, filter: Any, /
 ) -> bytes: ...
+def df_sketch(tokens: Any, width: int, offsets: Any, n: int, counts: Any, /) -> None: ...
 def df_count(
-    tokens: Any, width: int, offsets: Any, n: int, min_distinct: int, partitions: int, /
+    tokens: Any, width: int, offsets: Any, n: int, min_distinct: int, partitions: int, hot: Any, /
 ) -> tuple[bytes, bytes]: ...
-def resign(
+def sign_masked(
     tokens: Any,
     width: int,
     offsets: Any,
@@ -38,3 +39,7 @@ def resign(
     out_info: Any,
     /,
 ) -> int: ...
+def ngram_set(
+    tokens: Any, width: int, n: int, min_distinct: int, keys: Any, vals: Any, filter: Any, /
+) -> bytes: ...
+def intersect_count(a: Any, b: Any, /) -> int: ...

@@ -9,11 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from shardstore._native import _minhash
-from shardstore.curate.minhash import MinHashParams, ngram_hashes, ngram_set, token_width
+from shardstore.curate.minhash import MinHashParams, ngram_hashes, signatures, token_width
 from shardstore.curate.ngramtable import NgramTable
-from shardstore.errors import ConfigError
 
-__all__ = ["doc_ngrams", "drop_boilerplate", "filtered_set"]
+__all__ = ["boiler_signatures", "doc_ngrams", "filtered_set"]
 
 
 def doc_ngrams(tokens: np.ndarray, offs: np.ndarray, params: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
@@ -29,55 +28,32 @@ def doc_ngrams(tokens: np.ndarray, offs: np.ndarray, params: MinHashParams) -> t
     return doc[ok], h[ok]
 
 
-def drop_boilerplate(
-    tokens: np.ndarray,
-    offs: np.ndarray,
-    sig: np.ndarray,
-    info: np.ndarray,
-    boiler: np.ndarray,
-    params: MinHashParams,
-) -> int:
-    """Recompute, in place, the signature and n-gram count of each document of the slice that holds boilerplate
-    n-grams (sorted unique hashes), without them (the native signature with the same permutations, minus those
-    n-grams, in one native pass); returns the boilerplate n-grams left out (positions)."""
-    if boiler.size == 0 or sig.shape[0] == 0:
-        return 0
-    if (
-        sig.dtype != np.uint32
-        or info.dtype != np.uint64
-        or not (sig.flags.c_contiguous and info.flags.c_contiguous)
-    ):
-        raise ConfigError("drop_boilerplate: sig must be C-contiguous uint32 and info C-contiguous uint64")
+def boiler_signatures(
+    tokens: np.ndarray, offs: np.ndarray, boiler: np.ndarray, params: MinHashParams
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """`minhash.signatures` of the slice without the boilerplate n-grams (sorted unique hashes), except in the
+    documents that have no other, in one native pass: ``(sig, info, dropped)``, `dropped` the boilerplate n-grams
+    left out (positions); ``info[:, 1]`` counts the n-grams folded into each signature."""
+    if boiler.size == 0:
+        sig, info = signatures(tokens, offs, params)
+        return sig, info, 0
     table = NgramTable(boiler)
     toks, width = token_width(tokens)
+    o = np.ascontiguousarray(offs, dtype=np.uint64)
+    docs = max(0, o.size - 1)
+    sig = np.empty((docs, params.num_perm), dtype=np.uint32)
+    info = np.empty((docs, 4), dtype=np.uint64)
     seeds = np.ascontiguousarray(params.permutations(), dtype=np.uint32)
-    return int(
-        _minhash.resign(
-            toks,
-            width,
-            np.ascontiguousarray(offs, dtype=np.uint64),
-            params.ngram,
-            params.distinct,
-            seeds,
-            table.keys,
-            table.vals,
-            table.filter,
-            sig,
-            info,
-        )
+    dropped = _minhash.sign_masked(
+        toks, width, o, params.ngram, params.distinct, seeds, table.keys, table.vals, table.filter, sig, info
     )
+    return sig, info, int(dropped)
 
 
-def _members(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """np.isin(values, sorted_set) for a sorted unique `sorted_set` (a binary search per value, no sort)."""
-    at = np.minimum(np.searchsorted(sorted_set, values), sorted_set.size - 1)
-    return sorted_set[at] == values
-
-
-def filtered_set(tokens: np.ndarray, params: MinHashParams, boiler: np.ndarray) -> np.ndarray:
-    """`ngram_set` without the boilerplate n-grams (unless nothing else is left)."""
-    full = ngram_set(tokens, params)
-    if boiler.size == 0:
-        return full
-    kept = full[~_members(full, boiler)]
-    return kept if kept.size else full
+def filtered_set(tokens: np.ndarray, params: MinHashParams, boiler: np.ndarray | NgramTable) -> np.ndarray:
+    """`ngram_set` without the boilerplate n-grams (sorted unique hashes, or their table: build it once for many
+    documents), unless nothing else is left: one native pass and a sort of the document's n-grams."""
+    table = boiler if isinstance(boiler, NgramTable) else NgramTable(boiler)
+    toks, width = token_width(tokens)
+    raw = _minhash.ngram_set(toks, width, params.ngram, params.distinct, table.keys, table.vals, table.filter)
+    return np.frombuffer(raw, dtype=np.uint64)

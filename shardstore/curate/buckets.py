@@ -29,6 +29,7 @@ import numpy as np
 
 from shardstore.curate.boiler import filtered_set
 from shardstore.curate.minhash import Confirm, MinHashParams, exact_jaccard
+from shardstore.curate.ngramtable import NgramTable
 from shardstore.curate.units import BOILERPLATE_NAME, KIND_BAND, KIND_EXACT, load_npy, save_npy, unit_path
 from shardstore.errors import FormatError
 from shardstore.store.store import Store
@@ -101,7 +102,7 @@ class _Docs:
         self.sigs: dict[int, np.ndarray] = {}
         self.stores: dict[int, Store] = {}
         self.sets: dict[int, np.ndarray] = {}
-        self.boiler = load_npy(os.path.join(task.work, BOILERPLATE_NAME))
+        self.boiler = NgramTable(load_npy(os.path.join(task.work, BOILERPLATE_NAME)))
 
     def ngram_set(self, gid: int) -> np.ndarray:
         got = self.sets.get(gid)
@@ -160,6 +161,26 @@ def pair_partition(pairs: np.ndarray, partitions: int) -> np.ndarray:
     return ((h >> np.uint64(29)) % np.uint64(partitions)).astype(np.int64)
 
 
+def band_pairs(members: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The candidate pairs of the band buckets ``members[starts[b]:ends[b]]`` (in document order): each member
+    with each of the first `MAX_COMPARE` members before it, uint64 [pairs, 2] (earlier, later), all buckets at once."""
+    sizes = ends - starts
+    first = np.repeat(starts, sizes)  # each record's bucket start
+    idx = first + np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    cnt = np.minimum(idx - first, MAX_COMPARE)  # earlier members it pairs with
+    later = np.repeat(idx, cnt)
+    earlier = np.repeat(first, cnt) + np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    return np.stack([members[earlier], members[later]], 1).reshape(-1, 2)
+
+
+def unique_pairs(pairs: np.ndarray) -> np.ndarray:
+    """``np.unique(pairs, axis=0)``: the distinct rows, sorted by first then second column (one lexsort)."""
+    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+    keep = np.ones(pairs.shape[0], dtype=bool)
+    keep[1:] = (pairs[1:, 0] != pairs[:-1, 0]) | (pairs[1:, 1] != pairs[:-1, 1])
+    return pairs[keep]
+
+
 def run_bucket_task(task: BucketTask) -> BucketSummary:
     done = os.path.join(task.work, f"p{task.partition:04d}.json")
     if os.path.exists(done):
@@ -174,25 +195,21 @@ def run_bucket_task(task: BucketTask) -> BucketSummary:
     starts = np.flatnonzero(new)
     ends = np.append(starts[1:], n)
     multi = (ends - starts) > 1
+    kinds = rec[starts, 1]
+    exact_b, band_b = multi & (kinds == KIND_EXACT), multi & (kinds == KIND_BAND)
     docs = _Docs(task)
     edges: list[tuple[int, int, int]] = []
-    cands: list[np.ndarray] = []
-    stats = {"exact_buckets": 0, "band_buckets": 0, "exact_hash_collisions": 0}
+    stats = {
+        "exact_buckets": int(exact_b.sum()),
+        "band_buckets": int(band_b.sum()),
+        "exact_hash_collisions": 0,
+    }
     try:
-        for s, e in zip(starts[multi].tolist(), ends[multi].tolist(), strict=True):
-            members = rec[s:e, 2]
-            if int(rec[s, 1]) == KIND_EXACT:
-                stats["exact_buckets"] += 1
-                confirm_exact_bucket(members.tolist(), docs, edges, stats)
-                continue
-            stats["band_buckets"] += 1
-            m = members.size
-            j = np.repeat(np.arange(1, m), np.minimum(np.arange(1, m), MAX_COMPARE))
-            i = np.concatenate([np.arange(min(k, MAX_COMPARE)) for k in range(1, m)])
-            cands.append(np.stack([members[i], members[j]], 1))
+        for s, e in zip(starts[exact_b].tolist(), ends[exact_b].tolist(), strict=True):
+            confirm_exact_bucket(rec[s:e, 2].tolist(), docs, edges, stats)
     finally:
         docs.close()
-    pairs = np.unique(np.concatenate(cands), axis=0) if cands else np.empty((0, 2), np.uint64)
+    pairs = unique_pairs(band_pairs(rec[:, 2], starts[band_b], ends[band_b]))
     part = pair_partition(pairs, task.partitions)
     order = np.argsort(part, kind="stable")
     save_npy(os.path.join(task.work, f"p{task.partition:04d}.cand.npy"), pairs[order])
@@ -220,7 +237,7 @@ def run_confirm_task(task: ConfirmTask) -> ConfirmSummary:
             parts.append(
                 np.asarray(load_npy(os.path.join(task.work, f"p{p:04d}.cand.npy"), mmap=True)[lo:hi])
             )
-    pairs = np.unique(np.concatenate(parts), axis=0) if parts else np.empty((0, 2), np.uint64)
+    pairs = unique_pairs(np.concatenate(parts)) if parts else np.empty((0, 2), np.uint64)
     docs = _Docs(task)
     threshold = task.params.threshold
     exact = task.params.confirm is Confirm.EXACT

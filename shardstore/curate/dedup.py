@@ -7,7 +7,7 @@ Stages (each a set of independent tasks on the local pool or Ray, each task writ
 2. buckets (`buckets.py`): per partition, group equal keys; exact hashes are confirmed by token equality, band
    buckets give candidate pairs, re-partitioned by a hash of the pair; then per partition, each distinct pair is
    confirmed once (exact Jaccard of the n-gram sets, or the signature estimate, >= threshold), writing edges;
-3. clusters (`clusters.py`): union-find over all edges in this process; keep the first document of each cluster
+3. clusters (`clusters.py`): union-find over the edge files in this process, chunk by chunk; keep the first document of each cluster
    in store order, exclude the others with their reason; one mask per store into MASKDIR
    (``<store fingerprint>.mask``), and ``dedup-report.json`` beside them.
 
@@ -15,7 +15,9 @@ Determinism: units, partitions and the edges of a partition are pure functions o
 so the masks are byte-identical whatever the worker count, executor, partition count or completion order.
 Memory: `memory_limit` bounds what one task holds. Signatures always go to disk (the work folder) and are read
 back memory-mapped; the number of partitions is chosen so one partition's records (24 bytes per exact hash and per
-band, sorted once) fit in a quarter of the limit, and units are cut so one unit's signatures do too.
+band, sorted once) fit in a quarter of the limit, and units are cut so one unit's signatures do too. The
+driver's union-find reads the edges in chunks of about ``memory_limit / 8`` and spills its labels to the work
+folder when 24 bytes per duplicate document exceed a quarter of the limit.
 Resume: a unit or partition whose summary file exists is done; after ``kill -9`` the same command continues and
 writes the same masks. The work folder (``MASKDIR/.dedup-work`` by default) is removed on success.
 """
@@ -40,8 +42,19 @@ from shardstore.curate.buckets import (
     run_bucket_task,
     run_confirm_task,
 )
-from shardstore.curate.clusters import cluster
-from shardstore.curate.docfreq import DfMergeTask, DfTask, boiler_path, run_df_merge, run_df_task
+from shardstore.curate.clusters import cluster_files
+from shardstore.curate.docfreq import (
+    HOT_NAME,
+    DfMergeTask,
+    DfTask,
+    SketchTask,
+    boiler_path,
+    hot_buckets,
+    run_df_merge,
+    run_df_task,
+    run_sketch_task,
+    sketch_bits,
+)
 from shardstore.curate.executors import Executor, TaskRunner
 from shardstore.curate.maskdir import check_out_dir, prune_stale_masks
 from shardstore.curate.minhash import MinHashParams, exact_jaccard, ngram_set
@@ -165,7 +178,10 @@ def dedup(
                     len(tasks), work, sset.paths[si], shard, lo, hi, int(sset.bases[si]), params, partitions
                 )
             )
-    _check_plan(work, sset, params, partitions, [(t.store_path, t.shard, t.doc_lo, t.doc_hi) for t in tasks])
+    total_tokens = sum(int(s.num_tokens) for s in sset.stores)
+    bits = sketch_bits(total_tokens, params.boilerplate_limit(sset.total_docs), memory_limit)
+    units = [(t.store_path, t.shard, t.doc_lo, t.doc_hi) for t in tasks]
+    _check_plan(work, sset, params, partitions, bits, units)
 
     def progress(stage: str, total: int) -> Callable[[int, Any], None]:
         count = [0]
@@ -178,9 +194,9 @@ def dedup(
         return tick
 
     with TaskRunner(workers=workers, executor=executor) as runner:
-        sums, bsums, csums = _run_stages(runner, work, sset, params, partitions, tasks, progress)
-    edges = [load_npy(os.path.join(work, f"{k}{p:04d}.edges.npy")) for k in "pq" for p in range(partitions)]
-    clusters = cluster(np.concatenate(edges) if edges else np.empty((0, 3), np.uint64))
+        sums, bsums, csums = _run_stages(runner, work, sset, params, partitions, bits, tasks, progress)
+    edge_files = [os.path.join(work, f"{k}{p:04d}.edges.npy") for k in "pq" for p in range(partitions)]
+    clusters = cluster_files(edge_files, memory_limit=memory_limit, spill_dir=work)
     stale = prune_stale_masks(out, REPORT_NAME, {mask_file_name(s.fingerprint) for s in sset.stores})
     report = _finish(sset, out, work, params, partitions, tasks, sums, bsums, csums, clusters, examples)
     report.stale_masks_removed = stale
@@ -198,11 +214,12 @@ def _run_stages(
     sset: StoreSet,
     params: MinHashParams,
     partitions: int,
+    bits: int,
     tasks: list[SigTask],
     progress: Callable[[str, int], Callable[[int, Any], None]],
 ) -> tuple[list[SigSummary], list[BucketSummary], list[ConfirmSummary]]:
     """Document frequency, signatures, buckets, confirmation: stages of independent tasks on one runner."""
-    _boilerplate_stage(runner, work, sset, params, partitions, tasks, progress)
+    _boilerplate_stage(runner, work, sset, params, partitions, bits, tasks, progress)
     sums: list[SigSummary] = runner.run(run_sig_task, tasks, progress("signatures", len(tasks)))
     first_gid = tuple(t.doc_base + t.doc_lo for t in tasks)
     cum = [np.concatenate([[0], np.cumsum(s.records_per_partition)]) for s in sums]
@@ -243,23 +260,32 @@ def _boilerplate_stage(
     sset: StoreSet,
     params: MinHashParams,
     partitions: int,
+    bits: int,
     tasks: list[SigTask],
     progress: Callable[[str, int], Callable[[int, Any], None]],
 ) -> None:
-    """Write ``boilerplate.npy``: the n-grams of more than the limit's documents (docfreq.py), partitioned by hash
-    like the band buckets; empty (and no pass) with ``boilerplate_fraction`` 1.0."""
+    """Write ``boilerplate.npy``: the n-grams of more than the limit's documents (docfreq.py: a bucket sketch, then
+    exact counts of the hot buckets' n-grams), partitioned by hash like the band buckets; empty (and no pass) with
+    ``boilerplate_fraction`` 1.0."""
     path = os.path.join(work, BOILERPLATE_NAME)
     if os.path.exists(path):
         return
     if params.boilerplate_fraction >= 1.0:
         save_npy(path, np.empty(0, np.uint64))
         return
+    limit = params.boilerplate_limit(sset.total_docs)
+    stasks = [
+        SketchTask(t.index, work, t.store_path, t.shard, t.doc_lo, t.doc_hi, params, bits) for t in tasks
+    ]
+    runner.run(run_sketch_task, stasks, progress("sketch", len(stasks)))
+    hot = os.path.join(work, HOT_NAME)
+    if not os.path.exists(hot):
+        save_npy(hot, hot_buckets(work, len(tasks), bits, limit))
     dtasks = [
         DfTask(t.index, work, t.store_path, t.shard, t.doc_lo, t.doc_hi, params, partitions) for t in tasks
     ]
     per: list[tuple[int, ...]] = runner.run(run_df_task, dtasks, progress("frequencies", len(dtasks)))
     cum = [np.concatenate([[0], np.cumsum(c)]) for c in per]
-    limit = params.boilerplate_limit(sset.total_docs)
     mtasks = [
         DfMergeTask(p, work, tuple((int(c[p]), int(c[p + 1])) for c in cum), limit) for p in range(partitions)
     ]
@@ -268,11 +294,14 @@ def _boilerplate_stage(
     save_npy(path, np.sort(np.concatenate(parts)) if parts else np.empty(0, np.uint64))
 
 
-def _check_plan(work: str, sset: StoreSet, params: MinHashParams, partitions: int, units: list[Any]) -> None:
+def _check_plan(
+    work: str, sset: StoreSet, params: MinHashParams, partitions: int, bits: int, units: list[Any]
+) -> None:
     """The work folder belongs to one plan: resuming with other stores or options is refused, not mixed."""
     plan = {
         "params": params.to_dict(),
         "partitions": partitions,
+        "sketch_bits": bits,
         "stores": [s.fingerprint for s in sset.stores],
         "units": units,
     }

@@ -212,7 +212,9 @@ def exact_jaccard(a: np.ndarray, b: np.ndarray) -> float:
     """Jaccard of two sorted unique hash arrays (0 when both are empty)."""
     if a.size == 0 or b.size == 0:
         return 0.0
-    inter = np.intersect1d(a, b, assume_unique=True).size
+    inter = _minhash.intersect_count(
+        np.ascontiguousarray(a, dtype=np.uint64), np.ascontiguousarray(b, dtype=np.uint64)
+    )
     return inter / (a.size + b.size - inter)
 
 

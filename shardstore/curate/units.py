@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from shardstore.curate.boiler import drop_boilerplate
-from shardstore.curate.minhash import Confirm, MinHashParams, band_keys, signatures
+from shardstore.curate.boiler import boiler_signatures
+from shardstore.curate.minhash import Confirm, MinHashParams, band_keys
 from shardstore.errors import FormatError
 from shardstore.store.store import Store
 from shardstore.util.durable import atomic_write, atomic_writer
@@ -141,9 +141,8 @@ def run_sig_task(task: SigTask) -> SigSummary:
     params = task.params
     with Store.open(task.store_path) as store:
         tokens, offs = doc_slice(store, task.shard, task.doc_lo, task.doc_hi)
-        sig, info = signatures(tokens, offs, params)
         boiler = load_npy(os.path.join(task.work, BOILERPLATE_NAME))
-        dropped = drop_boilerplate(tokens, offs, sig, info, boiler, params)
+        sig, info, dropped = boiler_signatures(tokens, offs, boiler, params)
     gids = np.arange(task.doc_lo, task.doc_hi, dtype=np.uint64) + np.uint64(task.doc_base)
     has_tokens = info[:, 3] > 0
     has_ngrams = info[:, 1] > 0

@@ -83,7 +83,7 @@ def band_keys(sig: list[int], bands: int, rows: int) -> list[int]:
     return out
 
 
-# -- the numpy paths the native boilerplate passes (df_count, resign) replaced ------------------------------
+# -- the numpy paths of the native boilerplate passes (df_count, sign_masked) ----------------------------------
 
 
 def _fmix32_lanes(x: np.ndarray) -> np.ndarray:
@@ -97,7 +97,7 @@ def _fmix32_lanes(x: np.ndarray) -> np.ndarray:
 def df_rows_numpy(
     tokens: np.ndarray, offs: np.ndarray, params: MinHashParams, partitions: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`docfreq.df_rows` in numpy."""
+    """`docfreq.df_rows` (every bucket hot) in numpy."""
     doc, h = doc_ngrams(tokens, offs, params)
     order = np.argsort(h, kind="stable")  # by hash; documents stay ascending within a hash (one sort)
     h, doc = h[order], doc[order]
@@ -121,7 +121,8 @@ def drop_boilerplate_numpy(
     boiler: np.ndarray,
     params: MinHashParams,
 ) -> int:
-    """`boiler.drop_boilerplate` in numpy."""
+    """`boiler.boiler_signatures` in numpy: fixes up, in place, the `signatures` of the documents that hold
+    boilerplate."""
     if boiler.size == 0:
         return 0
     hits = NgramTable(boiler).scan(tokens, offs, params.ngram, params.distinct)
