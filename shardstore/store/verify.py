@@ -33,7 +33,8 @@ from shardstore.store import format as fmt
 from shardstore.store.hash_index import INDEX_DIR, check_index_file
 from shardstore.store.locator import LocalLocator
 from shardstore.store.manifest_index import shard_records
-from shardstore.store.rawmap import map_readonly
+from shardstore.store.mapcache import fid_row
+from shardstore.store.rawmap import file_id, map_readonly
 from shardstore.util.sealed import check_store_state
 
 if TYPE_CHECKING:
@@ -218,10 +219,9 @@ def _check_shard(store: VerifiedStore, index: int, info: ShardInfo, report: Veri
             msg = f"header checksum {head_sum:016x} != manifest {info.header_checksum}: another shard's file"
             report.problems.append(fmt.Problem(path, 0, msg, kind="checksum"))
         else:
-            fid = [st.st_dev, st.st_ino, st.st_size, st.st_ctime_ns % (1 << 64)]
             store.mark_verified(
                 np.array([index], dtype=np.int64),
-                np.array([fid], dtype=np.uint64),
+                np.array([fid_row(file_id(st))], dtype=np.uint64),
                 np.array([head_sum], dtype=np.uint64),
             )
 
