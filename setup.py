@@ -23,20 +23,20 @@ else:
         "-fvisibility=hidden",
     ]
 
-# module -> source; every module sees the tokenizer's headers (utf8.h is shared with shardstore's JSON-lines scanner)
+# module -> sources (the first one defines the module); every module sees the tokenizer's headers (utf8.h is shared
+# with shardstore's JSON-lines scanner)
 MODULES = {
-    "tokenizer._native._encoder": os.path.join(NATIVE, "encoder.cc"),
-    "tokenizer._native._trainer": os.path.join(NATIVE, "trainer.cc"),
+    "tokenizer._native._encoder": [
+        os.path.join(NATIVE, f) for f in ("encoder.cc", "encoder_batch.cc", "encoder_packed.cc")
+    ],
+    "tokenizer._native._trainer": [os.path.join(NATIVE, f) for f in ("trainer.cc", "trainer_merger.cc")],
     "shardstore._native._jsonl": os.path.join("shardstore", "_native", "jsonl.cc"),
     "shardstore._native._edf": os.path.join("shardstore", "_native", "edf.cc"),
     "shardstore._native._pieces": os.path.join("shardstore", "_native", "pieces.cc"),
-    "shardstore._native._minhash": os.path.join("shardstore", "_native", "minhash.cc"),
-}
-# extra sources of a module, beside its main one (split by responsibility)
-EXTRA_SOURCES = {
     "shardstore._native._minhash": [
-        os.path.join("shardstore", "_native", f) for f in ("minhash_scan.cc", "minhash_df.cc")
+        os.path.join("shardstore", "_native", f) for f in ("minhash.cc", "minhash_scan.cc", "minhash_df.cc")
     ],
+    "shardstore._native._verifybatch": os.path.join("shardstore", "_native", "verifybatch.cc"),
 }
 HEADERS = [
     os.path.join(d, f)
@@ -45,17 +45,18 @@ HEADERS = [
     if f.endswith((".h", ".hh"))
 ]
 
+SOURCES = {name: [src] if isinstance(src, str) else src for name, src in MODULES.items()}
 ext_modules = [
     Extension(
         name,
-        sources=[src, *EXTRA_SOURCES.get(name, [])],
+        sources=srcs,
         include_dirs=[NATIVE],
         depends=HEADERS,
         extra_compile_args=CFLAGS,
         language="c++",
     )
-    for name, src in MODULES.items()
-    if os.path.exists(os.path.join(HERE, src))
+    for name, srcs in SOURCES.items()
+    if os.path.exists(os.path.join(HERE, srcs[0]))
 ]
 
 setup(ext_modules=ext_modules)

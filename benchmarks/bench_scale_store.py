@@ -23,6 +23,10 @@ Rates are per CPU second of the child (process_time: steadier than wall time on 
   loader-shards: one source of 10 vs 100,000 shards at equal tokens, with document boundaries (doc_info=both).
 - verify-raw: `verify` MB/s of the 100,000 tiny shards and of 4 x 32 MiB shards beside `cat` of the same files
   (wall, page cache) and a Python open+read of each file (the floor of a Python reader).
+- verify-tiny: `verify` of the 100,000 tiny shards, old and new tree, beside `cat` of the same files in the same
+  rounds (page cache warm): MB/s wall and per CPU-s (cat's CPU from the children's rusage), and the USS the Store
+  keeps after verify (its verification state). touch-state: USS after one read from each of those shards with the
+  in-memory runs disabled (every shard mapped once, 256 at a time), then a second pass (remaps).
 - verify: `Store.verify()` of 10,000 tiny shards (us per shard) and of 4 shards of 32 MiB (MB/s), CPU time, files
   in page cache (the disk is not what is measured: the CPU cost per byte and per file is).
 """
@@ -104,12 +108,57 @@ elif kind == "fds":
     out["fds"] = len(os.listdir("/proc/self/fd"))
     out["error"] = err
 elif kind == "verify":
+    import gc, psutil
+    proc = psutil.Process()
     s = Store.open(spec["path"], verify="off")
-    t = time.process_time()
+    gc.collect()
+    u0 = proc.memory_full_info().uss
+    w, t = time.perf_counter(), time.process_time()
     r = s.verify()
-    dt = time.process_time() - t
+    dt, dw = time.process_time() - t, time.perf_counter() - w
+    gc.collect()
+    out["state_mb"] = (proc.memory_full_info().uss - u0) / 2**20  # what the Store keeps after verify
     out["us_per_shard"] = dt / s.num_shards * 1e6
     out["mb_s"] = r.bytes_checked / dt / 1e6
+    out["wall_mb_s"] = r.bytes_checked / dw / 1e6
+elif kind == "touchtrace":  # the same first pass and close under tracemalloc: bytes still allocated, exactly
+    import gc, tracemalloc
+    import shardstore.store.store as store_mod
+    store_mod.plan_runs = lambda *a, **k: None
+    s = Store.open(spec["path"])
+    one = np.empty(16, dtype=np.int64)
+    tracemalloc.start()
+    gc.collect()
+    t0 = tracemalloc.get_traced_memory()[0]
+    for start in s.shard_token_offsets[:-1].tolist():
+        s.read_into(int(start), one)
+    s.close()
+    gc.collect()
+    out["traced_mb"] = (tracemalloc.get_traced_memory()[0] - t0) / 2**20
+elif kind == "touchmem":  # verification state after one read from every shard, mapping forced (no runs)
+    import gc, psutil
+    import shardstore.store.store as store_mod
+    store_mod.plan_runs = lambda *a, **k: None
+    proc = psutil.Process()
+    s = Store.open(spec["path"])
+    one = np.empty(16, dtype=np.int64)
+    gc.collect()
+    u0 = proc.memory_full_info().uss
+    t = time.process_time()
+    for start in s.shard_token_offsets[:-1].tolist():
+        s.read_into(int(start), one)
+    out["touch_us"] = (time.process_time() - t) / s.num_shards * 1e6
+    gc.collect()
+    out["live_mb"] = (proc.memory_full_info().uss - u0) / 2**20  # 16,384 live mappings and the state
+    s.close()  # unmap everything: what remains is the verification state the store keeps per file identity
+    gc.collect()
+    import ctypes
+    ctypes.CDLL(None).malloc_trim(0)  # hand freed heap pages back, so USS counts what is still allocated
+    out["state_mb"] = (proc.memory_full_info().uss - u0) / 2**20
+    t = time.process_time()
+    for start in s.shard_token_offsets[:-1].tolist():  # second pass: remaps (256 mappings per store)
+        s.read_into(int(start), one)
+    out["retouch_us"] = (time.process_time() - t) / s.num_shards * 1e6
 elif kind == "rawread":  # the floor of any Python reader: open, read, close every file
     t = time.process_time()
     n = 0
@@ -215,7 +264,10 @@ def main() -> None:
     ap.add_argument("--old", type=Path, required=True)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/shardstore-bench-scale"))
     ap.add_argument("--quick", action="store_true", help="smaller sweep (up to 10,000 shards)")
-    ap.add_argument("--only", default="fds,open,remote,rows,loader,loader-shards,verify,verify-raw")
+    ap.add_argument(
+        "--only",
+        default="fds,open,remote,rows,loader,loader-shards,verify,verify-raw,verify-tiny,touch-state",
+    )
     ap.add_argument("--rounds", type=int, default=5, help="interleaved old/new rounds (loader, verify)")
     ap.add_argument(
         "--row-rounds", type=int, default=3, help="interleaved old/new rounds per shard count (rows)"
@@ -364,6 +416,57 @@ def main() -> None:
                 f"{raw['mb_s']:.0f} MB/s (CPU), verify old {ver['old'].get('mb_s', float('nan')):.0f}  "
                 f"new {ver['new'].get('mb_s', float('nan')):.0f} MB/s (CPU); new = {ver['new']['mb_s'] / (nbytes / cat_s / 1e6):.2f}x cat"
             )
+
+    if (
+        "verify-tiny" in only
+    ):  # issue 19 goal: verify of 100k tiny shards at >= 0.9x cat, same files, same run
+        tiny_new, tiny_old = make_store(a.workdir / f"rows{top}", top, 20_000_000 // top)
+        shards = sorted(str(p) for p in tiny_new.glob("*.shard"))
+        nbytes = sum(os.path.getsize(p) for p in shards)
+        cat_w: list[float] = []
+        cat_c: list[float] = []
+        res: dict[str, list[dict]] = {t: [] for t in trees}
+        for i in range(a.rounds + 1):  # round 0 warms the page cache for every reader, and is dropped
+            c0, t = os.times(), time.perf_counter()
+            subprocess.run(
+                ["xargs", "-0", "cat"], input="\0".join(shards).encode(), stdout=subprocess.DEVNULL
+            )
+            w, c1 = time.perf_counter() - t, os.times()
+            cpu = (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
+            got = {
+                t: run(tree, {"kind": "verify", "path": str(tiny_new if t == "new" else tiny_old)})
+                for t, tree in ordered(trees, i)
+            }
+            if i:
+                cat_w.append(nbytes / w / 1e6), cat_c.append(nbytes / cpu / 1e6)
+                for t in trees:
+                    res[t].append(got[t])
+        cw, cc = med(cat_w), med(cat_c)
+        for t in trees:
+            vw, vc = med([r["wall_mb_s"] for r in res[t]]), med([r["mb_s"] for r in res[t]])
+            print(
+                f"verify-tiny {top} shards ({nbytes / 1e6:.0f} MB) {t}: {vw:.0f} MB/s wall = {vw / cw:.2f}x cat "
+                f"({cw:.0f}), {vc:.0f} MB/s CPU = {vc / cc:.2f}x cat ({cc:.0f}); "
+                f"{med([r['us_per_shard'] for r in res[t]]):.1f} us/shard CPU; state kept "
+                f"{med([r['state_mb'] for r in res[t]]):.1f} MB (medians of {a.rounds})"
+            )
+
+    if "touch-state" in only:  # verification state per process after touching every shard of a mapped store
+        tiny_new, tiny_old = make_store(a.workdir / f"rows{top}", top, 20_000_000 // top)
+        for t, tree in trees.items():
+            r = run(tree, {"kind": "touchmem", "path": str(tiny_new if t == "new" else tiny_old)})
+            print(
+                f"touch-state {top} shards mapped one by one {t}: USS with the live mappings "
+                f"{r.get('live_mb', float('nan')):.1f} MB, after close (verification state) "
+                f"{r.get('state_mb', float('nan')):.1f} MB, "
+                f"first touch {r.get('touch_us', float('nan')):.0f} us/shard, re-touch after eviction "
+                f"{r.get('retouch_us', float('nan')):.0f} us/shard  {r.get('error') or ''}"
+            )
+            if "touch-trace" in only:
+                r = run(tree, {"kind": "touchtrace", "path": str(tiny_new if t == "new" else tiny_old)})
+                print(
+                    f"touch-state {t}: still allocated after close (tracemalloc) {r.get('traced_mb', float('nan')):.1f} MB"
+                )
 
     if "verify" in only:
         tiny = make_store(a.workdir / "vtiny", 10_000, 300)

@@ -6,6 +6,10 @@ themselves: one vectorized pass over every token looking for EOS (`np.flatnonzer
 store without a document index forces. Both run on warm page cache; ratios, not absolute times, are the figure.
 
     python benchmarks/bench_stats.py --docs 10_000_000
+
+It also writes build-style provenance (one `record` + `text_bytes` Parquet file per unit of `--unit-docs`
+documents) and times `info`'s document-byte statistics (`text_byte_stats`: manifest checksum of each file, the
+`text_bytes` column read, nearest-rank percentiles), with the provenance's size per document.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import time
 
 import numpy as np
 
-from shardstore.store.manifest import Manifest, write_manifest
-from shardstore.store.stats import doc_lengths, length_stats
+from shardstore.store.manifest import FileInfo, Manifest, file_info, write_manifest
+from shardstore.store.provenance import UNITS_FILE, write_unit_provenance
+from shardstore.store.stats import doc_lengths, length_stats, text_byte_stats
 from shardstore.store.store import Store
 from shardstore.store.writer import ShardWriter
+from shardstore.util.sealed import canonical_json
 
 EOS = 1
 
@@ -43,6 +49,28 @@ def build(root: str, num_docs: int, seed: int) -> str:
     return path
 
 
+def add_provenance(path: str, unit_docs: int, seed: int) -> int:
+    """Provenance as a build writes it: per unit of `unit_docs` documents its records and text sizes (about 4
+    bytes per token, at least one per token), the unit index, and a manifest listing them. Returns their bytes."""
+    store = Store.open(path, verify="off")
+    lengths = doc_lengths(store)
+    rng = np.random.default_rng(seed)
+    sizes = (lengths * 4 + rng.integers(0, 4, size=lengths.size)).astype(np.uint64)
+    files: list[FileInfo] = []
+    entries = []
+    for unit, first in enumerate(range(0, lengths.size, unit_docs)):
+        n = min(unit_docs, lengths.size - first)
+        name = write_unit_provenance(path, unit, f"in/{unit}.jsonl", range(n), sizes[first : first + n])
+        files.append(file_info(os.path.join(path, name), name=name))
+        entries.append({"unit": unit, "url": f"in/{unit}.jsonl", "file": name, "first_doc": first,
+                        "num_docs": n, "record_kind": "line"})  # fmt: skip
+    with open(os.path.join(path, UNITS_FILE), "wb") as f:
+        f.write(canonical_json({"units": entries}))
+    files.append(file_info(os.path.join(path, UNITS_FILE), name=UNITS_FILE))
+    write_manifest(path, Manifest(dtype="uint16", shards=store.manifest.shards, files=tuple(files)))
+    return sum(f.size for f in files)
+
+
 def _timed(fn, rounds: int) -> tuple[float, object]:
     best, out = float("inf"), None
     for _ in range(rounds):
@@ -56,6 +84,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=10_000_000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--unit-docs", type=int, default=100_000, help="documents per provenance unit file")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as root:
         t = time.perf_counter()
@@ -90,6 +119,20 @@ def main() -> None:
         print(f"ratio payload/ours:       {t_payload / t_ours:.2f}x")
         print(
             f"peak RSS growth of info:  {(rss1 - rss0) / 1024:.0f} MiB (the int64 lengths: {8 * store.num_docs / 2**20:.0f} MiB)"
+        )
+        t = time.perf_counter()
+        prov_bytes = add_provenance(path, args.unit_docs, 1)
+        print(
+            f"wrote provenance in {time.perf_counter() - t:.1f} s: {prov_bytes / store.num_docs:.2f} bytes/doc"
+        )
+        store = Store.open(path, verify="off")
+        lengths = doc_lengths(store)
+        t_bytes, tb = _timed(lambda: text_byte_stats(store, lengths), args.rounds)
+        b = tb.lengths
+        print(
+            f"doc-byte stats (info):    {t_bytes:.3f} s  ({t_bytes / store.num_docs * 1e9:.1f} ns/doc) over "
+            f"{-(-store.num_docs // args.unit_docs)} unit files; p50/p99/max = "
+            f"{b.percentiles[50]}/{b.percentiles[99]}/{b.max} bytes, {tb.bytes_per_token:.2f} bytes/token"
         )
 
 

@@ -10,14 +10,34 @@ does not depend on `tokenizer.core`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from shardstore.errors import ConfigError, InvalidUtf8Error
 
-__all__ = ["encode_batch", "encode_packed"]
+from .textprep import check_errors, check_text
+
+__all__ = ["COUNT", "check_batch", "encode_batch", "encode_packed"]
+
+COUNT = -1  # `encode_batch` itemsize that asks for the number of ids per text instead of the ids
+
+
+def check_batch(
+    texts: Iterable[str], num_threads: int | None, errors: str, default_threads: Callable[[], int]
+) -> tuple[list[str], int]:
+    """The texts as a fresh list (the native threads read it without the GIL) and the thread count, validated."""
+    texts = list(texts)
+    check_errors(errors)
+    if not all(type(t) is str for t in texts):  # one C-level pass; the per-text check names the culprit
+        for t in texts:
+            check_text(t, errors)
+    threads = default_threads() if num_threads is None else num_threads
+    if not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"num_threads must be a positive int or None, got {num_threads!r}")
+    return texts, threads
 
 
 def encode_batch(
@@ -29,32 +49,47 @@ def encode_batch(
     native_ok: bool,
     encode_one: Callable[[str], list[int]],
 ) -> list[Any]:
-    """Ids per text: lists (``itemsize == 0``) or buffers of `itemsize`-byte ids.
+    """Ids per text: lists (``itemsize == 0``), numpy arrays of `itemsize`-byte ids, or counts (``itemsize ==
+    COUNT``). The native arrays are views of one buffer holding the whole batch's ids (one slice per text is all
+    the per-text work left under the GIL).
 
     `native_ok` says the texts need no special-token split and the pattern is built in.
     """
+    dt = np.uint16 if itemsize == 2 else np.uint32
     if native_ok:
         try:
-            return native.encode_batch(list(texts), num_threads, itemsize)  # type: ignore[no-any-return]
+            if itemsize == COUNT:
+                return native.count_batch(list(texts), num_threads)  # type: ignore[no-any-return]
+            if itemsize == 0:
+                return native.encode_batch(list(texts), num_threads, 0)  # type: ignore[no-any-return]
+            ids, offsets = native.encode_batch(list(texts), num_threads, itemsize)
         except UnicodeEncodeError:
             pass  # some text has a lone surrogate: fall through to the per-text path, which applies `errors`
+        else:
+            flat, off = np.frombuffer(ids, dtype=dt), np.frombuffer(offsets, dtype=np.int64).tolist()
+            return [flat[a:b] for a, b in itertools.pairwise(off)]
+    if itemsize == COUNT:
+        return [len(encode_one(t)) for t in texts]
     if itemsize == 0:
         return [encode_one(t) for t in texts]
-    dt = np.uint16 if itemsize == 2 else np.uint32
-    return [np.asarray(encode_one(t), dtype=dt).tobytes() for t in texts]
+    return [np.asarray(encode_one(t), dtype=dt) for t in texts]
 
 
 def encode_packed(
     native: Any,
     data: Any,
-    lo: np.ndarray,
-    hi: np.ndarray,
+    starts: Any,
+    ends: Any,
     *,
     append_id: int | None,
     dtype: np.dtype[Any],
     encode_one: Callable[[str], np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, counts)`` of the texts ``data[lo[i]:hi[i]]`` (int64 spans, checked 1-D and of one length)."""
+    """``(ids, counts)`` of the texts ``data[starts[i]:ends[i]]`` (`append_id` already checked)."""
+    lo = np.ascontiguousarray(starts, dtype=np.int64)
+    hi = np.ascontiguousarray(ends, dtype=np.int64)
+    if lo.ndim != 1 or lo.shape != hi.shape:
+        raise ConfigError(f"starts and ends must be 1-D and of one length, got {lo.shape} and {hi.shape}")
     if native.pattern_id >= 0:
         try:
             ids, counts_buf = native.encode_packed(

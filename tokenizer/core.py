@@ -41,6 +41,7 @@ from .textprep import (
     check_dtype,
     check_errors,
     check_text,
+    ids_list,
     replace_surrogates,
     smallest_dtype,
     split_at_specials,
@@ -203,8 +204,7 @@ class Tokenizer:
 
     @property
     def format_version(self) -> int:
-        """The file format it was made in, which `save` writes: 2, 1 for a format-1 file loaded as such, 3 for an
-        imported vocabulary."""
+        """The file format `save` writes: 2; 1 for a format-1 file loaded as such; 3 for an imported vocabulary."""
         return self._content.format_version
 
     @property
@@ -278,12 +278,7 @@ class Tokenizer:
         native = self._encoder()
         if native.pattern_id < 0:
             return self._encode_custom(text, errors)
-        try:
-            return native.encode(text)
-        except UnicodeEncodeError as exc:
-            if errors == "strict":
-                raise surrogate_error(text, exc) from None
-            return native.encode(replace_surrogates(text))
+        return _natively(native.encode, text, errors)  # type: ignore[no-any-return]
 
     def _encode_custom(self, text: str, errors: str) -> list[int]:
         import regex
@@ -334,12 +329,7 @@ class Tokenizer:
         native = self._encoder()
         if native.pattern_id < 0 or len(segments) != 1:
             return np.asarray(self.encode(text, allowed_special=allowed_special, errors=errors), dtype=dt)
-        try:
-            buf = native.encode_to_buffer(text, dt.itemsize)
-        except UnicodeEncodeError as exc:
-            if errors == "strict":
-                raise surrogate_error(text, exc) from None
-            buf = native.encode_to_buffer(replace_surrogates(text), dt.itemsize)
+        buf = _natively(lambda t: native.encode_to_buffer(t, dt.itemsize), text, errors)
         return np.frombuffer(buf, dtype=dt)
 
     def _check_dtype(self, dtype: npt.DTypeLike | None) -> np.dtype[Any]:
@@ -365,10 +355,9 @@ class Tokenizer:
         errors: str = "strict",
         dtype: npt.DTypeLike | None = None,
     ) -> list[np.ndarray]:
-        """Like `encode_batch`, but each result is a numpy array written directly by the native threads."""
+        """Like `encode_batch`, but numpy arrays: disjoint views of one buffer that the native threads wrote."""
         dt = self._check_dtype(dtype)
-        bufs = self._batch(texts, num_threads, allowed_special, errors, itemsize=dt.itemsize)
-        return [np.frombuffer(b, dtype=dt) for b in bufs]
+        return self._batch(texts, num_threads, allowed_special, errors, itemsize=dt.itemsize)
 
     def encode_packed(
         self,
@@ -381,25 +370,20 @@ class Tokenizer:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Encode many UTF-8 texts packed in one buffer, text i being ``data[starts[i]:ends[i]]``.
 
-        For producers that already hold texts as bytes side by side (an Arrow string array's data buffer, a block of
-        JSON lines): no Python object per text, one native call, one output array. Returns ``(ids, counts)``: the ids
-        of all texts in order, each followed by `append_id` (e.g. EOS) when given, and int64 ids per text (the
-        appended id included). Special-token strings are plain text, as in `encode`. Raises `InvalidUtf8Error` (an
-        `InputError`, raised by the native code itself) when a text is not valid UTF-8 (naming the text and byte)
-        and `ConfigError` for spans outside `data`.
+        For texts already side by side as bytes (an Arrow string array's data, a block of JSON lines): no Python
+        object per text, one native call. Returns ``(ids, counts)``: all texts' ids in order, each followed by
+        `append_id` (e.g. EOS) when given, and int64 ids per text (appended id included). Special-token strings are
+        plain text. Raises `InvalidUtf8Error` (an `InputError`) naming the text and byte of invalid UTF-8, and
+        `ConfigError` for spans outside `data`.
         """
         dt = self._check_dtype(dtype)
-        lo = np.ascontiguousarray(starts, dtype=np.int64)
-        hi = np.ascontiguousarray(ends, dtype=np.int64)
-        if lo.ndim != 1 or lo.shape != hi.shape:
-            raise ConfigError(f"starts and ends must be 1-D and of one length, got {lo.shape} and {hi.shape}")
         if append_id is not None and not 0 <= append_id < self.vocab_size:
             raise ConfigError(f"append_id {append_id} is outside [0, {self.vocab_size})")
         return bulk.encode_packed(
             self._encoder(),
             data,
-            lo,
-            hi,
+            starts,
+            ends,
             append_id=append_id,
             dtype=dt,
             encode_one=lambda text: self.encode_to_numpy(text, dtype=dt),
@@ -414,14 +398,7 @@ class Tokenizer:
         *,
         itemsize: int,
     ) -> list[Any]:
-        texts = list(texts)
-        check_errors(errors)
-        if not all(type(t) is str for t in texts):  # one C-level pass; the per-text check names the culprit
-            for t in texts:
-                check_text(t, errors)
-        threads = usable_cores() if num_threads is None else num_threads
-        if not isinstance(threads, int) or threads < 1:
-            raise ConfigError(f"num_threads must be a positive int or None, got {num_threads!r}")
+        texts, threads = bulk.check_batch(texts, num_threads, errors, usable_cores)
         native = self._encoder()
         # Per-text Python work costs more than the native encode of a short text: skip it when nothing can split.
         native_ok = native.pattern_id >= 0 and (
@@ -436,17 +413,30 @@ class Tokenizer:
             encode_one=lambda t: self.encode(t, allowed_special=allowed_special, errors=errors),
         )
 
+    def count_tokens(self, text: str, *, allowed_special: AllowedSpecial = (), errors: str = "strict") -> int:
+        """``len(encode(text, ...))`` without building the ids (the same native piece path, so exact)."""
+        check_text(text, errors)
+        native = self._encoder()
+        if native.pattern_id < 0 or len(self._segments(text, allowed_special)) != 1:
+            return len(self.encode(text, allowed_special=allowed_special, errors=errors))
+        return int(_natively(native.count, text, errors))
+
+    def count_tokens_batch(
+        self,
+        texts: Iterable[str],
+        num_threads: int | None = None,
+        *,
+        allowed_special: AllowedSpecial = (),
+        errors: str = "strict",
+    ) -> list[int]:
+        """``len(ids)`` per text of `encode_batch`, counted on native threads without building the ids."""
+        return self._batch(texts, num_threads, allowed_special, errors, itemsize=bulk.COUNT)
+
     # ----------------------------------------------------------------------------------------------- decoding
     def decode_bytes(self, ids: Iterable[int] | np.ndarray) -> bytes:
         """Exact bytes of the ids concatenated (special tokens as their UTF-8 strings)."""
-        if isinstance(ids, np.ndarray):
-            if ids.ndim != 1 or ids.dtype.kind not in "iu":
-                raise ConfigError(f"ids must be a 1-D integer array, got shape {ids.shape} dtype {ids.dtype}")
-            ids = ids.tolist()
-        elif not isinstance(ids, list):
-            ids = list(ids)
         try:
-            return self._encoder().decode_bytes(ids)
+            return self._encoder().decode_bytes(ids_list(ids))
         except (IndexError, OverflowError, TypeError) as exc:
             raise ConfigError(f"cannot decode: {exc}; ids must be ints in [0, {self.vocab_size})") from None
 
@@ -473,6 +463,16 @@ class Tokenizer:
         from .interop import write_hf_tokenizer_json
 
         write_hf_tokenizer_json(path, self.pattern, self._token_bytes, self.special_tokens)
+
+
+def _natively(fn: Any, text: str, errors: str) -> Any:
+    """``fn(text)`` of a native method; a lone surrogate raises `InputError` or is replaced, by `errors`."""
+    try:
+        return fn(text)
+    except UnicodeEncodeError as exc:
+        if errors == "strict":
+            raise surrogate_error(text, exc) from None
+        return fn(replace_surrogates(text))
 
 
 def _rebuild(

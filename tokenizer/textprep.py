@@ -24,6 +24,7 @@ __all__ = [
     "check_dtype",
     "check_errors",
     "check_text",
+    "ids_list",
     "replace_surrogates",
     "smallest_dtype",
     "split_at_specials",
@@ -115,3 +116,12 @@ def check_dtype(dtype: npt.DTypeLike | None, vocab_size: int) -> np.dtype[Any]:
 def smallest_dtype(vocab_size: int) -> np.dtype[Any]:
     """uint16 up to 65,536 ids, else uint32."""
     return np.dtype(np.uint16) if vocab_size <= 65536 else np.dtype(np.uint32)
+
+
+def ids_list(ids: Any) -> list[int]:
+    """Ids as a list for the native decoder; a numpy array must be 1-D of integers (`ConfigError` otherwise)."""
+    if isinstance(ids, np.ndarray):
+        if ids.ndim != 1 or ids.dtype.kind not in "iu":
+            raise ConfigError(f"ids must be a 1-D integer array, got shape {ids.shape} dtype {ids.dtype}")
+        return ids.tolist()  # type: ignore[no-any-return]
+    return ids if isinstance(ids, list) else list(ids)

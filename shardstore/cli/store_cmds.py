@@ -59,11 +59,12 @@ def _doc_details(store: Any, index: int) -> dict[str, Any]:
 
 def _length_summary(s: Any) -> tuple[Any, dict[str, Any]]:
     """Document lengths of a store (from its document index only) and the `info` facts made from them."""
-    from shardstore.store.stats import doc_lengths, length_stats, tokens_per_file
+    from shardstore.store.stats import doc_lengths, length_stats, text_byte_stats, tokens_per_file
 
     lengths = doc_lengths(s)
     return lengths, {
         "doc_lengths": length_stats(lengths).to_dict(),
+        **text_byte_stats(s, lengths).to_dict(),
         "top_files": tokens_per_file(s, lengths),
     }
 
@@ -95,6 +96,16 @@ def _echo_lengths(summary: dict[str, Any], d: dict[str, Any]) -> None:
         f"document tokens: mean {d['mean']:.1f}  p50 {d['p50']}  p90 {d['p90']}  p99 {d['p99']}  "
         f"min {d['min']}  max {d['max']}  empty {d['empty']}"
     )
+    b = summary["doc_bytes"]
+    if b is None:
+        click.echo(f"document bytes: not recorded ({summary['doc_bytes_missing']})")
+    else:
+        per_token = summary["bytes_per_token"]
+        click.echo(
+            f"document bytes: mean {b['mean']:.1f}  p50 {b['p50']}  p90 {b['p90']}  p99 {b['p99']}  "
+            f"min {b['min']}  max {b['max']}  total {human_bytes(b['total'])}"
+            + ("" if per_token is None else f"  ({per_token:.2f} bytes per token)")
+        )
     if d["truncated_fraction"]:
         click.echo(
             f"warning: {d['at_max']} documents ({d['truncated_fraction']:.1%}) have exactly the maximum length "
@@ -138,7 +149,8 @@ def info_cmd(store: str, as_json: bool, doc: int | None, plot: str | None, cache
         lengths, extra = _length_summary(s)
         summary.update(extra)
     else:  # a remote store: its document indexes live in the shards, and `info URL` never downloads a shard
-        summary.update({"doc_lengths": None, "top_files": None})
+        summary.update({"doc_lengths": None, "doc_bytes": None, "bytes_per_token": None, "top_files": None})
+        summary["doc_bytes_missing"] = "not shown for a remote store"
     if doc is not None:
         if not 0 <= doc < s.num_docs:
             raise click.BadParameter(

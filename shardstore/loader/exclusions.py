@@ -32,7 +32,7 @@ from shardstore.store.docarrays import doc_lengths, doc_spans
 from shardstore.store.hash_index import document_hashes
 from shardstore.store.mask import Mask, find_masks, is_mask_dir, read_mask
 
-__all__ = ["SourceCounts", "apply_exclusions", "uses_exclusions"]
+__all__ = ["SourceCounts", "apply_exclusions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +46,6 @@ class SourceCounts:
     # per mask applied: {"mask": path or URL, "fingerprint", "store", "docs", "tokens"} (what it excludes by itself;
     # documents two masks both name count for each)
     masks: tuple[dict[str, Any], ...] = ()
-
-
-def uses_exclusions(cfg: MixtureConfig) -> bool:
-    return any(sc.exclude or sc.has_heldout for sc in cfg.sources)
 
 
 def _source_masks(

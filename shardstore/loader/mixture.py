@@ -13,16 +13,18 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shardstore.errors import ConfigError, MismatchError
-from shardstore.loader.exclusions import SourceCounts, apply_exclusions, uses_exclusions
 from shardstore.mix.config import MixtureConfig, PhaseConfig, Ramp, SourceConfig, check_int
 from shardstore.mix.interleave import Interleave, WeightSchedule
 from shardstore.mix.plan import Plan, SourcePlan, plan_run
 from shardstore.mix.sampling import num_windows
 from shardstore.util.forksafe import reset_in_forked_child
 from shardstore.util.remote_options import RemoteOptions
+
+if TYPE_CHECKING:  # the masks machinery is imported only by a mixture that excludes documents (~50 ms)
+    from shardstore.loader.exclusions import SourceCounts
 
 __all__ = [
     "Mixture",
@@ -146,7 +148,9 @@ class Mixture:
             raw.append(stores)
         kept: list[list[Any]] = raw
         counts: list[SourceCounts | None] = [None] * len(raw)
-        if uses_exclusions(cfg):
+        if any(sc.exclude or sc.has_heldout for sc in cfg.sources):
+            from shardstore.loader.exclusions import apply_exclusions
+
             fps = [[st.fingerprint for st in stores] for stores in raw]
             if self._excluded is None or self._excluded[0] != fps:
                 got_kept, got, part = apply_exclusions(cfg, raw, resolve_store)

@@ -112,6 +112,8 @@ class _DocSink:
         self.eos = b"" if eos_id is None else np.array([eos_id], dtype=dtype).tobytes()
         self.progress = progress
         self.records = array("q")
+        self.text_sizes = array("Q")  # each document's text in UTF-8 bytes (provenance `text_bytes`)
+        self._stream_bytes = 0  # text bytes of the document open in the writer so far
         self.docs = self.tokens = self.text_bytes = 0
         self._streaming = False  # a document arriving in pieces is open in the writer
         self._pending = [0, 0, 0]
@@ -124,6 +126,7 @@ class _DocSink:
         )
         self.writer.add_documents(ids, lengths)
         self.records.frombytes(packed.records.astype(np.int64, copy=False).tobytes())
+        self.text_sizes.frombytes((packed.ends - packed.starts).astype(np.uint64).tobytes())
         self._tally(len(packed), ids.size, packed.nbytes)
 
     def _tally(self, docs: int, tokens: int, text_bytes: int) -> None:
@@ -134,19 +137,23 @@ class _DocSink:
         self._pending[1] += text_bytes
         self._pending[2] += tokens
 
-    def add_batch(self, batch: Sequence[DocPiece], encoded: Sequence[np.ndarray], chars: int) -> None:
-        """Write the documents (or pieces) of one encoded batch (`chars` UTF-8 bytes of text), in order."""
+    def add_batch(
+        self, batch: Sequence[DocPiece], encoded: Sequence[np.ndarray], sizes: Sequence[int]
+    ) -> None:
+        """Write the documents (or pieces) of one encoded batch (`sizes`: each piece's UTF-8 bytes), in order."""
         extra = 1 if self.eos else 0
         parts: list[Any] = []  # whole documents, id arrays and EOS bytes alternating, joined once
         lengths: list[int] = []
-        for piece, ids in zip(batch, encoded, strict=True):
+        for piece, ids, size in zip(batch, encoded, sizes, strict=True):
             if piece.last and not self._streaming:
                 parts.append(ids)
                 if extra:
                     parts.append(self.eos)
                 lengths.append(ids.size + extra)
                 self.records.append(piece.record)
+                self.text_sizes.append(size)
                 continue
+            self._stream_bytes += size
             self._write_whole(parts, lengths)
             parts, lengths = [], []
             if not self._streaming:
@@ -161,9 +168,11 @@ class _DocSink:
                 self.writer.end_document()
                 self._streaming = False
                 self.records.append(piece.record)
+                self.text_sizes.append(self._stream_bytes)
+                self._stream_bytes = 0
             self._tally(1 if piece.last else 0, n, 0)
         self._write_whole(parts, lengths)
-        self._tally(0, 0, chars)
+        self._tally(0, 0, sum(sizes))
 
     def _write_whole(self, parts: list[Any], lengths: list[int]) -> None:
         if not lengths:
@@ -209,21 +218,23 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
     )  # a span of a JSON Lines file owns lines starting in it
     digest = None if is_parquet(task.file) else InputDigest(task.file, task.read.storage_options, stop=stop)
 
-    def flush(batch: list[DocPiece], chars: int) -> None:
+    def flush(batch: list[DocPiece], sizes: list[int]) -> None:
         if not batch:
             return
         encoded = tokenizer.encode_batch_to_numpy([p.text for p in batch], num_threads=1, dtype=dtype)
-        sink.add_batch(batch, encoded, chars)
+        sink.add_batch(batch, encoded, sizes)
         del encoded  # a streamed piece's ids (worst-case-sized encoder buffers) go now, not at the next batch
         batch.clear()
+        sizes.clear()
         sink.report()
 
     try:
         batch: list[DocPiece] = []
-        chars = 0  # UTF-8 bytes of the batch's text
+        sizes: list[int] = []  # UTF-8 bytes of each piece of the batch
+        chars = 0  # their sum
         for piece in iter_batches(task.file, task.read, counts, span=task.span, digest=digest):
             if isinstance(piece, PackedDocs):
-                flush(batch, chars)  # documents stay in reading order
+                flush(batch, sizes)  # documents stay in reading order
                 chars = 0
                 try:
                     sink.add_packed(piece, tokenizer)
@@ -231,21 +242,21 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
                     InvalidUtf8Error
                 ):  # unchecked Parquet strings: the policy, row by row (nothing was written)
                     docs = decode_packed(piece, task.file, task.read, counts)
-                    flush(docs, sum(len(d.text.encode("utf-8", "surrogatepass")) for d in docs))
+                    flush(docs, [_utf8_size(d.text) for d in docs])
                 sink.report()
                 continue
             batch.append(piece)
-            text = piece.text
-            chars += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+            sizes.append(_utf8_size(piece.text))
+            chars += sizes[-1]
             if len(batch) >= _BATCH_DOCS or chars >= _BATCH_CHARS:
-                flush(batch, chars)
+                flush(batch, sizes)
                 chars = 0
-        flush(batch, chars)
+        flush(batch, sizes)
         check_yield(task.file, sink.docs, counts, task.read, task.max_skipped_fraction)
         shards = tuple(writer.close())
         prov = None
         if sink.docs:
-            name = write_unit_provenance(folder, task.index, task.file.url, sink.records)
+            name = write_unit_provenance(folder, task.index, task.file.url, sink.records, sink.text_sizes)
             prov = file_info(os.path.join(folder, name), name=name)
         if digest is not None:
             fingerprint = digest.with_stat()
@@ -293,6 +304,10 @@ def run_unit(task: UnitTask, tokenizer: Any, progress: ProgressFn | None = None)
         return replace(result, committed_by_other=True)
     drop_stray_shards(task.out, result)
     return result
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def _describe(exc: Exception, task: UnitTask) -> str:

@@ -73,6 +73,11 @@ class LocalLocator:
         """The manifest whose files this locator serves."""
         return self._manifest
 
+    @property
+    def root(self) -> str:
+        """The store directory (a plain shard name is a file directly in it: the batch checker's paths)."""
+        return self._root
+
     def shard_path(self, index: int) -> str:
         return self._resolve(self._manifest.shards[index].name)
 

@@ -31,7 +31,7 @@ from shardstore.store import format as fmt
 from shardstore.store.canonjson import canonical, strict_loads
 from shardstore.store.rawmap import map_readonly
 
-__all__ = ["INDEX_NAME", "ShardTable", "index_bytes", "open_index"]
+__all__ = ["INDEX_NAME", "ShardTable", "index_bytes", "open_index", "shard_records"]
 
 INDEX_NAME = "manifest.idx"
 _MAGIC = b"SHRDMIDX"
@@ -39,9 +39,16 @@ _HEAD = struct.Struct("<8sIIQQQQQQ")
 _COLS = 6  # num_tokens, num_docs, size, checksum, header_checksum (0: none), name end offset
 
 
-def index_bytes(manifest: Any, manifest_json: bytes) -> bytes:
-    """The index of `manifest`, whose canonical JSON is `manifest_json`."""
-    shards = manifest.shards
+def shard_records(shards: Sequence[Any]) -> tuple[np.ndarray, bytes | memoryview]:
+    """The shard table as the index stores it: (n, 6) little-endian uint64 records (tokens, docs, size, checksum,
+    header checksum or 0, end of name) and the names blob; a view of the index's own when `shards` is a
+    ShardTable (no per-shard object), else built from the `ShardInfo`s (what `verify`'s batch checker reads)."""
+    if isinstance(shards, ShardTable):
+        return shards.records, shards.names
+    return _build_records(shards)
+
+
+def _build_records(shards: Sequence[Any]) -> tuple[np.ndarray, bytes]:
     n = len(shards)
     cols = np.zeros((_COLS, n), dtype="<u8")  # filled by column, written by row (one record per shard)
     encoded = [s.name.encode("ascii") for s in shards]
@@ -57,9 +64,15 @@ def index_bytes(manifest: Any, manifest_json: bytes) -> bytes:
     ):
         cols[c] = np.fromiter(values, dtype=np.uint64, count=n)
     cols[5] = np.cumsum(cols[5], dtype=np.uint64)
-    names = b"".join(encoded)
+    return np.ascontiguousarray(cols.T), b"".join(encoded)
+
+
+def index_bytes(manifest: Any, manifest_json: bytes) -> bytes:
+    """The index of `manifest`, whose canonical JSON is `manifest_json`."""
+    rows, names = _build_records(manifest.shards)  # derived from the entries, never copied from an index
+    n = rows.shape[0]
     meta = canonical(manifest.index_meta())
-    body = np.ascontiguousarray(cols.T).tobytes() + bytes(names) + meta
+    body = rows.tobytes() + bytes(names) + meta
     head = _HEAD.pack(
         _MAGIC,
         1,
@@ -83,6 +96,8 @@ class ShardTable(Sequence[Any]):
         self.sizes = rows[:, 2]
         self._rows = rows
         self._names = names
+        self.records = rows  # the index's records and names, read-only (`shard_records`)
+        self.names = names
         self._info = info_type
         self._n = int(rows.shape[0])
         self._last: tuple[int, Any] = (-1, None)

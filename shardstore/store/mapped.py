@@ -7,8 +7,10 @@ What is checked, and when (see docs/FORMAT.md "What a reader promises"):
   which cover every payload byte, so a shard swapped with another, copied over another name, or listed by
   another store's manifest is refused at O(1) cost. A v1 manifest has no header checksums: the whole-file checksum
   is compared instead, once per file identity (O(bytes); rebuild to get v2).
-- Once per file identity (`ShardFacts`, kept by the Store across unmap and remap): header parse, the document
-  index (checksum and monotonicity: O(docs)) and the block table checksum. A remap of the same file skips them.
+- Once per file identity (`ShardFacts`, kept by the Store across unmap and remap, within a bounded LRU): header
+  parse, the document index (checksum and monotonicity: O(docs)) and the block table checksum. A remap of the same
+  file skips them. A file identity that `verify` (or an earlier mapping) checked in full is "vouched" by the
+  store's compact table (`mapcache.VerifiedTable`): its mapping parses the header (O(1)) and trusts every block.
 - Payload blocks, on the first touch *per mapping*: a `stat` of the path must still show the mapped device, inode
   and size (a shard truncated or replaced under a reader is a FormatError, never SIGBUS), then the block is hashed
   unless this file identity already verified it. Once every block was touched in this mapping the shard is `trusted` and reads
@@ -84,11 +86,21 @@ class MappedShard:
         self.used = True  # CLOCK reference bit (see mapcache.ShardMaps and budget.MapBudget)
 
     @classmethod
-    def open(cls, index: int, path: str, info: fmt.ShardRecord, *, known: ShardFacts | None) -> MappedShard:
+    def open(
+        cls,
+        index: int,
+        path: str,
+        info: fmt.ShardRecord,
+        *,
+        known: ShardFacts | None,
+        vouched: tuple[FileId, int] | None = None,
+    ) -> MappedShard:
         """Map and check shard `index` at `path` against its manifest entry `info`.
 
         `known` are the facts of an earlier mapping of this index; they are reused only if the file is still the
-        same (identity). Raises FormatError/ChecksumError naming the file and offset.
+        same (identity). `vouched` is (file identity, stored header checksum) of a file of this index checked in
+        full before: if it is this file, only the header is parsed. Raises FormatError/ChecksumError naming the
+        file and offset.
         """
         try:
             fd = fmt.open_regular_fd(path)
@@ -100,7 +112,12 @@ class MappedShard:
             raise FormatError(f"{path}: shard listed in the manifest is missing") from None
         except OSError as exc:
             raise FormatError(f"{path}: cannot map shard: {exc}") from exc
-        facts = known if known is not None and known.fid == fid else _first_look(path, view, fid, info)
+        if known is not None and known.fid == fid:
+            facts = known
+        elif vouched is not None and vouched[0] == fid:
+            facts = _vouched(index, path, view, fid, info, vouched[1])
+        else:
+            facts = _first_look(path, view, fid, info)
         if index not in facts.bound_to:
             _bind(index, path, view, facts, info)
         return cls(index, path, view, facts)
@@ -147,14 +164,9 @@ class MappedShard:
 
 def _first_look(path: str, view: memoryview, fid: FileId, info: fmt.ShardRecord) -> ShardFacts:
     """Header, document index and block table of a file identity seen for the first time: O(docs + blocks)."""
-    head = bytes(view[: fmt.HEADER_SIZE])
-    header = fmt.parse_header(head, source=path)
+    facts = _header_facts(path, view, fid, info)
+    header = facts.header
     lay = header.layout
-    if (header.num_tokens, header.num_docs, lay.file_size) != (info.num_tokens, info.num_docs, fid.size):
-        raise FormatError(
-            f"{path}: header counts ({header.num_tokens} tokens, {header.num_docs} docs, "
-            f"{lay.file_size} bytes) differ from the manifest entry {info}"
-        )
     offsets = np.frombuffer(view, dtype="<u8", count=header.num_docs + 1, offset=lay.doc_index_offset)
     if fmt.checksum_bytes(offsets) != header.doc_index_checksum:
         raise ChecksumError(f"{path}: document index at offset {lay.doc_index_offset}: checksum mismatch")
@@ -164,6 +176,31 @@ def _first_look(path: str, view: memoryview, fid: FileId, info: fmt.ShardRecord)
             f"{path}: block checksum table at offset {lay.block_sums_offset}: checksum mismatch"
         )
     fmt.check_doc_index(offsets, header, source=path)
+    return facts
+
+
+def _vouched(
+    index: int, path: str, view: memoryview, fid: FileId, info: fmt.ShardRecord, stored: int
+) -> ShardFacts:
+    """The facts of a file identity every byte of which was checked as shard `index` (O(1): the header only)."""
+    facts = _header_facts(path, view, fid, info)
+    if facts.stored_header_checksum != stored:  # cannot happen for the same identity; then check it afresh
+        return _first_look(path, view, fid, info)
+    facts.verified[:] = b"\x01" * len(facts.verified)
+    facts.whole_file_ok = True
+    facts.bound_to.add(index)
+    return facts
+
+
+def _header_facts(path: str, view: memoryview, fid: FileId, info: fmt.ShardRecord) -> ShardFacts:
+    head = bytes(view[: fmt.HEADER_SIZE])
+    header = fmt.parse_header(head, source=path)
+    lay = header.layout
+    if (header.num_tokens, header.num_docs, lay.file_size) != (info.num_tokens, info.num_docs, fid.size):
+        raise FormatError(
+            f"{path}: header counts ({header.num_tokens} tokens, {header.num_docs} docs, "
+            f"{lay.file_size} bytes) differ from the manifest entry {info}"
+        )
     return ShardFacts(fid, header, fmt.stored_header_checksum(head), bytearray(lay.num_blocks))
 
 

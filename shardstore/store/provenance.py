@@ -3,13 +3,16 @@
 Layout inside a store (all listed in the manifest as auxiliary files, so `verify` covers them):
 
     provenance/units.json              one entry per work unit: url, record kind, first global doc index, doc count
-    provenance/unit-000042.parquet     one int64 column `record` per unit (row i = the unit's i-th document)
+    provenance/unit-000042.parquet     per unit (row i = the unit's i-th document): `record` (int64) and
+                                       `text_bytes` (uint64, the document's text in UTF-8 bytes as it was read)
 
 Design: a unit's documents are contiguous in the store (units are laid out in unit order), so a document index maps
 to its unit by bisection over `first_doc`, then to its record by one Parquet row. Per-unit files keep the build
-embarrassingly parallel (no global merge at finalize: 8 bytes per document, written by the worker that made the
-documents) and let `read_provenance` touch one small file. Files are deterministic (no timestamps), written with
-temp + fsync + rename.
+embarrassingly parallel (no global merge at finalize: 16 bytes per document before compression, written by the
+worker that made the documents) and let `read_provenance` touch one small file. Files are deterministic (no
+timestamps), written with temp + fsync + rename, journaled with their checksum by the unit and listed in the
+manifest, so the text sizes share the record column's crash safety and integrity. Stores built before the `text_bytes` column existed have
+only `record`: `read_text_bytes` then returns None.
 """
 
 from __future__ import annotations
@@ -19,38 +22,51 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shardstore.errors import FormatError
 from shardstore.util.durable import atomic_write
 
+if TYPE_CHECKING:
+    import numpy as np
+
 __all__ = [
+    "TEXT_BYTES_COLUMN",
     "UNITS_FILE",
     "ProvenanceUnit",
     "read_provenance",
+    "read_text_bytes",
     "read_units",
     "unit_file_name",
     "write_unit_provenance",
 ]
 
 UNITS_FILE = "provenance/units.json"
+TEXT_BYTES_COLUMN = "text_bytes"
 
 
 def unit_file_name(index: int) -> str:
     return f"provenance/unit-{index:06d}.parquet"
 
 
-def write_unit_provenance(out: str, index: int, url: str, records: Sequence[int]) -> str:
-    """Durably write one unit's record column; returns the store-relative file name."""
+def write_unit_provenance(
+    out: str, index: int, url: str, records: Sequence[int], text_bytes: Sequence[int]
+) -> str:
+    """Durably write one unit's record and text-size columns; returns the store-relative file name."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if len(text_bytes) != len(records):
+        raise ValueError(f"{len(records)} records but {len(text_bytes)} text sizes")
     name = unit_file_name(index)
     path = os.path.join(out, name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    column = pa.array(np.asarray(records, dtype=np.int64))
-    table = pa.table({"record": column}).replace_schema_metadata({"url": url, "unit": str(index)})
+    columns = {
+        "record": pa.array(np.asarray(records, dtype=np.int64)),
+        TEXT_BYTES_COLUMN: pa.array(np.asarray(text_bytes, dtype=np.uint64)),
+    }
+    table = pa.table(columns).replace_schema_metadata({"url": url, "unit": str(index)})
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd", write_statistics=False)
     atomic_write(path, sink.getvalue().to_pybytes())
@@ -169,3 +185,51 @@ def _read_record(store: Any, name: str, row: int) -> int:
     except (pa.ArrowException, OSError) as exc:
         raise FormatError(f"{path}: corrupt provenance file ({exc})") from exc
     raise FormatError(f"{path}: has {start} rows, but document row {row} was expected")
+
+
+def read_text_bytes(store: Any) -> np.ndarray | None:
+    """Every document's text size in UTF-8 bytes, in store order (uint64); None when the store has no provenance
+    or its provenance predates text sizes (a unit file without the `text_bytes` column).
+
+    `store` is a `shardstore.Store` (each file is then checked against its manifest checksum first) or the path of
+    a local store directory. Raises `FormatError`, one line naming the file, when a file is missing, corrupt, or
+    its column is not one unsigned integer per document of its unit."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    found = read_units(store)
+    if found is None:
+        return None
+    index_path, units = found
+    parts = []
+    next_doc = 0
+    for u in units:
+        if u.first_doc != next_doc:
+            raise FormatError(f"{index_path}: unit {u.unit} starts at document {u.first_doc}, not {next_doc}")
+        next_doc += u.num_docs
+        if u.num_docs == 0 and u.file is None:
+            continue
+        if u.file is None:
+            raise FormatError(f"{index_path}: unit {u.unit} holds {u.num_docs} documents but names no file")
+        path = _aux_path(store, u.file)
+        if path is None:
+            raise FormatError(f"provenance file {u.file!r} is missing from the store")
+        try:
+            pf = pq.ParquetFile(path)
+            if TEXT_BYTES_COLUMN not in pf.schema_arrow.names:
+                return None  # built before text sizes were recorded
+            column = pf.read(columns=[TEXT_BYTES_COLUMN]).column(0)
+        except (pa.ArrowException, OSError) as exc:
+            raise FormatError(f"{path}: corrupt provenance file ({' '.join(str(exc).split())})") from exc
+        if column.type != pa.uint64() or column.null_count:
+            raise FormatError(
+                f"{path}: column {TEXT_BYTES_COLUMN} is {column.type} with {column.null_count} nulls, "
+                "expected uint64 without nulls"
+            )
+        if len(column) != u.num_docs:
+            raise FormatError(
+                f"{path}: {len(column)} text sizes for the {u.num_docs} documents of unit {u.unit}"
+            )
+        parts.append(column.to_numpy())
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)

@@ -11,8 +11,11 @@ and all payloads together fit `RUN_STORE_BYTES`. Its consecutive shards are then
 `RUN_BYTES` of tokens and at most `RUN_MAX_SHARDS` files (`plan_runs`: one cumulative sum over the manifest's
 counts). A run is loaded on first
 touch: each of its files is read with one `read()` and checked in memory against the manifest, every byte
-(`verify.check_shard_fd`: header, document index, block table, every block, the whole-file checksum that binds it
-to its manifest entry), and the payloads are concatenated into one read-only array. The loader's row loop then
+(header, document index, block table, every block, and the header or whole-file checksum that binds it to its
+manifest entry), and the payloads are concatenated into one read-only array. For a local store the whole run is
+read and checked by one call of the native batch checker (`verify.check_batch`, GIL released); if any of its files
+does not pass there, the run is loaded file by file through `verify.check_shard_fd`, which raises the exact error
+naming the first bad file. The loader's row loop then
 does one bisect over the run starts (a few hundred at most) and one slice; a row crosses a run boundary about
 once per `RUN_BYTES` of tokens instead of once per shard.
 
@@ -40,7 +43,9 @@ import numpy as np
 from shardstore.errors import FormatError
 from shardstore.store import format as fmt
 from shardstore.store.budget import MapBudget
-from shardstore.store.verify import check_shard_fd
+from shardstore.store.locator import LocalLocator
+from shardstore.store.manifest_index import shard_records
+from shardstore.store.verify import OK, check_batch, check_shard_fd
 from shardstore.util.forksafe import reset_in_forked_child
 
 if TYPE_CHECKING:
@@ -131,6 +136,9 @@ class ShardRuns:
     ) -> None:
         self._manifest = manifest
         self._locator = locator
+        # the native batch path: a local store's directory, and its shard records (made on the first load)
+        self._root = locator.root if isinstance(locator, LocalLocator) else None
+        self._records: tuple[np.ndarray, bytes | memoryview] | None = None
         self._shard_starts = starts  # run r is shards [starts[r], starts[r + 1])
         self._dtype = np.dtype(manifest.dtype)
         counts, _ = manifest.shard_counts()
@@ -168,7 +176,10 @@ class ShardRuns:
 
     def _load(self, r: int) -> ShardRun:
         first, stop = self._shard_starts[r], self._shard_starts[r + 1]
-        parts = [self._read_checked(i) for i in range(first, stop)]
+        root = self._root
+        parts = self._read_batch(root, first, stop) if root is not None else None
+        if parts is None:  # a remote store, or a file the batch did not pass: one by one (names the bad file)
+            parts = [self._read_checked(i) for i in range(first, stop)]
         tokens = np.concatenate([p[0] for p in parts])
         sizes = np.array([p[0].size for p in parts], dtype=np.uint64)
         bases = np.concatenate([[0], np.cumsum(sizes)]).astype(np.uint64)
@@ -177,6 +188,31 @@ class ShardRuns:
         tokens.flags.writeable = False
         offsets.flags.writeable = False
         return ShardRun(first, stop, tokens, offsets)
+
+    def _read_batch(self, root: str, first: int, stop: int) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """Shards [first, stop) read and checked by one native call, or None if any did not pass."""
+        if self._records is None:
+            self._records = shard_records(self._manifest.shards)
+        rows = self._records[0][first:stop]
+        sizes = rows[:, 2].astype(np.int64)
+        at = np.concatenate([[0], np.cumsum(sizes)]).astype(np.uint64)
+        data = bytearray(int(at[-1]))
+        batch = check_batch(root, self._records, first, stop, into=data, into_at=at[:-1])
+        if not (batch.status == OK).all():
+            return None
+        dtype = self._dtype
+        token_bytes = dtype.itemsize
+        parts = []
+        for j, (tokens, docs) in enumerate(rows[:, :2].tolist()):
+            base = int(at[j])
+            doc_at = base + ((fmt.HEADER_SIZE + tokens * token_bytes + 7) & ~7)
+            parts.append(
+                (
+                    np.frombuffer(data, dtype=dtype, count=tokens, offset=base + fmt.HEADER_SIZE),
+                    np.frombuffer(data, dtype="<u8", count=docs + 1, offset=doc_at),
+                )
+            )
+        return parts
 
     def _read_checked(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Shard `index`'s tokens and document offsets, from one read of its file, after checking every byte

@@ -5,6 +5,8 @@ Two costs, kept apart on purpose:
 - `length_stats` and `tokens_per_file` read only the document index of each shard (8 bytes per document, checked
   against its checksum when the shard is mapped) and the provenance index, never a token payload. On a 10^7-document
   store that is 80 MB of index; benchmarks/bench_stats.py measures it.
+- `text_byte_stats` reads each document's text size in UTF-8 bytes from the provenance files (`text_bytes`, written
+  at build time), checked against their manifest checksums and against the document index.
 - `token_stats` reads a deterministic sample of whole documents (every k-th document, until `sample_tokens`), so
   its cost is set by the sample, not the store.
 
@@ -25,9 +27,11 @@ from shardstore.errors import FormatError
 __all__ = [
     "PERCENTILES",
     "LengthStats",
+    "TextByteStats",
     "TokenStats",
     "doc_lengths",
     "length_stats",
+    "text_byte_stats",
     "token_stats",
     "tokens_per_file",
 ]
@@ -141,6 +145,63 @@ def tokens_per_file(store: Any, lengths: np.ndarray, *, top: int = 10) -> list[d
         entry[1] += int(cum[first + count] - cum[first])
     ranked = sorted(per_file.items(), key=lambda kv: (-kv[1][1], kv[0]))
     return [{"file": url, "docs": d, "tokens": t} for url, (d, t) in ranked[:top]]
+
+
+@dataclass(frozen=True, slots=True)
+class TextByteStats:
+    """Document text sizes in UTF-8 bytes (`lengths`: None when the store does not record them, `missing` says
+    why) and the store's text bytes per token."""
+
+    lengths: LengthStats | None
+    bytes_per_token: (
+        float | None
+    )  # all text bytes over all tokens, the EOS appended to each document left out
+    missing: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        keys = ("count", "total", "mean", *(f"p{p}" for p in PERCENTILES), "min", "max")
+        d = None if self.lengths is None else self.lengths.to_dict()
+        return {
+            "doc_bytes": None if d is None else {k: d[k] for k in keys},
+            "bytes_per_token": self.bytes_per_token,
+            "doc_bytes_missing": self.missing,
+        }
+
+
+NO_PROVENANCE = "the store has no provenance"
+NO_TEXT_BYTES = "the store was built before shardstore recorded text sizes; rebuild it to get them"
+
+
+def text_byte_stats(store: Any, lengths: np.ndarray) -> TextByteStats:
+    """Document text sizes of `store` in bytes, from its provenance; `lengths` are its documents' token counts.
+
+    Raises `FormatError` (one line naming the file) when the sizes are unreadable or do not fit the documents:
+    not one per document, or fewer bytes than the document has tokens besides its EOS (a byte-level BPE token is
+    at least one byte of text), which a hand-edited file shows."""
+    from shardstore.store.provenance import UNITS_FILE, read_text_bytes, read_units
+
+    if read_units(store) is None:
+        return TextByteStats(None, None, NO_PROVENANCE)
+    sizes = read_text_bytes(store)
+    if sizes is None:
+        return TextByteStats(None, None, NO_TEXT_BYTES)
+    if sizes.size != lengths.size:
+        raise FormatError(
+            f"{store.root}: {UNITS_FILE} and its unit files give {sizes.size} text sizes for {lengths.size} documents"
+        )
+    options = getattr(store.manifest, "provenance", {}).get("options", {})
+    eos = 1 if isinstance(options, dict) and options.get("eos") is True else 0
+    sizes = sizes.view(np.int64)  # same bits, no copy: a size of 2**63 or more (an edit) turns negative
+    short = np.flatnonzero(sizes < lengths - eos)
+    if short.size:
+        i = int(short[0])
+        raise FormatError(
+            f"{store.root}: document {i} has {int(lengths[i])} tokens but its provenance records "
+            f"{int(sizes[i])} bytes of text: the provenance text sizes do not belong to these documents"
+        )
+    text_tokens = int(lengths.sum()) - eos * int(lengths.size)
+    stats = length_stats(sizes)
+    return TextByteStats(stats, stats.total / text_tokens if text_tokens > 0 else None, None)
 
 
 @dataclass(frozen=True, slots=True)

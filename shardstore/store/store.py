@@ -42,7 +42,6 @@ from shardstore.store.locator import LocalLocator, Locator, split_url
 from shardstore.store.manifest import MANIFEST_NAME, FileInfo, Manifest, open_manifest
 from shardstore.store.mapcache import ShardMaps
 from shardstore.store.mapped import MappedShard
-from shardstore.store.rawmap import FileId
 from shardstore.store.runs import ShardRuns, plan_runs
 from shardstore.util.forksafe import reset_in_forked_child
 from shardstore.util.modes import VerifyMode, parse_mode
@@ -477,9 +476,9 @@ class Store:
         if dtype is not self._out_dtype:
             self._check_out(np.empty(0, dtype=dtype))
 
-    def mark_fully_verified(self, index: int, fid: FileId, header: fmt.ShardHeader, stored: int) -> None:
-        """`verify_store` checked every byte of shard `index` as file `fid`: later mappings skip block hashes."""
-        self._maps.mark_fully_verified(index, fid, header, stored)
+    def mark_verified(self, indices: np.ndarray, fids: np.ndarray, stored: np.ndarray) -> None:
+        """`verify_store` checked every byte of shards `indices` as files `fids`: later mappings skip block hashes."""
+        self._maps.mark_verified(indices, fids, stored)
 
     def _get(self, index: int) -> MappedShard:
         shard = self._maps.slots[index]

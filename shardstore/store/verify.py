@@ -1,7 +1,10 @@
 """Full verification of a store: every byte of every file in its directory, read once, against the manifest.
 
-- Each shard is read once, in order. Up to 1 MiB it is one `read` (a tiny shard costs one open, one fstat and one
-  read) and checked in memory; above, it is mapped and each payload block is hashed for the block table and fed,
+- Each shard is read once, in order. Up to 1 MiB it is one `read` and checked in memory: for a local store, by the
+  native batch checker (`_native/verifybatch.cc`: 4,096 files per call, GIL released, no Python per file; ~30 us
+  of Python per file made `verify` 0.56x `cat` on 100,000 tiny shards, issue 19). A file it does not pass (any
+  problem, or a symlink or a name with '/') is checked again by the Python checker below, which names the file,
+  offset and rule, so each message has one implementation; only a bad file is read twice. Above 1 MiB, it is mapped and each payload block is hashed for the block table and fed,
   while it is in cache, to the streaming whole-file checksum, so no byte is fetched twice from disk or DRAM
   (issue 19: block sums over the whole file, then the whole file again, read everything twice).
 - Auxiliary files listed in the manifest are checked by size and whole-file checksum. The manifest checks itself
@@ -11,22 +14,27 @@
   checksums another module checks (the build journal, `build_report.json`) are listed here with that module's
   verdict when a checker is registered by name in `COVERED_ELSEWHERE` (empty until they carry checksums).
 - It never stops at the first problem: the report lists each one (file, block, byte offset). A shard that passes
-  is recorded in the Store as fully verified for that file identity, so later reads skip their block hashes.
+  is recorded in the Store as fully verified for that file identity (`mapcache.VerifiedTable`: 48 bytes a shard,
+  bounded), so later mappings skip the document index and the block hashes.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from shardstore._native import _verifybatch
 from shardstore.errors import ChecksumError, FormatError, ManifestError, ShardStoreError
 from shardstore.store import format as fmt
 from shardstore.store.hash_index import INDEX_DIR, check_index_file
-from shardstore.store.rawmap import FileId, file_id, map_readonly
+from shardstore.store.locator import LocalLocator
+from shardstore.store.manifest_index import shard_records
+from shardstore.store.rawmap import map_readonly
 from shardstore.util.sealed import check_store_state
 
 if TYPE_CHECKING:
@@ -43,12 +51,14 @@ class VerifiedStore(Protocol):
     def locator(self) -> Locator: ...
     @property
     def root(self) -> str: ...
-    def mark_fully_verified(self, index: int, fid: FileId, header: fmt.ShardHeader, stored: int) -> None: ...
+    def mark_verified(self, indices: np.ndarray, fids: np.ndarray, stored: np.ndarray) -> None: ...
 
 
-__all__ = ["VerifyReport", "check_shard_fd", "verify_store"]
+__all__ = ["VerifyReport", "check_batch", "check_shard_fd", "verify_store"]
 
 _READ_WHOLE = 1 << 20  # shards up to this size are read with one read() call and checked in memory (L2-sized)
+_BATCH = 4096  # tiny shards per native call (progress callbacks come per batch)
+OK, BAD, DEFERRED = 0, 1, 2  # statuses of the native checker (see check_batch)
 
 
 @dataclass(slots=True)
@@ -204,12 +214,81 @@ def _check_shard(store: VerifiedStore, index: int, info: ShardInfo, report: Veri
     report.bytes_checked += st.st_size
     report.problems.extend(problems)
     if checked is not None:
-        header, head_sum = checked
+        _, head_sum = checked
         if info.header_checksum is not None and f"{head_sum:016x}" != info.header_checksum:
             msg = f"header checksum {head_sum:016x} != manifest {info.header_checksum}: another shard's file"
             report.problems.append(fmt.Problem(path, 0, msg, kind="checksum"))
         else:
-            store.mark_fully_verified(index, file_id(st), header, head_sum)
+            fid = [st.st_dev, st.st_ino, st.st_size, st.st_ctime_ns % (1 << 64)]
+            store.mark_verified(
+                np.array([index], dtype=np.int64),
+                np.array([fid], dtype=np.uint64),
+                np.array([head_sum], dtype=np.uint64),
+            )
+
+
+class Batch:
+    """What `check_batch` found for shards [lo, hi): per shard a status (OK, BAD: a problem the Python checker will
+    name, DEFERRED: not tried natively), and for OK ones the file identity and stored header checksum."""
+
+    __slots__ = ("bytes_read", "fids", "lo", "status", "stored")
+
+    def __init__(self, lo: int, hi: int) -> None:
+        self.lo = lo
+        self.status = np.empty(hi - lo, dtype=np.uint8)
+        self.fids = np.empty((hi - lo, 4), dtype=np.uint64)
+        self.stored = np.empty(hi - lo, dtype=np.uint64)
+        self.bytes_read = 0
+
+    def ok(self) -> np.ndarray:
+        """Store indices of the shards that passed, int64."""
+        return np.flatnonzero(self.status == OK) + self.lo
+
+
+def check_batch(
+    root: str,
+    records: tuple[np.ndarray, bytes | memoryview],
+    lo: int,
+    hi: int,
+    *,
+    into: bytearray | None = None,
+    into_at: np.ndarray | None = None,
+) -> Batch:
+    """Check the tiny shards [lo, hi) of the local store at `root` natively (every byte, against its manifest
+    record: `manifest_index.shard_records`); with `into`, shard i's bytes are kept at ``into[into_at[i - lo]:]``."""
+    rows, names = records
+    batch = Batch(lo, hi)
+    at = None if into_at is None else np.ascontiguousarray(into_at, dtype=np.uint64)
+    batch.bytes_read = _verifybatch.check_shards(
+        os.fsencode(root), names, rows, lo, hi, _READ_WHOLE, batch.status, batch.fids, batch.stored, into, at
+    )
+    return batch
+
+
+def _check_local_shards(
+    store: VerifiedStore, root: str, report: VerifyReport, on_file: Callable[[str], None] | None
+) -> list[str]:
+    """The shards of a local store, in batches; returns their names."""
+    manifest = store.manifest
+    records = shard_records(manifest.shards)
+    rows, blob = records
+    ends = rows[:, 5].tolist()
+    text = bytes(blob).decode("ascii")
+    names = [text[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+    for lo in range(0, len(names), _BATCH):
+        hi = min(lo + _BATCH, len(names))
+        batch = check_batch(root, records, lo, hi)
+        ok = batch.ok()
+        report.files_checked += int(ok.size)
+        report.bytes_checked += int(rows[ok, 2].sum())
+        good = batch.status == OK
+        store.mark_verified(ok, batch.fids[good], batch.stored[good])
+        for j in np.flatnonzero(~good).tolist():  # in order, so the problems are listed in shard order
+            _check_shard(store, lo + j, manifest.shards[lo + j], report)
+        if on_file is not None:
+            for name in names[lo:hi]:
+                on_file(name)
+    return names
 
 
 def _check_file(store: VerifiedStore, name: str, report: VerifyReport) -> None:
@@ -297,17 +376,27 @@ def _check_manifest_files(store: VerifiedStore, report: VerifyReport) -> None:
         report.problems.append(fmt.Problem(idx, 0, msg, kind="checksum"))
 
 
-def _list_uncovered(store: VerifiedStore, shard_names: set[str], report: VerifyReport) -> None:
+def _folder_checks(store: VerifiedStore) -> tuple[VerifyReport, list[str]]:
+    """The checks of the store folder itself (manifest files, the listing), done beside the shards' checks."""
+    part = VerifyReport(root=store.root)
+    _check_manifest_files(store, part)
+    return part, _walk(store.root)
+
+
+def _list_uncovered(
+    store: VerifiedStore, shard_names: set[str], report: VerifyReport, folder: tuple[VerifyReport, list[str]]
+) -> None:
     from shardstore.store.manifest import MANIFEST_NAME
     from shardstore.store.manifest_index import INDEX_NAME
 
     root = store.root
-    if not os.path.isdir(root):  # a remote store: its cache folder is the cache's business
-        return
-    _check_manifest_files(store, report)
+    part, listing = folder
+    report.problems.extend(part.problems)
+    report.files_checked += part.files_checked
+    report.bytes_checked += part.bytes_checked
     covered = shard_names | {f.name for f in store.manifest.files}
     covered |= {MANIFEST_NAME, INDEX_NAME}
-    for name in _walk(root):
+    for name in listing:
         if name in covered or name == "build_report.json" or name.startswith(".build/"):
             continue  # the sealed build state: `_check_build_state` checks it (or names it not covered)
         checker = COVERED_ELSEWHERE.get(name.split("/", 1)[0] if "/" in name else name)
@@ -321,20 +410,32 @@ def _list_uncovered(store: VerifiedStore, shard_names: set[str], report: VerifyR
 def verify_store(store: VerifiedStore, *, on_file: Callable[[str], None] | None = None) -> VerifyReport:
     """Check every shard and auxiliary file of `store`; `on_file(name)` is called after each (progress).
 
-    `report.not_covered` names every other file in the store directory (nothing checks or reads them)."""
+    `report.not_covered` names every other file in the store directory (nothing checks or reads them).
+    For a local store, the folder's own checks (parsing and validating manifest.json in full, deriving its index,
+    listing the folder: ~9 us of Python per shard at 100k shards) run in a second thread while the shards are
+    checked natively with the GIL released; the report lists everything in the same order as when run in turn."""
     report = VerifyReport(root=store.root)
-    names = []
-    for index, info in enumerate(store.manifest.shards):
-        names.append(info.name)
-        _check_shard(store, index, info, report)
-        if on_file is not None:
-            on_file(info.name)
-    for entry in store.manifest.files:
-        _check_file(store, entry.name, report)
-        if on_file is not None:
-            on_file(entry.name)
-    _check_build_state(store.root, report)
-    _list_uncovered(store, set(names), report)
+    shards = store.manifest.shards
+    locator = store.locator
+    local = os.path.isdir(store.root)  # a remote store's cache folder is the cache's business
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-folder") as pool:
+        folder = pool.submit(_folder_checks, store) if local else None
+        if isinstance(locator, LocalLocator) and len(shards):
+            names = _check_local_shards(store, locator.root, report, on_file)
+        else:  # a remote store: each shard through its locator (download, then check)
+            names = []
+            for index, info in enumerate(shards):
+                names.append(info.name)
+                _check_shard(store, index, info, report)
+                if on_file is not None:
+                    on_file(info.name)
+        for entry in store.manifest.files:
+            _check_file(store, entry.name, report)
+            if on_file is not None:
+                on_file(entry.name)
+        _check_build_state(store.root, report)
+        if folder is not None:
+            _list_uncovered(store, set(names), report, folder.result())
     return report
 
 

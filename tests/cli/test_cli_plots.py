@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -146,20 +147,40 @@ def test_plot_needs_a_png_name(stores: Path, capsys: pytest.CaptureFixture[str])
     assert "writes a PNG file" in capsys.readouterr().err
 
 
+def _shown_plots() -> list[tuple[Path, str]]:
+    """(page, image path from the repository root) of every PNG that README.md or a docs/*.md page shows."""
+    root = Path(__file__).resolve().parents[2]
+    shown = []
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for image in re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", page.read_text()):
+            shown.append((page, (page.parent / image).resolve().relative_to(root).as_posix()))
+    return shown
+
+
+def test_every_committed_plot_is_shown_by_a_page() -> None:
+    root = Path(__file__).resolve().parents[2]
+    committed = sorted(p.relative_to(root).as_posix() for p in (root / "docs" / "img").glob("*.png"))
+    shown = sorted({image for _, image in _shown_plots()})
+    assert committed == shown  # an image no page shows is dead weight; a page may not show a missing one
+    assert "docs/img/doc_lengths.png" in shown and "docs/img/mix_plan.png" in shown
+
+
 @pytest.mark.slow
-def test_readme_plot_is_made_by_the_readme_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The picture in README.md comes from a command shown there: run that command, get a PNG of the same size."""
-    import re
+def test_shown_plots_are_made_by_the_commands_on_their_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each picture in README.md and docs/ comes from a command shown on its page: run that command (from the
+    repository root, as the pages say), get a PNG of the same size."""
     import shlex
 
     root = Path(__file__).resolve().parents[2]
-    readme = (root / "README.md").read_text()
-    images = re.findall(r"!\[[^\]]*\]\((docs/img/[^)]+\.png)\)", readme)
-    assert images, "README.md shows no plot"
-    for image in images:
-        (line,) = [ln.strip() for ln in readme.splitlines() if f"--plot {image}" in ln and "shardstore" in ln]
+    shown = _shown_plots()
+    assert any(page.name == "README.md" for page, _ in shown), "README.md shows no plot"
+    monkeypatch.chdir(tmp_path)
+    for page, image in shown:
+        text = page.read_text()
+        (line,) = [ln.strip() for ln in text.splitlines() if f"--plot {image}" in ln and "shardstore" in ln]
         (tmp_path / Path(image).parent).mkdir(parents=True, exist_ok=True)
-        monkeypatch.chdir(tmp_path)
         for cmd in line.split("&&"):
             argv = shlex.split(cmd)
             assert argv[0] == "shardstore"

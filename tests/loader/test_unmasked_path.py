@@ -7,13 +7,16 @@ The same counters are shown to move on a masked mixture, so the zero of the unma
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from test_masks import SEED, SEQ, _mixture, world  # noqa: F401 (world is a fixture used by name)
 
 import shardstore.loader.batches as batches_mod
-import shardstore.loader.mixture as mixture_mod
+import shardstore.loader.exclusions as exclusions_mod
 from shardstore.loader.kept import KeptStore
 from shardstore.loader.mixture import Mixture
 from shardstore.store.pieces import PiecePlan
@@ -31,8 +34,8 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
 
         return counted
 
-    monkeypatch.setattr(
-        mixture_mod, "apply_exclusions", wrap("apply_exclusions", mixture_mod.apply_exclusions)
+    monkeypatch.setattr(  # the mixture imports it where it is used, from the module, at call time
+        exclusions_mod, "apply_exclusions", wrap("apply_exclusions", exclusions_mod.apply_exclusions)
     )
     monkeypatch.setattr(batches_mod, "plan_batches", wrap("plan_batches", batches_mod.plan_batches))
     monkeypatch.setattr(KeptStore, "__init__", wrap("KeptStore", KeptStore.__init__))
@@ -73,3 +76,36 @@ def test_masked_mixture_goes_through_the_counted_path(world: dict, monkeypatch: 
     assert calls["KeptStore"] >= 3  # one per store: a, b, c
     assert calls["plan_batches"] >= 1  # source "a" is one kept store: planned in the look-ahead
     assert calls["PiecePlan.read"] >= 1
+
+
+MASK_MODULES = ("shardstore.loader.exclusions", "shardstore.store.mask", "shardstore.store.mask_codec")
+
+_PROBE = """
+import json, sys
+import shardstore
+from shardstore.torch import make_dataloader
+it = iter(make_dataloader(shardstore.Mixture.from_file(sys.argv[1]), batch_size=4))
+for _ in range(3):
+    next(it)
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("shardstore."))))
+"""
+
+
+def _imported(mix_path: Path) -> list[str]:
+    """The shardstore modules a fresh interpreter holds after `import shardstore` and 3 batches of `mix_path`."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(mix_path)], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr
+    return list(json.loads(proc.stdout.splitlines()[-1]))
+
+
+def test_unmasked_loader_does_not_import_the_masks_modules(world: dict) -> None:  # noqa: F811
+    plain = world["dir"] / "plain-import.toml"
+    plain.write_text(f'seq_len = {SEQ}\nseed = {SEED}\n\n[[sources]]\nname = "a"\nstore = "a"\nweight = 1\n')
+    modules = _imported(plain)
+    assert "shardstore.loader.batches" in modules  # the probe did run the loader
+    assert not set(MASK_MODULES) & set(modules)
+    # the same probe on a masked mixture imports them: the names above are the ones a mask pulls in
+    _mixture(world, "masked-import.toml")
+    assert set(MASK_MODULES) <= set(_imported(world["dir"] / "masked-import.toml"))

@@ -139,6 +139,7 @@ struct Scratch {
     std::vector<uint32_t> tok, nxt, prv;
     std::vector<uint64_t> heap;
     std::vector<uint32_t> out;
+    std::vector<uint32_t> count;  // ids of a long piece that is only counted
 };
 
 inline Scratch& thread_scratch() {
@@ -390,6 +391,31 @@ class Encoder {
                 size_t e = next(s, n, pos);
                 if (e <= pos || e > n) e = pos + 1;  // defensive: never loop forever or read past the end
                 m += encode_piece(s + pos, e - pos, out + m);
+                pos = e;
+            }
+            return m;
+        });
+    }
+
+    // The number of tokens encode_text would write, through the same piece path (so equal by construction),
+    // with the ids of each piece in a reused scratch buffer instead of the caller's output.
+    size_t count_text(const uint8_t* s, size_t n) const {
+        return pretok_with(pattern_, [&](auto next) {
+            size_t pos = 0, m = 0;
+            uint32_t tmp[kLongKey];
+            while (pos < n) {
+                size_t e = next(s, n, pos);
+                if (e <= pos || e > n) e = pos + 1;  // as in encode_text
+                const size_t len = e - pos;
+                if (len == 1) {
+                    ++m;
+                } else if (len <= kLongKey) {
+                    m += encode_piece(s + pos, len, tmp);
+                } else {
+                    std::vector<uint32_t>& buf = thread_scratch().count;
+                    if (buf.size() < len) buf.resize(len);
+                    m += encode_piece(s + pos, len, buf.data());
+                }
                 pos = e;
             }
             return m;

@@ -1,37 +1,25 @@
-// tokenizer._native._encoder: the CPython binding of the BPE encoder in bpe_encoder.h (C API, C++17).
+// tokenizer._native._encoder: the CPython binding of the BPE encoder in bpe_encoder.h (C API, C++17). This file:
+// the module, the Encoder type and its single-text methods; batches are in encoder_batch.cc, packed texts in
+// encoder_packed.cc (encoder_object.h lists what they share).
 //
 // Output goes straight into the caller's buffer: a bytearray of uint16/uint32 ids (viewed by numpy without a copy;
 // sized for the worst case, then shrunk in place) or, for lists, a per-thread scratch vector turned into a list of
-// pre-built int objects. The GIL is released while encoding; encode_batch runs std::threads that pull texts from an
-// atomic counter, largest first.
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+// pre-built int objects; `count` keeps no ids at all. The GIL is released while encoding.
+#include "encoder_object.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <string>
-#include <system_error>
-#include <thread>
 #include <vector>
 
-#include "bpe_encoder.h"
-#include "pybuffer.h"
-#include "utf8.h"
-
-namespace {
+namespace encoder_py {
 
 using namespace bpe;
 
-PyObject* invalid_utf8_error = nullptr;  // shardstore.errors.InvalidUtf8Error, looked up at module init
+PyObject* invalid_utf8_error = nullptr;
 
-struct EncoderObject {
-    PyObject_HEAD Encoder* enc;
-    // One int object per id, built once: lists of ids are filled with INCREFs instead of allocations
-    // (building the result list was a third of the time of `encode` on code).
-    std::vector<PyObject*>* ints;
-};
+namespace {
 
 void free_ints(EncoderObject* self) {
     if (!self->ints) return;
@@ -40,7 +28,8 @@ void free_ints(EncoderObject* self) {
     self->ints = nullptr;
 }
 
-// UTF-8 view of a str (cached by CPython, no copy for ASCII) or of a bytes object. Sets an exception on failure.
+}  // namespace
+
 bool utf8_view(PyObject* obj, const uint8_t** data, size_t* size) {
     if (PyUnicode_Check(obj)) {
         Py_ssize_t n = 0;
@@ -59,7 +48,7 @@ bool utf8_view(PyObject* obj, const uint8_t** data, size_t* size) {
     return false;
 }
 
-PyObject* list_from(const uint32_t* ids, size_t m, const std::vector<PyObject*>* ints = nullptr) {
+PyObject* list_from(const uint32_t* ids, size_t m, const std::vector<PyObject*>* ints) {
     PyObject* list = PyList_New(static_cast<Py_ssize_t>(m));
     if (!list) return nullptr;
     if (ints) {
@@ -88,6 +77,13 @@ bool check_builtin(const Encoder* enc) {
     }
     return true;
 }
+
+bool ready(EncoderObject* self) {
+    if (!self->enc) PyErr_SetString(PyExc_RuntimeError, "Encoder not initialized");
+    return self->enc != nullptr;
+}
+
+namespace {
 
 // Encode into a new bytearray of `itemsize`-byte ids, sized for the worst case then shrunk (no copy for large ones).
 PyObject* encode_into_bytearray(const Encoder* enc, const uint8_t* s, size_t n, int itemsize) {
@@ -191,11 +187,6 @@ void Encoder_dealloc(EncoderObject* self) {
     Py_TYPE(self)->tp_free(reinterpret_cast<PyObject*>(self));
 }
 
-bool ready(EncoderObject* self) {
-    if (!self->enc) PyErr_SetString(PyExc_RuntimeError, "Encoder not initialized");
-    return self->enc != nullptr;
-}
-
 PyObject* Encoder_encode(EncoderObject* self, PyObject* text) {
     const uint8_t* s;
     size_t n;
@@ -232,268 +223,22 @@ PyObject* Encoder_encode_to_buffer(EncoderObject* self, PyObject* args) {
     return encode_into_bytearray(self->enc, s, n, itemsize);
 }
 
-// A run of consecutive texts of encode_batch, encoded by one thread into one buffer (lists) or their bytearrays.
-struct Chunk {
-    size_t lo, hi, bytes;
-    std::vector<uint32_t> ids;
-};
-constexpr size_t kDocOverhead = 64;  // bytes a text "costs" beyond its length, for splitting work by cost
-
-PyObject* Encoder_encode_batch(EncoderObject* self, PyObject* args) {
-    PyObject* texts;
-    int num_threads, itemsize;
-    if (!ready(self) || !PyArg_ParseTuple(args, "O!ii", &PyList_Type, &texts, &num_threads, &itemsize)) return nullptr;
-    if (itemsize != 0 && itemsize != 2 && itemsize != 4) {
-        PyErr_SetString(PyExc_ValueError, "itemsize must be 0 (lists), 2 or 4");
-        return nullptr;
-    }
-    if (!check_builtin(self->enc)) return nullptr;
-    const size_t count = static_cast<size_t>(PyList_GET_SIZE(texts));
-    std::vector<const uint8_t*> data(count);
-    std::vector<size_t> sizes(count), ntok(count, 0);
-    std::vector<void*> bufs(count, nullptr);
-    PyObject* result = PyList_New(static_cast<Py_ssize_t>(count));
-    if (!result) return nullptr;
-    for (size_t i = 0; i < count; ++i) {
-        if (!utf8_view(PyList_GET_ITEM(texts, i), &data[i], &sizes[i])) {
-            Py_DECREF(result);
-            return nullptr;
-        }
-        if (itemsize) {
-            PyObject* ba = PyByteArray_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(sizes[i] * itemsize));
-            if (!ba) {
-                Py_DECREF(result);
-                return nullptr;
-            }
-            PyList_SET_ITEM(result, static_cast<Py_ssize_t>(i), ba);
-            bufs[i] = PyByteArray_AS_STRING(ba);
-        }
-    }
-    const Encoder* enc = self->enc;
-    size_t nthreads = std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(std::max(num_threads, 1)), count));
-    // Work is handed out in chunks of consecutive texts of about equal bytes (not one text at a time: 95k short
-    // documents cost 95k atomic increments, allocations and frees), largest chunks first (LPT: one big document
-    // handed out last would leave the other threads idle). A chunk's ids go to one buffer; lists are built from it
-    // after the join.
-    size_t total = 0;
-    for (size_t i = 0; i < count; ++i) total += sizes[i] + kDocOverhead;
-    const size_t chunk_bytes = std::clamp<size_t>(total / (nthreads * 16), 4096, 1 << 18);
-    std::vector<Chunk> chunks;
-    for (size_t i = 0, lo = 0, acc = 0; i < count; ++i) {
-        acc += sizes[i] + kDocOverhead;
-        if (acc >= chunk_bytes || i + 1 == count) {
-            chunks.push_back(Chunk{lo, i + 1, acc, {}});
-            lo = i + 1;
-            acc = 0;
-        }
-    }
-    std::vector<size_t> order(chunks.size()), start(count, 0);
-    for (size_t c = 0; c < chunks.size(); ++c) order[c] = c;
-    std::stable_sort(order.begin(), order.end(),
-                     [&chunks](size_t a, size_t b) { return chunks[a].bytes > chunks[b].bytes; });
-    std::atomic<size_t> next{0};
-    std::atomic<bool> oom{false};
-    auto work = [&]() {
-        for (size_t k; (k = next.fetch_add(1)) < chunks.size();) {
-            Chunk& c = chunks[order[k]];
-            try {
-                if (itemsize == 0) {
-                    size_t need = 0;
-                    for (size_t i = c.lo; i < c.hi; ++i) need += sizes[i];
-                    c.ids.resize(need);
-                    for (size_t i = c.lo, off = 0; i < c.hi; ++i) {
-                        start[i] = off;
-                        ntok[i] = enc->encode_text(data[i], sizes[i], c.ids.data() + off);
-                        off += ntok[i];
-                    }
-                    continue;
-                }
-                for (size_t i = c.lo; i < c.hi; ++i) {
-                    if (itemsize == 2) {
-                        ntok[i] = enc->encode_text(data[i], sizes[i], static_cast<uint16_t*>(bufs[i]));
-                    } else {
-                        ntok[i] = enc->encode_text(data[i], sizes[i], static_cast<uint32_t*>(bufs[i]));
-                    }
-                }
-            } catch (const std::bad_alloc&) {
-                oom = true;
-            }
-        }
-    };
-    Py_BEGIN_ALLOW_THREADS;
-    std::vector<std::thread> pool;
-    try {
-        for (size_t t = 1; t < nthreads; ++t) pool.emplace_back(work);
-    } catch (const std::system_error&) {
-        // could not start more threads: the calling thread does the rest
-    }
-    work();
-    for (auto& th : pool) th.join();
-    Py_END_ALLOW_THREADS;
-    if (oom) {
-        Py_DECREF(result);
-        return PyErr_NoMemory();
-    }
-    if (itemsize) {
-        for (size_t i = 0; i < count; ++i) {
-            if (PyByteArray_Resize(PyList_GET_ITEM(result, i), static_cast<Py_ssize_t>(ntok[i] * itemsize)) < 0) {
-                Py_DECREF(result);
-                return nullptr;
-            }
-        }
-        return result;
-    }
-    // The cyclic GC is paused while the lists are built: each new list is a tracked container, so 95k short
-    // documents set off a collection every ~700 lists that rescans everything built so far (60% of a zh batch's
-    // time). Lists of ints hold no cycles; collection resumes on return.
-    const int gc_was_enabled = PyGC_Disable();
-    bool failed = false;
-    for (Chunk& c : chunks) {
-        for (size_t i = c.lo; i < c.hi && !failed; ++i) {
-            PyObject* list = list_from(c.ids.data() + start[i], ntok[i], self->ints);
-            failed = list == nullptr;
-            if (list) PyList_SET_ITEM(result, static_cast<Py_ssize_t>(i), list);
-        }
-        std::vector<uint32_t>().swap(c.ids);
-    }
-    if (gc_was_enabled) PyGC_Enable();
-    if (failed) {
-        Py_DECREF(result);
-        return nullptr;
-    }
-    return result;
-}
-
-// Many texts packed in one buffer (an Arrow string array's data, a block of JSON lines unescaped in place): text i is
-// data[starts[i]:ends[i]]. Returns (ids, counts): one bytearray of `itemsize`-byte ids of all texts in order, each
-// followed by `append_id` when it is >= 0, and a bytearray of int64 ids per text. No Python object per text, GIL
-// released; every text is checked to be valid UTF-8 first (ValueError naming the text and byte otherwise).
-PyObject* Encoder_encode_packed(EncoderObject* self, PyObject* args) {
-    PyObject *data_obj, *starts_obj, *ends_obj;
-    int itemsize;
-    long long append_id;
-    if (!ready(self) || !PyArg_ParseTuple(args, "OOOiL", &data_obj, &starts_obj, &ends_obj, &itemsize, &append_id))
-        return nullptr;
-    if (itemsize != 2 && itemsize != 4) {
-        PyErr_SetString(PyExc_ValueError, "itemsize must be 2 or 4");
-        return nullptr;
-    }
-    if (!check_builtin(self->enc)) return nullptr;
-    const long long limit = itemsize == 2 ? 0x10000LL : 0x100000000LL;
-    if (append_id >= limit || append_id < -1) {
-        PyErr_Format(PyExc_ValueError, "append_id %lld does not fit %d-byte ids", append_id, itemsize);
-        return nullptr;
-    }
-    pybuf::View data, starts, ends;
-    if (!data.get(data_obj, PyBUF_SIMPLE) || !starts.get(starts_obj, PyBUF_SIMPLE) || !ends.get(ends_obj, PyBUF_SIMPLE))
-        return nullptr;
-    if (starts.len() % 8 || starts.len() != ends.len()) {
-        PyErr_SetString(PyExc_ValueError, "starts and ends must be int64 buffers of the same length");
-        return nullptr;
-    }
-    const size_t count = static_cast<size_t>(starts.len() / 8);
-    const size_t size = static_cast<size_t>(data.len());
-    const auto* s = static_cast<const uint8_t*>(data.buf());
-    std::vector<int64_t> lo(count), hi(count);
-    if (count) {
-        std::memcpy(lo.data(), starts.buf(), count * 8);
-        std::memcpy(hi.data(), ends.buf(), count * 8);
-    }
-    size_t worst = 0;
-    for (size_t i = 0; i < count; ++i) {
-        if (lo[i] < 0 || lo[i] > hi[i] || static_cast<uint64_t>(hi[i]) > size) {
-            PyErr_Format(PyExc_ValueError, "text %zu spans [%lld, %lld), outside the %zu-byte buffer", i,
-                         static_cast<long long>(lo[i]), static_cast<long long>(hi[i]), size);
-            return nullptr;
-        }
-        worst += static_cast<size_t>(hi[i] - lo[i]) + (append_id >= 0 ? 1 : 0);
-    }
-    size_t bad_text = count, bad_at = 0;
-    Py_BEGIN_ALLOW_THREADS;
-    for (size_t i = 0; i < count && bad_text == count; ++i) {
-        const size_t n = static_cast<size_t>(hi[i] - lo[i]);
-        const size_t at = utf8::first_invalid(s + lo[i], n);
-        if (at != n) bad_text = i, bad_at = at;
-    }
-    Py_END_ALLOW_THREADS;
-    if (bad_text != count) {
-        // shardstore.errors.InvalidUtf8Error(message, index, offset): the caller tests the type, not the message
-        PyObject* exc_args = Py_BuildValue("(Nnn)", PyUnicode_FromFormat("text %zu is not valid UTF-8 at byte %zu",
-                                                                           bad_text, bad_at),
-                                           static_cast<Py_ssize_t>(bad_text), static_cast<Py_ssize_t>(bad_at));
-        if (exc_args) {
-            PyErr_SetObject(invalid_utf8_error, exc_args);
-            Py_DECREF(exc_args);
-        }
-        return nullptr;
-    }
-    // Ids go to a per-thread scratch buffer, then are copied out at their exact size: allocating the worst case
-    // (2-4x the text) per call and shrinking it made glibc map and unmap the block every call, a page fault per
-    // 4 KiB of output (~30% more kernel time than the copy). Calls whose worst case is over 32 MiB allocate it.
-    constexpr size_t kScratchCap = size_t{32} << 20;
-    thread_local std::vector<uint8_t> scratch;
-    const size_t worst_bytes = worst * static_cast<size_t>(itemsize);
-    PyObject* ids = nullptr;
-    uint8_t* out = nullptr;
-    if (worst_bytes <= kScratchCap) {
-        try {
-            if (scratch.size() < worst_bytes) scratch.resize(std::max(worst_bytes, size_t{1} << 20));
-        } catch (const std::bad_alloc&) {
-            return PyErr_NoMemory();
-        }
-        out = scratch.data();
-    } else {
-        ids = PyByteArray_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(worst_bytes));
-        if (!ids) return nullptr;
-        out = reinterpret_cast<uint8_t*>(PyByteArray_AS_STRING(ids));
-    }
-    PyObject* counts = PyByteArray_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(count * 8));
-    if (!counts) {
-        Py_XDECREF(ids);
-        return nullptr;
-    }
-    auto* cnt = reinterpret_cast<int64_t*>(PyByteArray_AS_STRING(counts));
+// The number of ids `encode` would return, without building them.
+PyObject* Encoder_count(EncoderObject* self, PyObject* text) {
+    const uint8_t* s;
+    size_t n;
+    if (!ready(self) || !check_builtin(self->enc) || !utf8_view(text, &s, &n)) return nullptr;
     const Encoder* enc = self->enc;
     size_t m = 0;
     bool oom = false;
     Py_BEGIN_ALLOW_THREADS;
     try {
-        for (size_t i = 0; i < count; ++i) {
-            const size_t n = static_cast<size_t>(hi[i] - lo[i]);
-            size_t k;
-            if (itemsize == 2) {
-                auto* o = reinterpret_cast<uint16_t*>(out) + m;
-                k = enc->encode_text(s + lo[i], n, o);
-                if (append_id >= 0) o[k++] = static_cast<uint16_t>(append_id);
-            } else {
-                auto* o = reinterpret_cast<uint32_t*>(out) + m;
-                k = enc->encode_text(s + lo[i], n, o);
-                if (append_id >= 0) o[k++] = static_cast<uint32_t>(append_id);
-            }
-            cnt[i] = static_cast<int64_t>(k);
-            m += k;
-        }
+        m = enc->count_text(s, n);
     } catch (const std::bad_alloc&) {
         oom = true;
     }
     Py_END_ALLOW_THREADS;
-    const auto nbytes = static_cast<Py_ssize_t>(m * static_cast<size_t>(itemsize));
-    if (!oom) {
-        if (ids == nullptr) {
-            ids = PyByteArray_FromStringAndSize(reinterpret_cast<const char*>(out), nbytes);
-        } else if (PyByteArray_Resize(ids, nbytes) < 0) {
-            Py_CLEAR(ids);
-        }
-    }
-    if (oom || ids == nullptr) {
-        Py_XDECREF(ids);
-        Py_DECREF(counts);
-        return oom ? PyErr_NoMemory() : nullptr;
-    }
-    PyObject* result = PyTuple_Pack(2, ids, counts);
-    Py_DECREF(ids);
-    Py_DECREF(counts);
-    return result;
+    return oom ? PyErr_NoMemory() : PyLong_FromSize_t(m);
 }
 
 PyObject* Encoder_encode_pieces(EncoderObject* self, PyObject* pieces) {
@@ -606,7 +351,10 @@ PyMethodDef Encoder_methods[] = {
     {"encode_to_buffer", reinterpret_cast<PyCFunction>(Encoder_encode_to_buffer), METH_VARARGS,
      "encode_to_buffer(text, itemsize) -> bytearray of native-endian uint16/uint32 ids"},
     {"encode_batch", reinterpret_cast<PyCFunction>(Encoder_encode_batch), METH_VARARGS,
-     "encode_batch(texts: list, num_threads, itemsize) -> list of lists (itemsize 0) or bytearrays"},
+     "encode_batch(texts: list, num_threads, itemsize) -> list of lists (itemsize 0) or (ids, int64 offsets)"},
+    {"count", reinterpret_cast<PyCFunction>(Encoder_count), METH_O, "count(text) -> int: len(encode(text))"},
+    {"count_batch", reinterpret_cast<PyCFunction>(Encoder_count_batch), METH_VARARGS,
+     "count_batch(texts: list, num_threads) -> list[int]: len(ids) per text"},
     {"encode_packed", reinterpret_cast<PyCFunction>(Encoder_encode_packed), METH_VARARGS,
      "encode_packed(data, starts, ends, itemsize, append_id) -> (ids bytearray, int64 counts bytearray)"},
     {"encode_pieces", reinterpret_cast<PyCFunction>(Encoder_encode_pieces), METH_O,
@@ -632,8 +380,10 @@ PyMethodDef module_methods[] = {
 PyModuleDef encoder_module = {PyModuleDef_HEAD_INIT, "_encoder", "Native BPE encoder.", -1, module_methods};
 
 }  // namespace
+}  // namespace encoder_py
 
 PyMODINIT_FUNC PyInit__encoder(void) {
+    using namespace encoder_py;
     PyObject* errors = PyImport_ImportModule("shardstore.errors");
     if (!errors) return nullptr;
     invalid_utf8_error = PyObject_GetAttrString(errors, "InvalidUtf8Error");  // a reference kept for the process
