@@ -14,6 +14,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "pybuf.h"
 
 #include <cmath>
 #include <cstdint>
@@ -26,13 +27,7 @@ namespace {
 
 constexpr int64_t kFarMerge = int64_t(1) << 62;  // saturated relative times (shardstore.mix.jobs.FAR)
 
-struct Buffer {
-    Py_buffer view{};
-    bool held = false;
-    ~Buffer() {
-        if (held) PyBuffer_Release(&view);
-    }
-};
+using shardbuf::Buffer;
 
 bool int64_array(Buffer& b, const char* what, Py_ssize_t* count) {
     if (b.view.itemsize != 8 || b.view.len % 8 != 0) {

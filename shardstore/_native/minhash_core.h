@@ -20,6 +20,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "pybuf.h"
 
 #include <cstdint>
 #include <cstring>
@@ -45,16 +46,7 @@ inline uint64_t pow_base(int n) {  // B^n mod 2^64: what leaves the rolling hash
     return p;
 }
 
-struct Buffer {
-    Py_buffer view{};
-    bool held = false;
-    Buffer() = default;
-    Buffer(const Buffer&) = delete;
-    Buffer& operator=(const Buffer&) = delete;
-    ~Buffer() {
-        if (held) PyBuffer_Release(&view);
-    }
-};
+using shardbuf::Buffer;
 
 bool sized(const Buffer& b, Py_ssize_t item, const char* what, Py_ssize_t* count);
 
@@ -100,6 +92,24 @@ inline bool degenerate_at(const Tokens& t, Py_ssize_t i, int n, int min_distinct
         distinct += seen ? 0 : 1;
     }
     return distinct < min_distinct;
+}
+
+// Calls emit(d, i, f) for every n-gram (window ending at token i of document d, hash f) of the documents.
+template <class F>
+inline void each_ngram(const Tokens& t, const uint64_t* o, Py_ssize_t docs, int n, F&& emit) {
+    const uint64_t pow = pow_base(n);
+    for (Py_ssize_t d = 0; d < docs; ++d) {
+        const Py_ssize_t lo = static_cast<Py_ssize_t>(o[d]), hi = static_cast<Py_ssize_t>(o[d + 1]);
+        uint64_t h = 0;
+        for (Py_ssize_t i = lo; i < hi; ++i) {
+            h = h * kBase + (static_cast<uint64_t>(t[i]) + 1);
+            if (i - lo >= n) h -= (static_cast<uint64_t>(t[i - n]) + 1) * pow;
+            if (i - lo + 1 < n) continue;
+            uint64_t f = fmix64(h);
+            if (f == 0) f = 1;
+            emit(d, i, f);
+        }
+    }
 }
 
 // Rolling n-gram hashes and the degenerate flag of one token range [lo, hi), one callback per n-gram.

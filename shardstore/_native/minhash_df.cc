@@ -80,24 +80,6 @@ void sort_hashes(uint64_t* a, size_t m, std::vector<uint64_t>* tmp) {
     std::memcpy(a, t, m * 8);
 }
 
-// Calls emit(d, i, f) for every n-gram (window ending at token i of document d, hash f) of the documents.
-template <class F>
-void each_ngram(const Tokens& t, const uint64_t* o, Py_ssize_t docs, int n, F&& emit) {
-    const uint64_t pow = pow_base(n);
-    for (Py_ssize_t d = 0; d < docs; ++d) {
-        const Py_ssize_t lo = static_cast<Py_ssize_t>(o[d]), hi = static_cast<Py_ssize_t>(o[d + 1]);
-        uint64_t h = 0;
-        for (Py_ssize_t i = lo; i < hi; ++i) {
-            h = h * kBase + (static_cast<uint64_t>(t[i]) + 1);
-            if (i - lo >= n) h -= (static_cast<uint64_t>(t[i - n]) + 1) * pow;
-            if (i - lo + 1 < n) continue;
-            uint64_t f = fmix64(h);
-            if (f == 0) f = 1;
-            emit(d, i, f);
-        }
-    }
-}
-
 int log2_of(Py_ssize_t w) {
     int bits = 0;
     while ((Py_ssize_t(1) << bits) < w) ++bits;

@@ -71,23 +71,13 @@ PyObject* scan(PyObject*, PyObject* args) {
     Py_BEGIN_ALLOW_THREADS
     // Degenerate windows are looked up only when the hash hits (a rare event), so the distinct-token count is
     // needed only there: the hot loop is the rolling hash and one filter probe per token.
-    const uint64_t pow = pow_base(n);
-    for (Py_ssize_t d = 0; d < docs; ++d) {
-        const Py_ssize_t lo = static_cast<Py_ssize_t>(o[d]), hi = static_cast<Py_ssize_t>(o[d + 1]);
-        uint64_t h = 0;
-        for (Py_ssize_t i = lo; i < hi; ++i) {
-            h = h * kBase + (static_cast<uint64_t>(t[i]) + 1);
-            if (i - lo >= n) h -= (static_cast<uint64_t>(t[i - n]) + 1) * pow;
-            if (i - lo + 1 < n) continue;
-            uint64_t f = fmix64(h);
-            if (f == 0) f = 1;
-            if (!tab.maybe(f)) continue;
-            const int64_t v = tab.find(f);
-            if (v < 0 || degenerate_at(t, i, n, min_distinct)) continue;
-            hits.push_back(static_cast<uint32_t>(d));
-            hits.push_back(static_cast<uint32_t>(v));
-        }
-    }
+    each_ngram(t, o, docs, n, [&](Py_ssize_t d, Py_ssize_t i, uint64_t f) {
+        if (!tab.maybe(f)) return;
+        const int64_t v = tab.find(f);
+        if (v < 0 || degenerate_at(t, i, n, min_distinct)) return;
+        hits.push_back(static_cast<uint32_t>(d));
+        hits.push_back(static_cast<uint32_t>(v));
+    });
     Py_END_ALLOW_THREADS
     return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(hits.data()),
                                      static_cast<Py_ssize_t>(hits.size() * 4));

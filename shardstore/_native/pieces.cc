@@ -11,6 +11,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "pybuf.h"
 
 #include <cstdint>
 #include <cstring>
@@ -18,22 +19,8 @@
 
 namespace {
 
-struct Buffer {
-    Py_buffer view{};
-    bool held = false;
-    ~Buffer() {
-        if (held) PyBuffer_Release(&view);
-    }
-};
-
-bool get(PyObject* obj, Buffer& b, int flags, const char* what) {
-    if (PyObject_GetBuffer(obj, &b.view, flags | PyBUF_C_CONTIGUOUS) != 0) {
-        PyErr_Format(PyExc_TypeError, "%s must be a contiguous buffer", what);
-        return false;
-    }
-    b.held = true;
-    return true;
-}
+using shardbuf::Buffer;
+using shardbuf::get;
 
 template <typename S, typename D>
 void copy(const S* src, D* dst, int64_t n) {

@@ -19,6 +19,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "pybuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,23 +45,8 @@ constexpr uint64_t kMinBlock = 1u << 12, kMaxBlock = 1u << 26;
 constexpr uint64_t kMaxTokens = 1ull << 48;
 constexpr int kCols = 6;
 
-struct Buffer {
-    Py_buffer view{};
-    bool held = false;
-    ~Buffer() {
-        if (held) PyBuffer_Release(&view);
-    }
-};
-
-bool get(PyObject* obj, Buffer& b, int flags, const char* what) {
-    if (PyObject_GetBuffer(obj, &b.view, flags | PyBUF_C_CONTIGUOUS) != 0) {
-        PyErr_Format(PyExc_TypeError, "check_shards: %s must be a contiguous%s buffer", what,
-                     (flags & PyBUF_WRITABLE) ? " writable" : "");
-        return false;
-    }
-    b.held = true;
-    return true;
-}
+using shardbuf::Buffer;
+using shardbuf::get;
 
 inline uint64_t le64(const unsigned char* p) {
     uint64_t v;
@@ -162,13 +148,16 @@ PyObject* check_shards(PyObject*, PyObject* args) {
         return nullptr;
     }
     Buffer names, rows, status, fids, stored, into, at;
-    if (!get(names_o, names, PyBUF_SIMPLE, "names") || !get(rows_o, rows, PyBUF_SIMPLE, "rows") ||
-        !get(status_o, status, PyBUF_WRITABLE, "status") || !get(fids_o, fids, PyBUF_WRITABLE, "fids") ||
-        !get(stored_o, stored, PyBUF_WRITABLE, "stored")) {
+    if (!get(names_o, names, PyBUF_SIMPLE, "check_shards: names") ||
+        !get(rows_o, rows, PyBUF_SIMPLE, "check_shards: rows") ||
+        !get(status_o, status, PyBUF_WRITABLE, "check_shards: status") ||
+        !get(fids_o, fids, PyBUF_WRITABLE, "check_shards: fids") ||
+        !get(stored_o, stored, PyBUF_WRITABLE, "check_shards: stored")) {
         return nullptr;
     }
     const bool own = into_o == Py_None;
-    if (!own && (!get(into_o, into, PyBUF_WRITABLE, "into") || !get(at_o, at, PyBUF_SIMPLE, "into_at"))) {
+    if (!own && (!get(into_o, into, PyBUF_WRITABLE, "check_shards: into") ||
+                 !get(at_o, at, PyBUF_SIMPLE, "check_shards: into_at"))) {
         return nullptr;
     }
     const Py_ssize_t num_rows = rows.view.len / (8 * kCols);
@@ -236,7 +225,7 @@ PyObject* check_shards(PyObject*, PyObject* args) {
 
 PyObject* xxh3_64(PyObject*, PyObject* arg) {
     Buffer b;
-    if (!get(arg, b, PyBUF_SIMPLE, "data")) return nullptr;
+    if (!get(arg, b, PyBUF_SIMPLE, "xxh3_64: data")) return nullptr;
     return PyLong_FromUnsignedLongLong(
         hash(static_cast<const unsigned char*>(b.view.buf), static_cast<uint64_t>(b.view.len)));
 }
