@@ -26,7 +26,10 @@ Rates are per CPU second of the child (process_time: steadier than wall time on 
 - verify-tiny: `verify` of the 100,000 tiny shards, old and new tree, beside `cat` of the same files in the same
   rounds (page cache warm): MB/s wall and per CPU-s (cat's CPU from the children's rusage), and the USS the Store
   keeps after verify (its verification state). touch-state: USS after one read from each of those shards with the
-  in-memory runs disabled (every shard mapped once, 256 at a time), then a second pass (remaps).
+  in-memory runs disabled (every shard mapped once; 16,384 mappings live at most), then after `close()` (what is
+  left is verification state), then a second pass (remaps); touch-trace adds the bytes still allocated after
+  close by tracemalloc (a separate, slower child). pieces-tiny: the masked-row path (PiecePlan plan + read + mark)
+  over the 100,000 tiny shards, batches/s per CPU-s.
 - verify: `Store.verify()` of 10,000 tiny shards (us per shard) and of 4 shards of 32 MiB (MB/s), CPU time, files
   in page cache (the disk is not what is measured: the CPU cost per byte and per file is).
 """
@@ -121,6 +124,25 @@ elif kind == "verify":
     out["us_per_shard"] = dt / s.num_shards * 1e6
     out["mb_s"] = r.bytes_checked / dt / 1e6
     out["wall_mb_s"] = r.bytes_checked / dw / 1e6
+elif kind == "pieces":  # the masked-row path: 32 rows x 2048 of 3 random pieces each, plan + read + mark
+    from shardstore.store.pieces import PiecePlan
+    s = Store.open(spec["path"])
+    rng = np.random.default_rng(0)
+    width, rows = 2049, 32
+    buf = np.empty((rows, width), dtype=np.int64)
+    marks = np.zeros((rows, width - 1), dtype=bool)
+    dst = np.array([r * width + c for r in range(rows) for c in (0, 683, 1366)])
+    def batch():
+        lo = rng.integers(0, s.num_tokens - 700, dst.size)
+        plan = PiecePlan.make(s, lo, np.full(dst.size, 683), dst)
+        plan.read(s, buf)
+        plan.mark(s, marks, width)
+    for _ in range(spec["warm"]):
+        batch()
+    t = time.process_time()
+    for _ in range(spec["batches"]):
+        batch()
+    out["batches_s"] = spec["batches"] / (time.process_time() - t)
 elif kind == "touchtrace":  # the same first pass and close under tracemalloc: bytes still allocated, exactly
     import gc, tracemalloc
     import shardstore.store.store as store_mod
@@ -266,7 +288,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sweep (up to 10,000 shards)")
     ap.add_argument(
         "--only",
-        default="fds,open,remote,rows,loader,loader-shards,verify,verify-raw,verify-tiny,touch-state",
+        default="fds,open,remote,rows,loader,loader-shards,verify,verify-raw,verify-tiny,touch-state,touch-trace,pieces-tiny",
     )
     ap.add_argument("--rounds", type=int, default=5, help="interleaved old/new rounds (loader, verify)")
     ap.add_argument(
@@ -450,6 +472,25 @@ def main() -> None:
                 f"{med([r['us_per_shard'] for r in res[t]]):.1f} us/shard CPU; state kept "
                 f"{med([r['state_mb'] for r in res[t]]):.1f} MB (medians of {a.rounds})"
             )
+
+    if (
+        "pieces-tiny" in only
+    ):  # masked rows (pieces) from a 100k tiny-shard store: runs (new) vs mappings (old)
+        tiny_new, tiny_old = make_store(a.workdir / f"rows{top}", top, 20_000_000 // top)
+        got: dict[str, list[float]] = {t: [] for t in trees}
+        for i in range(a.rounds):
+            for t, tree in ordered(trees, i):
+                spec = {
+                    "kind": "pieces",
+                    "path": str(tiny_new if t == "new" else tiny_old),
+                    "warm": 30,
+                    "batches": 300,
+                }
+                got[t].append(run(tree, spec).get("batches_s", float("nan")))
+        print(
+            f"pieces   {top} tiny shards, 32 rows x 2048 of 3 pieces, plan+read+mark: old {med(got['old']):.0f}  "
+            f"new {med(got['new']):.0f} batches/s per CPU-s (medians of {a.rounds})"
+        )
 
     if "touch-state" in only:  # verification state per process after touching every shard of a mapped store
         tiny_new, tiny_old = make_store(a.workdir / f"rows{top}", top, 20_000_000 // top)

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from shardstore.store.locator import Locator
     from shardstore.store.manifest import Manifest
 
-__all__ = ["FACTS_KEPT", "VERIFIED_SLOTS", "ShardMaps", "VerifiedTable"]
+__all__ = ["FACTS_KEPT", "VERIFIED_SLOTS", "ShardMaps", "VerifiedTable", "fid_row"]
 
 FACTS_KEPT = 1024  # ShardFacts of unmapped shards kept per store (~1.5 KB + 1 byte per block each)
 VERIFIED_SLOTS = 1 << 17  # compact slots per store: a 100,000-shard store fits without collisions (6 MiB)
@@ -93,7 +93,7 @@ class VerifiedTable:
 
 
 def fid_row(fid: FileId) -> list[int]:
-    """A FileId as the table's uint64 columns."""
+    """A FileId as the table's uint64 columns (ctime_ns as two's complement, as the batch checker writes it)."""
     return [fid.dev, fid.ino, fid.size, fid.ctime_ns % (1 << 64)]
 
 

@@ -1,9 +1,11 @@
 """Variable-length reads into rows of a batch: the kept-token path of the loader (`shardstore.loader.kept`).
 
 A window that spans a gap of excluded documents is a few contiguous store spans ("pieces"). `PiecePlan.make`
-locates a batch's pieces in the store's shards once, vectorized (the loader does it in its look-ahead, for 32
-batches at a time); `PiecePlan.read` then maps the few shards involved, verifies the blocks the pieces touch
-(first-touch hashing, skipped for shards already trusted) and copies every piece with one native call
+locates a batch's pieces in the store's row segments once (its mapped shards, or for a store of many tiny shards
+its verified in-memory runs, `runs.ShardRuns`: a masked batch then neither maps nor re-checks tiny shards one by
+one), vectorized (the loader does it in its look-ahead, for 32
+batches at a time); `PiecePlan.read` then loads the few segments involved, verifies the blocks the pieces touch
+(first-touch hashing, skipped for segments already trusted) and copies every piece with one native call
 (`shardstore._native._pieces.copy_pieces`, bounds-checked). A piece crossing a shard boundary (rare: at most one
 per boundary) goes through `Store.read_into`. No unverified byte reaches `out`.
 
@@ -13,14 +15,14 @@ excluded cost ~3 us with the native copy, against ~25 us for a Python loop of sl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from shardstore._native import _pieces
-from shardstore.store.mapped import MappedShard
+from shardstore.store.rows import Segment
 
 __all__ = ["PiecePlan", "PieceStore"]
 
@@ -30,11 +32,9 @@ class PieceStore(Protocol):
 
     @property
     def num_tokens(self) -> int: ...
-    @property
-    def shard_token_starts(self) -> list[int]: ...
-    @property
-    def mapped_slots(self) -> Sequence[MappedShard | None]: ...
-    def mapped_shard(self, index: int) -> MappedShard: ...
+    def row_segments(
+        self,
+    ) -> tuple[list[int], np.ndarray, Sequence[Segment | None], Callable[[int], Segment]]: ...
     def check_out_dtype(self, dtype: np.dtype) -> None: ...
     def read_into(self, start: int, out: np.ndarray) -> np.ndarray: ...
     def doc_starts(self, start: int, stop: int) -> np.ndarray: ...
@@ -44,12 +44,14 @@ class PieceStore(Protocol):
 class PiecePlan:
     """Pieces ``[lo, lo + n)`` of store tokens going to flat element ``dst`` of a batch buffer."""
 
-    shards: tuple[int, ...]  # distinct shards the pieces read
+    shards: tuple[int, ...]  # distinct row segments (shards, or runs of tiny shards) the pieces read
     which: np.ndarray  # per piece: index into `shards`
-    local: np.ndarray  # per piece: first token inside its shard
+    local: np.ndarray  # per piece: first token inside its segment
     n: np.ndarray
     dst: np.ndarray
-    crossing: tuple[tuple[int, int, int], ...]  # (store position, length, dst) of pieces crossing a shard end
+    crossing: tuple[
+        tuple[int, int, int], ...
+    ]  # (store position, length, dst) of pieces crossing a segment end
 
     @classmethod
     def make(cls, store: PieceStore, lo: np.ndarray, n: np.ndarray, dst: np.ndarray) -> PiecePlan:
@@ -64,7 +66,7 @@ class PiecePlan:
         """The plans of `k` batches at once (one vectorized pass): piece ``i`` belongs to batch ``batch[i]``
         (non-decreasing); None for a batch without pieces."""
         lo, n, dst = (np.asarray(x, dtype=np.int64) for x in (lo, n, dst))
-        starts = np.asarray([*store.shard_token_starts, store.num_tokens], dtype=np.int64)
+        starts = np.asarray(store.row_segments()[1], dtype=np.int64)  # segment starts, then the store's end
         shard = np.searchsorted(starts, lo, "right") - 1
         local = lo - starts[shard]
         cross = lo + n > starts[shard + 1]
@@ -95,12 +97,12 @@ class PiecePlan:
     def read(self, store: PieceStore, out: np.ndarray) -> None:
         """Copy the planned pieces into `out` (a C-contiguous 2-D batch buffer), verifying first."""
         store.check_out_dtype(out.dtype)
-        slots = store.mapped_slots
+        _, _, slots, get = store.row_segments()
         arrays = []
         for j, s in enumerate(self.shards):
             shard = slots[s]
             if shard is None:
-                shard = store.mapped_shard(s)
+                shard = get(s)
             else:
                 shard.used = True
             if not shard.trusted:  # first touches: hash what was never verified (every block, once)
@@ -124,11 +126,13 @@ class PiecePlan:
         cols = marks.shape[1]
         flat = marks.reshape(-1)
         row, col = np.divmod(self.dst, width)
+        _, _, slots, get = store.row_segments()
         # A piece after a gap starts where a kept document starts (gaps are whole documents), which the
         # searchsorted below finds among the shard's document offsets: no separate mark for it.
         for j, s in enumerate(self.shards):
             mine = np.flatnonzero(self.which == j) if len(self.shards) > 1 else slice(None)
-            offs = store.mapped_shard(s).offsets
+            seg = slots[s]
+            offs = (seg if seg is not None else get(s)).offsets
             lo, hi = self.local[mine], self.local[mine] + self.n[mine]
             i0 = np.searchsorted(offs, lo.astype(np.uint64), "left")
             i1 = np.searchsorted(offs, hi.astype(np.uint64), "left")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -34,7 +33,8 @@ from shardstore.store import format as fmt
 from shardstore.store.hash_index import INDEX_DIR, check_index_file
 from shardstore.store.locator import LocalLocator
 from shardstore.store.manifest_index import shard_records
-from shardstore.store.rawmap import map_readonly
+from shardstore.store.mapcache import fid_row
+from shardstore.store.rawmap import file_id, map_readonly
 from shardstore.util.sealed import check_store_state
 
 if TYPE_CHECKING:
@@ -219,10 +219,9 @@ def _check_shard(store: VerifiedStore, index: int, info: ShardInfo, report: Veri
             msg = f"header checksum {head_sum:016x} != manifest {info.header_checksum}: another shard's file"
             report.problems.append(fmt.Problem(path, 0, msg, kind="checksum"))
         else:
-            fid = [st.st_dev, st.st_ino, st.st_size, st.st_ctime_ns % (1 << 64)]
             store.mark_verified(
                 np.array([index], dtype=np.int64),
-                np.array([fid], dtype=np.uint64),
+                np.array([fid_row(file_id(st))], dtype=np.uint64),
                 np.array([head_sum], dtype=np.uint64),
             )
 
@@ -376,27 +375,17 @@ def _check_manifest_files(store: VerifiedStore, report: VerifyReport) -> None:
         report.problems.append(fmt.Problem(idx, 0, msg, kind="checksum"))
 
 
-def _folder_checks(store: VerifiedStore) -> tuple[VerifyReport, list[str]]:
-    """The checks of the store folder itself (manifest files, the listing), done beside the shards' checks."""
-    part = VerifyReport(root=store.root)
-    _check_manifest_files(store, part)
-    return part, _walk(store.root)
-
-
-def _list_uncovered(
-    store: VerifiedStore, shard_names: set[str], report: VerifyReport, folder: tuple[VerifyReport, list[str]]
-) -> None:
+def _list_uncovered(store: VerifiedStore, shard_names: set[str], report: VerifyReport) -> None:
     from shardstore.store.manifest import MANIFEST_NAME
     from shardstore.store.manifest_index import INDEX_NAME
 
     root = store.root
-    part, listing = folder
-    report.problems.extend(part.problems)
-    report.files_checked += part.files_checked
-    report.bytes_checked += part.bytes_checked
+    if not os.path.isdir(root):  # a remote store: its cache folder is the cache's business
+        return
+    _check_manifest_files(store, report)
     covered = shard_names | {f.name for f in store.manifest.files}
     covered |= {MANIFEST_NAME, INDEX_NAME}
-    for name in listing:
+    for name in _walk(root):
         if name in covered or name == "build_report.json" or name.startswith(".build/"):
             continue  # the sealed build state: `_check_build_state` checks it (or names it not covered)
         checker = COVERED_ELSEWHERE.get(name.split("/", 1)[0] if "/" in name else name)
@@ -410,32 +399,25 @@ def _list_uncovered(
 def verify_store(store: VerifiedStore, *, on_file: Callable[[str], None] | None = None) -> VerifyReport:
     """Check every shard and auxiliary file of `store`; `on_file(name)` is called after each (progress).
 
-    `report.not_covered` names every other file in the store directory (nothing checks or reads them).
-    For a local store, the folder's own checks (parsing and validating manifest.json in full, deriving its index,
-    listing the folder: ~9 us of Python per shard at 100k shards) run in a second thread while the shards are
-    checked natively with the GIL released; the report lists everything in the same order as when run in turn."""
+    `report.not_covered` names every other file in the store directory (nothing checks or reads them)."""
     report = VerifyReport(root=store.root)
     shards = store.manifest.shards
     locator = store.locator
-    local = os.path.isdir(store.root)  # a remote store's cache folder is the cache's business
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-folder") as pool:
-        folder = pool.submit(_folder_checks, store) if local else None
-        if isinstance(locator, LocalLocator) and len(shards):
-            names = _check_local_shards(store, locator.root, report, on_file)
-        else:  # a remote store: each shard through its locator (download, then check)
-            names = []
-            for index, info in enumerate(shards):
-                names.append(info.name)
-                _check_shard(store, index, info, report)
-                if on_file is not None:
-                    on_file(info.name)
-        for entry in store.manifest.files:
-            _check_file(store, entry.name, report)
+    if isinstance(locator, LocalLocator) and len(shards):
+        names = _check_local_shards(store, locator.root, report, on_file)
+    else:  # a remote store: each shard through its locator (download, then check)
+        names = []
+        for index, info in enumerate(shards):
+            names.append(info.name)
+            _check_shard(store, index, info, report)
             if on_file is not None:
-                on_file(entry.name)
-        _check_build_state(store.root, report)
-        if folder is not None:
-            _list_uncovered(store, set(names), report, folder.result())
+                on_file(info.name)
+    for entry in store.manifest.files:
+        _check_file(store, entry.name, report)
+        if on_file is not None:
+            on_file(entry.name)
+    _check_build_state(store.root, report)
+    _list_uncovered(store, set(names), report)
     return report
 
 

@@ -93,3 +93,38 @@ def test_native_copy_checks_every_bound():
     with pytest.raises(ValueError, match="items"):
         _pieces.copy_pieces((out,), one, one, one, one, np.zeros(4, dtype=np.uint16))
     assert out.tolist() == [0, 0, 0, 0, 2, 3, 4, 0]  # nothing written by a refused call
+
+
+def test_pieces_of_a_tiny_shard_store_come_from_its_runs(tmp_path, monkeypatch):
+    """A store of many tiny shards serves pieces (tokens and document starts) from its verified runs, exactly as
+    the mapped path does, without mapping a shard."""
+    import shardstore.store.store as store_mod
+    from tests.storeutil import make_docs
+    from tests.storeutil import write_store as write_tiny
+
+    docs = make_docs(6, 2600, min_len=20, max_len=200)
+    write_tiny(tmp_path / "t", docs)
+    flat = np.concatenate(docs).astype(np.int64)
+    runs = Store.open(tmp_path / "t")
+    monkeypatch.setattr(store_mod, "plan_runs", lambda *a, **k: None)
+    mapped = Store.open(tmp_path / "t")
+    assert runs.num_runs > 1 and mapped.num_runs == 0
+    rng = np.random.default_rng(3)
+    width, rows = 257, 8
+    lo = rng.integers(0, flat.size - 100, rows * 3)
+    n = rng.integers(1, 80, rows * 3)
+    dst = np.array([r * width + c for r in range(rows) for c in (0, 85, 170)])
+    outs, marks = [], []
+    for store in (runs, mapped):
+        plan = PiecePlan.make(store, lo, n, dst)
+        out = np.zeros((rows, width), dtype=np.int64)
+        plan.read(store, out)
+        mark = np.zeros((rows, width - 1), dtype=bool)
+        plan.mark(store, mark, width)
+        outs.append(out)
+        marks.append(mark)
+    for i in range(lo.size):
+        r, c = divmod(int(dst[i]), width)
+        assert np.array_equal(outs[0][r, c : c + n[i]], flat[lo[i] : lo[i] + n[i]])
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(marks[0], marks[1]) and marks[0].any()
+    assert not any(s is not None for s in runs.mapped_slots)  # no tiny shard was mapped

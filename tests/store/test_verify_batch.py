@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xxhash
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shardstore._native import _verifybatch
 from shardstore.errors import ChecksumError
@@ -249,3 +251,32 @@ def test_runs_of_a_local_tiny_shard_store_load_through_the_batch_checker(tmp_pat
     with pytest.raises(ChecksumError, match=victim.name):
         store.read_rows(np.array([int(store.shard_token_offsets[400])]), out[:1])
     assert one_by_one and one_by_one[-1] == 400  # the run fell back file by file and stopped at the bad one
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=0, max_size=4),
+    cut=st.integers(-40, 40),
+)
+def test_the_batch_checker_agrees_with_the_python_checker(store_dir, edits, cut):
+    """Random byte writes and size changes: the native verdict is OK exactly when the Python checker finds
+    nothing (the reference: `verify.check_shard_fd`)."""
+    store = Store.open(store_dir, verify="off")
+    info = store.manifest.shards[0]
+    path = os.path.join(store_dir, info.name)
+    pristine_bytes = Path(path).read_bytes()
+    blob = bytearray(pristine_bytes)
+    for off, value in edits:
+        blob[off % len(blob)] = value
+    blob = blob[: len(blob) + cut] if cut < 0 else blob + bytes(cut)
+    try:
+        Path(path).write_bytes(blob)
+        native = V.check_batch(store_dir, shard_records(store.manifest.shards), 0, 1).status[0]
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            problems, _ = V.check_shard_fd(fd, len(blob), source=path, info=info)
+        finally:
+            os.close(fd)
+        assert (native == V.OK) == (not problems), (edits, cut, problems)
+    finally:
+        Path(path).write_bytes(pristine_bytes)

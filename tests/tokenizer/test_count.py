@@ -109,3 +109,13 @@ def test_numpy_batch_arrays_are_disjoint_views():
     got[0][:] = 0  # writing one document's ids leaves the others as they were
     assert [a.tolist() for a in got[1:]] == want[1:]
     assert got[0].tolist() == [0] * len(want[0])
+
+
+def test_encode_to_numpy_above_and_below_the_scratch_size():
+    tok = imported("cl100k_base")
+    small = "Grüße, world! 中文 " * 50
+    big = "Hello world, 中文. " * 450_000  # over 8 MiB of UTF-8: the worst-case buffer path
+    for text in (small, big, small):
+        got = tok.encode_to_numpy(text, dtype="uint32")
+        assert got.tolist() == tok.encode(text)
+        assert tok.count_tokens(text) == got.size

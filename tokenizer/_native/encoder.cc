@@ -85,16 +85,44 @@ bool ready(EncoderObject* self) {
 
 namespace {
 
-// Encode into a new bytearray of `itemsize`-byte ids, sized for the worst case then shrunk (no copy for large ones).
+// Encode into a new bytearray of `itemsize`-byte ids. Texts up to 8 MiB are encoded into a per-thread grow-only
+// scratch buffer, then copied out at their exact size (as in encode_packed: a worst-case bytearray of 4 bytes per
+// input byte, shrunk afterwards, cost a page fault per 4 KiB of output every call); larger ones use the worst case.
 PyObject* encode_into_bytearray(const Encoder* enc, const uint8_t* s, size_t n, int itemsize) {
-    PyObject* ba = PyByteArray_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(n * itemsize));
-    if (!ba) return nullptr;
-    void* buf = PyByteArray_AS_STRING(ba);
+    constexpr size_t kScratchText = size_t{8} << 20;
+    thread_local std::vector<uint32_t> scratch;  // 4-byte units, used as uint16 for itemsize 2
+    const bool use_scratch = n <= kScratchText;
+    PyObject* ba = nullptr;
+    void* buf;
+    if (use_scratch) {
+        try {
+            if (scratch.size() < n) scratch.resize(std::max(n, size_t{1} << 16));
+        } catch (const std::bad_alloc&) {
+            return PyErr_NoMemory();
+        }
+        buf = scratch.data();
+    } else {
+        ba = PyByteArray_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(n * itemsize));
+        if (!ba) return nullptr;
+        buf = PyByteArray_AS_STRING(ba);
+    }
     size_t m = 0;
+    bool oom = false;
     Py_BEGIN_ALLOW_THREADS;
-    m = itemsize == 2 ? enc->encode_text(s, n, static_cast<uint16_t*>(buf)) : enc->encode_text(s, n, static_cast<uint32_t*>(buf));
+    try {
+        m = itemsize == 2 ? enc->encode_text(s, n, static_cast<uint16_t*>(buf))
+                          : enc->encode_text(s, n, static_cast<uint32_t*>(buf));
+    } catch (const std::bad_alloc&) {
+        oom = true;
+    }
     Py_END_ALLOW_THREADS;
-    if (PyByteArray_Resize(ba, static_cast<Py_ssize_t>(m * itemsize)) < 0) {
+    if (oom) {
+        Py_XDECREF(ba);
+        return PyErr_NoMemory();
+    }
+    const auto nbytes = static_cast<Py_ssize_t>(m * static_cast<size_t>(itemsize));
+    if (use_scratch) return PyByteArray_FromStringAndSize(static_cast<const char*>(buf), nbytes);
+    if (PyByteArray_Resize(ba, nbytes) < 0) {
         Py_DECREF(ba);
         return nullptr;
     }

@@ -99,7 +99,7 @@ struct Batch {
     void run(size_t nthreads, F f) {
         std::atomic<size_t> next{0};
         auto work = [&]() {
-            std::string utf8;  // this thread's conversion buffer
+            std::vector<uint8_t> utf8;  // this thread's conversion buffer
             for (size_t k; (k = next.fetch_add(1)) < chunks.size();) {
                 Chunk<T>& c = chunks[order[k]];
                 try {

@@ -9,9 +9,10 @@
 
 #include <Python.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <string>
+#include <vector>
 
 namespace strutf8 {
 
@@ -40,12 +41,11 @@ inline bool ref_of(PyObject* obj, TextRef* r) {
     return false;
 }
 
+// Writes the UTF-8 of n code units to w (room for 4 bytes per unit); returns the bytes written, or SIZE_MAX for a
+// lone surrogate.
 template <class U>
-inline bool append_units(const U* u, size_t n, std::string& out) {
-    size_t at = out.size();
-    out.resize(at + n * (sizeof(U) == 1 ? 2 : sizeof(U) == 2 ? 3 : 4));
-    auto* w = reinterpret_cast<uint8_t*>(&out[0]) + at;
-    auto* const w0 = w;
+inline size_t write_units(const U* u, size_t n, uint8_t* w) {
+    uint8_t* const w0 = w;
     for (size_t i = 0; i < n; ++i) {
         const uint32_t c = u[i];
         if (c < 0x80) {
@@ -54,7 +54,7 @@ inline bool append_units(const U* u, size_t n, std::string& out) {
             *w++ = static_cast<uint8_t>(0xC0 | (c >> 6));
             *w++ = static_cast<uint8_t>(0x80 | (c & 0x3F));
         } else if (c < 0x10000) {
-            if (c >= 0xD800 && c <= 0xDFFF) return false;  // lone surrogate: not UTF-8
+            if (c >= 0xD800 && c <= 0xDFFF) return SIZE_MAX;  // lone surrogate: not UTF-8
             *w++ = static_cast<uint8_t>(0xE0 | (c >> 12));
             *w++ = static_cast<uint8_t>(0x80 | ((c >> 6) & 0x3F));
             *w++ = static_cast<uint8_t>(0x80 | (c & 0x3F));
@@ -65,24 +65,25 @@ inline bool append_units(const U* u, size_t n, std::string& out) {
             *w++ = static_cast<uint8_t>(0x80 | (c & 0x3F));
         }
     }
-    out.resize(at + static_cast<size_t>(w - w0));
-    return true;
+    return static_cast<size_t>(w - w0);
 }
 
-// UTF-8 of r: in place (kind 0) or converted into `buf` (no GIL needed). False for a lone surrogate.
-inline bool convert(const TextRef& r, std::string& buf, const uint8_t** data, size_t* size) {
+// UTF-8 of r: in place (kind 0) or converted into `buf` (no GIL needed; buf only grows, so a reused buffer is not
+// re-zeroed per text). False for a lone surrogate.
+inline bool convert(const TextRef& r, std::vector<uint8_t>& buf, const uint8_t** data, size_t* size) {
     if (r.kind == 0) {
         *data = static_cast<const uint8_t*>(r.data);
         *size = r.len;
         return true;
     }
-    buf.clear();
-    bool ok = r.kind == PyUnicode_1BYTE_KIND   ? append_units(static_cast<const Py_UCS1*>(r.data), r.len, buf)
-              : r.kind == PyUnicode_2BYTE_KIND ? append_units(static_cast<const Py_UCS2*>(r.data), r.len, buf)
-                                               : append_units(static_cast<const Py_UCS4*>(r.data), r.len, buf);
-    *data = reinterpret_cast<const uint8_t*>(buf.data());
-    *size = buf.size();
-    return ok;
+    const size_t need = r.len * (r.kind == PyUnicode_1BYTE_KIND ? 2 : r.kind == PyUnicode_2BYTE_KIND ? 3 : 4);
+    if (buf.size() < need) buf.resize(std::max(need, 2 * buf.size()));
+    const size_t m = r.kind == PyUnicode_1BYTE_KIND   ? write_units(static_cast<const Py_UCS1*>(r.data), r.len, buf.data())
+                     : r.kind == PyUnicode_2BYTE_KIND ? write_units(static_cast<const Py_UCS2*>(r.data), r.len, buf.data())
+                                                      : write_units(static_cast<const Py_UCS4*>(r.data), r.len, buf.data());
+    *data = buf.data();
+    *size = m;
+    return m != SIZE_MAX;
 }
 
 }  // namespace strutf8
