@@ -29,6 +29,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -45,9 +46,11 @@ def cpu_seconds() -> float:
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
-def peak_rss_mib() -> float:
-    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return max(s.ru_maxrss, c.ru_maxrss) / 1024
+def peak_rss_mib() -> float:  # own peak from VmHWM: ru_maxrss survives exec, so it starts at the driver's RSS
+    st = Path("/proc/self/status")
+    hwm = [int(x.split()[1]) for x in st.read_text().splitlines() if x[:6] == "VmHWM:"] if st.exists() else []
+    own = hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
 
 
 # -- corpus ------------------------------------------------------------------------------------------------------
@@ -277,7 +280,7 @@ def run_datatrove(work: Path) -> dict:
     from datatrove.pipeline.writers.jsonl import JsonlWriter
 
     logging.disable(logging.CRITICAL)
-    w = work / "datatrove"
+    shutil.rmtree(w := work / "datatrove", ignore_errors=True)  # else it skips tasks an earlier run logged
     from datatrove.utils.hashing import HashConfig
 
     hc = HashConfig(hash_fc="sha1", precision=64)  # its xxhash path fails with xxhash 3.x on str
