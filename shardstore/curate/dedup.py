@@ -222,14 +222,14 @@ def _run_stages(
     _boilerplate_stage(runner, work, sset, params, partitions, bits, tasks, progress)
     sums: list[SigSummary] = runner.run(run_sig_task, tasks, progress("signatures", len(tasks)))
     first_gid = tuple(t.doc_base + t.doc_lo for t in tasks)
-    cum = [np.concatenate([[0], np.cumsum(s.records_per_partition)]) for s in sums]
+    bslices = _partition_slices([s.records_per_partition for s in sums], partitions)
     btasks = [
         BucketTask(
             p,
             work,
             params,
             first_gid,
-            tuple((int(c[p]), int(c[p + 1])) for c in cum),
+            bslices[p],
             partitions,
             sset.paths,
             tuple(int(b) for b in sset.bases),
@@ -237,14 +237,14 @@ def _run_stages(
         for p in range(partitions)
     ]
     bsums: list[BucketSummary] = runner.run(run_bucket_task, btasks, progress("buckets", partitions))
-    ccum = [np.concatenate([[0], np.cumsum(b.candidates_per_partition)]) for b in bsums]
+    cslices = _partition_slices([b.candidates_per_partition for b in bsums], partitions)
     ctasks = [
         ConfirmTask(
             q,
             work,
             params,
             first_gid,
-            tuple((int(c[q]), int(c[q + 1])) for c in ccum),
+            cslices[q],
             sset.paths,
             tuple(int(b) for b in sset.bases),
         )
@@ -252,6 +252,15 @@ def _run_stages(
     ]
     csums: list[ConfirmSummary] = runner.run(run_confirm_task, ctasks, progress("confirm", partitions))
     return sums, bsums, csums
+
+
+def _partition_slices(
+    per_unit: Sequence[Sequence[int]], partitions: int
+) -> list[tuple[tuple[int, int], ...]]:
+    """Each unit wrote its records sorted by partition, `per_unit[u][p]` of them for partition p: for every
+    partition, the (lo, hi) record range of each unit's file that belongs to it."""
+    cum = [np.concatenate([[0], np.cumsum(np.asarray(c, dtype=np.int64))]) for c in per_unit]
+    return [tuple((int(c[p]), int(c[p + 1])) for c in cum) for p in range(partitions)]
 
 
 def _boilerplate_stage(
@@ -285,10 +294,8 @@ def _boilerplate_stage(
         DfTask(t.index, work, t.store_path, t.shard, t.doc_lo, t.doc_hi, params, partitions) for t in tasks
     ]
     per: list[tuple[int, ...]] = runner.run(run_df_task, dtasks, progress("frequencies", len(dtasks)))
-    cum = [np.concatenate([[0], np.cumsum(c)]) for c in per]
-    mtasks = [
-        DfMergeTask(p, work, tuple((int(c[p]), int(c[p + 1])) for c in cum), limit) for p in range(partitions)
-    ]
+    dslices = _partition_slices(per, partitions)
+    mtasks = [DfMergeTask(p, work, dslices[p], limit) for p in range(partitions)]
     runner.run(run_df_merge, mtasks, progress("boilerplate", partitions))
     parts = [load_npy(boiler_path(work, p)) for p in range(partitions)]
     save_npy(path, np.sort(np.concatenate(parts)) if parts else np.empty(0, np.uint64))
