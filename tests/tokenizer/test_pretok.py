@@ -109,6 +109,46 @@ def test_split_equals_regex_findall(name, version, text):
     assert native_split(name, text, version) == reference_split(name, text, version)
 
 
+# Long runs of one character (the 16-byte SSE2 scans of ASCII letter and space runs in pretok.h), ending at every
+# offset from the end of the text and from a 16-byte block, next to CR/LF, other whitespace and non-ASCII letters.
+run_strategy = st.lists(
+    st.one_of(
+        st.tuples(
+            st.sampled_from(["a", "Z", "q", " ", "\t", "\n", "\r\n", "é", "\u3000", "日", "1", "-"]),
+            st.integers(1, 40),
+        ).map(lambda t: t[0] * t[1]),
+        st.sampled_from(INTERESTING),
+        st.sampled_from(CHUNKS),
+    ),
+    max_size=12,
+).map("".join)
+
+
+@pytest.mark.parametrize("name", ["cl100k", "gpt2", "cl100k_base", "r50k_base", "o200k_base"])
+@settings(max_examples=300, deadline=None)
+@given(text=run_strategy)
+def test_split_of_long_runs_equals_regex_findall(name, text):
+    assert native_split(name, text) == reference_split(name, text)
+
+
+@pytest.mark.parametrize("name", ["cl100k", "gpt2", "cl100k_base", "r50k_base", "o200k_base"])
+def test_split_of_runs_at_every_length_equals_regex(name):
+    texts = []
+    for k in range(0, 50):
+        texts += [
+            "x" + "a" * k,
+            "a" * k + "é",
+            " " * k,
+            " " * k + "x",
+            "\n" + " " * k + "def",
+            " " * k + "\n" + " " * k,
+            " " * k + "\r\n\t" + " " * k + "y",
+            "Ab" * k + "'s " + "q" * k + "1" * k,
+        ]
+    for text in texts:
+        assert native_split(name, text) == reference_split(name, text), repr(text)
+
+
 @pytest.mark.parametrize("version", NATIVE_UNICODE_VERSIONS)
 @pytest.mark.parametrize("name", ["cl100k", "gpt2", "cl100k_base", "r50k_base", "o200k_base"])
 def test_split_equals_regex_on_large_random_text(name, version):

@@ -30,121 +30,20 @@
 #include <utility>
 #include <vector>
 
+#include "hugemem.h"
+#include "piece_cache.h"
+#include "piece_hash.h"
 #include "pretok.h"
 
 namespace bpe {
 
 inline constexpr uint32_t kNone = UINT32_MAX;
-inline constexpr size_t kSmallPiece = 64;     // pieces up to this many bytes use the O(n^2) rescan
-inline constexpr size_t kCacheKey = 22;       // pieces up to this many bytes are cached...
-inline constexpr size_t kCacheTok = 8;        // ...if they encode to at most this many tokens
-inline constexpr size_t kCacheSlots = 32768;  // per thread, direct-mapped, one 64-byte line each (2 MiB)
-inline constexpr size_t kLongKey = 96;        // longer pieces (a CJK run is one piece) up to this many bytes...
-inline constexpr size_t kLongTok = 48;        // ...encoding to at most this many tokens go to a second cache
-inline constexpr size_t kLongSlots = 4096;    // per thread, direct-mapped, 320 bytes each (1.25 MiB)
-
-// The first min(n, 8) bytes of p packed into a u64, zero padded; reads only p[0..n). Equal bytes give equal
-// heads and, for a given length, different bytes give different heads (all the token table relies on).
-inline uint64_t load_head(const uint8_t* p, size_t n) {
-    uint64_t v;
-    if (n >= 8) {
-        std::memcpy(&v, p, 8);
-        return v;
-    }
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (n >= 4) {  // two overlapping 4-byte loads; the overlap holds equal bytes, so OR is exact (little endian)
-        uint32_t lo, hi;
-        std::memcpy(&lo, p, 4);
-        std::memcpy(&hi, p + n - 4, 4);
-        return uint64_t(lo) | (uint64_t(hi) << (8 * (n - 4)));
-    }
-#endif
-    v = 0;
-    for (size_t i = 0; i < n; ++i) v |= uint64_t(p[i]) << (8 * i);
-    return v;
-}
-
-inline uint64_t hash_bytes(const uint8_t* p, size_t n) {
-    constexpr uint64_t K = 0x9E3779B97F4A7C15ULL;
-    uint64_t h = K ^ (n * 0xFF51AFD7ED558CCDULL);
-    while (n >= 8) {
-        uint64_t w;
-        std::memcpy(&w, p, 8);
-        h = (h ^ w) * K;
-        h ^= h >> 29;
-        p += 8;
-        n -= 8;
-    }
-    if (n) {
-        h = (h ^ load_head(p, n)) * K;
-        h ^= h >> 29;
-    }
-    h *= 0xC4CEB9FE1A85EC53ULL;
-    return h ^ (h >> 32);
-}
-
-inline uint64_t hash_u64(uint64_t x) {
-    x *= 0x9E3779B97F4A7C15ULL;
-    return x ^ (x >> 31);
-}
-
 // Open addressing at load factor <= 2/3: the tables are the encoder's cache misses, so they are kept small
 // (a 32k vocabulary's token table is 1 MiB, the size of one core's L2 here).
 inline size_t table_capacity(size_t items) {
     size_t cap = 16;
     while (cap < items + items / 2 + 1) cap <<= 1;
     return cap;
-}
-
-// A cache entry is one cache line: a hit costs one miss at most.
-struct alignas(64) CacheEntry {
-    uint64_t owner;  // Encoder identity (0 = empty); stale entries of a destroyed encoder never match
-    uint8_t key_len;
-    uint8_t ntok;
-    uint8_t key[kCacheKey];
-    uint32_t tok[kCacheTok];
-};
-static_assert(sizeof(CacheEntry) == 64, "cache entry must be one cache line");
-
-// Second cache for pieces of kCacheKey+1..kLongKey bytes (22% of Chinese bytes are pieces of 23-64 bytes): a
-// full-hash tag, then the whole key compared, so a hit is exact.
-struct alignas(64) LongEntry {
-    uint64_t owner;
-    uint64_t hash;
-    uint8_t key_len;
-    uint8_t ntok;
-    uint8_t key[kLongKey];
-    uint32_t tok[kLongTok];
-};
-static_assert(sizeof(LongEntry) == 320, "long cache entry is five cache lines");
-
-struct Cache {
-    CacheEntry entries[kCacheSlots];
-    LongEntry long_entries[kLongSlots];
-};
-
-inline std::atomic<uint64_t> g_next_owner{1};
-
-inline Cache& thread_cache() {
-    thread_local std::unique_ptr<Cache> cache;
-    if (!cache) {
-        cache.reset(new Cache);
-        for (CacheEntry& e : cache->entries) e.owner = 0;
-        for (LongEntry& e : cache->long_entries) e.owner = 0;
-    }
-    return *cache;
-}
-
-struct Scratch {
-    std::vector<uint32_t> tok, nxt, prv;
-    std::vector<uint64_t> heap;
-    std::vector<uint32_t> out;
-    std::vector<uint32_t> count;  // ids of a long piece that is only counted
-};
-
-inline Scratch& thread_scratch() {
-    thread_local Scratch scratch;
-    return scratch;
 }
 
 class Encoder {
@@ -162,18 +61,18 @@ class Encoder {
             data_ += t;
             offsets_.push_back(static_cast<uint32_t>(data_.size()));
         }
-        size_t cap = table_capacity(num_ordinary_);
-        slots_.assign(cap, Slot{0, 0, 0, 0});
+        size_t cap = table_capacity(num_ordinary_);  // >= 16 slots: >= 4 buckets
+        slots_.assign(cap, Slot{0, 0, 0});
+        bucket_mask_ = cap / kBucket - 1;
         slot_mask_ = cap - 1;
         for (uint32_t id = 0; id < num_ordinary_; ++id) {
             if (len(id) == 0) continue;  // unassigned id
             if (len(id) == 1) byte_id_[ptr(id)[0]] = id;
             max_len_ = std::max<size_t>(max_len_, len(id));
             uint64_t h = hash_bytes(ptr(id), len(id));
-            size_t i = h & slot_mask_;
-            while (slots_[i].id1) i = (i + 1) & slot_mask_;
-            slots_[i] = Slot{load_head(ptr(id), len(id)), id + 1, static_cast<uint16_t>(h >> 48),
-                             static_cast<uint16_t>(std::min<size_t>(len(id), 0xFFFF))};
+            size_t i = (h & bucket_mask_) * kBucket;  // the first free slot of the bucket, or of the next ones
+            while (slots_[i].id1) i = (i + 1) & (cap - 1);
+            slots_[i] = Slot{load_head(ptr(id), len(id)), slot_meta(h, len(id)), id + 1};
         }
         // (left, right) -> rank: every split of every multi-byte token, ranked by the token's id; or the merge list.
         std::vector<std::pair<uint64_t, uint32_t>> pairs;
@@ -214,19 +113,20 @@ class Encoder {
     const uint8_t* ptr(uint32_t id) const { return reinterpret_cast<const uint8_t*>(data_.data()) + offsets_[id]; }
     size_t len(uint32_t id) const { return offsets_[id + 1] - offsets_[id]; }
 
-    int64_t find(const uint8_t* p, size_t n) const { return n > max_len_ ? -1 : find_hashed(p, n, hash_bytes(p, n)); }
+    int64_t find(const uint8_t* p, size_t n) const {
+        return n > max_len_ ? -1 : find_hashed(p, n, hash_bytes(p, n), load_head(p, n));
+    }
 
-    int64_t find_hashed(const uint8_t* p, size_t n, uint64_t h) const {
-        uint16_t tag = static_cast<uint16_t>(h >> 48);
-        uint16_t len16 = static_cast<uint16_t>(std::min<size_t>(n, 0xFFFF));
-        uint64_t head = load_head(p, n);
-        for (size_t i = h & slot_mask_;; i = (i + 1) & slot_mask_) {
-            const Slot& s = slots_[i];
-            if (!s.id1) return -1;
-            if (s.tag != tag || s.len != len16 || s.head != head) continue;
-            // Tokens of up to 8 bytes are compared within the slot (no second cache miss); the length still has
-            // to match, since zero padding makes "a" and "a\0" share a head.
-            uint32_t id = s.id1 - 1;
+    // The id of the token p[0..n), or -1; h = hash_bytes(p, n), head = load_head(p, n). The bucket's four slots are
+    // compared without branches (one cache line, one predictable branch on the result); slots fill in order and
+    // are never removed, so a bucket with a free slot ends the search.
+    int64_t find_hashed(const uint8_t* p, size_t n, uint64_t h, uint64_t head) const {
+        const uint32_t meta = slot_meta(h, n);
+        for (size_t i = (h & bucket_mask_) * kBucket;; i = (i + 1) & slot_mask_) {
+            const Slot& q = slots_[i];
+            if (!q.id1) return -1;
+            if (q.head != head || q.meta != meta) continue;
+            const uint32_t id = q.id1 - 1;
             if (n <= 8 || (len(id) == n && std::memcmp(ptr(id) + 8, p + 8, n - 8) == 0)) return id;
         }
     }
@@ -243,17 +143,18 @@ class Encoder {
     // Encode one piece into out (capacity >= n); returns the number of tokens.
     template <class T>
     size_t encode_piece(const uint8_t* p, size_t n, T* out) const {
-        return encode_piece_hashed(p, n, n == 1 ? 0 : hash_bytes(p, n), out);
+        return n == 1 ? encode_piece_keyed(p, n, 0, 0, out) : encode_piece_keyed(p, n, hash_bytes(p, n), load_head(p, n), out);
     }
 
+    // encode_piece with the piece's hash_bytes and load_head already known (both unused for one byte).
     template <class T>
-    size_t encode_piece_hashed(const uint8_t* p, size_t n, uint64_t h, T* out) const {
+    size_t encode_piece_keyed(const uint8_t* p, size_t n, uint64_t h, uint64_t head, T* out) const {
         if (n == 1) {
             out[0] = static_cast<T>(byte_id_[p[0]]);
             return 1;
         }
         if (piece_lookup_ && n <= max_len_) {
-            int64_t id = find_hashed(p, n, h);
+            int64_t id = find_hashed(p, n, h, head);
             if (id >= 0) {
                 out[0] = static_cast<T>(id);
                 return 1;
@@ -261,14 +162,21 @@ class Encoder {
         }
         if (n > kLongKey) return merge_heap(p, n, out);
         if (n > kCacheKey) return encode_long(p, n, h, out);
-        CacheEntry& e = thread_cache().entries[(h ^ (h >> 17)) & (kCacheSlots - 1)];
-        if (e.owner == owner_ && e.key_len == n && std::memcmp(e.key, p, n) == 0) {
-            for (size_t i = 0; i < e.ntok; ++i) out[i] = static_cast<T>(e.tok[i]);
-            return e.ntok;
+        // Two-way set (two adjacent lines): a direct-mapped cache let pieces that share a slot evict each other on
+        // every use, and each eviction costs a full merge (~8% of multi-token pieces of real code did).
+        CacheEntry* set = &thread_cache().entries[(h ^ (h >> 17)) & (kCacheSlots - 2)];
+        for (int w = 0; w < 2; ++w) {
+            const CacheEntry& c = set[w];
+            if (c.owner == owner_ && c.key_len == n && std::memcmp(c.key, p, n) == 0) {
+                for (size_t i = 0; i < c.ntok; ++i) out[i] = static_cast<T>(c.tok[i]);
+                return c.ntok;
+            }
         }
         uint32_t tmp[kCacheKey];
         size_t m = merge_small(p, n, tmp);
         if (m <= kCacheTok) {
+            set[1] = set[0];  // the newest entry goes first, the older one moves to the second way
+            CacheEntry& e = set[0];
             e.owner = owner_;
             e.key_len = static_cast<uint8_t>(n);
             e.ntok = static_cast<uint8_t>(m);
@@ -385,63 +293,70 @@ class Encoder {
     // Split s[0..n) with the built-in pattern and encode; out has capacity >= n. Returns the number of tokens.
     template <class T>
     size_t encode_text(const uint8_t* s, size_t n, T* out) const {
-        return pretok_with(pattern_, [&](auto next) {
-            size_t pos = 0, m = 0;
-            while (pos < n) {
-                size_t e = next(s, n, pos);
-                if (e <= pos || e > n) e = pos + 1;  // defensive: never loop forever or read past the end
-                m += encode_piece(s + pos, e - pos, out + m);
-                pos = e;
-            }
-            return m;
+        return for_each_piece(s, n, [&](const uint8_t* p, size_t len, uint64_t h, uint64_t head, size_t m) {
+            return encode_piece_keyed(p, len, h, head, out + m);
         });
     }
 
     // The number of tokens encode_text would write, through the same piece path (so equal by construction),
     // with the ids of each piece in a reused scratch buffer instead of the caller's output.
     size_t count_text(const uint8_t* s, size_t n) const {
+        uint32_t tmp[kLongKey];
+        return for_each_piece(s, n, [&](const uint8_t* p, size_t len, uint64_t h, uint64_t head, size_t) -> size_t {
+            if (len == 1) return 1;
+            if (len <= kLongKey) return encode_piece_keyed(p, len, h, head, tmp);
+            std::vector<uint32_t>& buf = thread_scratch().count;
+            if (buf.size() < len) buf.resize(len);
+            return encode_piece_keyed(p, len, h, head, buf.data());
+        });
+    }
+
+  private:
+    // Every piece of s[0..n) in order: emit(piece, length, hash, head, tokens so far) returns its token count. A
+    // piece that the text goes on past by 8 bytes gets its head from one load and a mask (load_head_overread).
+    template <class Emit>
+    size_t for_each_piece(const uint8_t* s, size_t n, Emit&& emit) const {
         return pretok_with(pattern_, [&](auto next) {
             size_t pos = 0, m = 0;
-            uint32_t tmp[kLongKey];
             while (pos < n) {
                 size_t e = next(s, n, pos);
-                if (e <= pos || e > n) e = pos + 1;  // as in encode_text
+                if (e <= pos || e > n) e = pos + 1;  // defensive: never loop forever or read past the end
                 const size_t len = e - pos;
-                if (len == 1) {
-                    ++m;
-                } else if (len <= kLongKey) {
-                    m += encode_piece(s + pos, len, tmp);
-                } else {
-                    std::vector<uint32_t>& buf = thread_scratch().count;
-                    if (buf.size() < len) buf.resize(len);
-                    m += encode_piece(s + pos, len, buf.data());
+                uint64_t h = 0, head = 0;
+                if (len > 1) {
+                    head = pos + 8 <= n ? load_head_overread(s + pos, len) : load_head(s + pos, len);
+                    h = len <= 8 ? hash_short(head, len) : hash_bytes(s + pos, len);
                 }
+                m += emit(s + pos, len, h, head, m);
                 pos = e;
             }
             return m;
         });
     }
 
-  private:
+    static constexpr unsigned kBucket = 4;  // token-table slots per bucket: 64 bytes, one cache line
+    static uint32_t slot_meta(uint64_t h, size_t n) {  // high hash bits and length; never 0 (n >= 1)
+        return (uint32_t(h >> 48) << 16) | static_cast<uint32_t>(std::min<size_t>(n, 0xFFFF));
+    }
     struct Slot {
         uint64_t head;  // first 8 bytes of the token, zero padded
-        uint32_t id1;   // id + 1; 0 = empty
-        uint16_t tag;   // high hash bits, to skip most compares
-        uint16_t len;   // token length, capped at 0xFFFF (the exact length is checked for long tokens)
+        uint32_t meta;  // slot_meta: high hash bits, and the length capped at 0xFFFF (long tokens compare it exactly)
+        uint32_t id1;   // id + 1; 0 = empty (head and meta 0 too, which no piece's key equals)
     };
+    static_assert(sizeof(Slot) * 4 == 64, "a bucket is one cache line");
     uint64_t owner_;
     uint32_t num_ordinary_;
     int pattern_;
     std::string data_;
     std::vector<uint32_t> offsets_;
-    std::vector<Slot> slots_;
-    size_t slot_mask_ = 0;
+    HugeArray<Slot> slots_;
+    size_t bucket_mask_ = 0, slot_mask_ = 0;
     size_t max_len_ = 1;
     struct PairSlot {
         uint64_t key;  // left << 32 | right; ~0 = empty
         uint32_t val;  // rank of the pair (its result id is rank_id_[val])
     };
-    std::vector<PairSlot> pairs_;
+    HugeArray<PairSlot> pairs_;
     std::vector<uint32_t> byte_pairs_;  // dense 256x256 table (by byte values) for the first round (256 KiB)
     std::vector<uint32_t> rank_id_;     // rank of a merge -> the id it creates
     uint32_t byte_id_[256] = {};        // byte value -> its token id

@@ -16,13 +16,8 @@
 #include <cstdint>
 
 #include "o200k_tables.h"
+#include "pretok_simd.h"  // also defines PRETOK_INLINE
 #include "unicode_tables.h"
-
-#if defined(_MSC_VER)
-#define PRETOK_INLINE __forceinline
-#else
-#define PRETOK_INLINE inline __attribute__((always_inline))
-#endif
 
 // CL100K_BASE is tiktoken's (0.6+) spelling of cl100k: possessive quantifiers and a `\s++$` alternative, which
 // differs from the classic spelling only for a whitespace run that ends the text and holds a CR/LF before its last
@@ -104,6 +99,7 @@ PRETOK_INLINE Char char_at(const uint8_t* s, size_t n, size_t pos) {
 // End of the run of characters of class `cls` starting at pos.
 template <class T>
 PRETOK_INLINE size_t run_end(const uint8_t* s, size_t n, size_t pos, uint8_t cls) {
+    if (cls == C_LETTER) pos = ascii_letters_end(s, n, pos);
     while (pos < n && s[pos] < 0x80 && kAscii.cls[s[pos]] == cls) ++pos;  // ASCII fast path
     while (pos < n) {
         Char c = char_at<T>(s, n, pos);
@@ -159,17 +155,27 @@ struct SpaceRun {
     size_t end;         // end of the maximal \s run starting at pos
     size_t last_start;  // start of its last character
     size_t nchars;
+    size_t newline_end;  // end of its last CR or LF, 0 if it has none
 };
 
 template <class T>
 PRETOK_INLINE SpaceRun space_run(const uint8_t* s, size_t n, size_t pos) {
-    SpaceRun r{pos, pos, 0};
+    SpaceRun r{pos, pos, 0, 0};
     while (r.end < n) {
+        if (s[r.end] == ' ') {  // a run of spaces (indentation) at once
+            size_t e = byte_run_end(s, n, r.end, ' ');
+            while (e < n && s[e] == ' ') ++e;
+            r.nchars += e - r.end;
+            r.last_start = e - 1;
+            r.end = e;
+            continue;
+        }
         Char c = char_at<T>(s, n, r.end);
         if (c.cls != C_SPACE) break;
         r.last_start = r.end;
         r.end += c.len;
         ++r.nchars;
+        if (c.cp == '\r' || c.cp == '\n') r.newline_end = r.end;
     }
     return r;
 }
@@ -224,10 +230,7 @@ PRETOK_INLINE size_t next_cl100k(const uint8_t* s, size_t n, size_t pos) {
     SpaceRun r = space_run<T>(s, n, pos);
     if (EndRun && r.end == n) return n;  // \s++$ (tiktoken's spelling): whitespace to the end of the text
     // \s*[\r\n]+ : \s* backs off to the last CR/LF of the run; [\r\n]+ then takes just it (the run's last CR/LF).
-    // Multi-byte whitespace never contains the bytes 0x0A/0x0D, so a byte scan finds characters.
-    for (size_t j = r.end; j > pos; --j) {
-        if (s[j - 1] == '\r' || s[j - 1] == '\n') return j;
-    }
+    if (r.newline_end) return r.newline_end;
     return space_tail(n, r);
 }
 
@@ -401,9 +404,7 @@ PRETOK_INLINE size_t next_o200k(const uint8_t* s, size_t n, size_t pos) {
     }
     // Only whitespace remains: \s*[\r\n]+ | \s+(?!\S) | \s+, as in cl100k.
     SpaceRun r = space_run<T>(s, n, pos);
-    for (size_t j = r.end; j > pos; --j) {
-        if (s[j - 1] == '\r' || s[j - 1] == '\n') return j;
-    }
+    if (r.newline_end) return r.newline_end;
     return space_tail(n, r);
 }
 
