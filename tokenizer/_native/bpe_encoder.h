@@ -162,10 +162,10 @@ class Encoder {
         }
         if (n > kLongKey) return merge_heap(p, n, out);
         if (n > kCacheKey) return encode_long(p, n, h, out);
-        // Two-way set (two adjacent lines): a direct-mapped cache let pieces that share a slot evict each other on
-        // every use, and each eviction costs a full merge (~8% of multi-token pieces of real code did).
-        CacheEntry* set = &thread_cache().entries[(h ^ (h >> 17)) & (kCacheSlots - 2)];
-        for (int w = 0; w < 2; ++w) {
+        // A set of kCacheWays adjacent lines, newest first: a direct-mapped cache let pieces that share a slot evict
+        // each other on every use, and each eviction costs a full merge (~8% of multi-token pieces of real code).
+        CacheEntry* set = &thread_cache().entries[(h ^ (h >> 17)) & (kCacheSlots - kCacheWays)];
+        for (size_t w = 0; w < kCacheWays; ++w) {
             const CacheEntry& c = set[w];
             if (c.owner == owner_ && c.key_len == n && std::memcmp(c.key, p, n) == 0) {
                 for (size_t i = 0; i < c.ntok; ++i) out[i] = static_cast<T>(c.tok[i]);
@@ -175,7 +175,7 @@ class Encoder {
         uint32_t tmp[kCacheKey];
         size_t m = merge_small(p, n, tmp);
         if (m <= kCacheTok) {
-            set[1] = set[0];  // the newest entry goes first, the older one moves to the second way
+            std::memmove(set + 1, set, (kCacheWays - 1) * sizeof(CacheEntry));  // the oldest way drops out
             CacheEntry& e = set[0];
             e.owner = owner_;
             e.key_len = static_cast<uint8_t>(n);

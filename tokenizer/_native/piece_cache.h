@@ -15,7 +15,8 @@ namespace bpe {
 inline constexpr size_t kSmallPiece = 64;     // pieces up to this many bytes use the O(n^2) rescan
 inline constexpr size_t kCacheKey = 22;       // pieces up to this many bytes are cached...
 inline constexpr size_t kCacheTok = 8;        // ...if they encode to at most this many tokens
-inline constexpr size_t kCacheSlots = 32768;  // per thread, 2-way sets of 64-byte lines (2 MiB)
+inline constexpr size_t kCacheSlots = 32768;  // per thread, in sets of kCacheWays 64-byte lines (2 MiB)
+inline constexpr size_t kCacheWays = 4;
 inline constexpr size_t kLongKey = 96;        // longer pieces (a CJK run is one piece) up to this many bytes...
 inline constexpr size_t kLongTok = 48;        // ...encoding to at most this many tokens go to a second cache
 inline constexpr size_t kLongSlots = 4096;    // per thread, direct-mapped, 320 bytes each (1.25 MiB)
