@@ -114,7 +114,28 @@ def test_split_equals_regex_findall(name, version, text):
 run_strategy = st.lists(
     st.one_of(
         st.tuples(
-            st.sampled_from(["a", "Z", "q", " ", "\t", "\n", "\r\n", "é", "\u3000", "日", "1", "-"]),
+            st.sampled_from(
+                [
+                    "a",
+                    "Z",
+                    "q",
+                    " ",
+                    "\t",
+                    "\n",
+                    "\r\n",
+                    "é",
+                    "\u3000",
+                    "日",
+                    "1",
+                    "-",
+                    "()",
+                    "#",
+                    "\x00",
+                    "\x1c",
+                    "\x7f",
+                    "`{@",
+                ]
+            ),
             st.integers(1, 40),
         ).map(lambda t: t[0] * t[1]),
         st.sampled_from(INTERESTING),
@@ -144,6 +165,8 @@ def test_split_of_runs_at_every_length_equals_regex(name):
             " " * k + "\n" + " " * k,
             " " * k + "\r\n\t" + " " * k + "y",
             "Ab" * k + "'s " + "q" * k + "1" * k,
+            "(" * k + "):" + "=" * k + " " + "-" * k + "\n" + "}" * k + "é",
+            "".join(chr(c) for c in range(0x21, 0x7F)) * (k // 10 + 1) + "\x00\x1b\x1c\x7f" * k,
         ]
     for text in texts:
         assert native_split(name, text) == reference_split(name, text), repr(text)

@@ -167,7 +167,7 @@ class Encoder {
         CacheEntry* set = &thread_cache().entries[(h ^ (h >> 17)) & (kCacheSlots - kCacheWays)];
         for (size_t w = 0; w < kCacheWays; ++w) {
             const CacheEntry& c = set[w];
-            if (c.owner == owner_ && c.key_len == n && std::memcmp(c.key, p, n) == 0) {
+            if (c.owner == owner_ && c.key_len == n && key_equals(c.key, p, n, head)) {
                 for (size_t i = 0; i < c.ntok; ++i) out[i] = static_cast<T>(c.tok[i]);
                 return c.ntok;
             }
@@ -180,6 +180,7 @@ class Encoder {
             e.owner = owner_;
             e.key_len = static_cast<uint8_t>(n);
             e.ntok = static_cast<uint8_t>(m);
+            std::memset(e.key, 0, kCacheKey);  // zero padded, as key_equals reads it
             std::memcpy(e.key, p, n);
             std::memcpy(e.tok, tmp, m * sizeof(uint32_t));
         }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -49,6 +50,25 @@ struct Cache {
 };
 
 inline std::atomic<uint64_t> g_next_owner{1};
+
+// Is the cached key (zero padded to kCacheKey bytes) the piece p[0..n), 2 <= n <= kCacheKey, whose load_head is
+// `head`? Whole 8-byte words instead of a call to memcmp: bytes 0-7 (the head), n-8..n-1, and 8-15 when n > 16.
+inline bool key_equals(const uint8_t* key, const uint8_t* p, size_t n, uint64_t head) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    auto word = [](const uint8_t* q) {
+        uint64_t v;
+        std::memcpy(&v, q, 8);
+        return v;
+    };
+    if (word(key) != head) return false;
+    if (n <= 8) return true;
+    if (word(key + n - 8) != word(p + n - 8)) return false;
+    return n <= 16 || word(key + 8) == word(p + 8);
+#else
+    (void)head;
+    return std::memcmp(key, p, n) == 0;
+#endif
+}
 
 struct CacheFree {
     void operator()(Cache* c) const { huge_free(c, sizeof(Cache)); }

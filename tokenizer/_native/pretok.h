@@ -100,6 +100,7 @@ PRETOK_INLINE Char char_at(const uint8_t* s, size_t n, size_t pos) {
 template <class T>
 PRETOK_INLINE size_t run_end(const uint8_t* s, size_t n, size_t pos, uint8_t cls) {
     if (cls == C_LETTER) pos = ascii_letters_end(s, n, pos);
+    if (cls == C_OTHER) pos = ascii_others_end(s, n, pos);
     while (pos < n && s[pos] < 0x80 && kAscii.cls[s[pos]] == cls) ++pos;  // ASCII fast path
     while (pos < n) {
         Char c = char_at<T>(s, n, pos);

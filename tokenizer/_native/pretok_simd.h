@@ -50,6 +50,34 @@ PRETOK_INLINE size_t ascii_letters_end(const uint8_t* s, size_t n, size_t pos) {
     return pos;
 }
 
+#if defined(PRETOK_SSE2)
+// 0xFF in each byte lane where lo <= v < lo + count (v signed bytes; lo + count <= 128).
+PRETOK_INLINE __m128i in_range(__m128i v, int lo, int count) {
+    return _mm_cmplt_epi8(_mm_add_epi8(v, _mm_set1_epi8(static_cast<char>(-128 - lo))),
+                          _mm_set1_epi8(static_cast<char>(-128 + count)));
+}
+#endif
+
+// End of the run of ASCII "other" bytes (not a letter, digit or \s: punctuation, symbols, controls) from pos, or
+// a point inside it where scalar code takes over. \s in ASCII is 0x09-0x0D and the space (the regex package's
+// \s, unlike str.isspace, leaves out 0x1C-0x1F).
+PRETOK_INLINE size_t ascii_others_end(const uint8_t* s, size_t n, size_t pos) {
+#if defined(PRETOK_SSE2)
+    const __m128i fold = _mm_set1_epi8(0x20);
+    while (pos + 16 <= n) {
+        __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + pos));
+        __m128i not_other = _mm_or_si128(
+            _mm_or_si128(in_range(_mm_or_si128(v, fold), 'a', 26), in_range(v, '0', 10)),
+            _mm_or_si128(_mm_or_si128(in_range(v, 0x09, 5), _mm_cmpeq_epi8(v, _mm_set1_epi8(' '))),
+                         _mm_cmplt_epi8(v, _mm_setzero_si128())));  // non-ASCII: the scalar loop decides
+        uint32_t m = static_cast<uint32_t>(_mm_movemask_epi8(not_other));
+        if (m) return pos + ctz16(m);
+        pos += 16;
+    }
+#endif
+    return pos;
+}
+
 // End of the run of bytes equal to `byte` starting at pos (or a point inside it where scalar code takes over).
 PRETOK_INLINE size_t byte_run_end(const uint8_t* s, size_t n, size_t pos, uint8_t byte) {
 #if defined(PRETOK_SSE2)
