@@ -61,17 +61,16 @@ class Encoder {
             data_ += t;
             offsets_.push_back(static_cast<uint32_t>(data_.size()));
         }
-        size_t cap = table_capacity(num_ordinary_);  // >= 16 slots: >= 4 buckets
+        size_t cap = table_capacity(num_ordinary_);
         slots_.assign(cap, Slot{0, 0, 0});
-        bucket_mask_ = cap / kBucket - 1;
         slot_mask_ = cap - 1;
         for (uint32_t id = 0; id < num_ordinary_; ++id) {
             if (len(id) == 0) continue;  // unassigned id
             if (len(id) == 1) byte_id_[ptr(id)[0]] = id;
             max_len_ = std::max<size_t>(max_len_, len(id));
             uint64_t h = hash_bytes(ptr(id), len(id));
-            size_t i = (h & bucket_mask_) * kBucket;  // the first free slot of the bucket, or of the next ones
-            while (slots_[i].id1) i = (i + 1) & (cap - 1);
+            size_t i = h & slot_mask_;
+            while (slots_[i].id1) i = (i + 1) & slot_mask_;
             slots_[i] = Slot{load_head(ptr(id), len(id)), slot_meta(h, len(id)), id + 1};
         }
         // (left, right) -> rank: every split of every multi-byte token, ranked by the token's id; or the merge list.
@@ -117,12 +116,10 @@ class Encoder {
         return n > max_len_ ? -1 : find_hashed(p, n, hash_bytes(p, n), load_head(p, n));
     }
 
-    // The id of the token p[0..n), or -1; h = hash_bytes(p, n), head = load_head(p, n). The bucket's four slots are
-    // compared without branches (one cache line, one predictable branch on the result); slots fill in order and
-    // are never removed, so a bucket with a free slot ends the search.
+    // The id of the token p[0..n), or -1; h = hash_bytes(p, n), head = load_head(p, n).
     int64_t find_hashed(const uint8_t* p, size_t n, uint64_t h, uint64_t head) const {
         const uint32_t meta = slot_meta(h, n);
-        for (size_t i = (h & bucket_mask_) * kBucket;; i = (i + 1) & slot_mask_) {
+        for (size_t i = h & slot_mask_;; i = (i + 1) & slot_mask_) {
             const Slot& q = slots_[i];
             if (!q.id1) return -1;
             if (q.head != head || q.meta != meta) continue;
@@ -335,7 +332,6 @@ class Encoder {
         });
     }
 
-    static constexpr unsigned kBucket = 4;  // token-table slots per bucket: 64 bytes, one cache line
     static uint32_t slot_meta(uint64_t h, size_t n) {  // high hash bits and length; never 0 (n >= 1)
         return (uint32_t(h >> 48) << 16) | static_cast<uint32_t>(std::min<size_t>(n, 0xFFFF));
     }
@@ -344,14 +340,14 @@ class Encoder {
         uint32_t meta;  // slot_meta: high hash bits, and the length capped at 0xFFFF (long tokens compare it exactly)
         uint32_t id1;   // id + 1; 0 = empty (head and meta 0 too, which no piece's key equals)
     };
-    static_assert(sizeof(Slot) * 4 == 64, "a bucket is one cache line");
+    static_assert(sizeof(Slot) == 16, "four slots to a cache line");
     uint64_t owner_;
     uint32_t num_ordinary_;
     int pattern_;
     std::string data_;
     std::vector<uint32_t> offsets_;
     HugeArray<Slot> slots_;
-    size_t bucket_mask_ = 0, slot_mask_ = 0;
+    size_t slot_mask_ = 0;
     size_t max_len_ = 1;
     struct PairSlot {
         uint64_t key;  // left << 32 | right; ~0 = empty
