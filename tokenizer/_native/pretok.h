@@ -287,6 +287,18 @@ struct OClasses {
     static PRETOK_INLINE uint8_t of(uint32_t cp) { return cp < 0x10000 ? bmp().cls[cp] : slow(cp); }
 };
 
+// o200k classes of the ASCII characters (from kAscii: letters below 'a' are upper case).
+struct AsciiOTable {
+    uint8_t k[128];
+    constexpr AsciiOTable() : k() {
+        for (uint32_t b = 0; b < 128; ++b) {
+            const uint8_t c = kAscii.cls[b];
+            k[b] = c == C_LETTER ? (b < 'a' ? K_UPPER : K_LOWER) : c == C_NUMBER ? K_NUMBER : c == C_SPACE ? K_SPACE : K_OTHER;
+        }
+    }
+};
+inline constexpr AsciiOTable kAsciiO{};
+
 struct OChar {
     uint32_t cp;
     uint32_t len;
@@ -296,11 +308,7 @@ struct OChar {
 template <class T, class R>
 PRETOK_INLINE OChar ochar_at(const uint8_t* s, size_t n, size_t pos) {
     uint8_t b = s[pos];
-    if (b < 0x80) {
-        uint8_t c = kAscii.cls[b];
-        uint8_t k = c == C_LETTER ? (b < 'a' ? K_UPPER : K_LOWER) : c == C_NUMBER ? K_NUMBER : c == C_SPACE ? K_SPACE : K_OTHER;
-        return OChar{b, 1, k};
-    }
+    if (b < 0x80) return OChar{b, 1, kAsciiO.k[b]};
     Char c = char_at<T>(s, n, pos);
     if (c.cp == 0xFFFD && c.len == 1) return OChar{c.cp, 1, K_OTHER};  // invalid UTF-8 (not expected)
     return OChar{c.cp, c.len, OClasses<T, R>::of(c.cp)};
@@ -333,7 +341,7 @@ PRETOK_INLINE size_t o200k_up_lo(const uint8_t* s, size_t n, size_t start) {
     if (k < n) {
         OChar c = ochar_at<T, R>(s, n, k);
         if (c.k == K_LOWER) {
-            size_t e = k + c.len;
+            size_t e = ascii_lower_end(s, n, k + c.len);
             while (e < n) {
                 OChar d = ochar_at<T, R>(s, n, e);
                 if (!in_lo(d.k)) break;
@@ -394,7 +402,7 @@ PRETOK_INLINE size_t next_o200k(const uint8_t* s, size_t n, size_t pos) {
         if (k1 == K_OTHER || k1 == K_MARK) other = p1;
     }
     if (other != n) {
-        e = other;
+        e = ascii_others_end(s, n, other);
         while (e < n) {
             OChar c = ochar_at<T, R>(s, n, e);
             if (c.k != K_OTHER && c.k != K_MARK) break;

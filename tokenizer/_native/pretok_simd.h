@@ -78,6 +78,19 @@ PRETOK_INLINE size_t ascii_others_end(const uint8_t* s, size_t n, size_t pos) {
     return pos;
 }
 
+// End of the run of ASCII lowercase letters [a-z] from pos (o200k's case-aware letter runs), or a point inside it.
+PRETOK_INLINE size_t ascii_lower_end(const uint8_t* s, size_t n, size_t pos) {
+#if defined(PRETOK_SSE2)
+    while (pos + 16 <= n) {
+        __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + pos));
+        uint32_t m = static_cast<uint32_t>(_mm_movemask_epi8(in_range(v, 'a', 26)));
+        if (m != 0xFFFF) return pos + ctz16(~m & 0xFFFF);
+        pos += 16;
+    }
+#endif
+    return pos;
+}
+
 // End of the run of bytes equal to `byte` starting at pos (or a point inside it where scalar code takes over).
 PRETOK_INLINE size_t byte_run_end(const uint8_t* s, size_t n, size_t pos, uint8_t byte) {
 #if defined(PRETOK_SSE2)
