@@ -3,8 +3,8 @@
 // Semantics (identical to tiktoken's on the same ranks; the rank of a token is its id):
 //   1. split the UTF-8 text with the hand-written pre-tokenizer (pretok.h), or take pieces pre-split elsewhere;
 //   2. a piece that is itself a token -> that token (one hash lookup; ~94% of pieces of real code end here);
-//   3. otherwise look the piece up in a per-thread direct-mapped cache (pieces up to 22 bytes, <= 8 tokens), or
-//      in a second one for pieces of 23-96 bytes (<= 48 tokens; CJK runs), full key compared;
+//   3. otherwise look the piece up in a per-thread 4-way cache (pieces up to 22 bytes, <= 8 tokens), or in a
+//      direct-mapped one for pieces of 23-96 bytes (<= 48 tokens; CJK runs), full key compared (piece_cache.h);
 //   4. otherwise merge: repeatedly merge the adjacent pair whose concatenation is the lowest-ranked token, leftmost
 //      first on ties. Pairs are looked up by (left id, right id) in a table listing every split of every token.
 // Imported vocabularies: ids are the source's. The 256 byte tokens may have any ids (byte_id_), an empty token is
