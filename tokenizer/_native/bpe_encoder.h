@@ -140,7 +140,8 @@ class Encoder {
     // Encode one piece into out (capacity >= n); returns the number of tokens.
     template <class T>
     size_t encode_piece(const uint8_t* p, size_t n, T* out) const {
-        return n == 1 ? encode_piece_keyed(p, n, 0, 0, out) : encode_piece_keyed(p, n, hash_bytes(p, n), load_head(p, n), out);
+        if (n == 1) return encode_piece_keyed(p, n, 0, 0, out);
+        return encode_piece_keyed(p, n, hash_bytes(p, n), load_head(p, n), out);
     }
 
     // encode_piece with the piece's hash_bytes and load_head already known (both unused for one byte).

@@ -293,7 +293,10 @@ struct AsciiOTable {
     constexpr AsciiOTable() : k() {
         for (uint32_t b = 0; b < 128; ++b) {
             const uint8_t c = kAscii.cls[b];
-            k[b] = c == C_LETTER ? (b < 'a' ? K_UPPER : K_LOWER) : c == C_NUMBER ? K_NUMBER : c == C_SPACE ? K_SPACE : K_OTHER;
+            k[b] = c == C_LETTER   ? (b < 'a' ? K_UPPER : K_LOWER)
+                   : c == C_NUMBER ? K_NUMBER
+                   : c == C_SPACE  ? K_SPACE
+                                   : K_OTHER;
         }
     }
 };
