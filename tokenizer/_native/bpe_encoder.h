@@ -124,7 +124,11 @@ class Encoder {
             if (!q.id1) return -1;
             if (q.head != head || q.meta != meta) continue;
             const uint32_t id = q.id1 - 1;
-            if (n <= 8 || (len(id) == n && std::memcmp(ptr(id) + 8, p + 8, n - 8) == 0)) return id;
+            if (n <= 8) return id;  // the head is the whole token
+            // The length is in meta below 0xFFFF; up to 16 bytes, the last 8 bytes are one word (no memcmp call).
+            if (n <= 16 ? load_u64(ptr(id) + n - 8) == load_u64(p + n - 8)
+                        : len(id) == n && std::memcmp(ptr(id) + 8, p + 8, n - 8) == 0)
+                return id;
         }
     }
 
@@ -140,13 +144,16 @@ class Encoder {
     // Encode one piece into out (capacity >= n); returns the number of tokens.
     template <class T>
     size_t encode_piece(const uint8_t* p, size_t n, T* out) const {
-        if (n == 1) return encode_piece_keyed(p, n, 0, 0, out);
-        return encode_piece_keyed(p, n, hash_bytes(p, n), load_head(p, n), out);
+        if (n == 1) return encode_piece_keyed(p, n, 0, 0, out, thread_cache());
+        return encode_piece_keyed(p, n, hash_bytes(p, n), load_head(p, n), out, thread_cache());
     }
 
-    // encode_piece with the piece's hash_bytes and load_head already known (both unused for one byte).
+    // encode_piece with the piece's hash_bytes and load_head already known (both unused for one byte), and this
+    // thread's cache: looked up once per text, as a thread_local in a shared library costs a call per access.
+    // The common cases (one byte, a piece that is a token) are inlined into the piece loop; the rest is a call.
     template <class T>
-    size_t encode_piece_keyed(const uint8_t* p, size_t n, uint64_t h, uint64_t head, T* out) const {
+    PRETOK_INLINE size_t encode_piece_keyed(const uint8_t* p, size_t n, uint64_t h, uint64_t head, T* out,
+                                            Cache& cache) const {
         if (n == 1) {
             out[0] = static_cast<T>(byte_id_[p[0]]);
             return 1;
@@ -158,11 +165,18 @@ class Encoder {
                 return 1;
             }
         }
+        return encode_merged(p, n, h, head, out, cache);
+    }
+
+    // A piece of n >= 2 bytes that is not itself a token (or is not looked up): the caches, else a merge.
+    template <class T>
+    PRETOK_NOINLINE size_t encode_merged(const uint8_t* p, size_t n, uint64_t h, uint64_t head, T* out,
+                                         Cache& cache) const {
         if (n > kLongKey) return merge_heap(p, n, out);
-        if (n > kCacheKey) return encode_long(p, n, h, out);
+        if (n > kCacheKey) return encode_long(p, n, h, out, cache);
         // A set of kCacheWays adjacent lines, newest first: a direct-mapped cache let pieces that share a slot evict
         // each other on every use, and each eviction costs a full merge (~8% of multi-token pieces of real code).
-        CacheEntry* set = &thread_cache().entries[(h ^ (h >> 17)) & (kCacheSlots - kCacheWays)];
+        CacheEntry* set = &cache.entries[(h ^ (h >> 17)) & (kCacheSlots - kCacheWays)];
         for (size_t w = 0; w < kCacheWays; ++w) {
             const CacheEntry& c = set[w];
             if (c.owner == owner_ && c.key_len == n && key_equals(c.key, p, n, head)) {
@@ -188,8 +202,8 @@ class Encoder {
 
     // Pieces of kCacheKey+1..kLongKey bytes: the long cache, else merge and remember (if few enough tokens).
     template <class T>
-    size_t encode_long(const uint8_t* p, size_t n, uint64_t h, T* out) const {
-        LongEntry& e = thread_cache().long_entries[(h ^ (h >> 23)) & (kLongSlots - 1)];
+    size_t encode_long(const uint8_t* p, size_t n, uint64_t h, T* out, Cache& cache) const {
+        LongEntry& e = cache.long_entries[(h ^ (h >> 23)) & (kLongSlots - 1)];
         if (e.owner == owner_ && e.hash == h && e.key_len == n && std::memcmp(e.key, p, n) == 0) {
             for (size_t i = 0; i < e.ntok; ++i) out[i] = static_cast<T>(e.tok[i]);
             return e.ntok;
@@ -292,8 +306,10 @@ class Encoder {
     // Split s[0..n) with the built-in pattern and encode; out has capacity >= n. Returns the number of tokens.
     template <class T>
     size_t encode_text(const uint8_t* s, size_t n, T* out) const {
-        return for_each_piece(s, n, [&](const uint8_t* p, size_t len, uint64_t h, uint64_t head, size_t m) {
-            return encode_piece_keyed(p, len, h, head, out + m);
+        Cache& cache = thread_cache();
+        return for_each_piece(s, n, [&](const uint8_t* p, size_t len, uint64_t h, uint64_t head, size_t m)
+                                        PRETOK_LAMBDA_INLINE -> size_t {
+            return encode_piece_keyed(p, len, h, head, out + m, cache);
         });
     }
 
@@ -301,16 +317,21 @@ class Encoder {
     // with the ids of each piece in a reused scratch buffer instead of the caller's output.
     size_t count_text(const uint8_t* s, size_t n) const {
         uint32_t tmp[kLongKey];
-        return for_each_piece(s, n, [&](const uint8_t* p, size_t len, uint64_t h, uint64_t head, size_t) -> size_t {
-            if (len == 1) return 1;
-            if (len <= kLongKey) return encode_piece_keyed(p, len, h, head, tmp);
-            std::vector<uint32_t>& buf = thread_scratch().count;
-            if (buf.size() < len) buf.resize(len);
-            return encode_piece_keyed(p, len, h, head, buf.data());
+        Cache& cache = thread_cache();
+        return for_each_piece(s, n, [&](const uint8_t* p, size_t len, uint64_t h, uint64_t head, size_t)
+                                        PRETOK_LAMBDA_INLINE -> size_t {
+            if (len <= kLongKey) return encode_piece_keyed(p, len, h, head, tmp, cache);
+            return count_long(p, len, h, head, cache);
         });
     }
 
   private:
+    PRETOK_NOINLINE size_t count_long(const uint8_t* p, size_t n, uint64_t h, uint64_t head, Cache& cache) const {
+        std::vector<uint32_t>& buf = thread_scratch().count;
+        if (buf.size() < n) buf.resize(n);
+        return encode_piece_keyed(p, n, h, head, buf.data(), cache);
+    }
+
     // Every piece of s[0..n) in order: emit(piece, length, hash, head, tokens so far) returns its token count. A
     // piece that the text goes on past by 8 bytes gets its head from one load and a mask (load_head_overread).
     template <class Emit>

@@ -9,6 +9,12 @@
 
 namespace bpe {
 
+inline uint64_t load_u64(const uint8_t* p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+}
+
 // The first min(n, 8) bytes of p packed into a u64, zero padded; reads only p[0..n). Equal bytes give equal
 // heads and, for a given length, different bytes give different heads (all the token table relies on).
 inline uint64_t load_head(const uint8_t* p, size_t n) {

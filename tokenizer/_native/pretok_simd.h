@@ -17,8 +17,12 @@
 
 #if defined(_MSC_VER)
 #define PRETOK_INLINE __forceinline
+#define PRETOK_NOINLINE __declspec(noinline)
+#define PRETOK_LAMBDA_INLINE
 #else
 #define PRETOK_INLINE inline __attribute__((always_inline))
+#define PRETOK_NOINLINE __attribute__((noinline))
+#define PRETOK_LAMBDA_INLINE __attribute__((always_inline))  // between a lambda's parameters and its body
 #endif
 
 namespace pretok_detail {
