@@ -173,6 +173,38 @@ def test_split_of_runs_at_every_length_equals_regex(name):
 
 
 @pytest.mark.parametrize("version", NATIVE_UNICODE_VERSIONS)
+def test_o200k_ascii_words_next_to_every_kind_of_character(version):
+    # o200k decides a word of ASCII letters from its bytes alone unless a non-ASCII character is next to it or to
+    # its prefix: every prefix kind x word shape (case runs, SSE2 block lengths) x what follows.
+    prefixes = ["", " ", "\t", "'", "-", "\x1c", "\n", "\r", "1", "é", "\u0301", "\u3000", "日"]
+    words = ["a", "A", "Ab", "AB", "aB", "ABc", "DON", "a" * 16, "A" * 17, "Ab" * 9, "q" * 15 + "R"]
+    follows = [
+        "",
+        " ",
+        "1",
+        ".",
+        "'",
+        "'s",
+        "'S",
+        "'ll",
+        "'LL",
+        "'ſ",
+        "é",
+        "É",
+        "\u0301",
+        "ǅ",
+        "ʰ",
+        "日",
+        "\u3000",
+    ]
+    texts = [p + w + f for p in prefixes for w in words for f in follows]
+    for text in [*texts, " ".join(texts), "".join(texts)]:
+        assert native_split("o200k_base", text, version) == reference_split("o200k_base", text, version), (
+            repr(text)
+        )
+
+
+@pytest.mark.parametrize("version", NATIVE_UNICODE_VERSIONS)
 @pytest.mark.parametrize("name", ["cl100k", "gpt2", "cl100k_base", "r50k_base", "o200k_base"])
 def test_split_equals_regex_on_large_random_text(name, version):
     rng = random.Random(20261128)

@@ -374,18 +374,39 @@ PRETOK_INLINE size_t o200k_up(const uint8_t* s, size_t n, size_t start) {
     return with_contraction<T>(s, n, k);
 }
 
+// Alternatives 1 and 2 for a word of ASCII letters, [^\r\n\p{L}\p{N}]?[A-Z]*[a-z]+ or [^\r\n\p{L}\p{N}]?[A-Z]+,
+// from the bytes alone (with the contraction after it). s[pos] is ASCII. Returns the end; 0 when neither
+// alternative can match at pos; kO200kUndecided when a non-ASCII character (which may be a letter or a mark) is
+// next to the word or the prefix, and the general path decides.
+inline constexpr size_t kO200kUndecided = ~size_t{0};
+template <class T>
+PRETOK_INLINE size_t o200k_ascii_word(const uint8_t* s, size_t n, size_t pos) {
+    auto upper = [](uint8_t b) { return static_cast<uint8_t>(b - 'A') < 26; };
+    auto lower = [](uint8_t b) { return static_cast<uint8_t>(b - 'a') < 26; };
+    const uint8_t b0 = s[pos];
+    size_t start = pos;
+    if (!upper(b0) && !lower(b0)) {
+        if (kAsciiO.k[b0] == K_NUMBER || b0 == '\r' || b0 == '\n' || pos + 1 >= n) return 0;  // not the prefix
+        start = pos + 1;
+        if (s[start] >= 0x80) return kO200kUndecided;
+        if (!upper(s[start]) && !lower(s[start])) return 0;
+    }
+    size_t u = start;
+    while (u < n && upper(s[u])) ++u;
+    size_t e = u;
+    if (u < n && lower(s[u])) {
+        e = ascii_lower_end(s, n, u + 1);
+        while (e < n && lower(s[e])) ++e;
+    }
+    if (e < n && s[e] >= 0x80) return kO200kUndecided;
+    return with_contraction<T>(s, n, e);
+}
+
+// Alternatives 3-7 (numbers, punctuation, whitespace) at pos, whose character is c0: alternatives 1 and 2 failed.
 template <class T, class R>
-PRETOK_INLINE size_t next_o200k(const uint8_t* s, size_t n, size_t pos) {
-    OChar c0 = ochar_at<T, R>(s, n, pos);
-    size_t p1 = pos + c0.len;
-    bool prefix = c0.cp != '\r' && c0.cp != '\n' && (c0.k == K_OTHER || c0.k == K_MARK || c0.k == K_SPACE);
-    bool letter = in_up(c0.k) || c0.k == K_LOWER;
+PRETOK_INLINE size_t o200k_rest(const uint8_t* s, size_t n, size_t pos, OChar c0) {
+    const size_t p1 = pos + c0.len;
     size_t e;
-    // Alternatives 1 and 2, each first with the optional prefix taken (greedy ?), then without it.
-    if (prefix && p1 < n && (e = o200k_up_lo<T, R>(s, n, p1))) return e;
-    if (letter && (e = o200k_up_lo<T, R>(s, n, pos))) return e;
-    if (prefix && p1 < n && (e = o200k_up<T, R>(s, n, p1))) return e;
-    if (letter && (e = o200k_up<T, R>(s, n, pos))) return e;
     // \p{N}{1,3}
     if (c0.k == K_NUMBER) {
         e = p1;
@@ -418,6 +439,27 @@ PRETOK_INLINE size_t next_o200k(const uint8_t* s, size_t n, size_t pos) {
     SpaceRun r = space_run<T>(s, n, pos);
     if (r.newline_end) return r.newline_end;
     return space_tail(n, r);
+}
+
+template <class T, class R>
+PRETOK_INLINE size_t next_o200k(const uint8_t* s, size_t n, size_t pos) {
+    const uint8_t b0 = s[pos];
+    if (b0 < 0x80) {  // the ASCII fast path
+        const size_t w = o200k_ascii_word<T>(s, n, pos);
+        if (w == 0) return o200k_rest<T, R>(s, n, pos, OChar{b0, 1, kAsciiO.k[b0]});
+        if (w != kO200kUndecided) return w;
+    }
+    OChar c0 = ochar_at<T, R>(s, n, pos);
+    size_t p1 = pos + c0.len;
+    bool prefix = c0.cp != '\r' && c0.cp != '\n' && (c0.k == K_OTHER || c0.k == K_MARK || c0.k == K_SPACE);
+    bool letter = in_up(c0.k) || c0.k == K_LOWER;
+    size_t e;
+    // Alternatives 1 and 2, each first with the optional prefix taken (greedy ?), then without it.
+    if (prefix && p1 < n && (e = o200k_up_lo<T, R>(s, n, p1))) return e;
+    if (letter && (e = o200k_up_lo<T, R>(s, n, pos))) return e;
+    if (prefix && p1 < n && (e = o200k_up<T, R>(s, n, p1))) return e;
+    if (letter && (e = o200k_up<T, R>(s, n, pos))) return e;
+    return o200k_rest<T, R>(s, n, pos, c0);
 }
 
 // Class of `cp` in table `table` (a pretok_tables id; out-of-range ids read the default table).
