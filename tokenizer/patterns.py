@@ -65,7 +65,7 @@ PATTERNS: dict[str, str] = {
     ),
 }
 
-# Ids shared with pretok.h's `enum PretokPattern`. tiktoken's r50k spelling splits exactly as gpt2 (fuzzed in
+# Ids shared with pretok_core.h's `enum PretokPattern`. tiktoken's r50k spelling splits exactly as gpt2 (fuzzed in
 # tests/tokenizer/test_pretok.py), so it shares gpt2's splitter.
 _NATIVE_IDS: dict[str, int] = {
     PATTERNS["cl100k"]: 0,

@@ -1,4 +1,4 @@
-r"""The native pre-tokenizer (pretok.h) splits exactly as ``regex.findall`` on the same pattern, read with the pinned
+r"""The native pre-tokenizer (pretok*.h) splits exactly as ``regex.findall`` on the same pattern, read with the pinned
 Unicode tables.
 
 The oracle is ``regex.findall(golden_pattern(PATTERN), text)``: the pattern with ``\p{L}``, ``\p{N}``, ``\s`` and the
@@ -109,7 +109,7 @@ def test_split_equals_regex_findall(name, version, text):
     assert native_split(name, text, version) == reference_split(name, text, version)
 
 
-# Long runs of one character (the 16-byte SSE2 scans of ASCII letter and space runs in pretok.h), ending at every
+# Long runs of one character (the 16-byte SSE2 scans of ASCII letter and space runs in pretok_simd.h), ending at every
 # offset from the end of the text and from a 16-byte block, next to CR/LF, other whitespace and non-ASCII letters.
 run_strategy = st.lists(
     st.one_of(

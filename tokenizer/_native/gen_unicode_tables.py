@@ -183,7 +183,7 @@ def render_header(tables: list[Tables]) -> str:
     ascii_classes = {bytes(t.classes()[:128]) for t in tables}
     if len(ascii_classes) != 1:
         raise SystemExit(
-            "ASCII classes differ between table versions; pretok.h's ASCII fast path assumes they agree"
+            "ASCII classes differ between table versions; pretok_core.h's ASCII fast path assumes they agree"
         )
     names = ", ".join(t.unicode_version for t in tables)
     lines = [
