@@ -119,3 +119,32 @@ def test_encode_to_numpy_above_and_below_the_scratch_size():
         got = tok.encode_to_numpy(text, dtype="uint32")
         assert got.tolist() == tok.encode(text)
         assert tok.count_tokens(text) == got.size
+
+
+def test_single_calls_convert_every_storage_kind_exactly_as_utf8_bytes():
+    # Single calls convert a non-ASCII str themselves (str_utf8.h's Utf8Arg): ASCII stretches a word at a time,
+    # in a reused per-thread buffer, or in a buffer of its own past 8 MiB of UTF-8. Each result equals the same
+    # call on the str's UTF-8 bytes, the ids equal tiktoken's, and the piece offsets are byte offsets.
+    tok, ref = imported("cl100k_base"), reference("cl100k_base")
+    enc = tok._encoder()
+    rng = random.Random(5)
+    for kind, text in KINDS.items():
+        for _ in range(
+            20
+        ):  # ASCII runs of every length around the 8-byte word next to each kind's characters
+            parts = [
+                text[: rng.randrange(len(text) + 1)],
+                "a" * rng.randrange(0, 20),
+                text[rng.randrange(len(text)) :],
+            ]
+            t = "".join(parts)
+            data = t.encode("utf-8")
+            assert enc.count(t) == enc.count(data) == len(ref.encode_ordinary(t)), kind
+            assert enc.encode(t) == enc.encode(data) == ref.encode_ordinary(t), kind
+            assert bytes(enc.encode_to_buffer(t, 4)) == bytes(enc.encode_to_buffer(data, 4)), kind
+            assert enc.split(t) == enc.split(data), kind
+    big = ("Grüße " * 200 + KINDS["ucs2"] + "\n") * 5000  # > 8 MiB of UTF-8: its own buffer
+    assert len(big.encode("utf-8")) > 8 << 20
+    assert enc.count(big) == enc.count(big.encode("utf-8"))
+    with pytest.raises(InputError, match="U\\+D800"):
+        tok.count_tokens(big + "\ud800")

@@ -6,6 +6,7 @@
 // sized for the worst case, then shrunk in place) or, for lists, a per-thread scratch vector turned into a list of
 // pre-built int objects; `count` keeps no ids at all. The GIL is released while encoding.
 #include "encoder_object.h"
+#include "str_utf8.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -216,9 +217,10 @@ void Encoder_dealloc(EncoderObject* self) {
 }
 
 PyObject* Encoder_encode(EncoderObject* self, PyObject* text) {
-    const uint8_t* s;
-    size_t n;
-    if (!ready(self) || !check_builtin(self->enc) || !utf8_view(text, &s, &n)) return nullptr;
+    strutf8::Utf8Arg arg;
+    if (!ready(self) || !check_builtin(self->enc) || !arg.init(text)) return nullptr;
+    const uint8_t* s = arg.data();
+    const size_t n = arg.size();
     Scratch& scratch = thread_scratch();
     std::vector<uint32_t> out;
     out.swap(scratch.out);  // reuse this thread's buffer without holding a reference while the GIL is released
@@ -240,22 +242,22 @@ PyObject* Encoder_encode(EncoderObject* self, PyObject* text) {
 PyObject* Encoder_encode_to_buffer(EncoderObject* self, PyObject* args) {
     PyObject* text;
     int itemsize;
-    const uint8_t* s;
-    size_t n;
     if (!ready(self) || !PyArg_ParseTuple(args, "Oi", &text, &itemsize)) return nullptr;
     if (itemsize != 2 && itemsize != 4) {
         PyErr_SetString(PyExc_ValueError, "itemsize must be 2 or 4");
         return nullptr;
     }
-    if (!check_builtin(self->enc) || !utf8_view(text, &s, &n)) return nullptr;
-    return encode_into_bytearray(self->enc, s, n, itemsize);
+    strutf8::Utf8Arg arg;
+    if (!check_builtin(self->enc) || !arg.init(text)) return nullptr;
+    return encode_into_bytearray(self->enc, arg.data(), arg.size(), itemsize);
 }
 
 // The number of ids `encode` would return, without building them.
 PyObject* Encoder_count(EncoderObject* self, PyObject* text) {
-    const uint8_t* s;
-    size_t n;
-    if (!ready(self) || !check_builtin(self->enc) || !utf8_view(text, &s, &n)) return nullptr;
+    strutf8::Utf8Arg arg;
+    if (!ready(self) || !check_builtin(self->enc) || !arg.init(text)) return nullptr;
+    const uint8_t* s = arg.data();
+    const size_t n = arg.size();
     const Encoder* enc = self->enc;
     size_t m = 0;
     bool oom = false;
@@ -334,9 +336,10 @@ PyObject* Encoder_decode_bytes(EncoderObject* self, PyObject* ids) {
 
 // Piece end offsets of the built-in pre-tokenizer (for tests and tools).
 PyObject* Encoder_split(EncoderObject* self, PyObject* text) {
-    const uint8_t* s;
-    size_t n;
-    if (!ready(self) || !check_builtin(self->enc) || !utf8_view(text, &s, &n)) return nullptr;
+    strutf8::Utf8Arg arg;
+    if (!ready(self) || !check_builtin(self->enc) || !arg.init(text)) return nullptr;
+    const uint8_t* s = arg.data();
+    const size_t n = arg.size();
     std::vector<uint32_t> ends;
     bool ok = pretok_with(self->enc->pattern(), [&](auto next) {
         for (size_t pos = 0; pos < n;) {
