@@ -148,3 +148,20 @@ def test_single_calls_convert_every_storage_kind_exactly_as_utf8_bytes():
     assert enc.count(big) == enc.count(big.encode("utf-8"))
     with pytest.raises(InputError, match="U\\+D800"):
         tok.count_tokens(big + "\ud800")
+
+
+def test_ascii_blocks_convert_exactly_at_every_offset_of_every_storage_kind():
+    # The 16-unit SIMD copy of ASCII stretches (str_utf8.h's ascii_blocks) against the str's own UTF-8: one
+    # non-ASCII character of each storage kind at every offset of a 50-character ASCII text, and ASCII characters
+    # of every value (0x00-0x7F) through the same blocks.
+    enc = imported("cl100k_base")._encoder()
+    ascii_all = "".join(map(chr, range(128))) * 2
+    base = "the cat sat on the mat, print(x) + 42 and so on.."
+    for ch in ("\xe9", "\u4e2d", "\U0001f600"):  # latin-1, UCS-2, UCS-4 storage
+        for at in range(len(base) + 1):
+            t = base[:at] + ch + base[at:]
+            data = t.encode("utf-8")
+            assert enc.split(t) == enc.split(data), (ch, at)
+            assert enc.encode(t) == enc.encode(data), (ch, at)
+        t = ch + ascii_all + ch + ascii_all[:37]
+        assert enc.encode(t) == enc.encode(t.encode("utf-8")), ch

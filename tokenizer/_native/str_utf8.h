@@ -15,6 +15,10 @@
 #include <cstring>
 #include <vector>
 
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#endif
+
 namespace strutf8 {
 
 struct TextRef {
@@ -42,6 +46,37 @@ inline bool ref_of(PyObject* obj, TextRef* r) {
     return false;
 }
 
+#if defined(__SSE2__) || defined(_M_X64)
+// The ASCII prefix of u[0..n) (whole 16-unit blocks of it) written as bytes to w; returns the units done. 16 units
+// per step: one or more loads, an OR, a compare and a pack (PACKUS/PACKS), instead of a branch per unit.
+template <class U>
+inline size_t ascii_blocks(const U* u, size_t n, uint8_t* w) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m128i* p = reinterpret_cast<const __m128i*>(u + i);
+        __m128i out;
+        if constexpr (sizeof(U) == 1) {
+            out = _mm_loadu_si128(p);
+            if (_mm_movemask_epi8(out)) break;
+        } else if constexpr (sizeof(U) == 2) {
+            const __m128i a = _mm_loadu_si128(p), b = _mm_loadu_si128(p + 1);
+            const __m128i high = _mm_and_si128(_mm_or_si128(a, b), _mm_set1_epi16(static_cast<short>(0xFF80)));
+            if (_mm_movemask_epi8(_mm_cmpeq_epi16(high, _mm_setzero_si128())) != 0xFFFF) break;
+            out = _mm_packus_epi16(a, b);
+        } else {
+            const __m128i a = _mm_loadu_si128(p), b = _mm_loadu_si128(p + 1);
+            const __m128i c = _mm_loadu_si128(p + 2), d = _mm_loadu_si128(p + 3);
+            const __m128i any = _mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d));
+            const __m128i high = _mm_and_si128(any, _mm_set1_epi32(static_cast<int>(0xFFFFFF80u)));
+            if (_mm_movemask_epi8(_mm_cmpeq_epi32(high, _mm_setzero_si128())) != 0xFFFF) break;
+            out = _mm_packus_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d));
+        }
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(w + i), out);
+    }
+    return i;
+}
+#endif
+
 // Writes the UTF-8 of n code units to w (room for 4 bytes per unit); returns the bytes written, or SIZE_MAX for a
 // lone surrogate.
 template <class U>
@@ -57,6 +92,12 @@ inline size_t write_units(const U* u, size_t n, uint8_t* w) {
             uint64_t v;
             std::memcpy(&v, u + i, 8);
             if (!(v & kHigh)) {
+#if defined(__SSE2__) || defined(_M_X64)
+                const size_t k = ascii_blocks(u + i, n - i, w);  // and 16 units at a time once in a stretch
+                w += k;
+                i += k;
+                if (k) continue;
+#endif
                 for (size_t k = 0; k < kStep; ++k) w[k] = static_cast<uint8_t>(u[i + k]);
                 w += kStep;
                 i += kStep;
