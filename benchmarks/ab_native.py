@@ -12,7 +12,8 @@ tiktoken's on every corpus: a faster wrong build is not a result.
     PYTHONPATH=. python benchmarks/ab_native.py /tmp/a.so [--vocab o200k_base] [--mb 2] [--rounds 9]
 
 Corpora are bench_tokenizer_real.py's (mixed / code / zh). Paths: ``count`` (``Encoder.count``) and ``numpy``
-(``Encoder.encode_to_buffer``, the bytes behind ``encode_numpy``).
+(``Encoder.encode_to_buffer``, the bytes behind ``encode_numpy``); with ``--batch N``, ``count_batch`` and
+``encode_batch`` (itemsize 4) of the corpus split on blank lines, on N threads.
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ def main() -> None:
     ap.add_argument("--vocab", default="cl100k_base")
     ap.add_argument("--mb", type=float, default=2.0)
     ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        help="time count_batch/encode_batch of the corpus's documents on N threads",
+    )
     args = ap.parse_args()
 
     from bench_tokenizer_real import corpora
@@ -88,17 +95,32 @@ def main() -> None:
         print(f"{args.vocab}, {args.mb:g} MB corpora, best of {args.rounds}; MB/s and B/A")
         for name, text in texts.items():
             mb = len(text.encode()) / 2**20
+            docs = [d for d in text.split("\n\n") if d]
             for path in ("count", "numpy"):
                 best = {k: float("inf") for k in encs}
                 for _ in range(args.rounds):
                     for k, enc in encs.items():
-                        fresh = (text + ".")[:-1]  # a new str: CPython caches UTF-8 on the object
-                        fn = enc.count if path == "count" else (lambda t, e=enc: e.encode_to_buffer(t, 4))
+                        fn = call(enc, path, args.batch)
+                        arg = (
+                            [(d + ".")[:-1] for d in docs] if args.batch else (text + ".")[:-1]
+                        )  # new str objects
                         t0 = time.perf_counter()
-                        fn(fresh)
+                        fn(arg)
                         best[k] = min(best[k], time.perf_counter() - t0)
                 a, b = mb / best["A"], mb / best["B"]
-                print(f"  {name:6} {path:6} A {a:7.1f}  B {b:7.1f}  B/A {b / a:5.3f}")
+                label = f"{path} batch/{args.batch}" if args.batch else path
+                print(f"  {name:6} {label:14} A {a:7.1f}  B {b:7.1f}  B/A {b / a:5.3f}")
+
+
+def call(enc: Any, path: str, batch: int) -> Any:
+    """The timed call: CPython caches a str's UTF-8 on the object, so each call gets new str objects."""
+    if batch:
+        return (
+            (lambda d: enc.count_batch(d, batch))
+            if path == "count"
+            else (lambda d: enc.encode_batch(d, batch, 4))
+        )
+    return enc.count if path == "count" else (lambda t: enc.encode_to_buffer(t, 4))
 
 
 def check_ids(encs: dict[str, Any], texts: dict[str, str], vocab: str) -> None:

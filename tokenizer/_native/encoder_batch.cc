@@ -7,6 +7,7 @@
 // bytearray per text ran serially under the GIL, and a 16-thread batch of Chinese documents scaled ~3x.
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@
 
 #include "encoder_object.h"
 #include "str_utf8.h"
+#include "worker_pool.h"
 
 namespace encoder_py {
 namespace {
@@ -64,12 +66,14 @@ struct Batch {
     std::vector<Chunk<T>> chunks;
     std::vector<size_t> order;  // chunks, largest first
     std::atomic<bool> unencodable{false}, oom{false};
+    WorkerPool* pool = nullptr;  // this process's (looked up in plan, under the GIL)
 
     // Record the texts (GIL held) and cut them into chunks of about equal cost, handed out largest first (LPT:
     // one big document handed out last would leave the other threads idle). Chunks, not single texts: 95k short
     // documents cost 95k atomic increments otherwise.
     bool plan(PyObject* texts, size_t nthreads) {
         const size_t count = static_cast<size_t>(PyList_GET_SIZE(texts));
+        if (nthreads > 1) pool = WorkerPool::current();
         refs.resize(count);
         start.assign(count, 0);
         ntok.assign(count, 0);
@@ -117,14 +121,16 @@ struct Batch {
                 }
             }
         };
-        std::vector<std::thread> pool;
+        // The pool's warm threads (worker_pool.h); threads of this call's own when another call holds it.
+        if (nthreads > 1 && pool && pool->try_run(nthreads - 1, std::function<void()>(work))) return;
+        std::vector<std::thread> own;
         try {
-            for (size_t t = 1; t < nthreads; ++t) pool.emplace_back(work);
+            for (size_t t = 1; t < nthreads; ++t) own.emplace_back(work);
         } catch (const std::system_error&) {
             // could not start more threads: the calling thread does the rest
         }
         work();
-        for (auto& th : pool) th.join();
+        for (auto& th : own) th.join();
     }
 
     // After the join, with the GIL: the exception of a failed run (false when there is none).

@@ -1,6 +1,6 @@
 // What the translation units of tokenizer._native._encoder share: the Python object and a few binding helpers.
 //   encoder.cc        -- module and type: construction, single-text encode/count, pieces, decode, split
-//   encoder_batch.cc  -- encode_batch / count_batch: a list of str over native threads, GIL released
+//   encoder_batch.cc  -- encode_batch / count_batch: a list of str over native threads (worker_pool.h), GIL released
 //   encoder_packed.cc -- encode_packed: many UTF-8 texts side by side in one buffer
 #pragma once
 
