@@ -7,7 +7,6 @@
 // bytearray per text ran serially under the GIL, and a 16-thread batch of Chinese documents scaled ~3x.
 #include <algorithm>
 #include <atomic>
-#include <functional>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -122,7 +121,7 @@ struct Batch {
             }
         };
         // The pool's warm threads (worker_pool.h); threads of this call's own when another call holds it.
-        if (nthreads > 1 && pool && pool->try_run(nthreads - 1, std::function<void()>(work))) return;
+        if (nthreads > 1 && pool && pool->try_run(nthreads - 1, work)) return;
         std::vector<std::thread> own;
         try {
             for (size_t t = 1; t < nthreads; ++t) own.emplace_back(work);

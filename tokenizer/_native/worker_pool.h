@@ -17,7 +17,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
+#include <exception>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -42,39 +42,44 @@ class WorkerPool {
         return pool;
     }
 
-    // Run `work` on `extra` pool threads and on the calling thread, and return when all are done. False, having
-    // run nothing, when another call holds the pool.
-    bool try_run(size_t extra, const std::function<void()>& work) {
+    // Run `work()` on `extra` pool threads and on the calling thread, and return when all are done. False, having
+    // run nothing, when another call holds the pool. Nothing is allocated per call but the threads still missing.
+    template <class F>
+    bool try_run(size_t extra, F& work) {
+        return try_run_erased(extra, [](void* w) { (*static_cast<F*>(w))(); }, &work);
+    }
+
+  private:
+    explicit WorkerPool(long pid) : pid_(pid) {}
+
+    bool try_run_erased(size_t extra, void (*fn)(void*), void* arg) {
         std::unique_lock<std::mutex> turn(turn_, std::try_to_lock);
         if (!turn.owns_lock()) return false;
         while (threads_ < extra) {
             try {
                 std::thread(&WorkerPool::serve, this).detach();
-            } catch (const std::system_error&) {
-                break;  // no more threads: the ones there are do the work
+            } catch (const std::exception&) {  // std::system_error or std::bad_alloc: no more threads
+                break;                          // the ones there are do the work
             }
             ++threads_;
         }
         if (extra > threads_) extra = threads_;
         {
             std::lock_guard<std::mutex> l(mu_);
-            job_ = &work;
+            fn_ = fn;
+            arg_ = arg;
             open_ = extra;
             busy_ = extra;
             ++generation_;
         }
         if (extra) wake_.notify_all();
-        work();
+        fn(arg);
         std::unique_lock<std::mutex> l(mu_);
         done_.wait(l, [this] { return busy_ == 0; });
-        job_ = nullptr;
+        fn_ = nullptr;
+        arg_ = nullptr;
         return true;
     }
-
-    size_t threads() const { return threads_; }
-
-  private:
-    explicit WorkerPool(long pid) : pid_(pid) {}
 
     void serve() {
         uint64_t seen = 0;
@@ -83,9 +88,10 @@ class WorkerPool {
             wake_.wait(l, [&] { return generation_ != seen && open_ > 0; });
             seen = generation_;
             --open_;  // this thread takes one of the call's places
-            const std::function<void()>* job = job_;
+            void (*fn)(void*) = fn_;
+            void* arg = arg_;
             l.unlock();
-            (*job)();
+            fn(arg);
             l.lock();
             if (--busy_ == 0) done_.notify_all();
         }
@@ -95,11 +101,12 @@ class WorkerPool {
     std::mutex turn_;  // held by the call using the pool
     std::mutex mu_;    // guards the fields below
     std::condition_variable wake_, done_;
-    const std::function<void()>* job_ = nullptr;
+    void (*fn_)(void*) = nullptr;  // the call's work, and its argument
+    void* arg_ = nullptr;
     uint64_t generation_ = 0;
     size_t open_ = 0;     // places of this call not yet taken by a thread
     size_t busy_ = 0;     // places taken or open whose work has not finished
-    size_t threads_ = 0;  // started so far (only try_run's holder changes it)
+    size_t threads_ = 0;  // started so far (only the holder of turn_ changes it)
 };
 
 }  // namespace encoder_py
