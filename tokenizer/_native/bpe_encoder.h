@@ -15,8 +15,9 @@
 //      Pieces up to 64 bytes use the simple rescan (fast for short pieces); longer ones use a linked list plus a
 //      lazy min-heap keyed by (rank, position), O(n log n), so a 1 MB run of one letter is not quadratic.
 // The tables are the main cache misses, so they are compact: a token slot holds the token's first 8 bytes and
-// length (16 bytes per slot, load factor <= 2/3), a pair slot holds key and value together, and the first round
-// of merges uses a dense 256x256 table. Everything here is const after construction: safe from many threads.
+// length (16 bytes per slot, load factor <= 2/3; a parallel array holds the last 8 bytes of tokens of 9-16 bytes,
+// so that checking one costs no cache miss that waits on another), a pair slot holds key and value together, and
+// the first round of merges uses a dense 256x256 table. Everything here is const after construction: safe from many threads.
 #pragma once
 
 #include <algorithm>
@@ -63,6 +64,7 @@ class Encoder {
         }
         size_t cap = table_capacity(num_ordinary_);
         slots_.assign(cap, Slot{0, 0, 0});
+        tails_.assign(cap, 0);
         slot_mask_ = cap - 1;
         for (uint32_t id = 0; id < num_ordinary_; ++id) {
             if (len(id) == 0) continue;  // unassigned id
@@ -72,6 +74,7 @@ class Encoder {
             size_t i = h & slot_mask_;
             while (slots_[i].id1) i = (i + 1) & slot_mask_;
             slots_[i] = Slot{load_head(ptr(id), len(id)), slot_meta(h, len(id)), id + 1};
+            if (len(id) > 8 && len(id) <= 16) tails_[i] = load_u64(ptr(id) + len(id) - 8);
         }
         // (left, right) -> rank: every split of every multi-byte token, ranked by the token's id; or the merge list.
         std::vector<std::pair<uint64_t, uint32_t>> pairs;
@@ -125,8 +128,9 @@ class Encoder {
             if (q.head != head || q.meta != meta) continue;
             const uint32_t id = q.id1 - 1;
             if (n <= 8) return id;  // the head is the whole token
-            // The length is in meta below 0xFFFF; up to 16 bytes, the last 8 bytes are one word (no memcmp call).
-            if (n <= 16 ? load_u64(ptr(id) + n - 8) == load_u64(p + n - 8)
+            // The length is in meta below 0xFFFF. Up to 16 bytes, the last 8 bytes are the slot's tail word, at the
+            // slot's index in tails_: its load does not wait for the slot's (unlike offsets_[id], then data_).
+            if (n <= 16 ? tails_[i] == load_u64(p + n - 8)
                         : len(id) == n && std::memcmp(ptr(id) + 8, p + 8, n - 8) == 0)
                 return id;
         }
@@ -369,6 +373,7 @@ class Encoder {
     std::string data_;
     std::vector<uint32_t> offsets_;
     HugeArray<Slot> slots_;
+    HugeArray<uint64_t> tails_;  // per slot: the last 8 bytes of a token of 9-16 bytes (else 0)
     size_t slot_mask_ = 0;
     size_t max_len_ = 1;
     struct PairSlot {
