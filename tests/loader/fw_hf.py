@@ -126,6 +126,11 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     train(mix, out, max_steps=10)
     train(mix, out, max_steps=20, resume=str(out / "checkpoint-10"))
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        # Stop gloo's threads before the interpreter exits: left to exit, a rank now and then aborted there
+        # ("terminate called without an active exception", SIGABRT) after training had finished.
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
