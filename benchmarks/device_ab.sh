@@ -47,7 +47,9 @@ perf)
     ;;
 base)
     rm -rf $W/base_native && mkdir -p $W/base_native
-    for f in $(git ls-files "$N" | grep -E '\.(h|cc)$'); do git show "${1:-HEAD}:$f" > "$W/base_native/$(basename "$f")"; done
+    for f in $(git ls-files "$N" | grep -E '\.(h|cc)$'); do
+        git show "${1:-HEAD}:$f" > "$W/base_native/$(basename "$f")"
+    done
     ;;
 run)
     setup_device
@@ -56,7 +58,8 @@ run)
     build() {  # out.so source-dir [defines...]
         local out=$1 dir=$2
         shift 2
-        g++ "${flags[@]}" "$@" -I"$dir" -I"$inc" "$dir"/encoder.cc "$dir"/encoder_batch.cc "$dir"/encoder_packed.cc -o "$out"
+        g++ "${flags[@]}" "$@" -I"$dir" -I"$inc" -o "$out" \
+            "$dir"/encoder.cc "$dir"/encoder_batch.cc "$dir"/encoder_packed.cc
     }
     variants=()
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do variants+=("$1"); shift; done

@@ -22,10 +22,11 @@ sys.path.insert(0, str(ROOT / "tests" / "tokenizer"))
 def path_fn(impl: str, vocab: str, path: str) -> Callable[[str], Any]:
     """The timed call of `impl` (ours, toktok) for `path` (count, numpy)."""
     if impl == "ours":
+        from ab_native import call
+
         from tokenizer import Tokenizer
 
-        enc = Tokenizer.from_tiktoken(vocab)._encoder()
-        return enc.count if path == "count" else (lambda t: enc.encode_to_buffer(t, 4))
+        return call(Tokenizer.from_tiktoken(vocab)._encoder(), path, 0)
     if impl == "toktok":
         import toktok
 

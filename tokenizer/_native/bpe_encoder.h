@@ -17,7 +17,8 @@
 // The tables are the main cache misses, so they are compact: a token slot holds the token's first 8 bytes and
 // length (16 bytes per slot, load factor <= 2/3; a parallel array holds the last 8 bytes of tokens of 9-16 bytes,
 // so that checking one costs no cache miss that waits on another), a pair slot holds key and value together, and
-// the first round of merges uses a dense 256x256 table. Everything here is const after construction: safe from many threads.
+// the first round of merges uses a dense 256x256 table. Everything here is const after construction: safe from
+// many threads.
 #pragma once
 
 #include <algorithm>
